@@ -1,0 +1,1 @@
+//! The hyper transport of the authentication service (filled by the server issue).

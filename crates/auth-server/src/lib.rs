@@ -1,0 +1,1 @@
+//! The composition root of the `auth-server` binary (filled by the server issue).

@@ -1,0 +1,1 @@
+//! The SQLite store adapter (filled by the store issue).

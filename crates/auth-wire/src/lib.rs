@@ -1,0 +1,1 @@
+//! JSON and XML envelopes and request decoding of the portal authentication API (filled by the wire issue).
