@@ -1,1 +1,50 @@
-//! The rules of portal authentication.
+//! The rules of portal authentication, as pure code.
+//!
+//! `auth-core` decides who may log in, when a second factor is needed, how codes and tokens are made,
+//! checked and burnt, and what is audited. It never does I/O of its own: stores, the SMS gateway, the
+//! password hasher, the clock and randomness all come in through the traits of [`ports`].
+//! It knows nothing of HTTP, JSON, XML or SQL; the transport and the store adapters translate.
+//!
+//! The entry point is [`AuthService`]: one object with every user-facing and admin operation.
+//! With the `testkit` feature the crate also ships in-memory fakes of every port and the store
+//! conformance suite that each store adapter runs against itself.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+pub mod audit;
+pub mod backup;
+pub mod crypto;
+pub mod error;
+pub mod model;
+pub mod outbox;
+pub mod password;
+pub mod phone;
+pub mod ports;
+pub mod secret;
+pub mod service;
+pub mod sms;
+pub mod throttle;
+pub mod token;
+pub mod totp;
+
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
+
+pub use audit::{AuditAction, AuditEvent, AuditFilter};
+pub use error::AuthError;
+pub use model::{
+    Language, Portal, PortalId, PortalSettings, Profile, SmsLimits, TfaMode, User, UserId,
+};
+pub use ports::Store;
+pub use secret::SecretString;
+pub use service::{
+    AuthService, Credentials, LoginOutcome, RequestContext, Session, TokenIssued, Via,
+};
+
+/// Instants, as the whole crate uses them (re-exported so adapters need no jiff of their own).
+pub use jiff::{SignedDuration, Timestamp};
+
+/// `ts + d`, saturating at the ends of the representable range instead of panicking.
+pub(crate) fn later(ts: Timestamp, d: SignedDuration) -> Timestamp {
+    ts.saturating_add(d).unwrap_or(if d.is_negative() { Timestamp::MIN } else { Timestamp::MAX })
+}

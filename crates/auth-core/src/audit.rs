@@ -1,0 +1,134 @@
+//! The audit trail: what happened, to whom, from where, with the upstream action codes (spec §7).
+//!
+//! An event never carries a password, code or token; `reason` says why a login failed in words an
+//! operator can act on ("wrong password", "unknown user"), which the client never sees.
+
+use std::net::IpAddr;
+
+use jiff::Timestamp;
+
+use crate::model::{PortalId, UserId};
+
+/// The audited actions, with the upstream `MessageAction` numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    /// `LoginSuccessViaApi` (1010): token issued without a second factor.
+    LoginSuccessViaApi,
+    /// `LoginFailViaApi` (1013): credentials refused.
+    LoginFailViaApi,
+    /// `LoginFailBruteForce` (1023): refused by the login throttle.
+    LoginFailBruteForce,
+    /// `LoginSuccessViaApiSms` (1012): token issued after an SMS code.
+    LoginSuccessViaApiSms,
+    /// `LoginSuccessViaApiTfa` (1024): token issued after a TOTP or backup code.
+    LoginSuccessViaApiTfa,
+    /// `LoginFailViaApiSms` (1014): wrong SMS code.
+    LoginFailViaApiSms,
+    /// `LoginFailViaApiTfa` (1025): wrong TOTP or backup code.
+    LoginFailViaApiTfa,
+    /// `UserUpdatedMobileNumber` (4029): phone stored, activated or reset.
+    UserUpdatedMobileNumber,
+    /// `UserConnectedTfaApp` (4032): TOTP app activated.
+    UserConnectedTfaApp,
+    /// `UserDisconnectedTfaApp` (4033): TOTP app reset.
+    UserDisconnectedTfaApp,
+    /// `Logout` (1006).
+    Logout,
+}
+
+impl AuditAction {
+    /// Every action, in code order.
+    pub const ALL: [AuditAction; 11] = [
+        AuditAction::Logout,
+        AuditAction::LoginSuccessViaApi,
+        AuditAction::LoginSuccessViaApiSms,
+        AuditAction::LoginFailViaApi,
+        AuditAction::LoginFailViaApiSms,
+        AuditAction::LoginFailBruteForce,
+        AuditAction::LoginSuccessViaApiTfa,
+        AuditAction::LoginFailViaApiTfa,
+        AuditAction::UserUpdatedMobileNumber,
+        AuditAction::UserConnectedTfaApp,
+        AuditAction::UserDisconnectedTfaApp,
+    ];
+
+    /// The upstream number.
+    pub fn code(self) -> u32 {
+        match self {
+            AuditAction::LoginSuccessViaApi => 1010,
+            AuditAction::LoginFailViaApi => 1013,
+            AuditAction::LoginFailBruteForce => 1023,
+            AuditAction::LoginSuccessViaApiSms => 1012,
+            AuditAction::LoginSuccessViaApiTfa => 1024,
+            AuditAction::LoginFailViaApiSms => 1014,
+            AuditAction::LoginFailViaApiTfa => 1025,
+            AuditAction::UserUpdatedMobileNumber => 4029,
+            AuditAction::UserConnectedTfaApp => 4032,
+            AuditAction::UserDisconnectedTfaApp => 4033,
+            AuditAction::Logout => 1006,
+        }
+    }
+
+    /// The upstream name.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuditAction::LoginSuccessViaApi => "LoginSuccessViaApi",
+            AuditAction::LoginFailViaApi => "LoginFailViaApi",
+            AuditAction::LoginFailBruteForce => "LoginFailBruteForce",
+            AuditAction::LoginSuccessViaApiSms => "LoginSuccessViaApiSms",
+            AuditAction::LoginSuccessViaApiTfa => "LoginSuccessViaApiTfa",
+            AuditAction::LoginFailViaApiSms => "LoginFailViaApiSms",
+            AuditAction::LoginFailViaApiTfa => "LoginFailViaApiTfa",
+            AuditAction::UserUpdatedMobileNumber => "UserUpdatedMobileNumber",
+            AuditAction::UserConnectedTfaApp => "UserConnectedTfaApp",
+            AuditAction::UserDisconnectedTfaApp => "UserDisconnectedTfaApp",
+            AuditAction::Logout => "Logout",
+        }
+    }
+
+    /// The action with this upstream number.
+    pub fn from_code(code: u32) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.code() == code)
+    }
+}
+
+/// One audited event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// When.
+    pub at: Timestamp,
+    /// Which portal.
+    pub portal: PortalId,
+    /// Which user, when known.
+    pub user: Option<UserId>,
+    /// The login name as typed, when no user was found (lower-cased, truncated).
+    pub login: Option<String>,
+    /// What.
+    pub action: AuditAction,
+    /// The client's IP.
+    pub ip: IpAddr,
+    /// The client's `User-Agent` (truncated).
+    pub user_agent: Option<String>,
+    /// Why, for failures (never a secret).
+    pub reason: Option<String>,
+}
+
+/// Which events to list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only this portal.
+    pub portal: Option<PortalId>,
+    /// Only this user.
+    pub user: Option<UserId>,
+    /// Only this action.
+    pub action: Option<AuditAction>,
+}
+
+impl AuditFilter {
+    /// Whether an event passes.
+    pub fn matches(&self, e: &AuditEvent) -> bool {
+        self.portal.is_none_or(|p| p == e.portal)
+            && self.user.is_none_or(|u| Some(u) == e.user)
+            && self.action.is_none_or(|a| a == e.action)
+    }
+}

@@ -1,0 +1,170 @@
+//! Passwords: argon2id PHC strings (RustCrypto `argon2`), with configurable cost (spec §5.1).
+//!
+//! [`Argon2Hasher`] hashes on the calling thread; the server wraps it in a bounded pool so hashing never
+//! blocks the async runtime and an overload answers "busy" instead of queueing without bound.
+//! Every hasher also carries a dummy hash made with its own parameters: verifying an unknown user's
+//! password against it costs exactly what a real verification costs.
+
+use std::sync::Arc;
+
+use argon2::password_hash::{
+    PasswordHash as Phc, PasswordHasher as _, PasswordVerifier as _, SaltString,
+};
+use argon2::{Algorithm, Argon2, Params, Version};
+use async_trait::async_trait;
+
+use crate::ports::{HashError, PasswordHasher, Rng, RngExt};
+use crate::secret::SecretString;
+
+/// A password hash as a PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordHash(String);
+
+impl PasswordHash {
+    /// Wraps a stored PHC string (checked when used).
+    pub fn from_phc(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The PHC string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The hash is not the password, but it is still offline-attackable material.
+        f.write_str("PasswordHash(<redacted>)")
+    }
+}
+
+/// argon2id cost parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashParams {
+    /// Memory in KiB.
+    pub m_cost_kib: u32,
+    /// Iterations.
+    pub t_cost: u32,
+    /// Lanes.
+    pub p_cost: u32,
+}
+
+impl Default for HashParams {
+    /// OWASP's recommendation: m=19 MiB, t=2, p=1.
+    fn default() -> Self {
+        Self { m_cost_kib: 19 * 1024, t_cost: 2, p_cost: 1 }
+    }
+}
+
+impl HashParams {
+    /// The smallest parameters argon2 allows, for tests only: never use them in a server.
+    pub fn insecure_for_tests() -> Self {
+        Self { m_cost_kib: 8, t_cost: 1, p_cost: 1 }
+    }
+}
+
+/// argon2id on the calling thread.
+pub struct Argon2Hasher {
+    argon: Argon2<'static>,
+    rng: Arc<dyn Rng>,
+    dummy: PasswordHash,
+}
+
+impl std::fmt::Debug for Argon2Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Argon2Hasher").field("params", self.argon.params()).finish_non_exhaustive()
+    }
+}
+
+impl Argon2Hasher {
+    /// A hasher with these parameters; salts come from `rng`.
+    pub fn new(params: HashParams, rng: Arc<dyn Rng>) -> Result<Self, HashError> {
+        let p = Params::new(params.m_cost_kib, params.t_cost, params.p_cost, None)
+            .map_err(|e| HashError::Failed(format!("invalid argon2 parameters: {e}")))?;
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, p);
+        let mut me = Self { argon, rng, dummy: PasswordHash(String::new()) };
+        let filler: [u8; 16] = me.rng.bytes();
+        me.dummy = me.hash_sync(&SecretString::new(data_encoding::HEXLOWER.encode(&filler)))?;
+        Ok(me)
+    }
+
+    /// Hashes on this thread.
+    pub fn hash_sync(&self, password: &SecretString) -> Result<PasswordHash, HashError> {
+        let salt_bytes: [u8; 16] = self.rng.bytes();
+        let salt =
+            SaltString::encode_b64(&salt_bytes).map_err(|e| HashError::Failed(e.to_string()))?;
+        let phc = self
+            .argon
+            .hash_password(password.expose().as_bytes(), &salt)
+            .map_err(|e| HashError::Failed(e.to_string()))?;
+        Ok(PasswordHash(phc.to_string()))
+    }
+
+    /// Verifies on this thread. A hash with other parameters (an older cost) still verifies.
+    pub fn verify_sync(
+        &self,
+        password: &SecretString,
+        hash: &PasswordHash,
+    ) -> Result<bool, HashError> {
+        let phc = Phc::new(&hash.0).map_err(|_| HashError::Malformed)?;
+        match self.argon.verify_password(password.expose().as_bytes(), &phc) {
+            Ok(()) => Ok(true),
+            Err(argon2::password_hash::Error::Password) => Ok(false),
+            Err(e) => Err(HashError::Failed(e.to_string())),
+        }
+    }
+
+    /// A hash of a random password with this hasher's parameters, for unknown users.
+    pub fn dummy_hash(&self) -> &PasswordHash {
+        &self.dummy
+    }
+}
+
+#[async_trait]
+impl PasswordHasher for Argon2Hasher {
+    async fn hash(&self, password: &SecretString) -> Result<PasswordHash, HashError> {
+        self.hash_sync(password)
+    }
+
+    async fn verify(
+        &self,
+        password: &SecretString,
+        hash: &PasswordHash,
+    ) -> Result<bool, HashError> {
+        self.verify_sync(password, hash)
+    }
+
+    fn dummy_hash(&self) -> PasswordHash {
+        self.dummy.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::SeqRng;
+
+    #[test]
+    fn hash_then_verify() {
+        let h =
+            Argon2Hasher::new(HashParams::insecure_for_tests(), Arc::new(SeqRng::new(9))).unwrap();
+        let pw = SecretString::new("correct horse");
+        let hash = h.hash_sync(&pw).unwrap();
+        assert!(hash.as_str().starts_with("$argon2id$v=19$m=8,t=1,p=1$"));
+        assert!(!hash.as_str().contains("correct horse"));
+        assert!(h.verify_sync(&pw, &hash).unwrap());
+        assert!(!h.verify_sync(&SecretString::new("wrong"), &hash).unwrap());
+        assert!(!h.verify_sync(&pw, h.dummy_hash()).unwrap());
+        assert!(matches!(
+            h.verify_sync(&pw, &PasswordHash::from_phc("nonsense")),
+            Err(HashError::Malformed)
+        ));
+        assert_eq!(format!("{hash:?}"), "PasswordHash(<redacted>)");
+    }
+
+    #[test]
+    fn default_parameters_are_owasp() {
+        assert_eq!(HashParams::default(), HashParams { m_cost_kib: 19456, t_cost: 2, p_cost: 1 });
+    }
+}

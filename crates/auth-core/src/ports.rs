@@ -1,0 +1,474 @@
+//! The ports: every way auth-core touches the world.
+//!
+//! auth-core never does I/O. Stores, the SMS gateway, social providers, the password hasher, the clock
+//! and randomness all come in through these traits, which adapters implement (auth-sqlite for the
+//! stores, auth-server for the clock, randomness and gateways). All async ports use `async-trait`
+//! so they can be held as `Arc<dyn …>`.
+//!
+//! Each method documents its contract. The atomicity promises (marked MUST) are what keep the
+//! security limits exact when several server processes share one database: an adapter that breaks
+//! one fails the conformance suite in `testkit::conformance`.
+
+use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
+
+use crate::audit::{AuditEvent, AuditFilter};
+use crate::model::{Portal, PortalId, User, UserId};
+use crate::password::PasswordHash;
+use crate::secret::SecretString;
+use crate::throttle::{Acquire, Rule, Slot};
+
+/// Why a store call failed. Absence is `Option`, never an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken (duplicate e-mail in a portal, duplicate host).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The store could not answer (I/O error, database locked, disk full, read-only). Retryable.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The stored data could not be read back (corruption, newer schema).
+    #[error("store data invalid: {0}")]
+    Corrupt(String),
+}
+
+/// Result of store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Users of all portals.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Inserts a new user. MUST return `Conflict` when the portal already has a user with the same
+    /// e-mail (compared case-insensitively) or the id exists.
+    async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    /// The user with this id.
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
+    /// The user of `portal` whose lower-cased e-mail is `email_lower`.
+    async fn user_by_email(&self, portal: PortalId, email_lower: &str)
+    -> StoreResult<Option<User>>;
+    /// Users of one portal (or of all), oldest first.
+    async fn list_users(&self, portal: Option<PortalId>) -> StoreResult<Vec<User>>;
+    /// How many users exist in all portals.
+    async fn count_users(&self) -> StoreResult<u64>;
+    /// Replaces the password hash; false when the user does not exist.
+    async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> StoreResult<bool>;
+    /// Disables or enables; false when the user does not exist.
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool>;
+    /// Sets (or clears) the phone and its activation flag unconditionally (admin reset).
+    async fn set_phone(
+        &self,
+        id: UserId,
+        phone: Option<&str>,
+        activated: bool,
+    ) -> StoreResult<bool>;
+    /// Stores `phone` as not activated, MUST only succeed while the current phone is not activated
+    /// (one statement: check and write together). False when it is activated or the user is missing.
+    async fn set_phone_if_unactivated(&self, id: UserId, phone: &str) -> StoreResult<bool>;
+    /// Marks the phone activated, MUST only when the stored phone still equals `phone`.
+    async fn activate_phone(&self, id: UserId, phone: &str) -> StoreResult<bool>;
+}
+
+/// Portals (tenants).
+#[async_trait]
+pub trait PortalStore: Send + Sync {
+    /// Inserts a portal. MUST return `Conflict` when one of its hosts belongs to another portal.
+    async fn insert_portal(&self, portal: &Portal) -> StoreResult<()>;
+    /// Replaces name, hosts and settings; false when it does not exist. `Conflict` as for insert.
+    async fn update_portal(&self, portal: &Portal) -> StoreResult<bool>;
+    /// All portals, oldest first.
+    async fn list_portals(&self) -> StoreResult<Vec<Portal>>;
+}
+
+/// One SMS code as stored: only its keyed hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SmsCodeRecord {
+    /// Whose code.
+    pub user: UserId,
+    /// The phone (digits) it was sent to.
+    pub phone: String,
+    /// Keyed hash of the code.
+    pub code_hash: [u8; 32],
+    /// When it was issued.
+    pub issued_at: Timestamp,
+    /// When it stops being accepted.
+    pub expires_at: Timestamp,
+}
+
+/// Outstanding SMS codes.
+#[async_trait]
+pub trait SmsCodeStore: Send + Sync {
+    /// Adds a code. In the same transaction it MUST drop the user's expired codes (at `now`) and then
+    /// the oldest ones beyond `max_outstanding`, so no more than that many are ever outstanding.
+    async fn insert_sms_code(
+        &self,
+        code: &SmsCodeRecord,
+        max_outstanding: u32,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// The newest code of `user` for `phone` not expired at `now`.
+    async fn newest_sms_code(
+        &self,
+        user: UserId,
+        phone: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<SmsCodeRecord>>;
+    /// If an unexpired code of `user` for `phone` has this hash, deletes ALL codes of the user and
+    /// returns true; else changes nothing and returns false. MUST be atomic: of any number of
+    /// concurrent calls with the same code, exactly one returns true.
+    async fn consume_sms_code(
+        &self,
+        user: UserId,
+        phone: &str,
+        code_hash: &[u8; 32],
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Deletes every code of the user.
+    async fn burn_sms_codes(&self, user: UserId) -> StoreResult<()>;
+}
+
+/// A user's TOTP state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TotpRecord {
+    /// The 20-byte secret sealed with the server key.
+    pub sealed_secret: Vec<u8>,
+    /// Whether a first code was accepted.
+    pub activated: bool,
+    /// The newest time step that was accepted; no step at or before it validates again.
+    pub last_step: Option<u64>,
+}
+
+/// One backup code as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupCodeRecord {
+    /// Keyed hash of the normalised code.
+    pub code_hash: [u8; 32],
+    /// Whether it has been used.
+    pub used: bool,
+}
+
+/// TOTP secrets, used steps and backup codes.
+#[async_trait]
+pub trait TotpStore: Send + Sync {
+    /// The user's TOTP state.
+    async fn totp(&self, user: UserId) -> StoreResult<Option<TotpRecord>>;
+    /// Creates a not-activated record with this secret, MUST only when the user has none
+    /// (concurrent first logins then agree on one secret). True when created.
+    async fn create_totp(&self, user: UserId, sealed_secret: &[u8]) -> StoreResult<bool>;
+    /// Records `step` as used, MUST only when it is later than the last used step (compare and set in
+    /// one statement). True when recorded; of concurrent calls with one step exactly one is true.
+    async fn use_totp_step(&self, user: UserId, step: u64) -> StoreResult<bool>;
+    /// Marks the app activated, MUST only when it was not; in the same transaction replaces the
+    /// backup codes with `backup_hashes` and stores `reveal` (the sealed plaintext, shown once).
+    /// True when this call activated it.
+    async fn activate_totp(
+        &self,
+        user: UserId,
+        backup_hashes: &[[u8; 32]],
+        reveal: &[u8],
+    ) -> StoreResult<bool>;
+    /// Removes the TOTP state, the backup codes and any pending reveal.
+    async fn delete_totp(&self, user: UserId) -> StoreResult<()>;
+    /// The backup codes in issue order.
+    async fn backup_codes(&self, user: UserId) -> StoreResult<Vec<BackupCodeRecord>>;
+    /// Replaces the backup codes and the pending reveal in one transaction.
+    async fn replace_backup_codes(
+        &self,
+        user: UserId,
+        backup_hashes: &[[u8; 32]],
+        reveal: Option<&[u8]>,
+    ) -> StoreResult<()>;
+    /// Marks the unused code with this hash used. MUST be atomic: exactly one of concurrent calls
+    /// with one code returns true.
+    async fn use_backup_code(&self, user: UserId, code_hash: &[u8; 32]) -> StoreResult<bool>;
+    /// Returns and deletes the pending reveal, atomically (shown once).
+    async fn take_backup_reveal(&self, user: UserId) -> StoreResult<Option<Vec<u8>>>;
+}
+
+/// An issued token as stored: only its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// SHA-256 of the token's text.
+    pub hash: [u8; 32],
+    /// Whose token.
+    pub user: UserId,
+    /// Which portal it was issued by.
+    pub portal: PortalId,
+    /// When it was issued.
+    pub issued_at: Timestamp,
+    /// When it stops being accepted.
+    pub expires_at: Timestamp,
+}
+
+/// Issued tokens. Revocation deletes, so a revoked token is unknown to every process at once.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Stores a new token. MUST be durable when it returns (the client is about to get the token).
+    async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()>;
+    /// The token with this hash (expired ones may still be returned; the core checks).
+    async fn token_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<TokenRecord>>;
+    /// Revokes one token; true when it existed.
+    async fn revoke_token(&self, hash: &[u8; 32]) -> StoreResult<bool>;
+    /// Revokes every token of a user; returns how many.
+    async fn revoke_user_tokens(&self, user: UserId) -> StoreResult<u64>;
+    /// Revokes every token of a portal; returns how many.
+    async fn revoke_portal_tokens(&self, portal: PortalId) -> StoreResult<u64>;
+    /// Deletes tokens expired before `now`; returns how many.
+    async fn purge_expired_tokens(&self, now: Timestamp) -> StoreResult<u64>;
+}
+
+/// Sliding-window counters for every throttle (see [`crate::throttle`]).
+#[async_trait]
+pub trait CounterStore: Send + Sync {
+    /// MUST, in one transaction: drop the key's events older than `rule.retention()`; if the key's
+    /// block is later than `now`, refuse with it; if `rule.refused_until(now, events)` refuses, store
+    /// that block and refuse; else record an event at `now` and grant its slot.
+    async fn acquire(&self, key: &str, rule: &Rule, now: Timestamp) -> StoreResult<Acquire>;
+    /// Deletes the event of a granted slot (the attempt turned out not to count).
+    async fn release(&self, slot: Slot) -> StoreResult<()>;
+    /// Records an event at `now` without any check (it counts for later acquires).
+    async fn record(&self, key: &str, rule: &Rule, now: Timestamp) -> StoreResult<()>;
+    /// Forgets every event and block of the key.
+    async fn reset(&self, key: &str) -> StoreResult<()>;
+}
+
+/// The audit trail (append only).
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends one event.
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// The newest events matching the filter, newest first, at most `limit`.
+    async fn recent_audit(&self, filter: &AuditFilter, limit: u32) -> StoreResult<Vec<AuditEvent>>;
+}
+
+/// An SMS waiting in (or gone through) the durable outbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxMessage {
+    /// Store-assigned id.
+    pub id: i64,
+    /// The portal that sent it.
+    pub portal: PortalId,
+    /// Recipient digits.
+    pub to: String,
+    /// The text sealed with the server key (it holds a code).
+    pub sealed_text: Vec<u8>,
+    /// When it was enqueued.
+    pub created_at: Timestamp,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// Not to be tried before this (also the claim lease).
+    pub next_attempt_at: Timestamp,
+    /// When the gateway accepted it.
+    pub sent_at: Option<Timestamp>,
+    /// The last delivery error, for operators.
+    pub last_error: Option<String>,
+}
+
+/// A message to enqueue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewOutboxMessage {
+    /// The portal that sends it.
+    pub portal: PortalId,
+    /// Recipient digits.
+    pub to: String,
+    /// The text sealed with the server key.
+    pub sealed_text: Vec<u8>,
+    /// When it was enqueued (and first due).
+    pub created_at: Timestamp,
+}
+
+/// The durable SMS outbox: an accepted send is never lost, and is delivered once.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Enqueues; MUST be durable when it returns. Returns the id.
+    async fn enqueue_sms(&self, msg: &NewOutboxMessage) -> StoreResult<i64>;
+    /// Claims up to `limit` unsent messages due at `now`, MUST atomically move their
+    /// `next_attempt_at` to `now + lease` so that no other process claims them meanwhile.
+    async fn claim_due_sms(
+        &self,
+        now: Timestamp,
+        lease: SignedDuration,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxMessage>>;
+    /// Marks a message delivered.
+    async fn mark_sms_sent(&self, id: i64, at: Timestamp) -> StoreResult<()>;
+    /// Records a failed attempt and when to try next.
+    async fn mark_sms_failed(
+        &self,
+        id: i64,
+        next_attempt_at: Timestamp,
+        error: &str,
+    ) -> StoreResult<()>;
+    /// The newest messages, newest first.
+    async fn recent_sms(&self, limit: u32) -> StoreResult<Vec<OutboxMessage>>;
+}
+
+/// Every store port at once; one adapter usually implements them all.
+pub trait Store:
+    UserStore
+    + PortalStore
+    + SmsCodeStore
+    + TotpStore
+    + TokenStore
+    + CounterStore
+    + AuditStore
+    + OutboxStore
+{
+}
+
+impl<T> Store for T where
+    T: UserStore
+        + PortalStore
+        + SmsCodeStore
+        + TotpStore
+        + TokenStore
+        + CounterStore
+        + AuditStore
+        + OutboxStore
+{
+}
+
+/// Why the password hasher could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// The hashing queue is full; the caller should answer "busy".
+    #[error("password hashing queue is full")]
+    Busy,
+    /// The stored hash is not a PHC string this hasher understands.
+    #[error("stored password hash is malformed")]
+    Malformed,
+    /// Anything else.
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+}
+
+/// Password hashing (argon2id in production; see [`crate::password::Argon2Hasher`]).
+#[async_trait]
+pub trait PasswordHasher: Send + Sync {
+    /// Hashes a new password into a PHC string.
+    async fn hash(&self, password: &SecretString) -> Result<PasswordHash, HashError>;
+    /// Verifies a password against a PHC string, in time independent of where it differs.
+    async fn verify(&self, password: &SecretString, hash: &PasswordHash)
+    -> Result<bool, HashError>;
+    /// A hash of an unguessable password made with this hasher's own parameters, so that verifying an
+    /// unknown user's password against it costs what a real verification costs.
+    fn dummy_hash(&self) -> PasswordHash;
+}
+
+/// A rendered SMS.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmsMessage {
+    /// Recipient digits.
+    pub to: String,
+    /// The text (holds a code: never log it).
+    pub text: SecretString,
+}
+
+impl std::fmt::Debug for SmsMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmsMessage").field("to", &self.to).field("text", &"<redacted>").finish()
+    }
+}
+
+/// Why a gateway did not take a message.
+#[derive(Debug, thiserror::Error)]
+pub enum SmsError {
+    /// The gateway refused this message for good (bad number…); it will not be retried.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// The gateway could not be reached or failed; retry later.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Delivers SMS (file, webhook, a provider). Called by the outbox, never directly by requests.
+#[async_trait]
+pub trait SmsGateway: Send + Sync {
+    /// Hands one message to the provider.
+    async fn deliver(&self, msg: &SmsMessage) -> Result<(), SmsError>;
+}
+
+/// What a social provider says about the holder of an access token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SocialIdentity {
+    /// The verified e-mail address the account is linked by.
+    pub email: String,
+}
+
+/// Why a social provider could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SocialError {
+    /// Provider unreachable or answered garbage.
+    #[error("social provider failed: {0}")]
+    Failed(String),
+}
+
+/// Social login (spec §5.4): turns an access token or an OAuth code into an identity.
+#[async_trait]
+pub trait SocialProvider: Send + Sync {
+    /// The identity behind the token (or the code, exchanged first); `None` when the provider does
+    /// not know it or the provider name is not configured.
+    async fn identify(
+        &self,
+        portal: &Portal,
+        provider: &str,
+        access_token: Option<&SecretString>,
+        code: Option<&SecretString>,
+    ) -> Result<Option<SocialIdentity>, SocialError>;
+}
+
+/// A social provider port with no providers: every social login fails as unknown.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoSocialProviders;
+
+#[async_trait]
+impl SocialProvider for NoSocialProviders {
+    async fn identify(
+        &self,
+        _portal: &Portal,
+        _provider: &str,
+        _access_token: Option<&SecretString>,
+        _code: Option<&SecretString>,
+    ) -> Result<Option<SocialIdentity>, SocialError> {
+        Ok(None)
+    }
+}
+
+/// The only source of time in the core.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
+/// The only source of randomness in the core; MUST be a CSPRNG in production.
+pub trait Rng: Send + Sync {
+    /// Fills `buf` with random bytes.
+    fn fill(&self, buf: &mut [u8]);
+}
+
+/// Helpers on top of [`Rng`].
+pub trait RngExt {
+    /// `N` random bytes.
+    fn bytes<const N: usize>(&self) -> [u8; N];
+    /// A uniform number in `0..n` (rejection sampling, no modulo bias). `n` must be positive.
+    fn below(&self, n: u32) -> u32;
+}
+
+impl<R: Rng + ?Sized> RngExt for R {
+    fn bytes<const N: usize>(&self) -> [u8; N] {
+        let mut b = [0u8; N];
+        self.fill(&mut b);
+        b
+    }
+
+    fn below(&self, n: u32) -> u32 {
+        let n = n.max(1);
+        // Accept only values below the largest multiple of n, so every residue is equally likely.
+        let zone = u32::MAX - (u32::MAX % n);
+        loop {
+            let v = u32::from_le_bytes(self.bytes::<4>());
+            if v < zone {
+                return v % n;
+            }
+        }
+    }
+}

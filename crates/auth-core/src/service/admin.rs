@@ -1,0 +1,262 @@
+//! The administrator's operations, for the CLI and for embedding services: portals, users, resets,
+//! and reading the audit trail and the outbox.
+//!
+//! They skip the credential checks (the caller is the operator) but keep every other rule: passwords are
+//! hashed with the same hasher, settings are validated, and each change that must end sessions does
+//! (password change, disable, portal 2FA mode change, log out everywhere).
+
+use std::sync::Arc;
+
+use super::{AuthService, normalize_host};
+use crate::audit::{AuditAction, AuditEvent, AuditFilter};
+use crate::error::AuthError;
+use crate::model::{Portal, PortalId, PortalSettings, User, UserId};
+use crate::ports::{OutboxMessage, RngExt};
+use crate::secret::SecretString;
+
+/// A user to create.
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    /// E-mail address (the login).
+    pub email: String,
+    /// Initial password.
+    pub password: SecretString,
+    /// Given name.
+    pub first_name: String,
+    /// Family name.
+    pub last_name: String,
+    /// Portal administrator.
+    pub is_admin: bool,
+}
+
+const PASSWORD_ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+
+impl AuthService {
+    /// The only portal, created as `Default` (serving every host) when there is none.
+    pub async fn ensure_default_portal(&self) -> Result<Arc<Portal>, AuthError> {
+        let list = self.store.list_portals().await?;
+        if let Some(p) = list.into_iter().next() {
+            return Ok(Arc::new(p));
+        }
+        self.add_portal("Default", &[]).await
+    }
+
+    /// Creates a portal with default settings.
+    pub async fn add_portal(&self, name: &str, hosts: &[String]) -> Result<Arc<Portal>, AuthError> {
+        let hosts: Vec<String> =
+            hosts.iter().map(|h| normalize_host(h)).filter(|h| !h.is_empty()).collect();
+        let portal = Portal {
+            id: PortalId::from_random_bytes(self.rng.bytes()),
+            name: name.trim().to_owned(),
+            hosts,
+            settings: PortalSettings::default(),
+            created_at: self.clock.now(),
+        };
+        if portal.name.is_empty() {
+            return Err(AuthError::BadRequest("portal name empty".into()));
+        }
+        self.store.insert_portal(&portal).await?;
+        self.forget_portals();
+        Ok(Arc::new(portal))
+    }
+
+    /// All portals, oldest first.
+    pub async fn list_portals(&self) -> Result<Vec<Portal>, AuthError> {
+        Ok(self.store.list_portals().await?)
+    }
+
+    /// The portal with this host, or the default (first) portal when `host` is `None`.
+    pub async fn find_portal(&self, host: Option<&str>) -> Result<Portal, AuthError> {
+        let list = self.store.list_portals().await?;
+        match host {
+            None => list.into_iter().next().ok_or(AuthError::PortalNotFound),
+            Some(h) => {
+                let h = normalize_host(h);
+                list.into_iter().find(|p| p.hosts.contains(&h)).ok_or(AuthError::PortalNotFound)
+            }
+        }
+    }
+
+    /// Changes a portal's name, hosts or settings. A change of the 2FA mode revokes every token of the
+    /// portal (spec §5.5).
+    pub async fn update_portal(&self, portal: &Portal) -> Result<(), AuthError> {
+        portal.settings.validate().map_err(|e| AuthError::BadRequest(e.to_string()))?;
+        let before = self
+            .store
+            .list_portals()
+            .await?
+            .into_iter()
+            .find(|p| p.id == portal.id)
+            .ok_or(AuthError::PortalNotFound)?;
+        let mut portal = portal.clone();
+        portal.hosts =
+            portal.hosts.iter().map(|h| normalize_host(h)).filter(|h| !h.is_empty()).collect();
+        if !self.store.update_portal(&portal).await? {
+            return Err(AuthError::PortalNotFound);
+        }
+        if before.settings.tfa != portal.settings.tfa {
+            self.store.revoke_portal_tokens(portal.id).await?;
+        }
+        self.forget_portals();
+        Ok(())
+    }
+
+    /// Creates a user in `portal`.
+    pub async fn add_user(&self, portal: PortalId, new: NewUser) -> Result<User, AuthError> {
+        let email = new.email.trim().to_owned();
+        if email.is_empty() || !email.contains('@') || email.len() > 254 {
+            return Err(AuthError::BadRequest("a valid e-mail address is required".into()));
+        }
+        if new.password.expose().chars().count() < 8 {
+            return Err(AuthError::BadRequest(
+                "the password must have at least 8 characters".into(),
+            ));
+        }
+        let password_hash = self.hasher.hash(&new.password).await?;
+        let user = User {
+            id: UserId::from_random_bytes(self.rng.bytes()),
+            portal,
+            email,
+            first_name: new.first_name.trim().to_owned(),
+            last_name: new.last_name.trim().to_owned(),
+            is_admin: new.is_admin,
+            disabled: false,
+            password_hash,
+            phone: None,
+            phone_activated: false,
+            created_at: self.clock.now(),
+        };
+        self.store.insert_user(&user).await?;
+        Ok(user)
+    }
+
+    /// A random password of `len` unambiguous characters, for the first admin.
+    pub fn generate_password(&self, len: usize) -> SecretString {
+        let n = PASSWORD_ALPHABET.len() as u32;
+        SecretString::new(
+            (0..len)
+                .map(|_| {
+                    char::from(
+                        PASSWORD_ALPHABET.get(self.rng.below(n) as usize).copied().unwrap_or(b'x'),
+                    )
+                })
+                .collect::<String>(),
+        )
+    }
+
+    /// How many users exist.
+    pub async fn count_users(&self) -> Result<u64, AuthError> {
+        Ok(self.store.count_users().await?)
+    }
+
+    /// Users of one portal, or of all.
+    pub async fn list_users(&self, portal: Option<PortalId>) -> Result<Vec<User>, AuthError> {
+        Ok(self.store.list_users(portal).await?)
+    }
+
+    /// The user with this e-mail in `portal`, or in any portal when `None` (then it must be unique).
+    pub async fn find_user(
+        &self,
+        portal: Option<PortalId>,
+        email: &str,
+    ) -> Result<User, AuthError> {
+        let email = email.trim().to_lowercase();
+        if let Some(p) = portal {
+            return self.store.user_by_email(p, &email).await?.ok_or(AuthError::UserNotFound);
+        }
+        let mut found = Vec::new();
+        for p in self.store.list_portals().await? {
+            if let Some(u) = self.store.user_by_email(p.id, &email).await? {
+                found.push(u);
+            }
+        }
+        match found.len() {
+            0 => Err(AuthError::UserNotFound),
+            1 => found.pop().ok_or(AuthError::UserNotFound),
+            _ => Err(AuthError::Conflict(
+                "that e-mail exists in several portals; name the portal".into(),
+            )),
+        }
+    }
+
+    /// Disables (and logs out everywhere) or enables a user.
+    pub async fn set_disabled(&self, user: UserId, disabled: bool) -> Result<(), AuthError> {
+        if !self.store.set_disabled(user, disabled).await? {
+            return Err(AuthError::UserNotFound);
+        }
+        if disabled {
+            self.store.revoke_user_tokens(user).await?;
+        }
+        Ok(())
+    }
+
+    /// Sets a new password and revokes the user's tokens.
+    pub async fn set_password(
+        &self,
+        user: UserId,
+        password: &SecretString,
+    ) -> Result<(), AuthError> {
+        if password.expose().chars().count() < 8 {
+            return Err(AuthError::BadRequest(
+                "the password must have at least 8 characters".into(),
+            ));
+        }
+        let hash = self.hasher.hash(password).await?;
+        if !self.store.set_password_hash(user, &hash).await? {
+            return Err(AuthError::UserNotFound);
+        }
+        self.store.revoke_user_tokens(user).await?;
+        Ok(())
+    }
+
+    /// Forgets the user's phone and outstanding codes; the next login asks for a number again.
+    pub async fn reset_phone(&self, user: &User) -> Result<(), AuthError> {
+        self.store.set_phone(user.id, None, false).await?;
+        self.store.burn_sms_codes(user.id).await?;
+        self.admin_audit(user, AuditAction::UserUpdatedMobileNumber, "phone reset by admin").await
+    }
+
+    /// Resets the TOTP app, backup codes and the second-factor lock.
+    pub async fn reset_tfa(&self, user: &User) -> Result<(), AuthError> {
+        self.clear_tfa(user.id).await?;
+        self.admin_audit(user, AuditAction::UserDisconnectedTfaApp, "reset by admin").await
+    }
+
+    /// Revokes every token of the user.
+    pub async fn logout_everywhere(&self, user: UserId) -> Result<u64, AuthError> {
+        Ok(self.store.revoke_user_tokens(user).await?)
+    }
+
+    async fn admin_audit(
+        &self,
+        user: &User,
+        action: AuditAction,
+        reason: &str,
+    ) -> Result<(), AuthError> {
+        let event = AuditEvent {
+            at: self.clock.now(),
+            portal: user.portal,
+            user: Some(user.id),
+            login: None,
+            action,
+            ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            user_agent: Some("auth-server admin".to_owned()),
+            reason: Some(reason.to_owned()),
+        };
+        Ok(self.store.append_audit(&event).await?)
+    }
+
+    /// The newest audit events.
+    pub async fn audit_events(
+        &self,
+        filter: &AuditFilter,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, AuthError> {
+        Ok(self.store.recent_audit(filter, limit).await?)
+    }
+
+    /// The newest outbox messages.
+    pub async fn outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>, AuthError> {
+        Ok(self.store.recent_sms(limit).await?)
+    }
+}

@@ -1,0 +1,117 @@
+//! The small fakes: a settable clock, a deterministic RNG and an SMS gateway that records.
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
+
+use crate::later;
+use crate::ports::{Clock, Rng, SmsError, SmsGateway, SmsMessage};
+
+/// A clock that moves only when told.
+#[derive(Debug)]
+pub struct FakeClock(Mutex<Timestamp>);
+
+impl FakeClock {
+    /// A clock showing `start`.
+    pub fn new(start: Timestamp) -> Self {
+        Self(Mutex::new(start))
+    }
+
+    /// Moves the clock forward (or back, with a negative duration).
+    pub fn advance(&self, by: SignedDuration) {
+        if let Ok(mut t) = self.0.lock() {
+            *t = later(*t, by);
+        }
+    }
+
+    /// Sets the clock.
+    pub fn set(&self, to: Timestamp) {
+        if let Ok(mut t) = self.0.lock() {
+            *t = to;
+        }
+    }
+}
+
+impl Clock for FakeClock {
+    fn now(&self) -> Timestamp {
+        self.0.lock().map(|t| *t).unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+}
+
+/// A deterministic generator (SplitMix64): the same seed gives the same bytes. Not for production.
+#[derive(Debug)]
+pub struct SeqRng(Mutex<u64>);
+
+impl SeqRng {
+    /// A generator with this seed.
+    pub fn new(seed: u64) -> Self {
+        Self(Mutex::new(seed))
+    }
+
+    fn next_u64(&self) -> u64 {
+        let Ok(mut s) = self.0.lock() else { return 0 };
+        *s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+impl Rng for SeqRng {
+    fn fill(&self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let v = self.next_u64().to_le_bytes();
+            let n = chunk.len();
+            chunk.copy_from_slice(v.get(..n).unwrap_or(&[]));
+        }
+    }
+}
+
+/// An SMS gateway that keeps every message, and can be told to fail.
+#[derive(Debug, Default)]
+pub struct RecordingSms {
+    sent: Mutex<Vec<SmsMessage>>,
+    failing: Mutex<bool>,
+}
+
+impl RecordingSms {
+    /// A gateway that accepts everything.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes every delivery fail as unavailable (or succeed again).
+    pub fn set_failing(&self, failing: bool) {
+        if let Ok(mut f) = self.failing.lock() {
+            *f = failing;
+        }
+    }
+
+    /// What was delivered, oldest first.
+    pub fn sent(&self) -> Vec<SmsMessage> {
+        self.sent.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// The six-digit code in the newest message to `to`.
+    pub fn last_code_to(&self, to: &str) -> Option<String> {
+        self.sent().iter().rev().find(|m| m.to == to).and_then(|m| {
+            let digits: String = m.text.expose().chars().filter(char::is_ascii_digit).collect();
+            (digits.len() == 6).then_some(digits)
+        })
+    }
+}
+
+#[async_trait]
+impl SmsGateway for RecordingSms {
+    async fn deliver(&self, msg: &SmsMessage) -> Result<(), SmsError> {
+        if self.failing.lock().map(|f| *f).unwrap_or(false) {
+            return Err(SmsError::Unavailable("test gateway is down".to_owned()));
+        }
+        if let Ok(mut v) = self.sent.lock() {
+            v.push(msg.clone());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,555 @@
+//! An in-memory implementation of every store port, keeping every atomicity promise with one mutex.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
+
+use crate::audit::{AuditEvent, AuditFilter};
+use crate::later;
+use crate::model::{Portal, PortalId, User, UserId};
+use crate::password::PasswordHash;
+use crate::ports::{
+    AuditStore, BackupCodeRecord, CounterStore, NewOutboxMessage, OutboxMessage, OutboxStore,
+    PortalStore, SmsCodeRecord, SmsCodeStore, StoreError, StoreResult, TokenRecord, TokenStore,
+    TotpRecord, TotpStore, UserStore,
+};
+use crate::throttle::{Acquire, Rule, Slot};
+
+#[derive(Default)]
+struct Counter {
+    events: Vec<(i64, Timestamp)>,
+    blocked_until: Option<Timestamp>,
+}
+
+#[derive(Default)]
+struct State {
+    users: Vec<User>,
+    portals: Vec<Portal>,
+    sms_codes: Vec<SmsCodeRecord>,
+    totp: HashMap<UserId, TotpRecord>,
+    backup: HashMap<UserId, Vec<BackupCodeRecord>>,
+    reveals: HashMap<UserId, Vec<u8>>,
+    tokens: HashMap<[u8; 32], TokenRecord>,
+    counters: HashMap<String, Counter>,
+    slots: HashMap<i64, String>,
+    next_id: i64,
+    audit: Vec<AuditEvent>,
+    outbox: BTreeMap<i64, OutboxMessage>,
+    /// When set, every call fails as unavailable (to test fault handling above the store).
+    down: bool,
+}
+
+/// Every store port in memory.
+#[derive(Default)]
+pub struct MemStore(Mutex<State>);
+
+impl std::fmt::Debug for MemStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemStore")
+    }
+}
+
+impl MemStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes every call fail as `Unavailable` (or work again).
+    pub fn set_down(&self, down: bool) {
+        if let Ok(mut s) = self.0.lock() {
+            s.down = down;
+        }
+    }
+
+    fn state(&self) -> StoreResult<MutexGuard<'_, State>> {
+        let s = self.0.lock().map_err(|_| StoreError::Unavailable("poisoned".into()))?;
+        if s.down {
+            return Err(StoreError::Unavailable("store is down (test)".into()));
+        }
+        Ok(s)
+    }
+}
+
+impl State {
+    fn user_mut(&mut self, id: UserId) -> Option<&mut User> {
+        self.users.iter_mut().find(|u| u.id == id)
+    }
+
+    fn id(&mut self) -> i64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn host_taken(&self, portal: &Portal) -> bool {
+        self.portals
+            .iter()
+            .any(|p| p.id != portal.id && p.hosts.iter().any(|h| portal.hosts.contains(h)))
+    }
+}
+
+#[async_trait]
+impl UserStore for MemStore {
+    async fn insert_user(&self, user: &User) -> StoreResult<()> {
+        let mut s = self.state()?;
+        let email = user.email_key();
+        if s.users
+            .iter()
+            .any(|u| u.id == user.id || (u.portal == user.portal && u.email_key() == email))
+        {
+            return Err(StoreError::Conflict("user exists".into()));
+        }
+        s.users.push(user.clone());
+        Ok(())
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        Ok(self.state()?.users.iter().find(|u| u.id == id).cloned())
+    }
+
+    async fn user_by_email(
+        &self,
+        portal: PortalId,
+        email_lower: &str,
+    ) -> StoreResult<Option<User>> {
+        Ok(self
+            .state()?
+            .users
+            .iter()
+            .find(|u| u.portal == portal && u.email_key() == email_lower)
+            .cloned())
+    }
+
+    async fn list_users(&self, portal: Option<PortalId>) -> StoreResult<Vec<User>> {
+        Ok(self
+            .state()?
+            .users
+            .iter()
+            .filter(|u| portal.is_none_or(|p| p == u.portal))
+            .cloned()
+            .collect())
+    }
+
+    async fn count_users(&self) -> StoreResult<u64> {
+        Ok(self.state()?.users.len() as u64)
+    }
+
+    async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> StoreResult<bool> {
+        Ok(self.state()?.user_mut(id).map(|u| u.password_hash = hash.clone()).is_some())
+    }
+
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
+        Ok(self.state()?.user_mut(id).map(|u| u.disabled = disabled).is_some())
+    }
+
+    async fn set_phone(
+        &self,
+        id: UserId,
+        phone: Option<&str>,
+        activated: bool,
+    ) -> StoreResult<bool> {
+        Ok(self
+            .state()?
+            .user_mut(id)
+            .map(|u| {
+                u.phone = phone.map(str::to_owned);
+                u.phone_activated = activated && phone.is_some();
+            })
+            .is_some())
+    }
+
+    async fn set_phone_if_unactivated(&self, id: UserId, phone: &str) -> StoreResult<bool> {
+        let mut s = self.state()?;
+        match s.user_mut(id) {
+            Some(u) if !u.phone_activated => {
+                u.phone = Some(phone.to_owned());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn activate_phone(&self, id: UserId, phone: &str) -> StoreResult<bool> {
+        let mut s = self.state()?;
+        match s.user_mut(id) {
+            Some(u) if u.phone.as_deref() == Some(phone) => {
+                u.phone_activated = true;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+#[async_trait]
+impl PortalStore for MemStore {
+    async fn insert_portal(&self, portal: &Portal) -> StoreResult<()> {
+        let mut s = self.state()?;
+        if s.portals.iter().any(|p| p.id == portal.id) || s.host_taken(portal) {
+            return Err(StoreError::Conflict("portal or host exists".into()));
+        }
+        s.portals.push(portal.clone());
+        Ok(())
+    }
+
+    async fn update_portal(&self, portal: &Portal) -> StoreResult<bool> {
+        let mut s = self.state()?;
+        if s.host_taken(portal) {
+            return Err(StoreError::Conflict("host belongs to another portal".into()));
+        }
+        match s.portals.iter_mut().find(|p| p.id == portal.id) {
+            Some(p) => {
+                *p = portal.clone();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn list_portals(&self) -> StoreResult<Vec<Portal>> {
+        Ok(self.state()?.portals.clone())
+    }
+}
+
+#[async_trait]
+impl SmsCodeStore for MemStore {
+    async fn insert_sms_code(
+        &self,
+        code: &SmsCodeRecord,
+        max_outstanding: u32,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let mut s = self.state()?;
+        s.sms_codes.retain(|c| c.user != code.user || c.expires_at > now);
+        s.sms_codes.push(code.clone());
+        let mut mine: Vec<(Timestamp, usize)> = s
+            .sms_codes
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.user == code.user)
+            .map(|(i, c)| (c.issued_at, i))
+            .collect();
+        if mine.len() > max_outstanding as usize {
+            mine.sort();
+            let drop: Vec<usize> =
+                mine.iter().take(mine.len() - max_outstanding as usize).map(|(_, i)| *i).collect();
+            let mut i = 0;
+            s.sms_codes.retain(|_| {
+                let keep = !drop.contains(&i);
+                i += 1;
+                keep
+            });
+        }
+        Ok(())
+    }
+
+    async fn newest_sms_code(
+        &self,
+        user: UserId,
+        phone: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<SmsCodeRecord>> {
+        Ok(self
+            .state()?
+            .sms_codes
+            .iter()
+            .filter(|c| c.user == user && c.phone == phone && c.expires_at > now)
+            .max_by_key(|c| c.issued_at)
+            .cloned())
+    }
+
+    async fn consume_sms_code(
+        &self,
+        user: UserId,
+        phone: &str,
+        code_hash: &[u8; 32],
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut s = self.state()?;
+        let hit = s.sms_codes.iter().any(|c| {
+            c.user == user && c.phone == phone && c.expires_at > now && c.code_hash == *code_hash
+        });
+        if hit {
+            s.sms_codes.retain(|c| c.user != user);
+        }
+        Ok(hit)
+    }
+
+    async fn burn_sms_codes(&self, user: UserId) -> StoreResult<()> {
+        self.state()?.sms_codes.retain(|c| c.user != user);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TotpStore for MemStore {
+    async fn totp(&self, user: UserId) -> StoreResult<Option<TotpRecord>> {
+        Ok(self.state()?.totp.get(&user).cloned())
+    }
+
+    async fn create_totp(&self, user: UserId, sealed_secret: &[u8]) -> StoreResult<bool> {
+        let mut s = self.state()?;
+        if s.totp.contains_key(&user) {
+            return Ok(false);
+        }
+        s.totp.insert(
+            user,
+            TotpRecord { sealed_secret: sealed_secret.to_vec(), activated: false, last_step: None },
+        );
+        Ok(true)
+    }
+
+    async fn use_totp_step(&self, user: UserId, step: u64) -> StoreResult<bool> {
+        let mut s = self.state()?;
+        match s.totp.get_mut(&user) {
+            Some(r) if r.last_step.is_none_or(|last| step > last) => {
+                r.last_step = Some(step);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn activate_totp(
+        &self,
+        user: UserId,
+        backup_hashes: &[[u8; 32]],
+        reveal: &[u8],
+    ) -> StoreResult<bool> {
+        let mut s = self.state()?;
+        match s.totp.get_mut(&user) {
+            Some(r) if !r.activated => r.activated = true,
+            _ => return Ok(false),
+        }
+        s.backup.insert(
+            user,
+            backup_hashes.iter().map(|h| BackupCodeRecord { code_hash: *h, used: false }).collect(),
+        );
+        s.reveals.insert(user, reveal.to_vec());
+        Ok(true)
+    }
+
+    async fn delete_totp(&self, user: UserId) -> StoreResult<()> {
+        let mut s = self.state()?;
+        s.totp.remove(&user);
+        s.backup.remove(&user);
+        s.reveals.remove(&user);
+        Ok(())
+    }
+
+    async fn backup_codes(&self, user: UserId) -> StoreResult<Vec<BackupCodeRecord>> {
+        Ok(self.state()?.backup.get(&user).cloned().unwrap_or_default())
+    }
+
+    async fn replace_backup_codes(
+        &self,
+        user: UserId,
+        backup_hashes: &[[u8; 32]],
+        reveal: Option<&[u8]>,
+    ) -> StoreResult<()> {
+        let mut s = self.state()?;
+        s.backup.insert(
+            user,
+            backup_hashes.iter().map(|h| BackupCodeRecord { code_hash: *h, used: false }).collect(),
+        );
+        match reveal {
+            Some(r) => s.reveals.insert(user, r.to_vec()),
+            None => s.reveals.remove(&user),
+        };
+        Ok(())
+    }
+
+    async fn use_backup_code(&self, user: UserId, code_hash: &[u8; 32]) -> StoreResult<bool> {
+        let mut s = self.state()?;
+        let Some(codes) = s.backup.get_mut(&user) else { return Ok(false) };
+        match codes.iter_mut().find(|c| !c.used && c.code_hash == *code_hash) {
+            Some(c) => {
+                c.used = true;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn take_backup_reveal(&self, user: UserId) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.state()?.reveals.remove(&user))
+    }
+}
+
+#[async_trait]
+impl TokenStore for MemStore {
+    async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()> {
+        self.state()?.tokens.insert(token.hash, token.clone());
+        Ok(())
+    }
+
+    async fn token_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<TokenRecord>> {
+        Ok(self.state()?.tokens.get(hash).cloned())
+    }
+
+    async fn revoke_token(&self, hash: &[u8; 32]) -> StoreResult<bool> {
+        Ok(self.state()?.tokens.remove(hash).is_some())
+    }
+
+    async fn revoke_user_tokens(&self, user: UserId) -> StoreResult<u64> {
+        let mut s = self.state()?;
+        let before = s.tokens.len();
+        s.tokens.retain(|_, t| t.user != user);
+        Ok((before - s.tokens.len()) as u64)
+    }
+
+    async fn revoke_portal_tokens(&self, portal: PortalId) -> StoreResult<u64> {
+        let mut s = self.state()?;
+        let before = s.tokens.len();
+        s.tokens.retain(|_, t| t.portal != portal);
+        Ok((before - s.tokens.len()) as u64)
+    }
+
+    async fn purge_expired_tokens(&self, now: Timestamp) -> StoreResult<u64> {
+        let mut s = self.state()?;
+        let before = s.tokens.len();
+        s.tokens.retain(|_, t| t.expires_at > now);
+        Ok((before - s.tokens.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl CounterStore for MemStore {
+    async fn acquire(&self, key: &str, rule: &Rule, now: Timestamp) -> StoreResult<Acquire> {
+        let mut s = self.state()?;
+        let id = s.id();
+        let c = s.counters.entry(key.to_owned()).or_default();
+        let horizon = later(now, -rule.retention());
+        c.events.retain(|(_, at)| *at > horizon);
+        if let Some(until) = c.blocked_until.filter(|u| *u > now) {
+            return Ok(Acquire::Refused { until });
+        }
+        let times: Vec<Timestamp> = c.events.iter().map(|(_, at)| *at).collect();
+        if let Some(until) = rule.refused_until(now, &times) {
+            c.blocked_until = Some(until);
+            return Ok(Acquire::Refused { until });
+        }
+        c.events.push((id, now));
+        s.slots.insert(id, key.to_owned());
+        Ok(Acquire::Granted(Slot(id)))
+    }
+
+    async fn release(&self, slot: Slot) -> StoreResult<()> {
+        let mut s = self.state()?;
+        if let Some(key) = s.slots.remove(&slot.0)
+            && let Some(c) = s.counters.get_mut(&key)
+        {
+            c.events.retain(|(id, _)| *id != slot.0);
+        }
+        Ok(())
+    }
+
+    async fn record(&self, key: &str, rule: &Rule, now: Timestamp) -> StoreResult<()> {
+        let mut s = self.state()?;
+        let id = s.id();
+        let c = s.counters.entry(key.to_owned()).or_default();
+        let horizon = later(now, -rule.retention());
+        c.events.retain(|(_, at)| *at > horizon);
+        c.events.push((id, now));
+        s.slots.insert(id, key.to_owned());
+        Ok(())
+    }
+
+    async fn reset(&self, key: &str) -> StoreResult<()> {
+        let mut s = self.state()?;
+        s.counters.remove(key);
+        s.slots.retain(|_, k| k != key);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AuditStore for MemStore {
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
+        self.state()?.audit.push(event.clone());
+        Ok(())
+    }
+
+    async fn recent_audit(&self, filter: &AuditFilter, limit: u32) -> StoreResult<Vec<AuditEvent>> {
+        Ok(self
+            .state()?
+            .audit
+            .iter()
+            .rev()
+            .filter(|e| filter.matches(e))
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+}
+
+#[async_trait]
+impl OutboxStore for MemStore {
+    async fn enqueue_sms(&self, msg: &NewOutboxMessage) -> StoreResult<i64> {
+        let mut s = self.state()?;
+        let id = s.id();
+        s.outbox.insert(
+            id,
+            OutboxMessage {
+                id,
+                portal: msg.portal,
+                to: msg.to.clone(),
+                sealed_text: msg.sealed_text.clone(),
+                created_at: msg.created_at,
+                attempts: 0,
+                next_attempt_at: msg.created_at,
+                sent_at: None,
+                last_error: None,
+            },
+        );
+        Ok(id)
+    }
+
+    async fn claim_due_sms(
+        &self,
+        now: Timestamp,
+        lease: SignedDuration,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxMessage>> {
+        let mut s = self.state()?;
+        let mut out = Vec::new();
+        for m in s.outbox.values_mut() {
+            if out.len() >= limit as usize {
+                break;
+            }
+            if m.sent_at.is_none() && m.next_attempt_at <= now {
+                m.next_attempt_at = later(now, lease);
+                out.push(m.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn mark_sms_sent(&self, id: i64, at: Timestamp) -> StoreResult<()> {
+        if let Some(m) = self.state()?.outbox.get_mut(&id) {
+            m.sent_at = Some(at);
+            m.attempts += 1;
+        }
+        Ok(())
+    }
+
+    async fn mark_sms_failed(
+        &self,
+        id: i64,
+        next_attempt_at: Timestamp,
+        error: &str,
+    ) -> StoreResult<()> {
+        if let Some(m) = self.state()?.outbox.get_mut(&id) {
+            m.attempts += 1;
+            m.next_attempt_at = next_attempt_at;
+            m.last_error = Some(error.to_owned());
+        }
+        Ok(())
+    }
+
+    async fn recent_sms(&self, limit: u32) -> StoreResult<Vec<OutboxMessage>> {
+        Ok(self.state()?.outbox.values().rev().take(limit as usize).cloned().collect())
+    }
+}

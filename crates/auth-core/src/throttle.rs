@@ -1,0 +1,134 @@
+//! Throttles: how many events of one kind a key may have in a sliding window, and the block after.
+//!
+//! Every limit of the spec — failed logins, wrong codes, SMS sends, the daily second-factor lock — is a
+//! [`Rule`] applied to a string key in the shared [`CounterStore`](crate::ports::CounterStore), so several
+//! server processes on one database share one count.
+//!
+//! ```text
+//!   acquire(key) ── blocked_until > now ─────────────────────────────► Refused(until)
+//!        │
+//!        ├── events in (now-window, now] >= limit ── set blocked_until ► Refused(until)
+//!        │     until = max(newest event + block, oldest event + window)
+//!        │
+//!        └── otherwise: record an event now ─────────────────────────► Granted(slot)
+//!                           the caller releases the slot when the attempt turns out not to count
+//! ```
+//!
+//! Taking the slot *before* the attempt is checked is what makes the limit exact under concurrency:
+//! a sixth password guess cannot slip in while five others are still being verified.
+//! A refused request records nothing, so it neither counts nor extends a block.
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::later;
+use crate::model::{PortalId, UserId};
+
+/// A limit: at most `limit` events per sliding `window`; reaching it blocks the key for `block`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// Events allowed per window.
+    pub limit: u32,
+    /// The sliding window.
+    pub window: SignedDuration,
+    /// How long the key stays blocked once the limit is reached (from the newest event).
+    pub block: SignedDuration,
+}
+
+impl Rule {
+    /// A rule.
+    pub const fn new(limit: u32, window: SignedDuration, block: SignedDuration) -> Self {
+        Self { limit, window, block }
+    }
+
+    /// A rule whose block is the window itself: at most `limit` per window, nothing more.
+    pub const fn per(limit: u32, window: SignedDuration) -> Self {
+        Self { limit, window, block: window }
+    }
+
+    /// How long a store must keep an event for this rule to be decided correctly.
+    pub fn retention(&self) -> SignedDuration {
+        self.window.saturating_add(self.block)
+    }
+
+    /// Decides, from the times of the events still in the window (any order), whether one more
+    /// event is allowed now; `Some(until)` means refused until then.
+    ///
+    /// Store adapters call this inside their transaction so that every store applies one rule.
+    pub fn refused_until(
+        &self,
+        now: Timestamp,
+        events_in_window: &[Timestamp],
+    ) -> Option<Timestamp> {
+        let in_window: Vec<Timestamp> =
+            events_in_window.iter().copied().filter(|t| *t > later(now, -self.window)).collect();
+        if (in_window.len() as u64) < u64::from(self.limit) {
+            return None;
+        }
+        let newest = in_window.iter().max().copied().unwrap_or(now);
+        let oldest = in_window.iter().min().copied().unwrap_or(now);
+        Some(std::cmp::max(later(newest, self.block), later(oldest, self.window)))
+    }
+}
+
+/// The answer of [`CounterStore::acquire`](crate::ports::CounterStore::acquire).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acquire {
+    /// The event was recorded; release the slot if the attempt must not count.
+    Granted(Slot),
+    /// The key is blocked until this instant; nothing was recorded.
+    Refused {
+        /// When a new attempt may succeed.
+        until: Timestamp,
+    },
+}
+
+/// One recorded event, as the store identifies it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Slot(pub i64);
+
+/// The throttle keys, in one place so that every process spells them the same way.
+pub mod keys {
+    use super::{PortalId, UserId};
+    use std::net::IpAddr;
+
+    /// Failed credential checks per (portal, lower-cased login, client IP).
+    pub fn login(portal: PortalId, login_lower: &str, ip: IpAddr) -> String {
+        format!("login:{portal}:{ip}:{login_lower}")
+    }
+    /// Wrong SMS codes per phone.
+    pub fn sms_wrong(portal: PortalId, phone: &str) -> String {
+        format!("smswrong:{portal}:{phone}")
+    }
+    /// Wrong TOTP or backup codes per user per minute.
+    pub fn tfa_minute(user: UserId) -> String {
+        format!("tfamin:{user}")
+    }
+    /// Failed second factors per user per day (the daily lock).
+    pub fn second_factor_day(user: UserId) -> String {
+        format!("2faday:{user}")
+    }
+    /// SMS sends per phone (also the resend cool-down's record).
+    pub fn sms_phone(portal: PortalId, phone: &str) -> String {
+        format!("smsphone:{portal}:{phone}")
+    }
+    /// The resend cool-down per phone.
+    pub fn sms_cooldown(portal: PortalId, phone: &str) -> String {
+        format!("smscool:{portal}:{phone}")
+    }
+    /// SMS sends per user.
+    pub fn sms_user(user: UserId) -> String {
+        format!("smsuser:{user}")
+    }
+    /// SMS sends per client IP.
+    pub fn sms_ip(portal: PortalId, ip: IpAddr) -> String {
+        format!("smsip:{portal}:{ip}")
+    }
+    /// SMS sends per portal (the daily budget).
+    pub fn sms_portal(portal: PortalId) -> String {
+        format!("smsportal:{portal}")
+    }
+    /// `setphone` calls per user.
+    pub fn setphone(user: UserId) -> String {
+        format!("setphone:{user}")
+    }
+}
