@@ -1,1 +1,539 @@
-//! placeholder
+//! The store conformance suite: the contract of every store port, as executable checks.
+//!
+//! Any adapter calls [`run`] on a fresh, empty store (file-backed where that is the real use). The checks
+//! cover each port's documented behaviour and, above all, its atomicity promises: concurrent calls on the
+//! same SMS code, TOTP step, backup code, throttle key or outbox message must let exactly the promised
+//! number through. The checks use fresh random-looking ids, so they do not depend on each other.
+//! Failures panic with a message naming the broken promise, like any test assertion.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use futures_util::future::join_all;
+use jiff::{SignedDuration, Timestamp};
+
+use crate::audit::{AuditAction, AuditEvent, AuditFilter};
+use crate::later;
+use crate::model::{Portal, PortalId, PortalSettings, TfaMode, User, UserId};
+use crate::password::PasswordHash;
+use crate::ports::{NewOutboxMessage, SmsCodeRecord, Store, TokenRecord};
+use crate::throttle::{Acquire, Rule};
+
+fn t0() -> Timestamp {
+    Timestamp::constant(1_768_031_184, 0)
+}
+
+fn secs(n: i64) -> SignedDuration {
+    SignedDuration::from_secs(n)
+}
+
+struct Ids(std::cell::Cell<u8>);
+
+impl Ids {
+    fn new(tag: u8) -> Self {
+        Self(std::cell::Cell::new(tag.wrapping_mul(37)))
+    }
+    fn bytes(&self) -> [u8; 16] {
+        let n = self.0.get().wrapping_add(1);
+        self.0.set(n);
+        let mut b = [n; 16];
+        b[0] = 0xC0;
+        b[15] = n.wrapping_mul(7);
+        b
+    }
+    fn user(&self) -> UserId {
+        UserId::from_random_bytes(self.bytes())
+    }
+    fn portal(&self) -> PortalId {
+        PortalId::from_random_bytes(self.bytes())
+    }
+}
+
+fn portal(id: PortalId, hosts: &[&str]) -> Portal {
+    Portal {
+        id,
+        name: format!("portal {id}"),
+        hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
+        settings: PortalSettings::default(),
+        created_at: t0(),
+    }
+}
+
+fn user(id: UserId, portal: PortalId, email: &str) -> User {
+    User {
+        id,
+        portal,
+        email: email.to_owned(),
+        first_name: "Ada".into(),
+        last_name: "Lovelace".into(),
+        is_admin: false,
+        disabled: false,
+        password_hash: PasswordHash::from_phc("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA"),
+        phone: None,
+        phone_activated: false,
+        created_at: t0(),
+    }
+}
+
+/// Runs every check against `store`, which must start empty.
+pub async fn run(store: &dyn Store) {
+    portals(store).await;
+    users(store).await;
+    sms_codes(store).await;
+    totp(store).await;
+    backup_codes(store).await;
+    tokens(store).await;
+    counters(store).await;
+    audit(store).await;
+    outbox(store).await;
+}
+
+/// Portals: insert, host uniqueness, update, settings round trip.
+pub async fn portals(store: &dyn Store) {
+    let ids = Ids::new(1);
+    let a = portal(ids.portal(), &["a.example.com", "a2.example.com"]);
+    store.insert_portal(&a).await.unwrap();
+    let clash = portal(ids.portal(), &["a2.example.com"]);
+    assert!(
+        matches!(store.insert_portal(&clash).await, Err(crate::ports::StoreError::Conflict(_))),
+        "a host of another portal MUST be a conflict"
+    );
+    let mut b = portal(ids.portal(), &["b.example.com"]);
+    store.insert_portal(&b).await.unwrap();
+    b.settings.tfa = TfaMode::App;
+    b.settings.time_zone = "Europe/Moscow".into();
+    b.settings.trusted_ips = vec!["10.0.0.0/8".parse().unwrap()];
+    b.settings.sms.portal_daily_budget = Some(77);
+    b.hosts = vec!["b.example.com".into(), "b3.example.com".into()];
+    b.name = "Renamed".into();
+    assert!(store.update_portal(&b).await.unwrap());
+    let list = store.list_portals().await.unwrap();
+    let got = list.iter().find(|p| p.id == b.id).expect("updated portal listed");
+    assert_eq!(got.settings, b.settings, "settings MUST round-trip");
+    assert_eq!(got.name, "Renamed");
+    let mut hosts = got.hosts.clone();
+    hosts.sort();
+    assert_eq!(hosts, vec!["b.example.com".to_owned(), "b3.example.com".to_owned()]);
+    let mut steal = b.clone();
+    steal.hosts = vec!["a.example.com".into()];
+    assert!(store.update_portal(&steal).await.is_err(), "taking another portal's host MUST fail");
+    assert!(
+        !store.update_portal(&portal(ids.portal(), &[])).await.unwrap(),
+        "unknown portal updates nothing"
+    );
+    let pos_a = list.iter().position(|p| p.id == a.id).unwrap();
+    let pos_b = list.iter().position(|p| p.id == b.id).unwrap();
+    assert!(pos_a < pos_b, "portals are listed oldest first");
+}
+
+/// Users: uniqueness per portal, lookups, updates, phone rules.
+pub async fn users(store: &dyn Store) {
+    let ids = Ids::new(2);
+    let p = ids.portal();
+    store.insert_portal(&portal(p, &["users.example.com"])).await.unwrap();
+    let before = store.count_users().await.unwrap();
+    let u = user(ids.user(), p, "Ada@Example.com");
+    store.insert_user(&u).await.unwrap();
+    let dup = user(ids.user(), p, "ada@EXAMPLE.com");
+    assert!(
+        store.insert_user(&dup).await.is_err(),
+        "same e-mail (any case) in one portal MUST conflict"
+    );
+    let p2 = ids.portal();
+    store.insert_portal(&portal(p2, &["users2.example.com"])).await.unwrap();
+    store.insert_user(&user(ids.user(), p2, "ada@example.com")).await.unwrap();
+    assert_eq!(store.count_users().await.unwrap(), before + 2);
+
+    assert_eq!(store.user_by_email(p, "ada@example.com").await.unwrap().as_ref(), Some(&u));
+    assert_eq!(store.user_by_id(u.id).await.unwrap().as_ref(), Some(&u));
+    assert_eq!(store.user_by_email(p, "nobody@example.com").await.unwrap(), None);
+    assert_eq!(store.list_users(Some(p)).await.unwrap(), vec![u.clone()]);
+
+    let h = PasswordHash::from_phc("$argon2id$v=19$m=8,t=1,p=1$bmV3c2FsdA$bmV3aGFzaA");
+    assert!(store.set_password_hash(u.id, &h).await.unwrap());
+    assert!(store.set_disabled(u.id, true).await.unwrap());
+    let got = store.user_by_id(u.id).await.unwrap().unwrap();
+    assert_eq!(got.password_hash, h);
+    assert!(got.disabled);
+    assert!(!store.set_disabled(ids.user(), true).await.unwrap(), "missing user: false");
+
+    assert!(store.set_phone_if_unactivated(u.id, "79123456789").await.unwrap());
+    assert!(
+        !store.activate_phone(u.id, "70000000000").await.unwrap(),
+        "activation MUST match the stored phone"
+    );
+    assert!(store.activate_phone(u.id, "79123456789").await.unwrap());
+    let got = store.user_by_id(u.id).await.unwrap().unwrap();
+    assert_eq!((got.phone.as_deref(), got.phone_activated), (Some("79123456789"), true));
+    assert!(
+        !store.set_phone_if_unactivated(u.id, "71111111111").await.unwrap(),
+        "an activated phone MUST stay"
+    );
+    assert!(store.set_phone(u.id, None, false).await.unwrap());
+    let got = store.user_by_id(u.id).await.unwrap().unwrap();
+    assert_eq!((got.phone, got.phone_activated), (None, false));
+}
+
+fn code(user: UserId, phone: &str, tag: u8, issued: Timestamp) -> SmsCodeRecord {
+    SmsCodeRecord {
+        user,
+        phone: phone.into(),
+        code_hash: [tag; 32],
+        issued_at: issued,
+        expires_at: later(issued, secs(600)),
+    }
+}
+
+/// SMS codes: newest, consume burns all, expiry, the outstanding cap, and single use under races.
+pub async fn sms_codes(store: &dyn Store) {
+    let ids = Ids::new(3);
+    let u = ids.user();
+    let phone = "79123456789";
+    for i in 0..8u8 {
+        store
+            .insert_sms_code(&code(u, phone, i + 1, later(t0(), secs(i64::from(i)))), 6, t0())
+            .await
+            .unwrap();
+    }
+    let now = later(t0(), secs(10));
+    let newest = store.newest_sms_code(u, phone, now).await.unwrap().unwrap();
+    assert_eq!(newest.code_hash, [8; 32]);
+    assert!(
+        !store.consume_sms_code(u, phone, &[1; 32], now).await.unwrap(),
+        "codes beyond 6 MUST be evicted, oldest first"
+    );
+    assert!(
+        !store.consume_sms_code(u, "70000000000", &[5; 32], now).await.unwrap(),
+        "another phone's code MUST fail"
+    );
+    assert!(
+        store.consume_sms_code(u, phone, &[5; 32], now).await.unwrap(),
+        "any outstanding code is accepted"
+    );
+    assert!(
+        !store.consume_sms_code(u, phone, &[6; 32], now).await.unwrap(),
+        "a success MUST burn all codes"
+    );
+    assert_eq!(store.newest_sms_code(u, phone, now).await.unwrap(), None);
+
+    store.insert_sms_code(&code(u, phone, 9, t0()), 6, t0()).await.unwrap();
+    let expired = later(t0(), secs(600));
+    assert_eq!(
+        store.newest_sms_code(u, phone, expired).await.unwrap(),
+        None,
+        "expired codes are not outstanding"
+    );
+    assert!(
+        !store.consume_sms_code(u, phone, &[9; 32], expired).await.unwrap(),
+        "an expired code MUST fail"
+    );
+
+    store.insert_sms_code(&code(u, phone, 10, t0()), 6, t0()).await.unwrap();
+    store.burn_sms_codes(u).await.unwrap();
+    assert!(
+        !store.consume_sms_code(u, phone, &[10; 32], t0()).await.unwrap(),
+        "burnt codes MUST fail"
+    );
+
+    let v = ids.user();
+    store.insert_sms_code(&code(v, phone, 11, t0()), 6, t0()).await.unwrap();
+    let wins = join_all((0..20).map(|_| store.consume_sms_code(v, phone, &[11; 32], t0()))).await;
+    assert_eq!(
+        wins.into_iter().filter(|r| *r.as_ref().unwrap()).count(),
+        1,
+        "exactly one concurrent consume MUST win"
+    );
+}
+
+/// TOTP: one secret per user, steps strictly increasing and used once, activation once.
+pub async fn totp(store: &dyn Store) {
+    let ids = Ids::new(4);
+    let u = ids.user();
+    assert_eq!(store.totp(u).await.unwrap(), None);
+    assert!(store.create_totp(u, b"sealed-1").await.unwrap());
+    assert!(
+        !store.create_totp(u, b"sealed-2").await.unwrap(),
+        "a second secret MUST NOT replace the first"
+    );
+    let r = store.totp(u).await.unwrap().unwrap();
+    assert_eq!(
+        (r.sealed_secret.as_slice(), r.activated, r.last_step),
+        (b"sealed-1".as_slice(), false, None)
+    );
+    assert!(store.use_totp_step(u, 100).await.unwrap());
+    assert!(!store.use_totp_step(u, 100).await.unwrap(), "a step MUST validate once");
+    assert!(!store.use_totp_step(u, 99).await.unwrap(), "an earlier step MUST fail");
+    assert!(store.use_totp_step(u, 101).await.unwrap());
+    let wins = join_all((0..20).map(|_| store.use_totp_step(u, 200))).await;
+    assert_eq!(
+        wins.into_iter().filter(|r| *r.as_ref().unwrap()).count(),
+        1,
+        "exactly one concurrent step use MUST win"
+    );
+    assert!(!store.use_totp_step(ids.user(), 1).await.unwrap(), "no record: false");
+
+    assert!(store.activate_totp(u, &[[1; 32], [2; 32]], b"reveal").await.unwrap());
+    assert!(
+        !store.activate_totp(u, &[[3; 32]], b"other").await.unwrap(),
+        "activation happens once"
+    );
+    let r = store.totp(u).await.unwrap().unwrap();
+    assert!(r.activated);
+    assert_eq!(r.last_step, Some(200));
+    assert_eq!(store.backup_codes(u).await.unwrap().len(), 2);
+    assert_eq!(store.take_backup_reveal(u).await.unwrap().as_deref(), Some(b"reveal".as_slice()));
+    assert_eq!(store.take_backup_reveal(u).await.unwrap(), None, "the reveal MUST be taken once");
+
+    store.delete_totp(u).await.unwrap();
+    assert_eq!(store.totp(u).await.unwrap(), None);
+    assert!(store.backup_codes(u).await.unwrap().is_empty(), "reset MUST drop backup codes");
+    assert!(store.create_totp(u, b"sealed-3").await.unwrap());
+    assert!(store.use_totp_step(u, 50).await.unwrap(), "reset MUST clear the last used step");
+}
+
+/// Backup codes: order, single use under races, replacement.
+pub async fn backup_codes(store: &dyn Store) {
+    let ids = Ids::new(5);
+    let u = ids.user();
+    store.create_totp(u, b"s").await.unwrap();
+    store.activate_totp(u, &[[1; 32], [2; 32], [3; 32]], b"r").await.unwrap();
+    assert!(store.use_backup_code(u, &[2; 32]).await.unwrap());
+    assert!(!store.use_backup_code(u, &[2; 32]).await.unwrap(), "a backup code MUST be single use");
+    assert!(!store.use_backup_code(u, &[9; 32]).await.unwrap());
+    let list = store.backup_codes(u).await.unwrap();
+    assert_eq!(
+        list.iter().map(|c| (c.code_hash[0], c.used)).collect::<Vec<_>>(),
+        vec![(1, false), (2, true), (3, false)]
+    );
+    let wins = join_all((0..20).map(|_| store.use_backup_code(u, &[3; 32]))).await;
+    assert_eq!(
+        wins.into_iter().filter(|r| *r.as_ref().unwrap()).count(),
+        1,
+        "exactly one concurrent use MUST win"
+    );
+    store.replace_backup_codes(u, &[[7; 32], [8; 32]], None).await.unwrap();
+    assert_eq!(
+        store.take_backup_reveal(u).await.unwrap(),
+        None,
+        "replacing without a reveal clears it"
+    );
+    let list = store.backup_codes(u).await.unwrap();
+    assert_eq!(
+        list.iter().map(|c| (c.code_hash[0], c.used)).collect::<Vec<_>>(),
+        vec![(7, false), (8, false)]
+    );
+    assert!(!store.use_backup_code(u, &[1; 32]).await.unwrap(), "old codes MUST be gone");
+    store.replace_backup_codes(u, &[[9; 32]], Some(b"again")).await.unwrap();
+    assert_eq!(store.take_backup_reveal(u).await.unwrap().as_deref(), Some(b"again".as_slice()));
+}
+
+/// Tokens: lookup by hash, revocation one by one, per user, per portal; purge.
+pub async fn tokens(store: &dyn Store) {
+    let ids = Ids::new(6);
+    let (u1, u2, p1, p2) = (ids.user(), ids.user(), ids.portal(), ids.portal());
+    let tok = |tag: u8, user, portal, ttl: i64| TokenRecord {
+        hash: [tag; 32],
+        user,
+        portal,
+        issued_at: t0(),
+        expires_at: later(t0(), secs(ttl)),
+    };
+    for t in [
+        tok(1, u1, p1, 100),
+        tok(2, u1, p1, 100),
+        tok(3, u2, p1, 100),
+        tok(4, u2, p2, 100),
+        tok(5, u2, p2, 10),
+    ] {
+        store.insert_token(&t).await.unwrap();
+    }
+    assert_eq!(store.token_by_hash(&[1; 32]).await.unwrap(), Some(tok(1, u1, p1, 100)));
+    assert!(store.revoke_token(&[1; 32]).await.unwrap());
+    assert!(!store.revoke_token(&[1; 32]).await.unwrap());
+    assert_eq!(store.token_by_hash(&[1; 32]).await.unwrap(), None, "a revoked token MUST be gone");
+    assert_eq!(store.revoke_user_tokens(u1).await.unwrap(), 1);
+    assert_eq!(store.token_by_hash(&[2; 32]).await.unwrap(), None);
+    assert_eq!(store.purge_expired_tokens(later(t0(), secs(50))).await.unwrap(), 1);
+    assert_eq!(store.token_by_hash(&[5; 32]).await.unwrap(), None);
+    assert_eq!(store.revoke_portal_tokens(p1).await.unwrap(), 1);
+    assert_eq!(store.token_by_hash(&[3; 32]).await.unwrap(), None);
+    assert!(store.token_by_hash(&[4; 32]).await.unwrap().is_some(), "other portals' tokens stay");
+}
+
+fn granted(a: &Acquire) -> bool {
+    matches!(a, Acquire::Granted(_))
+}
+
+/// Counters: the limit, release, record, reset, expiry, the block, and exactness under races.
+pub async fn counters(store: &dyn Store) {
+    let rule = Rule::new(3, secs(60), secs(120));
+    let k = "conformance:basic";
+    let mut slots = Vec::new();
+    for i in 0..3 {
+        match store.acquire(k, &rule, later(t0(), secs(i))).await.unwrap() {
+            Acquire::Granted(s) => slots.push(s),
+            other => panic!("attempt {i} MUST be granted, got {other:?}"),
+        }
+    }
+    let now = later(t0(), secs(5));
+    let want_until = later(t0(), secs(2 + 120));
+    assert_eq!(
+        store.acquire(k, &rule, now).await.unwrap(),
+        Acquire::Refused { until: want_until },
+        "the limit MUST hold"
+    );
+    // The block stands even if a slot is released: refusals are decided by the stored block first.
+    store.release(slots[0]).await.unwrap();
+    assert_eq!(
+        store.acquire(k, &rule, later(now, secs(30))).await.unwrap(),
+        Acquire::Refused { until: want_until }
+    );
+    assert!(
+        granted(&store.acquire(k, &rule, want_until).await.unwrap()),
+        "the block MUST end on time"
+    );
+
+    let k2 = "conformance:release";
+    let a = store.acquire(k2, &rule, t0()).await.unwrap();
+    let Acquire::Granted(slot) = a else { panic!("granted") };
+    store.release(slot).await.unwrap();
+    for _ in 0..3 {
+        assert!(
+            granted(&store.acquire(k2, &rule, t0()).await.unwrap()),
+            "a released slot MUST not count"
+        );
+    }
+    assert!(!granted(&store.acquire(k2, &rule, t0()).await.unwrap()));
+    store.reset(k2).await.unwrap();
+    assert!(
+        granted(&store.acquire(k2, &rule, t0()).await.unwrap()),
+        "reset MUST clear events and block"
+    );
+
+    let k3 = "conformance:record";
+    let once = Rule::per(1, secs(30));
+    store.record(k3, &once, t0()).await.unwrap();
+    assert_eq!(
+        store.acquire(k3, &once, later(t0(), secs(10))).await.unwrap(),
+        Acquire::Refused { until: later(t0(), secs(30)) }
+    );
+    assert!(
+        granted(&store.acquire(k3, &once, later(t0(), secs(30))).await.unwrap()),
+        "events MUST leave the window"
+    );
+
+    let k4 = "conformance:race";
+    let five = Rule::per(5, secs(60));
+    let results = join_all((0..25).map(|_| store.acquire(k4, &five, t0()))).await;
+    let n = results.into_iter().filter(|r| granted(r.as_ref().unwrap())).count();
+    assert_eq!(n, 5, "exactly the limit MUST be granted under concurrency");
+}
+
+/// Audit: newest first, filters, limit.
+pub async fn audit(store: &dyn Store) {
+    let ids = Ids::new(7);
+    let (p, u) = (ids.portal(), ids.user());
+    let ev = |i: i64, action, user| AuditEvent {
+        at: later(t0(), secs(i)),
+        portal: p,
+        user,
+        login: Some("ada@example.com".into()),
+        action,
+        ip: "192.0.2.1".parse().unwrap(),
+        user_agent: Some("conformance".into()),
+        reason: Some(format!("event {i}")),
+    };
+    for (i, (a, who)) in [
+        (AuditAction::LoginFailViaApi, None),
+        (AuditAction::LoginSuccessViaApi, Some(u)),
+        (AuditAction::Logout, Some(u)),
+        (AuditAction::LoginFailViaApi, Some(u)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        store.append_audit(&ev(i as i64, a, who)).await.unwrap();
+    }
+    let all = store
+        .recent_audit(&AuditFilter { portal: Some(p), ..Default::default() }, 10)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(
+        all[0],
+        ev(3, AuditAction::LoginFailViaApi, Some(u)),
+        "newest first, every field kept"
+    );
+    assert_eq!(all[3].user, None);
+    let fails = store
+        .recent_audit(
+            &AuditFilter {
+                portal: Some(p),
+                action: Some(AuditAction::LoginFailViaApi),
+                ..Default::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(fails.len(), 2);
+    let mine =
+        store.recent_audit(&AuditFilter { user: Some(u), ..Default::default() }, 2).await.unwrap();
+    assert_eq!(
+        mine.iter().map(|e| e.action).collect::<Vec<_>>(),
+        vec![AuditAction::LoginFailViaApi, AuditAction::Logout]
+    );
+}
+
+/// Outbox: due order, leases, failure and retry, sent messages leave, concurrent claims never overlap.
+pub async fn outbox(store: &dyn Store) {
+    let ids = Ids::new(8);
+    let p = ids.portal();
+    let msg = |to: &str| NewOutboxMessage {
+        portal: p,
+        to: to.into(),
+        sealed_text: vec![1, 2, 3],
+        created_at: t0(),
+    };
+    let a = store.enqueue_sms(&msg("71111111111")).await.unwrap();
+    let b = store.enqueue_sms(&msg("72222222222")).await.unwrap();
+    let lease = secs(60);
+    let claimed = store.claim_due_sms(t0(), lease, 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|m| m.id).collect::<Vec<_>>(), vec![a, b], "oldest first");
+    assert_eq!(claimed[0].sealed_text, vec![1, 2, 3]);
+    assert!(
+        store.claim_due_sms(later(t0(), secs(1)), lease, 10).await.unwrap().is_empty(),
+        "a lease MUST keep others away"
+    );
+    store.mark_sms_sent(a, later(t0(), secs(2))).await.unwrap();
+    store.mark_sms_failed(b, later(t0(), secs(5)), "gateway down").await.unwrap();
+    let again = store.claim_due_sms(later(t0(), secs(5)), lease, 10).await.unwrap();
+    assert_eq!(again.len(), 1, "sent messages MUST not be claimed again");
+    assert_eq!(
+        (again[0].id, again[0].attempts, again[0].last_error.as_deref()),
+        (b, 1, Some("gateway down"))
+    );
+    let recent = store.recent_sms(10).await.unwrap();
+    assert_eq!(recent.first().map(|m| m.id), Some(b), "newest first");
+    assert!(recent.iter().any(|m| m.id == a && m.sent_at == Some(later(t0(), secs(2)))));
+
+    for i in 0..10 {
+        store.enqueue_sms(&msg(&format!("7333333333{i}"))).await.unwrap();
+    }
+    let t = later(t0(), secs(1000));
+    let rounds = join_all((0..5).map(|_| store.claim_due_sms(t, lease, 4))).await;
+    let mut seen: Vec<i64> = rounds.into_iter().flat_map(|r| r.unwrap()).map(|m| m.id).collect();
+    let total = seen.len();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), total, "concurrent claims MUST never hand one message to two workers");
+    assert_eq!(total, 11, "every due message is claimed once");
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn mem_store_conforms() {
+        let store = super::super::MemStore::new();
+        super::run(&store).await;
+    }
+}
