@@ -167,7 +167,7 @@ pub struct AuthService {
     rng: Arc<dyn Rng>,
     key: ServerKey,
     limits: CoreLimits,
-    portals: Mutex<Option<(Timestamp, Arc<Vec<Arc<Portal>>>)>>,
+    portals: Mutex<Option<(Timestamp, PortalList)>>,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -175,6 +175,9 @@ impl std::fmt::Debug for AuthService {
         f.debug_struct("AuthService").field("limits", &self.limits).finish_non_exhaustive()
     }
 }
+
+/// The cached portal list.
+type PortalList = Arc<Vec<Arc<Portal>>>;
 
 /// The longest login kept verbatim in a throttle key or audit event; longer ones are hashed.
 const MAX_KEY_LOGIN: usize = 128;
@@ -233,7 +236,7 @@ impl AuthService {
 
     // ----- portals -------------------------------------------------------------------------------
 
-    async fn cached_portals(&self) -> Result<Arc<Vec<Arc<Portal>>>, AuthError> {
+    async fn cached_portals(&self) -> Result<PortalList, AuthError> {
         let now = self.clock.now();
         if let Ok(guard) = self.portals.lock()
             && let Some((at, list)) = guard.as_ref()
@@ -242,7 +245,7 @@ impl AuthService {
         {
             return Ok(list.clone());
         }
-        let list: Arc<Vec<Arc<Portal>>> =
+        let list: PortalList =
             Arc::new(self.store.list_portals().await?.into_iter().map(Arc::new).collect());
         if let Ok(mut guard) = self.portals.lock() {
             *guard = Some((now, list.clone()));
@@ -264,10 +267,7 @@ impl AuthService {
             return Ok(only.clone());
         }
         let host = normalize_host(host);
-        list.iter()
-            .find(|p| p.hosts.iter().any(|h| *h == host))
-            .cloned()
-            .ok_or(AuthError::PortalNotFound)
+        list.iter().find(|p| p.hosts.contains(&host)).cloned().ok_or(AuthError::PortalNotFound)
     }
 
     // ----- step 1 and the credential check ---------------------------------------------------------

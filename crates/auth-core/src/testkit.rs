@@ -17,7 +17,7 @@ use std::sync::Arc;
 use crate::crypto::ServerKey;
 use crate::password::{Argon2Hasher, HashParams};
 use crate::ports::NoSocialProviders;
-use crate::service::{AuthService, Deps};
+use crate::service::{AuthService, CoreLimits, Deps};
 
 /// A service over in-memory fakes, with its store and clock, for tests.
 pub struct TestWorld {
@@ -33,8 +33,13 @@ pub struct TestWorld {
     pub key: ServerKey,
 }
 
-/// Builds a [`TestWorld`]; the clock starts at 2026-01-10T07:46:24Z.
+/// Builds a [`TestWorld`] with the default limits; the clock starts at 2026-01-10T07:46:24Z.
 pub fn build_service() -> TestWorld {
+    build_service_with(CoreLimits::default())
+}
+
+/// Builds a [`TestWorld`] with these global limits.
+pub fn build_service_with(limits: CoreLimits) -> TestWorld {
     let store = Arc::new(MemStore::new());
     let clock = Arc::new(FakeClock::new(jiff::Timestamp::constant(1_768_031_184, 420_689_700)));
     let rng = Arc::new(SeqRng::new(42));
@@ -43,13 +48,41 @@ pub fn build_service() -> TestWorld {
     #[allow(clippy::expect_used)]
     let hasher = Argon2Hasher::new(HashParams::insecure_for_tests(), rng.clone())
         .expect("test hash parameters are valid");
-    let service = Arc::new(AuthService::new(Deps {
-        store: store.clone(),
-        hasher: Arc::new(hasher),
-        social: Arc::new(NoSocialProviders),
-        clock: clock.clone(),
-        rng: rng.clone(),
-        key: key.clone(),
-    }));
+    let service = Arc::new(AuthService::with_limits(
+        Deps {
+            store: store.clone(),
+            hasher: Arc::new(hasher),
+            social: Arc::new(NoSocialProviders),
+            clock: clock.clone(),
+            rng: rng.clone(),
+            key: key.clone(),
+        },
+        limits,
+    ));
     TestWorld { service, store, clock, rng, key }
+}
+
+impl TestWorld {
+    /// The SMS texts waiting in the outbox, oldest first, unsealed (as the gateway would get them).
+    pub async fn outbox_texts(&self) -> Vec<(String, String)> {
+        use crate::ports::OutboxStore;
+        let mut msgs = self.store.recent_sms(10_000).await.unwrap_or_default();
+        msgs.reverse();
+        msgs.iter()
+            .filter_map(|m| {
+                let text = self.key.open(crate::service::OUTBOX_CONTEXT, &m.sealed_text).ok()?;
+                Some((m.to.clone(), String::from_utf8_lossy(&text).into_owned()))
+            })
+            .collect()
+    }
+
+    /// The code in the newest outbox message to `to`.
+    pub async fn last_code_to(&self, to: &str) -> Option<String> {
+        self.outbox_texts()
+            .await
+            .into_iter()
+            .rev()
+            .find(|(t, _)| t == to)
+            .map(|(_, text)| text.chars().filter(char::is_ascii_digit).collect())
+    }
 }

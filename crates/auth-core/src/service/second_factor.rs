@@ -151,9 +151,8 @@ impl AuthService {
         ctx: &RequestContext,
         user: &User,
     ) -> Result<LoginOutcome, AuthError> {
-        let phone = match (&user.phone, user.phone_activated) {
-            (Some(p), true) => p,
-            _ => return Ok(LoginOutcome::SmsPending { expires: None, phone_noise: None }),
+        let (Some(phone), true) = (&user.phone, user.phone_activated) else {
+            return Ok(LoginOutcome::SmsPending { expires: None, phone_noise: None });
         };
         let now = self.clock.now();
         let expires = match self.store.newest_sms_code(user.id, phone, now).await? {

@@ -1,0 +1,894 @@
+//! The flow tables of spec §4, every response variant, exercised at the service level on the fakes.
+//!
+//! Each test builds a fresh world (in-memory store, fake clock, deterministic RNG), changes the portal
+//! settings it needs, and walks a flow through `AuthService`, asserting what the client would get and what
+//! the store and audit trail hold afterwards.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use auth_core::service::{CoreLimits, NewUser};
+use auth_core::testkit::{TestWorld, build_service, build_service_with};
+use auth_core::throttle::Rule;
+use auth_core::{
+    AuditAction, AuditFilter, AuthError, Credentials, LoginOutcome, Portal, RequestContext,
+    SecretString, SignedDuration, TfaMode, User, Via, totp,
+};
+
+const PASSWORD: &str = "correct horse battery";
+
+struct Fx {
+    w: TestWorld,
+    portal: Arc<Portal>,
+    user: User,
+}
+
+impl Fx {
+    async fn new(tfa: TfaMode) -> Self {
+        Self::with(build_service(), tfa).await
+    }
+
+    async fn with(w: TestWorld, tfa: TfaMode) -> Self {
+        let portal = w.service.ensure_default_portal().await.unwrap();
+        let mut p = (*portal).clone();
+        p.settings.tfa = tfa;
+        w.service.update_portal(&p).await.unwrap();
+        let portal = w.service.portal_for_host("anything.example").await.unwrap();
+        let user = w
+            .service
+            .add_user(
+                portal.id,
+                NewUser {
+                    email: "Ada@Example.com".into(),
+                    password: PASSWORD.into(),
+                    first_name: "Ada".into(),
+                    last_name: "Lovelace".into(),
+                    is_admin: false,
+                },
+            )
+            .await
+            .unwrap();
+        Fx { w, portal, user }
+    }
+
+    async fn settings(&mut self, f: impl FnOnce(&mut auth_core::PortalSettings)) {
+        let mut p = (*self.portal).clone();
+        f(&mut p.settings);
+        self.w.service.update_portal(&p).await.unwrap();
+        self.portal = self.w.service.portal_for_host("x").await.unwrap();
+    }
+
+    fn ctx(&self) -> RequestContext {
+        self.ctx_from("203.0.113.7")
+    }
+
+    fn ctx_from(&self, ip: &str) -> RequestContext {
+        RequestContext {
+            portal: self.portal.clone(),
+            client_ip: ip.parse::<IpAddr>().unwrap(),
+            user_agent: Some("tests".into()),
+        }
+    }
+
+    fn creds(&self, password: &str) -> Credentials {
+        Credentials {
+            user_name: Some("ada@example.com".into()),
+            password: Some(password.into()),
+            ..Default::default()
+        }
+    }
+
+    fn good(&self) -> Credentials {
+        self.creds(PASSWORD)
+    }
+
+    fn advance(&self, secs: i64) {
+        self.w.clock.advance(SignedDuration::from_secs(secs));
+    }
+
+    async fn user(&self) -> User {
+        self.w.service.find_user(None, "ada@example.com").await.unwrap()
+    }
+
+    async fn actions(&self) -> Vec<AuditAction> {
+        let mut v: Vec<_> = self
+            .w
+            .service
+            .audit_events(&AuditFilter::default(), 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        v.reverse();
+        v
+    }
+
+    async fn sms_count(&self) -> usize {
+        self.w.outbox_texts().await.len()
+    }
+
+    /// SMS mode: stores and activates the phone, returning a token from the activation.
+    async fn activate_phone(&self) {
+        self.w
+            .service
+            .set_phone(&self.ctx(), &self.good(), Some("+7 (912) 345-67-89"))
+            .await
+            .unwrap();
+        let code = self.w.last_code_to("79123456789").await.unwrap();
+        self.w.service.verify_code(&self.ctx(), &self.good(), &code).await.unwrap();
+    }
+
+    fn totp_now(&self, secret_b32: &str, offset_steps: i64) -> String {
+        let secret = data_encoding::BASE32_NOPAD.decode(secret_b32.as_bytes()).unwrap();
+        let step = totp::step_at(self.w.service.now()) as i64 + offset_steps;
+        totp::code_at_step(&secret, step as u64)
+    }
+
+    /// App mode: first login, activation with a TOTP code; returns the secret.
+    async fn activate_app(&self) -> String {
+        let LoginOutcome::TotpPending { tfa_key: Some(key) } =
+            self.w.service.login(&self.ctx(), &self.good()).await.unwrap()
+        else {
+            panic!("expected a tfaKey")
+        };
+        let key = key.expose().to_owned();
+        let code = self.totp_now(&key, 0);
+        self.w.service.verify_code(&self.ctx(), &self.good(), &code).await.unwrap();
+        key
+    }
+}
+
+fn is_invalid(r: &Result<impl std::fmt::Debug, AuthError>) -> bool {
+    matches!(r, Err(AuthError::InvalidCredentials))
+}
+
+// ----- step 1 without a second factor -------------------------------------------------------------
+
+#[tokio::test]
+async fn plain_login_issues_a_token_that_authenticates() {
+    let fx = Fx::new(TfaMode::None).await;
+    let LoginOutcome::Token(t) = fx.w.service.login(&fx.ctx(), &fx.good()).await.unwrap() else {
+        panic!("token")
+    };
+    assert_eq!(t.via, Via::Password);
+    assert_eq!(
+        t.expires,
+        auth_core::Timestamp::constant(1_768_031_184 + 30 * 86_400, 420_689_700),
+        "30-day default lifetime"
+    );
+    let s = fx.w.service.authenticate(&fx.ctx(), t.token.expose()).await.unwrap();
+    assert_eq!(s.user.id, fx.user.id);
+    let profile = fx.w.service.profile(&s);
+    assert_eq!(
+        (profile.display_name.as_str(), profile.phone_noise.as_deref()),
+        ("Ada Lovelace", None)
+    );
+    assert_eq!(fx.actions().await, vec![AuditAction::LoginSuccessViaApi]);
+}
+
+#[tokio::test]
+async fn user_name_may_be_the_user_id() {
+    let fx = Fx::new(TfaMode::None).await;
+    let creds = Credentials {
+        user_name: Some(fx.user.id.to_string()),
+        password: Some(PASSWORD.into()),
+        ..Default::default()
+    };
+    assert!(matches!(fx.w.service.login(&fx.ctx(), &creds).await.unwrap(), LoginOutcome::Token(_)));
+}
+
+#[tokio::test]
+async fn provider_email_is_a_password_login_and_others_are_social() {
+    let fx = Fx::new(TfaMode::None).await;
+    let mut c = fx.good();
+    c.provider = Some("Email".into());
+    assert!(matches!(fx.w.service.login(&fx.ctx(), &c).await.unwrap(), LoginOutcome::Token(_)));
+    c.provider = Some("google".into());
+    c.access_token = Some("tok".into());
+    assert!(is_invalid(&fx.w.service.login(&fx.ctx(), &c).await), "an unknown provider is a 401");
+}
+
+#[tokio::test]
+async fn failures_look_the_same_and_are_audited_with_reasons() {
+    let fx = Fx::new(TfaMode::None).await;
+    assert!(is_invalid(&fx.w.service.login(&fx.ctx(), &fx.creds("Tr0ub4dor&3")).await));
+    let unknown = Credentials {
+        user_name: Some("nobody@example.com".into()),
+        password: Some("x".into()),
+        ..Default::default()
+    };
+    assert!(is_invalid(&fx.w.service.login(&fx.ctx(), &unknown).await));
+    fx.w.service.set_disabled(fx.user.id, true).await.unwrap();
+    assert!(is_invalid(&fx.w.service.login(&fx.ctx(), &fx.good()).await));
+    let events = fx.w.service.audit_events(&AuditFilter::default(), 10).await.unwrap();
+    let reasons: Vec<_> =
+        events.iter().rev().map(|e| (e.action, e.reason.clone().unwrap_or_default())).collect();
+    assert_eq!(
+        reasons,
+        vec![
+            (AuditAction::LoginFailViaApi, "wrong password".into()),
+            (AuditAction::LoginFailViaApi, "unknown user".into()),
+            (AuditAction::LoginFailViaApi, "user disabled".into()),
+        ]
+    );
+    for e in &events {
+        let text = format!("{e:?}");
+        assert!(
+            !text.contains(PASSWORD) && !text.contains("Tr0ub4dor"),
+            "no password in the audit trail"
+        );
+    }
+}
+
+#[tokio::test]
+async fn missing_credentials_are_bad_requests_and_do_not_count() {
+    let fx = Fx::new(TfaMode::None).await;
+    for _ in 0..10 {
+        let r = fx
+            .w
+            .service
+            .login(
+                &fx.ctx(),
+                &Credentials { user_name: Some("ada@example.com".into()), ..Default::default() },
+            )
+            .await;
+        assert!(matches!(r, Err(AuthError::BadRequest(m)) if m == "password empty"));
+        let r =
+            fx.w.service
+                .login(&fx.ctx(), &Credentials { password: Some("x".into()), ..Default::default() })
+                .await;
+        assert!(matches!(r, Err(AuthError::BadRequest(m)) if m == "userName empty"));
+    }
+    assert!(matches!(
+        fx.w.service.login(&fx.ctx(), &fx.good()).await.unwrap(),
+        LoginOutcome::Token(_)
+    ));
+}
+
+// ----- the login throttle ----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn login_throttle_blocks_after_five_failures_even_the_right_password() {
+    let fx = Fx::new(TfaMode::None).await;
+    for i in 0..5 {
+        fx.advance(1);
+        assert!(is_invalid(&fx.w.service.login(&fx.ctx(), &fx.creds(&format!("wrong {i}"))).await));
+    }
+    let fifth = fx.w.service.now();
+    let r = fx.w.service.login(&fx.ctx(), &fx.good()).await;
+    let Err(AuthError::LoginThrottled { until }) = r else { panic!("throttled, got {r:?}") };
+    assert_eq!(
+        until,
+        fifth.saturating_add(SignedDuration::from_secs(60)).unwrap(),
+        "blocked 60 s from the fifth failure"
+    );
+    // Refusals during the block do not extend it.
+    fx.advance(30);
+    let r = fx.w.service.login(&fx.ctx(), &fx.good()).await;
+    assert!(matches!(r, Err(AuthError::LoginThrottled { until: u }) if u == until));
+    // Another IP is a different key.
+    assert!(matches!(
+        fx.w.service.login(&fx.ctx_from("198.51.100.1"), &fx.good()).await.unwrap(),
+        LoginOutcome::Token(_)
+    ));
+    fx.advance(30);
+    assert!(matches!(
+        fx.w.service.login(&fx.ctx(), &fx.good()).await.unwrap(),
+        LoginOutcome::Token(_)
+    ));
+    assert!(fx.actions().await.contains(&AuditAction::LoginFailBruteForce));
+}
+
+#[tokio::test]
+async fn successes_do_not_count_towards_the_throttle() {
+    let fx = Fx::new(TfaMode::None).await;
+    for _ in 0..4 {
+        assert!(is_invalid(&fx.w.service.login(&fx.ctx(), &fx.creds("nope")).await));
+    }
+    for _ in 0..10 {
+        assert!(matches!(
+            fx.w.service.login(&fx.ctx(), &fx.good()).await.unwrap(),
+            LoginOutcome::Token(_)
+        ));
+    }
+    assert!(is_invalid(&fx.w.service.login(&fx.ctx(), &fx.creds("nope")).await));
+    assert!(matches!(
+        fx.w.service.login(&fx.ctx(), &fx.good()).await,
+        Err(AuthError::LoginThrottled { .. })
+    ));
+}
+
+#[tokio::test]
+async fn the_throttle_is_configurable_per_portal() {
+    let mut fx = Fx::new(TfaMode::None).await;
+    fx.settings(|s| {
+        s.login_throttle =
+            Rule::new(2, SignedDuration::from_secs(10), SignedDuration::from_secs(100))
+    })
+    .await;
+    for _ in 0..2 {
+        assert!(is_invalid(&fx.w.service.login(&fx.ctx(), &fx.creds("nope")).await));
+    }
+    assert!(matches!(
+        fx.w.service.login(&fx.ctx(), &fx.good()).await,
+        Err(AuthError::LoginThrottled { .. })
+    ));
+    fx.advance(99);
+    assert!(matches!(
+        fx.w.service.login(&fx.ctx(), &fx.good()).await,
+        Err(AuthError::LoginThrottled { .. })
+    ));
+    fx.advance(1);
+    assert!(fx.w.service.login(&fx.ctx(), &fx.good()).await.is_ok());
+}
+
+// ----- SMS ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn sms_user_without_phone_sets_one_and_logs_in() {
+    let fx = Fx::new(TfaMode::Sms).await;
+    let r = fx.w.service.login(&fx.ctx(), &fx.good()).await.unwrap();
+    assert!(matches!(r, LoginOutcome::SmsPending { expires: None, phone_noise: None }));
+    assert_eq!(fx.sms_count().await, 0, "nothing is sent without a phone");
+
+    let r =
+        fx.w.service.set_phone(&fx.ctx(), &fx.good(), Some("+7 (912) 345-67-89")).await.unwrap();
+    let LoginOutcome::SmsPending { expires: Some(exp), phone_noise: Some(noise) } = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(noise, "+7912***6789");
+    assert_eq!(exp, fx.w.service.now().saturating_add(SignedDuration::from_mins(10)).unwrap());
+    let texts = fx.w.outbox_texts().await;
+    assert_eq!(texts.len(), 1);
+    assert_eq!(texts[0].0, "79123456789");
+    assert!(texts[0].1.starts_with("Code: ") && texts[0].1.len() == 12);
+
+    // Step 1 again while the phone is not activated: still no number shown, nothing sent.
+    assert!(matches!(
+        fx.w.service.login(&fx.ctx(), &fx.good()).await.unwrap(),
+        LoginOutcome::SmsPending { expires: None, .. }
+    ));
+    assert_eq!(fx.sms_count().await, 1);
+
+    let code = fx.w.last_code_to("79123456789").await.unwrap();
+    let t = fx.w.service.verify_code(&fx.ctx(), &fx.good(), &code).await.unwrap();
+    assert_eq!(t.via, Via::Sms { phone_noise: "+7912***6789".into() });
+    let u = fx.user().await;
+    assert!(u.phone_activated, "a first good code activates the phone");
+    assert!(
+        is_invalid(&fx.w.service.verify_code(&fx.ctx(), &fx.good(), &code).await),
+        "a code is single use"
+    );
+    let acts = fx.actions().await;
+    assert!(
+        acts.contains(&AuditAction::UserUpdatedMobileNumber)
+            && acts.contains(&AuditAction::LoginSuccessViaApiSms)
+    );
+}
+
+#[tokio::test]
+async fn sms_user_with_phone_gets_a_code_at_step_one_once() {
+    let fx = Fx::new(TfaMode::Sms).await;
+    fx.activate_phone().await;
+    let before = fx.sms_count().await;
+    fx.advance(60);
+    let r = fx.w.service.login(&fx.ctx(), &fx.good()).await.unwrap();
+    let LoginOutcome::SmsPending { expires: Some(e1), phone_noise: Some(n) } = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(n, "+7912***6789");
+    assert_eq!(fx.sms_count().await, before + 1, "step 1 sends when nothing is outstanding");
+    fx.advance(5);
+    let LoginOutcome::SmsPending { expires: Some(e2), .. } =
+        fx.w.service.login(&fx.ctx(), &fx.good()).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (e1, fx.sms_count().await),
+        (e2, before + 1),
+        "step 1 does not resend while a code is outstanding"
+    );
+}
+
+#[tokio::test]
+async fn sendsms_resends_with_a_cooldown_and_any_outstanding_code_works() {
+    let fx = Fx::new(TfaMode::Sms).await;
+    fx.activate_phone().await;
+    fx.advance(60);
+    fx.w.service.login(&fx.ctx(), &fx.good()).await.unwrap();
+    let first = fx.w.last_code_to("79123456789").await.unwrap();
+    let r = fx.w.service.send_sms(&fx.ctx(), &fx.good()).await;
+    assert!(
+        matches!(r, Err(AuthError::SmsSendLimited { .. })),
+        "resend within 30 s of the last code is refused: {r:?}"
+    );
+    fx.advance(30);
+    let r = fx.w.service.send_sms(&fx.ctx(), &fx.good()).await.unwrap();
+    assert!(matches!(r, LoginOutcome::SmsPending { expires: Some(_), phone_noise: Some(_) }));
+    let second = fx.w.last_code_to("79123456789").await.unwrap();
+    assert_ne!(first, second);
+    assert!(
+        fx.w.service.verify_code(&fx.ctx(), &fx.good(), &first).await.is_ok(),
+        "an older outstanding code is accepted"
+    );
+    assert!(
+        is_invalid(&fx.w.service.verify_code(&fx.ctx(), &fx.good(), &second).await),
+        "a success burns every code"
+    );
+}
+
+#[tokio::test]
+async fn sms_codes_expire_after_ten_minutes() {
+    let fx = Fx::new(TfaMode::Sms).await;
+    fx.w.service.set_phone(&fx.ctx(), &fx.good(), Some("79123456789")).await.unwrap();
+    let code = fx.w.last_code_to("79123456789").await.unwrap();
+    fx.advance(600);
+    assert!(is_invalid(&fx.w.service.verify_code(&fx.ctx(), &fx.good(), &code).await));
+}
+
+#[tokio::test]
+async fn five_wrong_sms_codes_lock_the_phone_for_ten_minutes() {
+    let fx = Fx::new(TfaMode::Sms).await;
+    fx.w.service.set_phone(&fx.ctx(), &fx.good(), Some("79123456789")).await.unwrap();
+    let code = fx.w.last_code_to("79123456789").await.unwrap();
+    let wrong = if code == "111111" { "222222" } else { "111111" };
+    for _ in 0..5 {
+        assert!(is_invalid(&fx.w.service.verify_code(&fx.ctx(), &fx.good(), wrong).await));
+    }
+    let r = fx.w.service.verify_code(&fx.ctx(), &fx.good(), &code).await;
+    assert!(matches!(r, Err(AuthError::CodeAttemptsExceeded { .. })), "even the right code: {r:?}");
+    assert!(fx.actions().await.contains(&AuditAction::LoginFailViaApiSms));
+}
+
+#[tokio::test]
+async fn setphone_rules() {
+    let fx = Fx::new(TfaMode::Sms).await;
+    let s = &fx.w.service;
+    assert!(matches!(
+        s.set_phone(&fx.ctx(), &fx.good(), None).await,
+        Err(AuthError::PhoneRequired)
+    ));
+    assert!(matches!(
+        s.set_phone(&fx.ctx(), &fx.good(), Some("12-34")).await,
+        Err(AuthError::InvalidPhone)
+    ));
+    assert!(is_invalid(&s.set_phone(&fx.ctx(), &fx.creds("bad"), Some("79123456789")).await));
+    assert!(matches!(s.send_sms(&fx.ctx(), &fx.good()).await, Err(AuthError::PhoneRequired)));
+    s.set_phone(&fx.ctx(), &fx.good(), Some("79123456789")).await.unwrap();
+    let old = fx.w.last_code_to("79123456789").await.unwrap();
+    let r = s.set_phone(&fx.ctx(), &fx.good(), Some("79990001122")).await;
+    assert!(
+        matches!(r, Err(AuthError::SmsSendLimited { .. })),
+        "one setphone per user per 30 s: {r:?}"
+    );
+    fx.advance(30);
+    s.set_phone(&fx.ctx(), &fx.good(), Some("79990001122")).await.unwrap();
+    assert!(
+        is_invalid(&s.verify_code(&fx.ctx(), &fx.good(), &old).await),
+        "codes to the previous number are burnt"
+    );
+    let code = fx.w.last_code_to("79990001122").await.unwrap();
+    s.verify_code(&fx.ctx(), &fx.good(), &code).await.unwrap();
+    fx.advance(30);
+    assert!(matches!(
+        s.set_phone(&fx.ctx(), &fx.good(), Some("79123456789")).await,
+        Err(AuthError::PhoneAlreadyActivated)
+    ));
+}
+
+#[tokio::test]
+async fn sms_endpoints_need_sms_mode() {
+    let fx = Fx::new(TfaMode::None).await;
+    assert!(is_invalid(&fx.w.service.set_phone(&fx.ctx(), &fx.good(), Some("79123456789")).await));
+    assert!(is_invalid(&fx.w.service.send_sms(&fx.ctx(), &fx.good()).await));
+    assert!(
+        is_invalid(&fx.w.service.verify_code(&fx.ctx(), &fx.good(), "123456").await),
+        "2FA not applicable"
+    );
+}
+
+#[tokio::test]
+async fn disabled_users_fail_before_any_sms_or_secret() {
+    let fx = Fx::new(TfaMode::Sms).await;
+    fx.activate_phone().await;
+    fx.w.service.set_disabled(fx.user.id, true).await.unwrap();
+    let before = fx.sms_count().await;
+    fx.advance(60);
+    assert!(is_invalid(&fx.w.service.login(&fx.ctx(), &fx.good()).await));
+    assert!(is_invalid(&fx.w.service.send_sms(&fx.ctx(), &fx.good()).await));
+    assert_eq!(fx.sms_count().await, before);
+
+    let fx = Fx::new(TfaMode::App).await;
+    fx.w.service.set_disabled(fx.user.id, true).await.unwrap();
+    assert!(is_invalid(&fx.w.service.login(&fx.ctx(), &fx.good()).await));
+    use auth_core::ports::TotpStore;
+    assert_eq!(
+        fx.w.store.totp(fx.user.id).await.unwrap(),
+        None,
+        "no secret is created for a disabled user"
+    );
+}
+
+#[tokio::test]
+async fn sms_send_limits_hold() {
+    let mut fx = Fx::new(TfaMode::Sms).await;
+    fx.settings(|s| s.sms.resend_cooldown = SignedDuration::ZERO).await;
+    fx.w.service.set_phone(&fx.ctx(), &fx.good(), Some("79123456789")).await.unwrap();
+    for i in 1..10 {
+        fx.advance(1);
+        assert!(
+            fx.w.service
+                .send_sms(&fx.ctx_from(&format!("198.51.100.{i}")), &fx.good())
+                .await
+                .is_ok(),
+            "send {i}"
+        );
+    }
+    let r = fx.w.service.send_sms(&fx.ctx_from("198.51.100.99"), &fx.good()).await;
+    assert!(matches!(r, Err(AuthError::SmsSendLimited { .. })), "10 per phone per day: {r:?}");
+    assert_eq!(fx.sms_count().await, 10);
+    fx.advance(86_400);
+    assert!(fx.w.service.send_sms(&fx.ctx(), &fx.good()).await.is_ok(), "the day passes");
+
+    let mut fx = Fx::new(TfaMode::Sms).await;
+    fx.settings(|s| {
+        s.sms.allowed_prefixes = vec!["44".into()];
+    })
+    .await;
+    assert!(matches!(
+        fx.w.service.set_phone(&fx.ctx(), &fx.good(), Some("79123456789")).await,
+        Err(AuthError::InvalidPhone)
+    ));
+    assert!(fx.w.service.set_phone(&fx.ctx(), &fx.good(), Some("+44 20 7946 0958")).await.is_ok());
+}
+
+#[tokio::test]
+async fn russian_portals_send_russian_texts() {
+    let mut fx = Fx::new(TfaMode::Sms).await;
+    fx.settings(|s| s.language = auth_core::Language::Ru).await;
+    fx.w.service.set_phone(&fx.ctx(), &fx.good(), Some("79123456789")).await.unwrap();
+    assert!(fx.w.outbox_texts().await[0].1.starts_with("Код: "));
+}
+
+// ----- TOTP and backup codes -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn totp_activation_backup_codes_and_replay() {
+    let fx = Fx::new(TfaMode::App).await;
+    let s = &fx.w.service;
+    let LoginOutcome::TotpPending { tfa_key: Some(k1) } =
+        s.login(&fx.ctx(), &fx.good()).await.unwrap()
+    else {
+        panic!()
+    };
+    let LoginOutcome::TotpPending { tfa_key: Some(k2) } =
+        s.login(&fx.ctx(), &fx.good()).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(k1, k2, "the same secret until activation");
+    assert_eq!(k1.expose().len(), 32, "20 bytes of base32 without padding");
+    let code = fx.totp_now(k1.expose(), 0);
+    let t = s.verify_code(&fx.ctx(), &fx.good(), &code).await.unwrap();
+    assert_eq!(t.via, Via::Totp);
+    assert!(
+        is_invalid(&s.verify_code(&fx.ctx(), &fx.good(), &code).await),
+        "a used step never validates again"
+    );
+    assert!(matches!(
+        s.login(&fx.ctx(), &fx.good()).await.unwrap(),
+        LoginOutcome::TotpPending { tfa_key: None }
+    ));
+
+    let session = s.authenticate(&fx.ctx(), t.token.expose()).await.unwrap();
+    let shown = s.backup_codes(&session).await.unwrap();
+    assert_eq!(shown.len(), 5);
+    assert!(
+        shown
+            .iter()
+            .all(|c| c.code.expose().len() == 8 && c.code.expose() != "********" && !c.used)
+    );
+    let masked = s.backup_codes(&session).await.unwrap();
+    assert!(masked.iter().all(|c| c.code.expose() == "********"), "plaintext is shown once");
+
+    let backup = shown[2].code.expose().to_lowercase();
+    let typed = format!("{}-{}", &backup[..4], &backup[4..]);
+    assert_eq!(s.verify_code(&fx.ctx(), &fx.good(), &typed).await.unwrap().via, Via::Totp);
+    assert!(
+        is_invalid(&s.verify_code(&fx.ctx(), &fx.good(), &backup).await),
+        "a backup code is single use"
+    );
+    let after = s.backup_codes(&session).await.unwrap();
+    assert_eq!(
+        after.iter().map(|c| c.used).collect::<Vec<_>>(),
+        vec![false, false, true, false, false]
+    );
+
+    let fresh = s.new_backup_codes(&fx.ctx(), &session).await.unwrap();
+    assert!(fresh.iter().all(|c| c.code.expose() != "********"));
+    assert!(
+        s.backup_codes(&session).await.unwrap().iter().all(|c| c.code.expose() == "********"),
+        "a GET after a PUT is masked"
+    );
+    assert!(
+        is_invalid(&s.verify_code(&fx.ctx(), &fx.good(), shown[0].code.expose()).await),
+        "old codes die with a PUT"
+    );
+
+    // The next step's code still works (it is later than the last used step).
+    fx.advance(30);
+    assert!(s.verify_code(&fx.ctx(), &fx.good(), &fx.totp_now(k1.expose(), 0)).await.is_ok());
+
+    s.reset_tfa_app(&fx.ctx(), &session, None).await.unwrap();
+    let LoginOutcome::TotpPending { tfa_key: Some(k3) } =
+        s.login(&fx.ctx(), &fx.good()).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_ne!(k3, k1, "a reset issues a new secret");
+    let acts = fx.actions().await;
+    for a in [
+        AuditAction::UserConnectedTfaApp,
+        AuditAction::LoginSuccessViaApiTfa,
+        AuditAction::UserDisconnectedTfaApp,
+    ] {
+        assert!(acts.contains(&a), "{a:?} audited");
+    }
+}
+
+#[tokio::test]
+async fn totp_window_is_one_step_by_default() {
+    let fx = Fx::new(TfaMode::App).await;
+    let key = fx.activate_app().await;
+    fx.advance(90);
+    assert!(fx.w.service.verify_code(&fx.ctx(), &fx.good(), &fx.totp_now(&key, -1)).await.is_ok());
+    fx.advance(90);
+    assert!(fx.w.service.verify_code(&fx.ctx(), &fx.good(), &fx.totp_now(&key, 1)).await.is_ok());
+    fx.advance(90);
+    assert!(is_invalid(
+        &fx.w.service.verify_code(&fx.ctx(), &fx.good(), &fx.totp_now(&key, 2)).await
+    ));
+}
+
+#[tokio::test]
+async fn backup_codes_need_an_activated_app_and_resets_need_rights() {
+    let fx = Fx::new(TfaMode::None).await;
+    let LoginOutcome::Token(t) = fx.w.service.login(&fx.ctx(), &fx.good()).await.unwrap() else {
+        panic!()
+    };
+    let session = fx.w.service.authenticate(&fx.ctx(), t.token.expose()).await.unwrap();
+    assert!(matches!(fx.w.service.backup_codes(&session).await, Err(AuthError::TfaNotAvailable)));
+    assert!(matches!(
+        fx.w.service.new_backup_codes(&fx.ctx(), &session).await,
+        Err(AuthError::TfaNotAvailable)
+    ));
+    let other =
+        fx.w.service
+            .add_user(
+                fx.portal.id,
+                NewUser {
+                    email: "b@example.com".into(),
+                    password: "another password".into(),
+                    first_name: String::new(),
+                    last_name: String::new(),
+                    is_admin: true,
+                },
+            )
+            .await
+            .unwrap();
+    assert!(matches!(
+        fx.w.service.reset_tfa_app(&fx.ctx(), &session, Some(other.id)).await,
+        Err(AuthError::Forbidden)
+    ));
+    let c = Credentials {
+        user_name: Some("b@example.com".into()),
+        password: Some("another password".into()),
+        ..Default::default()
+    };
+    let LoginOutcome::Token(t) = fx.w.service.login(&fx.ctx(), &c).await.unwrap() else { panic!() };
+    let admin = fx.w.service.authenticate(&fx.ctx(), t.token.expose()).await.unwrap();
+    assert!(fx.w.service.reset_tfa_app(&fx.ctx(), &admin, Some(fx.user.id)).await.is_ok());
+}
+
+/// Spec §5.6: the chance of guessing into an account stays at most 1 in 10 000 per day.
+#[tokio::test]
+async fn guessing_bound_holds_for_the_configured_limits() {
+    let limits = CoreLimits::default();
+    let settings = auth_core::PortalSettings::default();
+    let per_day = f64::from(limits.second_factor_daily.limit);
+    assert_eq!(limits.second_factor_daily.window, SignedDuration::from_hours(24));
+    let totp_codes = f64::from(2 * u32::from(settings.totp_window) + 1);
+    let backup_space = 32f64.powi(auth_core::backup::CODE_LEN as i32);
+    let p_one = totp_codes / 1e6 + f64::from(settings.backup_code_count) / backup_space;
+    let p_day = per_day * p_one;
+    assert!(p_day <= 1e-4, "P(day) = {p_day}");
+
+    // And the service enforces that daily count: the 21st attempt in a day is refused.
+    let fx = Fx::new(TfaMode::App).await;
+    fx.activate_app().await;
+    let mut wrong = 0;
+    while wrong < 20 {
+        let r = fx.w.service.verify_code(&fx.ctx(), &fx.good(), "000000").await;
+        match r {
+            Err(AuthError::InvalidCredentials) => wrong += 1,
+            Err(AuthError::CodeAttemptsExceeded { .. }) => fx.advance(60),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    fx.advance(60);
+    let r = fx.w.service.verify_code(&fx.ctx(), &fx.good(), "000000").await;
+    assert!(matches!(r, Err(AuthError::SecondFactorLocked { .. })), "{r:?}");
+    // An admin reset lifts the lock.
+    fx.w.service.reset_tfa(&fx.user().await).await.unwrap();
+    let key = fx.activate_app().await;
+    assert!(!key.is_empty());
+}
+
+#[tokio::test]
+async fn five_wrong_totp_codes_per_minute() {
+    let fx = Fx::new(TfaMode::App).await;
+    let key = fx.activate_app().await;
+    fx.advance(30);
+    for _ in 0..5 {
+        assert!(is_invalid(&fx.w.service.verify_code(&fx.ctx(), &fx.good(), "000000").await));
+    }
+    let r = fx.w.service.verify_code(&fx.ctx(), &fx.good(), &fx.totp_now(&key, 0)).await;
+    assert!(matches!(r, Err(AuthError::CodeAttemptsExceeded { .. })), "{r:?}");
+    fx.advance(60);
+    assert!(fx.w.service.verify_code(&fx.ctx(), &fx.good(), &fx.totp_now(&key, 0)).await.is_ok());
+}
+
+// ----- when 2FA applies, and tokens ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn trusted_ips_skip_the_second_factor() {
+    let mut fx = Fx::new(TfaMode::App).await;
+    fx.settings(|s| s.trusted_ips = vec!["10.0.0.0/8".parse().unwrap()]).await;
+    assert!(matches!(
+        fx.w.service.login(&fx.ctx_from("10.1.2.3"), &fx.good()).await.unwrap(),
+        LoginOutcome::Token(_)
+    ));
+    assert!(matches!(
+        fx.w.service.login(&fx.ctx(), &fx.good()).await.unwrap(),
+        LoginOutcome::TotpPending { .. }
+    ));
+}
+
+#[tokio::test]
+async fn tokens_end_by_logout_expiry_password_change_disable_and_mode_change() {
+    let mut fx = Fx::new(TfaMode::None).await;
+    let s = fx.w.service.clone();
+    let token = |fx: &Fx| {
+        let s = s.clone();
+        let ctx = fx.ctx();
+        let c = fx.good();
+        async move {
+            let LoginOutcome::Token(t) = s.login(&ctx, &c).await.unwrap() else { panic!() };
+            t.token
+        }
+    };
+    let t = token(&fx).await;
+    let session = s.authenticate(&fx.ctx(), t.expose()).await.unwrap();
+    s.logout(&fx.ctx(), &session).await.unwrap();
+    assert!(matches!(s.authenticate(&fx.ctx(), t.expose()).await, Err(AuthError::Unauthorized)));
+    assert!(fx.actions().await.contains(&AuditAction::Logout));
+
+    let t = token(&fx).await;
+    s.set_password(fx.user.id, &SecretString::new(PASSWORD)).await.unwrap();
+    assert!(matches!(s.authenticate(&fx.ctx(), t.expose()).await, Err(AuthError::Unauthorized)));
+
+    let t = token(&fx).await;
+    s.set_disabled(fx.user.id, true).await.unwrap();
+    s.set_disabled(fx.user.id, false).await.unwrap();
+    assert!(matches!(s.authenticate(&fx.ctx(), t.expose()).await, Err(AuthError::Unauthorized)));
+
+    let t = token(&fx).await;
+    assert_eq!(s.logout_everywhere(fx.user.id).await.unwrap(), 1);
+    assert!(matches!(s.authenticate(&fx.ctx(), t.expose()).await, Err(AuthError::Unauthorized)));
+
+    let t = token(&fx).await;
+    fx.settings(|st| st.tfa = TfaMode::Sms).await;
+    assert!(
+        matches!(s.authenticate(&fx.ctx(), t.expose()).await, Err(AuthError::Unauthorized)),
+        "mode change revokes"
+    );
+    fx.settings(|st| st.tfa = TfaMode::None).await;
+
+    fx.settings(|st| st.token_lifetime = SignedDuration::from_mins(5)).await;
+    let t = token(&fx).await;
+    fx.advance(299);
+    assert!(s.authenticate(&fx.ctx(), t.expose()).await.is_ok());
+    fx.advance(1);
+    assert!(
+        matches!(s.authenticate(&fx.ctx(), t.expose()).await, Err(AuthError::Unauthorized)),
+        "expired"
+    );
+    for junk in ["", "abc", &"A".repeat(43), &"x".repeat(10_000)] {
+        assert!(matches!(s.authenticate(&fx.ctx(), junk).await, Err(AuthError::Unauthorized)));
+    }
+}
+
+#[tokio::test]
+async fn portals_are_chosen_by_host_once_there_are_several() {
+    let fx = Fx::new(TfaMode::None).await;
+    let s = &fx.w.service;
+    let mut only = (*fx.portal).clone();
+    only.hosts = vec!["one.example.com".into()];
+    s.update_portal(&only).await.unwrap();
+    assert_eq!(
+        s.portal_for_host("whatever").await.unwrap().id,
+        fx.portal.id,
+        "one portal serves every host"
+    );
+    let two = s.add_portal("Two", &["Two.Example.com:8443".into()]).await.unwrap();
+    assert_eq!(s.portal_for_host("TWO.example.com").await.unwrap().id, two.id);
+    assert_eq!(s.portal_for_host("one.example.com:80").await.unwrap().id, fx.portal.id);
+    assert!(matches!(s.portal_for_host("three.example.com").await, Err(AuthError::PortalNotFound)));
+    // A user of one portal cannot log in through the other.
+    let ctx =
+        RequestContext { portal: two, client_ip: "192.0.2.1".parse().unwrap(), user_agent: None };
+    assert!(is_invalid(&s.login(&ctx, &fx.good()).await));
+}
+
+#[tokio::test]
+async fn a_store_outage_is_busy_not_a_wrong_password() {
+    let fx = Fx::new(TfaMode::None).await;
+    fx.w.store.set_down(true);
+    assert!(matches!(fx.w.service.login(&fx.ctx(), &fx.good()).await, Err(AuthError::Busy(_))));
+    fx.w.store.set_down(false);
+    assert!(fx.w.service.login(&fx.ctx(), &fx.good()).await.is_ok());
+}
+
+// ----- single use under races -------------------------------------------------------------------------
+
+fn relaxed() -> CoreLimits {
+    let lots = Rule::per(1000, SignedDuration::from_mins(1));
+    CoreLimits {
+        sms_wrong: lots,
+        tfa_wrong_per_minute: lots,
+        second_factor_daily: lots,
+        ..CoreLimits::default()
+    }
+}
+
+async fn race(fx: &Fx, code: &str) -> usize {
+    let mut handles = Vec::new();
+    for _ in 0..100 {
+        let (s, ctx, c, code) = (fx.w.service.clone(), fx.ctx(), fx.good(), code.to_owned());
+        handles.push(tokio::spawn(async move { s.verify_code(&ctx, &c, &code).await }));
+    }
+    let mut ok = 0;
+    for h in handles {
+        match h.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(AuthError::InvalidCredentials) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_hundred_racing_step_two_calls_win_once_per_code() {
+    let mut fx = Fx::with(build_service_with(relaxed()), TfaMode::Sms).await;
+    fx.settings(|s| s.login_throttle = Rule::per(1000, SignedDuration::from_mins(1))).await;
+    fx.w.service.set_phone(&fx.ctx(), &fx.good(), Some("79123456789")).await.unwrap();
+    let code = fx.w.last_code_to("79123456789").await.unwrap();
+    assert_eq!(race(&fx, &code).await, 1, "SMS code");
+
+    fx.settings(|s| s.tfa = TfaMode::App).await;
+    let key = fx.activate_app().await;
+    fx.advance(30);
+    assert_eq!(race(&fx, &fx.totp_now(&key, 0)).await, 1, "TOTP code");
+
+    assert!(matches!(
+        fx.w.service.login(&fx.ctx(), &fx.good()).await.unwrap(),
+        LoginOutcome::TotpPending { tfa_key: None }
+    ));
+    let t = fx.w.service.verify_code(&fx.ctx(), &fx.good(), &fx.totp_now(&key, 1)).await.unwrap();
+    let session = fx.w.service.authenticate(&fx.ctx(), t.token.expose()).await.unwrap();
+    let codes = fx.w.service.backup_codes(&session).await.unwrap();
+    assert_eq!(race(&fx, codes[0].code.expose()).await, 1, "backup code");
+}
