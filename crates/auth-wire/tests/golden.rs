@@ -1,0 +1,360 @@
+//! Golden tests: every JSON and XML sample of API.md §3–§4 and §9 (and upstream's §12 samples), byte for byte.
+//!
+//! Each case also decodes its own bytes back, so the client side is checked against the same samples.
+
+use auth_wire::{
+    ApiDate, ApiError, BackupCode, Capabilities, ClientError, Envelope, ErrorCode, ErrorEnvelope,
+    Format, Payload, Profile, ProfilePhone, TokenResponse,
+};
+
+/// Asserts both encodings of `envelope` byte for byte, and that both decode back to it.
+fn check(envelope: Envelope, json: &str, xml: &str) {
+    assert_eq!(String::from_utf8(envelope.to_json()).unwrap(), json);
+    assert_eq!(String::from_utf8(envelope.to_xml()).unwrap(), xml);
+    let kind = envelope.payload.kind();
+    assert_eq!(
+        Envelope::decode(Format::Json, json.as_bytes(), kind),
+        Ok(envelope.clone()),
+        "{json}"
+    );
+    assert_eq!(Envelope::decode(Format::Xml, xml.as_bytes(), kind), Ok(envelope), "{xml}");
+}
+
+/// Asserts both encodings of an error envelope, and that both decode to the matching `ApiError`.
+fn check_error(envelope: ErrorEnvelope, json: &str, xml: &str) {
+    assert_eq!(String::from_utf8(envelope.to_json()).unwrap(), json);
+    assert_eq!(String::from_utf8(envelope.to_xml()).unwrap(), xml);
+    let want = Err(ClientError::Api(ApiError::from(envelope)));
+    assert_eq!(auth_wire::decode_response::<TokenResponse>(Format::Json, json.as_bytes()), want);
+    assert_eq!(auth_wire::decode_response::<TokenResponse>(Format::Xml, xml.as_bytes()), want);
+}
+
+fn sms_expiry() -> ApiDate {
+    ApiDate::new(1_768_031_184, 420_689_700, 0).unwrap()
+}
+
+fn noise() -> Option<String> {
+    Some("+7912***6789".to_owned())
+}
+
+#[test]
+fn spec_section_3_sms_challenge() {
+    check(
+        Envelope::ok(200, TokenResponse::sms_challenge(Some(sms_expiry()), noise())),
+        r#"{"count":1,"status":0,"statusCode":200,"response":{"token":null,"expires":"2026-01-10T07:46:24.4206897Z","sms":true,"phoneNoise":"+7912***6789"}}"#,
+        "<result><count>1</count><status>0</status><statusCode>200</statusCode><response><token /><expires>2026-01-10T07:46:24.4206897Z</expires><sms>true</sms><phoneNoise>+7912***6789</phoneNoise></response></result>",
+    );
+}
+
+#[test]
+fn spec_section_3_error() {
+    check_error(
+        ErrorEnvelope::new(ErrorCode::InvalidCredentials),
+        r#"{"status":1,"statusCode":401,"error":{"message":"User authentication failed","code":"invalid_credentials"}}"#,
+        "<result><status>1</status><statusCode>401</statusCode><error><message>User authentication failed</message><code>invalid_credentials</code></error></result>",
+    );
+}
+
+#[test]
+fn every_error_code() {
+    for code in ErrorCode::ALL {
+        let (status, message, name) = (code.status_code(), code.default_message(), code.as_str());
+        check_error(
+            ErrorEnvelope::new(code),
+            &format!(
+                r#"{{"status":1,"statusCode":{status},"error":{{"message":"{message}","code":"{name}"}}}}"#
+            ),
+            &format!(
+                "<result><status>1</status><statusCode>{status}</statusCode><error><message>{message}</message><code>{name}</code></error></result>"
+            ),
+        );
+    }
+    check_error(
+        ErrorEnvelope::with_message(ErrorCode::BadRequest, "userName empty"),
+        r#"{"status":1,"statusCode":400,"error":{"message":"userName empty","code":"bad_request"}}"#,
+        "<result><status>1</status><statusCode>400</statusCode><error><message>userName empty</message><code>bad_request</code></error></result>",
+    );
+}
+
+#[test]
+fn spec_table_statuses_and_messages() {
+    let table = [
+        (ErrorCode::InvalidCredentials, 401, "User authentication failed"),
+        (ErrorCode::LoginThrottled, 429, "Login Fail. Too many attempts"),
+        (
+            ErrorCode::SmsSendLimited,
+            429,
+            "You have sent too many text messages. Please try again later.",
+        ),
+        (ErrorCode::CodeAttemptsExceeded, 429, "Login Fail. Too many attempts"),
+        (
+            ErrorCode::SecondFactorLocked,
+            429,
+            "Too many attempts. Ask an administrator to reset two-factor authentication.",
+        ),
+        (ErrorCode::PhoneRequired, 400, "Enter mobile phone number"),
+        (ErrorCode::InvalidPhone, 400, "Incorrect phone number"),
+        (
+            ErrorCode::PhoneAlreadyActivated,
+            409,
+            "To change the number, you need to delete your current phone number",
+        ),
+        (ErrorCode::Unauthorized, 401, "Unauthorized"),
+        (ErrorCode::TfaNotAvailable, 403, "Two-factor authentication app is not available"),
+        (ErrorCode::Forbidden, 403, "Access denied"),
+        (ErrorCode::NotFound, 404, "Method not found"),
+        (ErrorCode::MethodNotAllowed, 405, "Method not found"),
+        (ErrorCode::PortalNotFound, 404, "Portal not found"),
+        (ErrorCode::Busy, 503, "Server is busy"),
+        (ErrorCode::Internal, 500, "Internal error"),
+    ];
+    for (code, status, message) in table {
+        assert_eq!((code.status_code(), code.default_message()), (status, message), "{code}");
+    }
+    assert_eq!(ErrorCode::RequestTimeout.status_code(), 408);
+    assert_eq!(ErrorCode::PayloadTooLarge.status_code(), 413);
+    assert_eq!(ErrorCode::UnsupportedMediaType.status_code(), 415);
+}
+
+#[test]
+fn step1_sms_without_activated_phone() {
+    check(
+        Envelope::ok(200, TokenResponse::sms_challenge(None, None)),
+        r#"{"count":1,"status":0,"statusCode":200,"response":{"token":null,"sms":true}}"#,
+        "<result><count>1</count><status>0</status><statusCode>200</statusCode><response><token /><sms>true</sms></response></result>",
+    );
+}
+
+#[test]
+fn step1_tfa_enrolment_and_tfa_alone() {
+    check(
+        Envelope::ok(200, TokenResponse::tfa_challenge(Some("KV5E2MDFKZUEOYSF".into()))),
+        r#"{"count":1,"status":0,"statusCode":200,"response":{"token":null,"tfa":true,"tfaKey":"KV5E2MDFKZUEOYSF"}}"#,
+        "<result><count>1</count><status>0</status><statusCode>200</statusCode><response><token /><tfa>true</tfa><tfaKey>KV5E2MDFKZUEOYSF</tfaKey></response></result>",
+    );
+    check(
+        Envelope::ok(200, TokenResponse::tfa_challenge(None)),
+        r#"{"count":1,"status":0,"statusCode":200,"response":{"token":null,"tfa":true}}"#,
+        "<result><count>1</count><status>0</status><statusCode>200</statusCode><response><token /><tfa>true</tfa></response></result>",
+    );
+}
+
+#[test]
+fn step1_token_issued_in_portal_offset() {
+    let expires = sms_expiry().with_offset(3 * 3600).unwrap();
+    check(
+        Envelope::ok(200, TokenResponse::issued("sFq3_-x", expires)),
+        r#"{"count":1,"status":0,"statusCode":200,"response":{"token":"sFq3_-x","expires":"2026-01-10T10:46:24.4206897+03:00"}}"#,
+        "<result><count>1</count><status>0</status><statusCode>200</statusCode><response><token>sFq3_-x</token><expires>2026-01-10T10:46:24.4206897+03:00</expires></response></result>",
+    );
+    let west = sms_expiry().with_offset(-5 * 3600).unwrap();
+    check(
+        Envelope::ok(200, TokenResponse::issued("t", west)),
+        r#"{"count":1,"status":0,"statusCode":200,"response":{"token":"t","expires":"2026-01-10T02:46:24.4206897-05:00"}}"#,
+        "<result><count>1</count><status>0</status><statusCode>200</statusCode><response><token>t</token><expires>2026-01-10T02:46:24.4206897-05:00</expires></response></result>",
+    );
+}
+
+#[test]
+fn step2_success_with_sms_and_with_tfa() {
+    let expires = ApiDate::new(1_799_566_621, 123_456_700, 0).unwrap();
+    let sms = TokenResponse {
+        sms: true,
+        phone_noise: noise(),
+        ..TokenResponse::issued("<token>", expires)
+    };
+    // Upstream's §12 sample, with its 201; ours answers 200 but the bytes are otherwise the same.
+    check(
+        Envelope::ok(201, sms.clone()),
+        r#"{"count":1,"status":0,"statusCode":201,"response":{"token":"<token>","expires":"2027-01-10T07:37:01.1234567Z","sms":true,"phoneNoise":"+7912***6789"}}"#,
+        "<result><count>1</count><status>0</status><statusCode>201</statusCode><response><token>&lt;token&gt;</token><expires>2027-01-10T07:37:01.1234567Z</expires><sms>true</sms><phoneNoise>+7912***6789</phoneNoise></response></result>",
+    );
+    check(
+        Envelope::ok(200, sms),
+        r#"{"count":1,"status":0,"statusCode":200,"response":{"token":"<token>","expires":"2027-01-10T07:37:01.1234567Z","sms":true,"phoneNoise":"+7912***6789"}}"#,
+        "<result><count>1</count><status>0</status><statusCode>200</statusCode><response><token>&lt;token&gt;</token><expires>2027-01-10T07:37:01.1234567Z</expires><sms>true</sms><phoneNoise>+7912***6789</phoneNoise></response></result>",
+    );
+    let tfa = TokenResponse { tfa: true, ..TokenResponse::issued("abc", expires) };
+    check(
+        Envelope::ok(200, tfa),
+        r#"{"count":1,"status":0,"statusCode":200,"response":{"token":"abc","expires":"2027-01-10T07:37:01.1234567Z","tfa":true}}"#,
+        "<result><count>1</count><status>0</status><statusCode>200</statusCode><response><token>abc</token><expires>2027-01-10T07:37:01.1234567Z</expires><tfa>true</tfa></response></result>",
+    );
+}
+
+#[test]
+fn upstream_section_12_tfa_enrolment_with_201() {
+    check(
+        Envelope::ok(201, TokenResponse::tfa_challenge(Some("KV5E2MDFKZUEOYSF".into()))),
+        r#"{"count":1,"status":0,"statusCode":201,"response":{"token":null,"tfa":true,"tfaKey":"KV5E2MDFKZUEOYSF"}}"#,
+        "<result><count>1</count><status>0</status><statusCode>201</statusCode><response><token /><tfa>true</tfa><tfaKey>KV5E2MDFKZUEOYSF</tfaKey></response></result>",
+    );
+}
+
+#[test]
+fn booleans() {
+    check(
+        Envelope::ok(200, true),
+        r#"{"count":1,"status":0,"statusCode":200,"response":true}"#,
+        "<result><count>1</count><status>0</status><statusCode>200</statusCode><response>true</response></result>",
+    );
+    check(
+        Envelope::ok(200, false),
+        r#"{"count":1,"status":0,"statusCode":200,"response":false}"#,
+        "<result><count>1</count><status>0</status><statusCode>200</statusCode><response>false</response></result>",
+    );
+}
+
+#[test]
+fn backup_codes_list() {
+    let codes = vec![
+        BackupCode { is_used: false, code: "K7M2QX9P".into() },
+        BackupCode { is_used: true, code: "4HTR8WZN".into() },
+    ];
+    check(
+        Envelope::ok(200, codes),
+        r#"{"count":2,"status":0,"statusCode":200,"response":[{"isUsed":false,"code":"K7M2QX9P"},{"isUsed":true,"code":"4HTR8WZN"}]}"#,
+        "<result><count>2</count><status>0</status><statusCode>200</statusCode><response><isUsed>false</isUsed><code>K7M2QX9P</code></response><response><isUsed>true</isUsed><code>4HTR8WZN</code></response></result>",
+    );
+    let masked: Vec<BackupCode> = (0..5).map(|i| BackupCode::masked(i == 0)).collect();
+    let item = |used: bool| format!(r#"{{"isUsed":{used},"code":"********"}}"#);
+    let xml_item =
+        |used: bool| format!("<response><isUsed>{used}</isUsed><code>********</code></response>");
+    check(
+        Envelope::ok(200, masked),
+        &format!(
+            r#"{{"count":5,"status":0,"statusCode":200,"response":[{},{},{},{},{}]}}"#,
+            item(true),
+            item(false),
+            item(false),
+            item(false),
+            item(false)
+        ),
+        &format!(
+            "<result><count>5</count><status>0</status><statusCode>200</statusCode>{}{}{}{}{}</result>",
+            xml_item(true),
+            xml_item(false),
+            xml_item(false),
+            xml_item(false),
+            xml_item(false)
+        ),
+    );
+    check(
+        Envelope::ok(200, Vec::<BackupCode>::new()),
+        r#"{"status":0,"statusCode":200,"response":[]}"#,
+        "<result><status>0</status><statusCode>200</statusCode></result>",
+    );
+}
+
+fn profile(phone: Option<ProfilePhone>) -> Profile {
+    Profile {
+        id: "0b9c2f5e-6a4d-4c1e-9f3a-2d7b8e1c4a60".into(),
+        user_name: "alice@example.com".into(),
+        first_name: "Alice".into(),
+        last_name: "Иванова".into(),
+        display_name: "Alice Иванова".into(),
+        email: "alice@example.com".into(),
+        phone,
+        is_admin: false,
+    }
+}
+
+#[test]
+fn profile_with_and_without_phone() {
+    check(
+        Envelope::ok(
+            200,
+            profile(Some(ProfilePhone { noise: "+7912***6789".into(), activated: true })),
+        ),
+        r#"{"count":1,"status":0,"statusCode":200,"response":{"id":"0b9c2f5e-6a4d-4c1e-9f3a-2d7b8e1c4a60","userName":"alice@example.com","firstName":"Alice","lastName":"Иванова","displayName":"Alice Иванова","email":"alice@example.com","mobilePhone":"+7912***6789","mobilePhoneActivationStatus":1,"isAdmin":false}}"#,
+        "<result><count>1</count><status>0</status><statusCode>200</statusCode><response><id>0b9c2f5e-6a4d-4c1e-9f3a-2d7b8e1c4a60</id><userName>alice@example.com</userName><firstName>Alice</firstName><lastName>Иванова</lastName><displayName>Alice Иванова</displayName><email>alice@example.com</email><mobilePhone>+7912***6789</mobilePhone><mobilePhoneActivationStatus>1</mobilePhoneActivationStatus><isAdmin>false</isAdmin></response></result>",
+    );
+    check(
+        Envelope::ok(200, Profile { is_admin: true, ..profile(None) }),
+        r#"{"count":1,"status":0,"statusCode":200,"response":{"id":"0b9c2f5e-6a4d-4c1e-9f3a-2d7b8e1c4a60","userName":"alice@example.com","firstName":"Alice","lastName":"Иванова","displayName":"Alice Иванова","email":"alice@example.com","isAdmin":true}}"#,
+        "<result><count>1</count><status>0</status><statusCode>200</statusCode><response><id>0b9c2f5e-6a4d-4c1e-9f3a-2d7b8e1c4a60</id><userName>alice@example.com</userName><firstName>Alice</firstName><lastName>Иванова</lastName><displayName>Alice Иванова</displayName><email>alice@example.com</email><isAdmin>true</isAdmin></response></result>",
+    );
+    check(
+        Envelope::ok(
+            200,
+            profile(Some(ProfilePhone { noise: "+4420****0958".into(), activated: false })),
+        ),
+        r#"{"count":1,"status":0,"statusCode":200,"response":{"id":"0b9c2f5e-6a4d-4c1e-9f3a-2d7b8e1c4a60","userName":"alice@example.com","firstName":"Alice","lastName":"Иванова","displayName":"Alice Иванова","email":"alice@example.com","mobilePhone":"+4420****0958","mobilePhoneActivationStatus":0,"isAdmin":false}}"#,
+        "<result><count>1</count><status>0</status><statusCode>200</statusCode><response><id>0b9c2f5e-6a4d-4c1e-9f3a-2d7b8e1c4a60</id><userName>alice@example.com</userName><firstName>Alice</firstName><lastName>Иванова</lastName><displayName>Alice Иванова</displayName><email>alice@example.com</email><mobilePhone>+4420****0958</mobilePhone><mobilePhoneActivationStatus>0</mobilePhoneActivationStatus><isAdmin>false</isAdmin></response></result>",
+    );
+}
+
+#[test]
+fn capabilities() {
+    check(
+        Envelope::ok(
+            200,
+            Capabilities {
+                oauth_enabled: true,
+                providers: vec!["google".into(), "yandex".into()],
+                ..Capabilities::default()
+            },
+        ),
+        r#"{"count":1,"status":0,"statusCode":200,"response":{"ldapEnabled":false,"oauthEnabled":true,"providers":["google","yandex"],"ssoLabel":"","ssoUrl":""}}"#,
+        "<result><count>1</count><status>0</status><statusCode>200</statusCode><response><ldapEnabled>false</ldapEnabled><oauthEnabled>true</oauthEnabled><providers>google</providers><providers>yandex</providers><ssoLabel></ssoLabel><ssoUrl></ssoUrl></response></result>",
+    );
+    check(
+        Envelope::ok(200, Capabilities::default()),
+        r#"{"count":1,"status":0,"statusCode":200,"response":{"ldapEnabled":false,"oauthEnabled":false,"providers":[],"ssoLabel":"","ssoUrl":""}}"#,
+        "<result><count>1</count><status>0</status><statusCode>200</statusCode><response><ldapEnabled>false</ldapEnabled><oauthEnabled>false</oauthEnabled><ssoLabel></ssoLabel><ssoUrl></ssoUrl></response></result>",
+    );
+}
+
+#[test]
+fn escaping_follows_upstream() {
+    // A token with `/` shows upstream's `\/`; XML escapes markup characters and leaves `/` alone.
+    check(
+        Envelope::ok(
+            200,
+            TokenResponse { token: Some("a/b\"<&>".into()), ..TokenResponse::default() },
+        ),
+        r#"{"count":1,"status":0,"statusCode":200,"response":{"token":"a\/b\"<&>"}}"#,
+        "<result><count>1</count><status>0</status><statusCode>200</statusCode><response><token>a/b\"&lt;&amp;&gt;</token></response></result>",
+    );
+}
+
+#[test]
+fn content_types() {
+    assert_eq!(Format::Json.content_type(), "application/json; charset=utf-8");
+    assert_eq!(Format::Xml.content_type(), "text/xml; charset=utf-8");
+}
+
+#[test]
+fn payload_counts() {
+    assert_eq!(Payload::Bool(false).count(), 1);
+    assert_eq!(Payload::BackupCodes(Vec::new()).count(), 0);
+}
+
+/// The token object must validate against DocSpace's `AuthenticationTokenDto` (`additionalProperties: false`):
+/// only these keys, `token`/`phoneNoise`/`tfaKey` string or null, `expires` a string, `sms`/`tfa` booleans.
+#[test]
+fn token_object_fits_the_openapi_schema() {
+    let expires = sms_expiry();
+    let samples = [
+        TokenResponse::sms_challenge(None, None),
+        TokenResponse::sms_challenge(Some(expires), noise()),
+        TokenResponse::tfa_challenge(Some("KV5E2MDFKZUEOYSF".into())),
+        TokenResponse::tfa_challenge(None),
+        TokenResponse::issued("t", expires),
+    ];
+    for sample in samples {
+        let envelope: serde_json::Value =
+            serde_json::from_slice(&Envelope::ok(200, sample).to_json()).unwrap();
+        let response = envelope["response"].as_object().unwrap();
+        assert!(response.contains_key("token"));
+        for (key, value) in response {
+            let fits = match key.as_str() {
+                "token" => value.is_string() || value.is_null(),
+                "phoneNoise" | "tfaKey" | "expires" => value.is_string(),
+                "sms" | "tfa" => value == &serde_json::Value::Bool(true),
+                _ => false,
+            };
+            assert!(fits, "{key}: {value}");
+        }
+    }
+}
