@@ -1,0 +1,149 @@
+//! Building responses: envelopes with their status, the cookie, `Retry-After`, and the mapping from
+//! `auth-core` errors to the closed set of wire error codes (spec §3).
+
+use std::sync::Arc;
+
+use auth_core::{AuthError, Portal, Timestamp};
+use auth_wire::{ApiDate, Envelope, ErrorCode, ErrorEnvelope, Format, Payload};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, SET_COOKIE};
+use hyper::{Response, StatusCode};
+
+/// The response body type of the whole crate.
+pub type Body = Full<Bytes>;
+
+/// The token cookie's name.
+pub(crate) const COOKIE: &str = "asc_auth_key";
+
+/// An error on its way to the client: a wire code, its message and, for 429/503, when to come back.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) code: ErrorCode,
+    pub(crate) message: Option<String>,
+    pub(crate) retry_after_secs: Option<u64>,
+    pub(crate) allow: Option<String>,
+}
+
+impl Failure {
+    pub(crate) fn new(code: ErrorCode) -> Self {
+        Self { code, message: None, retry_after_secs: None, allow: None }
+    }
+
+    pub(crate) fn with_message(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { message: Some(message.into()), ..Self::new(code) }
+    }
+
+    /// Maps a core error. Details of 5xx errors are logged here and never sent.
+    pub(crate) fn from_auth(e: &AuthError, now: Timestamp) -> Self {
+        let retry = |until: Timestamp| {
+            let secs = until.duration_since(now).as_secs_f64().ceil();
+            Some(if secs < 1.0 { 1 } else { secs as u64 })
+        };
+        let mut f = match e {
+            AuthError::InvalidCredentials => Self::new(ErrorCode::InvalidCredentials),
+            AuthError::LoginThrottled { .. } => Self::new(ErrorCode::LoginThrottled),
+            AuthError::SmsSendLimited { .. } => Self::new(ErrorCode::SmsSendLimited),
+            AuthError::CodeAttemptsExceeded { .. } => Self::new(ErrorCode::CodeAttemptsExceeded),
+            AuthError::SecondFactorLocked { .. } => Self::new(ErrorCode::SecondFactorLocked),
+            AuthError::BadRequest(m) => Self::with_message(ErrorCode::BadRequest, m.clone()),
+            AuthError::PhoneRequired => Self::new(ErrorCode::PhoneRequired),
+            AuthError::InvalidPhone => Self::new(ErrorCode::InvalidPhone),
+            AuthError::PhoneAlreadyActivated => Self::new(ErrorCode::PhoneAlreadyActivated),
+            AuthError::Unauthorized => Self::new(ErrorCode::Unauthorized),
+            AuthError::TfaNotAvailable => Self::new(ErrorCode::TfaNotAvailable),
+            AuthError::Forbidden | AuthError::UserNotFound => Self::new(ErrorCode::Forbidden),
+            AuthError::PortalNotFound => Self::new(ErrorCode::PortalNotFound),
+            AuthError::Conflict(m) => Self::with_message(ErrorCode::BadRequest, m.clone()),
+            AuthError::Busy(detail) => {
+                tracing::warn!(%detail, "answering busy");
+                Self { retry_after_secs: Some(1), ..Self::new(ErrorCode::Busy) }
+            }
+            AuthError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                Self::new(ErrorCode::Internal)
+            }
+        };
+        if let Some(until) = e.retry_at() {
+            f.retry_after_secs = retry(until);
+        }
+        f
+    }
+
+    pub(crate) fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    pub(crate) fn into_response(self, format: Format) -> Response<Body> {
+        let status = self.status();
+        let envelope = match self.message {
+            Some(m) => ErrorEnvelope::with_message(self.code, m),
+            None => ErrorEnvelope::new(self.code),
+        };
+        let mut resp = body_response(status, format, envelope.encode(format));
+        if let Some(secs) = self.retry_after_secs {
+            resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(allow) = self.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+            resp.headers_mut().insert(hyper::header::ALLOW, allow);
+        }
+        resp
+    }
+}
+
+fn body_response(status: StatusCode, format: Format, bytes: Vec<u8>) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    resp
+}
+
+/// A 200 envelope around `payload`.
+pub(crate) fn ok(format: Format, payload: impl Into<Payload>) -> Response<Body> {
+    body_response(StatusCode::OK, format, Envelope::ok(200, payload).encode(format))
+}
+
+/// A date in the portal's time zone (UTC when the zone is unknown, which validation prevents).
+pub(crate) fn date(portal: &Portal, ts: Timestamp) -> Option<ApiDate> {
+    let offset = jiff::tz::TimeZone::get(&portal.settings.time_zone)
+        .map(|tz| tz.to_offset(ts))
+        .unwrap_or(jiff::tz::Offset::UTC);
+    ApiDate::from_timestamp(ts, offset).ok()
+}
+
+/// Adds `Set-Cookie` for a freshly issued token.
+pub(crate) fn set_token_cookie(
+    resp: &mut Response<Body>,
+    portal: &Arc<Portal>,
+    token: &str,
+    expires: Timestamp,
+) {
+    let when = httpdate::fmt_http_date(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(expires.as_second().max(0) as u64),
+    );
+    let secure = if portal.settings.https { "; Secure" } else { "" };
+    let cookie =
+        format!("{COOKIE}={token}; Expires={when}; Path=/; HttpOnly; SameSite=Lax{secure}");
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().append(SET_COOKIE, v);
+    }
+}
+
+/// Adds a `Set-Cookie` that expires the token cookie (logout).
+pub(crate) fn clear_token_cookie(resp: &mut Response<Body>, portal: &Arc<Portal>) {
+    let secure = if portal.settings.https { "; Secure" } else { "" };
+    let cookie = format!(
+        "{COOKIE}=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/; HttpOnly; SameSite=Lax{secure}"
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().append(SET_COOKIE, v);
+    }
+}
+
+/// A plain-text response (health, metrics).
+pub(crate) fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}

@@ -1,0 +1,323 @@
+//! In-process tests of the transport: routing, negotiation, limits, status mapping, cookies and the typed
+//! client, against the real `serve` on a loopback port with the in-memory service behind it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_core::service::NewUser;
+use auth_core::testkit::{TestWorld, build_service};
+use auth_core::{SignedDuration, TfaMode};
+use auth_http::client::{Client, ClientError};
+use auth_http::{HttpConfig, Router, serve};
+use auth_wire::{ErrorCode, Format};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+struct Srv {
+    addr: std::net::SocketAddr,
+    w: TestWorld,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn start(tfa: TfaMode, config: HttpConfig) -> Srv {
+    let w = build_service();
+    let portal = w.service.ensure_default_portal().await.unwrap();
+    let mut p = (*portal).clone();
+    p.settings.tfa = tfa;
+    p.settings.time_zone = "Europe/Moscow".into();
+    w.service.update_portal(&p).await.unwrap();
+    w.service
+        .add_user(
+            p.id,
+            NewUser {
+                email: "ada@example.com".into(),
+                password: "correct horse".into(),
+                first_name: "Ada".into(),
+                last_name: "Lovelace".into(),
+                is_admin: false,
+            },
+        )
+        .await
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let router = Router::new(w.service.clone(), config);
+    let task = tokio::spawn(serve(listener, router, async move {
+        let _ = rx.await;
+    }));
+    Srv { addr, w, stop: Some(tx), task }
+}
+
+/// Sends raw bytes, reads the whole response (the request asks the server to close).
+async fn raw(addr: std::net::SocketAddr, request: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split(' ').nth(1).unwrap_or("0").parse().unwrap();
+    (status, head.to_owned(), body.to_owned())
+}
+
+fn post(path: &str, content_type: Option<&str>, body: &str, extra: &str) -> String {
+    let ct = content_type.map(|c| format!("Content-Type: {c}\r\n")).unwrap_or_default();
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: portal.example\r\nConnection: close\r\n{ct}{extra}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn get(path: &str, extra: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: portal.example\r\nConnection: close\r\n{extra}\r\n")
+}
+
+#[tokio::test]
+async fn plain_login_json_and_xml_with_cookie() {
+    let s = start(TfaMode::None, HttpConfig::default()).await;
+    let (status, head, body) = raw(
+        s.addr,
+        &post(
+            "//api/2.0/authentication",
+            Some("application/x-www-form-urlencoded"),
+            "username=ADA%40example.com&password=correct+horse",
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{head}\n{body}");
+    assert!(
+        body.starts_with(r#"{"count":1,"status":0,"statusCode":200,"response":{"token":""#),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#""expires":"2026-02-09T10:46:24.4206897+03:00"}}"#),
+        "portal time zone: {body}"
+    );
+    assert!(head.contains("content-type: application/json; charset=utf-8"), "{head}");
+    let cookie = head.lines().find(|l| l.to_ascii_lowercase().starts_with("set-cookie")).unwrap();
+    assert!(
+        cookie.contains("asc_auth_key=") && cookie.contains("Path=/; HttpOnly; SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(cookie.contains("Expires=Mon, 09 Feb 2026 07:46:24 GMT"), "{cookie}");
+    let token = body.split(r#""token":""#).nth(1).unwrap().split('"').next().unwrap().to_owned();
+
+    let (status, _, body) = raw(
+        s.addr,
+        &get("/api/2.0/people/@self.xml", &format!("Authorization: Bearer {token}\r\n")),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        body.starts_with(
+            "<result><count>1</count><status>0</status><statusCode>200</statusCode><response><id>"
+        ),
+        "{body}"
+    );
+    let (_, _, body) = raw(
+        s.addr,
+        &get("/api/2.0/authentication", &format!("Cookie: a=b; asc_auth_key={token}\r\n")),
+    )
+    .await;
+    assert_eq!(body, r#"{"count":1,"status":0,"statusCode":200,"response":true}"#);
+    let (_, head, body) = raw(
+        s.addr,
+        &post("/api/2.0/authentication/logout", None, "", &format!("Authorization: {token}\r\n")),
+    )
+    .await;
+    assert_eq!(body, r#"{"count":1,"status":0,"statusCode":200,"response":true}"#);
+    assert!(head.contains("asc_auth_key=; Expires=Thu, 01 Jan 1970 00:00:00 GMT"), "{head}");
+    let (status, _, body) =
+        raw(s.addr, &get("/api/2.0/authentication", &format!("Authorization: {token}\r\n"))).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"count":1,"status":0,"statusCode":200,"response":false}"#)
+    );
+    let (status, _, body) =
+        raw(s.addr, &get("/api/2.0/people/@self", &format!("Authorization: {token}\r\n"))).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body,
+        r#"{"status":1,"statusCode":401,"error":{"message":"Unauthorized","code":"unauthorized"}}"#
+    );
+}
+
+#[tokio::test]
+async fn errors_statuses_and_negotiation() {
+    let s = start(TfaMode::None, HttpConfig { body_limit: 1024, ..HttpConfig::default() }).await;
+    let json = Some("application/json");
+    let (status, _, body) = raw(
+        s.addr,
+        &post(
+            "/api/2.0/authentication",
+            json,
+            r#"{"userName":"ada@example.com","password":"nope"}"#,
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            401,
+            r#"{"status":1,"statusCode":401,"error":{"message":"User authentication failed","code":"invalid_credentials"}}"#
+        )
+    );
+    let (status, _, body) = raw(
+        s.addr,
+        &post("/api/2.0/authentication", json, r#"{"userName":"ada@example.com"}"#, ""),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body.contains(r#""code":"bad_request""#) && body.contains("password empty"), "{body}");
+    let (status, _, _) = raw(s.addr, &post("/api/2.0/authentication", json, "[1,2]", "")).await;
+    assert_eq!(status, 400);
+    let (status, _, body) =
+        raw(s.addr, &post("/api/2.0/authentication", Some("text/plain"), "x=1", "")).await;
+    assert_eq!(status, 415, "{body}");
+    let big = "a".repeat(2000);
+    let (status, _, body) = raw(s.addr, &post("/api/2.0/authentication", json, &big, "")).await;
+    assert_eq!(status, 413, "{body}");
+    let (status, _, body) = raw(s.addr, &get("/api/2.0/nowhere", "Accept: text/xml\r\n")).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            404,
+            "<result><status>1</status><statusCode>404</statusCode><error><message>Method not found</message><code>not_found</code></error></result>"
+        )
+    );
+    let (status, head, _) = raw(s.addr, &get("/api/2.0/authentication/setphone", "")).await;
+    assert_eq!(status, 405);
+    assert!(head.to_ascii_lowercase().contains("allow: post"), "{head}");
+    let (status, _, _) = raw(s.addr, &get("/api/2.0/authentication.yaml", "")).await;
+    assert_eq!(status, 404);
+    let (status, _, body) = raw(s.addr, &get("/api/2.0/capabilities.xml", "")).await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("<ldapEnabled>false</ldapEnabled><oauthEnabled>false</oauthEnabled>"),
+        "{body}"
+    );
+    let (status, _, body) = raw(s.addr, &get("/healthz", "")).await;
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    let (status, _, _) = raw(s.addr, &get("/readyz", "")).await;
+    assert_eq!(status, 200);
+    let (_, _, body) = raw(s.addr, &get("/metrics", "")).await;
+    assert!(
+        body.contains("auth_http_requests_total{route=\"authentication\",status=\"401\"} 1"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn throttle_answers_429_with_retry_after_and_busy_store_503() {
+    let s = start(TfaMode::None, HttpConfig::default()).await;
+    let bad = post("/api/2.0/authentication", None, "userName=ada@example.com&password=x", "");
+    for _ in 0..5 {
+        assert_eq!(raw(s.addr, &bad).await.0, 401);
+    }
+    let (status, head, body) = raw(
+        s.addr,
+        &post(
+            "/api/2.0/authentication",
+            None,
+            "userName=ada@example.com&password=correct+horse",
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(status, 429);
+    assert!(head.to_ascii_lowercase().contains("retry-after: 60"), "{head}");
+    assert!(body.contains("login_throttled") && body.contains("Login Fail. Too many attempts"));
+    s.w.store.set_down(true);
+    let (status, head, body) = raw(s.addr, &get("/readyz", "")).await;
+    assert_eq!(status, 503, "{head}{body}");
+    s.w.clock.advance(SignedDuration::from_secs(10));
+    let (status, head, _) = raw(
+        s.addr,
+        &post("/api/2.0/authentication", None, "userName=b@example.com&password=x", ""),
+    )
+    .await;
+    assert!(status == 503 && head.to_ascii_lowercase().contains("retry-after: 1"), "{head}");
+}
+
+#[tokio::test]
+async fn typed_client_walks_totp_enrolment() {
+    let s = start(TfaMode::App, HttpConfig::default()).await;
+    let c = Client::new(format!("http://{}", s.addr)).with_format(Format::Xml);
+    let r = c.login("ada@example.com", "correct horse").await.unwrap();
+    assert!(r.tfa && r.token.is_none());
+    let key = data_encoding::BASE32_NOPAD.decode(r.tfa_key.unwrap().as_bytes()).unwrap();
+    let code = auth_core::totp::code_at_step(&key, auth_core::totp::step_at(s.w.service.now()));
+    let r = c.verify_code("ada@example.com", "correct horse", &code).await.unwrap();
+    let token = r.token.unwrap();
+    assert!(r.tfa && r.tfa_key.is_none());
+    assert_eq!(c.me(&token).await.unwrap().email, "ada@example.com");
+    match c.verify_code("ada@example.com", "correct horse", &code).await {
+        Err(ClientError::Api(e)) => {
+            assert_eq!((e.status_code, e.code), (401, Some(ErrorCode::InvalidCredentials)))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(c.logout(&token).await.unwrap());
+    assert!(!c.check(&token).await.unwrap());
+}
+
+#[tokio::test]
+async fn basic_credentials_carry_setphone_and_sms_challenge_shapes() {
+    let s = start(TfaMode::Sms, HttpConfig::default()).await;
+    let basic =
+        format!("Authorization: Basic {}\r\n", base64_encode("ada@example.com:correct horse"));
+    let (status, _, body) = raw(s.addr, &post("/api/2.0/authentication", None, "", &basic)).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"count":1,"status":0,"statusCode":200,"response":{"token":null,"sms":true}}"#)
+    );
+    let (status, _, body) = raw(
+        s.addr,
+        &post(
+            "/api/2.0/authentication/setphone.json",
+            None,
+            "mobilePhone=%2B7+(912)+345-67-89",
+            &basic,
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.starts_with(
+            r#"{"count":1,"status":0,"statusCode":200,"response":{"token":null,"expires":""#
+        ),
+        "{body}"
+    );
+    assert!(body.ends_with(r#"+03:00","sms":true,"phoneNoise":"+7912***6789"}}"#), "{body}");
+    // Basic is refused on token-holder endpoints: it is not a token.
+    let (status, _, _) = raw(s.addr, &get("/api/2.0/people/@self", &basic)).await;
+    assert_eq!(status, 401);
+    let code = s.w.last_code_to("79123456789").await.unwrap();
+    let (status, head, body) =
+        raw(s.addr, &post(&format!("/api/2.0/authentication/{code}.xml"), None, "", &basic)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("<sms>true</sms><phoneNoise>+7912***6789</phoneNoise></response></result>"),
+        "{body}"
+    );
+    assert!(head.to_ascii_lowercase().contains("set-cookie: asc_auth_key="));
+}
+
+#[tokio::test]
+async fn graceful_shutdown_stops_accepting() {
+    let mut s = start(TfaMode::None, HttpConfig::default()).await;
+    assert_eq!(raw(s.addr, &get("/healthz", "")).await.0, 200);
+    s.stop.take().unwrap().send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), &mut s.task).await.unwrap().unwrap().unwrap();
+    assert!(TcpStream::connect(s.addr).await.is_err(), "the listener is closed");
+    let _ = Arc::clone(&s.w.service);
+}
+
+fn base64_encode(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
