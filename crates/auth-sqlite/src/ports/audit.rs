@@ -1,0 +1,71 @@
+//! `AuditStore`: the append-only audit trail. Actions are stored as their upstream codes, IPs as
+//! text; listing is newest first by append order.
+
+use async_trait::async_trait;
+use auth_core::ports::{AuditStore, StoreResult};
+use auth_core::{AuditAction, AuditEvent, AuditFilter, UserId};
+use rusqlite::params;
+
+use crate::codec::{collect, instant, opt_uuid, portal_id, ts};
+use crate::error::corrupt;
+use crate::store::SqliteStore;
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
+        let e = event.clone();
+        self.run(move |c| {
+            c.prepare_cached(
+                "INSERT INTO audit (at, portal, user, login, action, ip, user_agent, reason) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                ts(e.at),
+                e.portal.0.as_bytes().as_slice(),
+                e.user.as_ref().map(|u| u.0.as_bytes().as_slice()),
+                e.login,
+                e.action.code(),
+                e.ip.to_string(),
+                e.user_agent,
+                e.reason
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn recent_audit(&self, filter: &AuditFilter, limit: u32) -> StoreResult<Vec<AuditEvent>> {
+        let f = filter.clone();
+        self.run(move |c| {
+            // NULL parameters switch a condition off; the portal and user indexes serve the
+            // common filtered listings.
+            let mut st = c.prepare_cached(
+                "SELECT at, portal, user, login, action, ip, user_agent, reason FROM audit \
+                 WHERE (?1 IS NULL OR portal = ?1) AND (?2 IS NULL OR user = ?2) \
+                 AND (?3 IS NULL OR action = ?3) ORDER BY id DESC LIMIT ?4",
+            )?;
+            let rows = st.query(params![
+                f.portal.as_ref().map(|p| p.0.as_bytes().as_slice()),
+                f.user.as_ref().map(|u| u.0.as_bytes().as_slice()),
+                f.action.map(AuditAction::code),
+                i64::from(limit)
+            ])?;
+            collect(rows, |r| {
+                let code: u32 = r.get(4)?;
+                let ip: String = r.get(5)?;
+                Ok(AuditEvent {
+                    at: instant(r, 0)?,
+                    portal: portal_id(r, 1)?,
+                    user: opt_uuid(r, 2)?.map(UserId),
+                    login: r.get(3)?,
+                    action: AuditAction::from_code(code)
+                        .ok_or_else(|| corrupt(format!("unknown audit action {code}")))?,
+                    ip: ip.parse().map_err(|_| corrupt(format!("bad audit ip {ip:?}")))?,
+                    user_agent: r.get(6)?,
+                    reason: r.get(7)?,
+                })
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,89 @@
+//! `CounterStore`: sliding-window throttle counters shared by every process on the database.
+//!
+//! Events live in `counter_events` (one row per counted attempt; the row id is the slot handed to
+//! the caller) and blocks in `counter_blocks`. `acquire` is one `IMMEDIATE` transaction: it prunes,
+//! checks the block, asks `Rule::refused_until` about the remaining events and records the new event,
+//! all under the write lock, so N processes racing on one key grant exactly `limit` slots together.
+
+use async_trait::async_trait;
+use auth_core::Timestamp;
+use auth_core::ports::{CounterStore, StoreResult};
+use auth_core::throttle::{Acquire, Rule, Slot};
+use rusqlite::{Transaction, params};
+
+use crate::codec::{collect, first, instant, later, ts};
+use crate::error::DbResult;
+use crate::store::SqliteStore;
+
+/// Drops the key's events that no rule decision can need any more (older than the retention).
+fn prune(tx: &Transaction<'_>, key: &str, rule: &Rule, now: Timestamp) -> DbResult<()> {
+    let back = rule.retention().checked_neg().unwrap_or(auth_core::SignedDuration::MAX);
+    let horizon = later(now, back);
+    tx.prepare_cached("DELETE FROM counter_events WHERE key = ?1 AND at <= ?2")?
+        .execute(params![key, ts(horizon)])?;
+    Ok(())
+}
+
+fn add_event(tx: &Transaction<'_>, key: &str, now: Timestamp) -> DbResult<i64> {
+    tx.prepare_cached("INSERT INTO counter_events (key, at) VALUES (?1, ?2)")?
+        .execute(params![key, ts(now)])?;
+    Ok(tx.last_insert_rowid())
+}
+
+#[async_trait]
+impl CounterStore for SqliteStore {
+    async fn acquire(&self, key: &str, rule: &Rule, now: Timestamp) -> StoreResult<Acquire> {
+        let key = key.to_owned();
+        let rule = *rule;
+        self.write(move |tx| {
+            prune(tx, &key, &rule, now)?;
+            let mut block = tx.prepare_cached("SELECT until FROM counter_blocks WHERE key = ?1")?;
+            if let Some(until) = first(block.query([&key])?, |r| instant(r, 0))?
+                && until > now
+            {
+                return Ok(Acquire::Refused { until });
+            }
+            let mut events = tx.prepare_cached("SELECT at FROM counter_events WHERE key = ?1")?;
+            let times = collect(events.query([&key])?, |r| instant(r, 0))?;
+            if let Some(until) = rule.refused_until(now, &times) {
+                tx.prepare_cached(
+                    "INSERT INTO counter_blocks (key, until) VALUES (?1, ?2) \
+                     ON CONFLICT (key) DO UPDATE SET until = excluded.until",
+                )?
+                .execute(params![key, ts(until)])?;
+                return Ok(Acquire::Refused { until });
+            }
+            Ok(Acquire::Granted(Slot(add_event(tx, &key, now)?)))
+        })
+        .await
+    }
+
+    async fn release(&self, slot: Slot) -> StoreResult<()> {
+        self.run(move |c| {
+            c.prepare_cached("DELETE FROM counter_events WHERE id = ?1")?.execute([slot.0])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record(&self, key: &str, rule: &Rule, now: Timestamp) -> StoreResult<()> {
+        let key = key.to_owned();
+        let rule = *rule;
+        self.write(move |tx| {
+            prune(tx, &key, &rule, now)?;
+            add_event(tx, &key, now)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn reset(&self, key: &str) -> StoreResult<()> {
+        let key = key.to_owned();
+        self.write(move |tx| {
+            tx.prepare_cached("DELETE FROM counter_events WHERE key = ?1")?.execute([&key])?;
+            tx.prepare_cached("DELETE FROM counter_blocks WHERE key = ?1")?.execute([&key])?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,116 @@
+//! `OutboxStore`: the durable SMS outbox (texts sealed by the core).
+//!
+//! Claiming is one `UPDATE … RETURNING` in an `IMMEDIATE` transaction that moves the claimed rows'
+//! `next_attempt_at` to the end of the lease, so workers in several processes never claim one
+//! message twice within a lease.
+
+use async_trait::async_trait;
+use auth_core::ports::{NewOutboxMessage, OutboxMessage, OutboxStore, StoreResult};
+use auth_core::{SignedDuration, Timestamp};
+use rusqlite::{Row, params};
+
+use crate::codec::{bytes, collect, instant, later, opt_instant, portal_id, ts};
+use crate::error::{DbResult, corrupt};
+use crate::store::SqliteStore;
+
+const COLUMNS: &str = "id, portal, to_phone, sealed_text, created_at, attempts, next_attempt_at, \
+                       sent_at, last_error";
+
+fn message(r: &Row<'_>) -> DbResult<OutboxMessage> {
+    let attempts: i64 = r.get(5)?;
+    Ok(OutboxMessage {
+        id: r.get(0)?,
+        portal: portal_id(r, 1)?,
+        to: r.get(2)?,
+        sealed_text: bytes(r, 3)?,
+        created_at: instant(r, 4)?,
+        attempts: u32::try_from(attempts)
+            .map_err(|_| corrupt(format!("outbox attempts {attempts} out of range")))?,
+        next_attempt_at: instant(r, 6)?,
+        sent_at: opt_instant(r, 7)?,
+        last_error: r.get(8)?,
+    })
+}
+
+#[async_trait]
+impl OutboxStore for SqliteStore {
+    async fn enqueue_sms(&self, msg: &NewOutboxMessage) -> StoreResult<i64> {
+        let m = msg.clone();
+        self.run(move |c| {
+            c.prepare_cached(
+                "INSERT INTO outbox (portal, to_phone, sealed_text, created_at, attempts, \
+                 next_attempt_at) VALUES (?1, ?2, ?3, ?4, 0, ?4)",
+            )?
+            .execute(params![
+                m.portal.0.as_bytes().as_slice(),
+                m.to,
+                m.sealed_text,
+                ts(m.created_at)
+            ])?;
+            Ok(c.last_insert_rowid())
+        })
+        .await
+    }
+
+    async fn claim_due_sms(
+        &self,
+        now: Timestamp,
+        lease: SignedDuration,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxMessage>> {
+        self.write(move |tx| {
+            let sql = format!(
+                "UPDATE outbox SET next_attempt_at = ?2 WHERE id IN (SELECT id FROM outbox \
+                 WHERE sent_at IS NULL AND next_attempt_at <= ?1 ORDER BY id LIMIT ?3) \
+                 RETURNING {COLUMNS}"
+            );
+            let mut st = tx.prepare_cached(&sql)?;
+            let mut claimed = collect(
+                st.query(params![ts(now), ts(later(now, lease)), i64::from(limit)])?,
+                message,
+            )?;
+            // RETURNING gives no order guarantee; callers get the oldest first.
+            claimed.sort_by_key(|m| m.id);
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn mark_sms_sent(&self, id: i64, at: Timestamp) -> StoreResult<()> {
+        self.run(move |c| {
+            c.prepare_cached(
+                "UPDATE outbox SET sent_at = ?2, attempts = attempts + 1 WHERE id = ?1",
+            )?
+            .execute(params![id, ts(at)])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn mark_sms_failed(
+        &self,
+        id: i64,
+        next_attempt_at: Timestamp,
+        error: &str,
+    ) -> StoreResult<()> {
+        let error = error.to_owned();
+        self.run(move |c| {
+            c.prepare_cached(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 \
+                 WHERE id = ?1",
+            )?
+            .execute(params![id, ts(next_attempt_at), error])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn recent_sms(&self, limit: u32) -> StoreResult<Vec<OutboxMessage>> {
+        self.run(move |c| {
+            let sql = format!("SELECT {COLUMNS} FROM outbox ORDER BY id DESC LIMIT ?1");
+            let mut st = c.prepare_cached(&sql)?;
+            collect(st.query([i64::from(limit)])?, message)
+        })
+        .await
+    }
+}

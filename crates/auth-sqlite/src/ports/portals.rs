@@ -1,0 +1,130 @@
+//! `PortalStore`: portals, their settings (one TEXT column in `PortalSettings::encode` form) and
+//! their hosts (one row each, `host` unique across all portals).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use auth_core::ports::{PortalStore, StoreError, StoreResult};
+use auth_core::{Portal, PortalSettings};
+use rusqlite::{Transaction, params};
+use uuid::Uuid;
+
+use crate::codec::{collect, instant, portal_id, ts, uuid};
+use crate::error::{DbResult, corrupt};
+use crate::store::SqliteStore;
+
+/// The hosts to store: in order, each once. A portal listing one host twice is the same portal;
+/// storing it twice would trip UNIQUE(host) against itself.
+fn distinct_hosts(hosts: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(hosts.len());
+    for h in hosts {
+        if !out.contains(h) {
+            out.push(h.clone());
+        }
+    }
+    out
+}
+
+/// Refuses hosts that belong to another portal, then stores `hosts` as the portal's.
+///
+/// The explicit check comes first so the answer does not depend on whether the portal exists (as in
+/// the reference store); UNIQUE(host) would refuse the insert anyway.
+fn check_hosts(tx: &Transaction<'_>, portal: &Portal) -> DbResult<()> {
+    let mut taken =
+        tx.prepare_cached("SELECT 1 FROM portal_hosts WHERE host = ?1 AND portal <> ?2")?;
+    for h in &portal.hosts {
+        if taken.exists(params![h, portal.id.0.as_bytes().as_slice()])? {
+            return Err(StoreError::Conflict(format!("host {h} belongs to another portal")).into());
+        }
+    }
+    Ok(())
+}
+
+fn store_hosts(tx: &Transaction<'_>, portal: &Portal) -> DbResult<()> {
+    let id = portal.id.0.as_bytes().as_slice();
+    tx.prepare_cached("DELETE FROM portal_hosts WHERE portal = ?1")?.execute([id])?;
+    let mut insert =
+        tx.prepare_cached("INSERT INTO portal_hosts (host, portal, position) VALUES (?1, ?2, ?3)")?;
+    for (i, h) in distinct_hosts(&portal.hosts).iter().enumerate() {
+        insert.execute(params![h, id, i64::try_from(i).unwrap_or(i64::MAX)])?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl PortalStore for SqliteStore {
+    async fn insert_portal(&self, portal: &Portal) -> StoreResult<()> {
+        let p = portal.clone();
+        self.write(move |tx| {
+            check_hosts(tx, &p)?;
+            tx.prepare_cached(
+                "INSERT INTO portals (id, name, settings, created_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                p.id.0.as_bytes().as_slice(),
+                p.name,
+                p.settings.encode(),
+                ts(p.created_at)
+            ])?;
+            store_hosts(tx, &p)
+        })
+        .await
+    }
+
+    async fn update_portal(&self, portal: &Portal) -> StoreResult<bool> {
+        // The whole record is replaced, `created_at` included, as the reference store does; callers
+        // pass the portal they read, so in practice only name, hosts and settings change.
+        let p = portal.clone();
+        self.write(move |tx| {
+            check_hosts(tx, &p)?;
+            let n = tx
+                .prepare_cached(
+                    "UPDATE portals SET name = ?2, settings = ?3, created_at = ?4 WHERE id = ?1",
+                )?
+                .execute(params![
+                    p.id.0.as_bytes().as_slice(),
+                    p.name,
+                    p.settings.encode(),
+                    ts(p.created_at)
+                ])?;
+            if n == 0 {
+                return Ok(false);
+            }
+            store_hosts(tx, &p)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn list_portals(&self) -> StoreResult<Vec<Portal>> {
+        // One snapshot for both queries, so a portal and its hosts always match.
+        self.read(|tx| {
+            let mut hosts: HashMap<Uuid, Vec<String>> = HashMap::new();
+            let mut st = tx.prepare_cached(
+                "SELECT portal, host FROM portal_hosts ORDER BY portal, position",
+            )?;
+            for (portal, host) in
+                collect(st.query([])?, |r| Ok((uuid(r, 0)?, r.get::<_, String>(1)?)))?
+            {
+                hosts.entry(portal).or_default().push(host);
+            }
+            let mut st = tx.prepare_cached(
+                "SELECT id, name, settings, created_at FROM portals ORDER BY seq",
+            )?;
+            collect(st.query([])?, |r| {
+                let id = portal_id(r, 0)?;
+                let text: String = r.get(2)?;
+                let settings = PortalSettings::decode(&text)
+                    .map_err(|e| corrupt(format!("settings of portal {id}: {e}")))?;
+                Ok(Portal {
+                    id,
+                    name: r.get(1)?,
+                    hosts: hosts.get(&id.0).cloned().unwrap_or_default(),
+                    settings,
+                    created_at: instant(r, 3)?,
+                })
+            })
+        })
+        .await
+    }
+}

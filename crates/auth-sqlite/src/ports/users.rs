@@ -1,0 +1,183 @@
+//! `UserStore`: users with their e-mail unique per portal (compared lower-cased), password hash and phone.
+//!
+//! The conditional phone updates are single `UPDATE … WHERE` statements: the check and the write
+//! happen together, whatever other processes do.
+
+use async_trait::async_trait;
+use auth_core::password::PasswordHash;
+use auth_core::ports::{StoreResult, UserStore};
+use auth_core::{PortalId, User, UserId};
+use rusqlite::{Row, params};
+
+use crate::codec::{collect, first, instant, portal_id, ts, user_id};
+use crate::error::DbResult;
+use crate::store::SqliteStore;
+
+/// `SELECT` of a user's columns in the order [`user`] reads them, followed by `$tail`.
+macro_rules! select_user {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, portal, email, first_name, last_name, is_admin, disabled, password_hash, \
+             phone, phone_activated, created_at FROM users ",
+            $tail
+        )
+    };
+}
+
+fn user(row: &Row<'_>) -> DbResult<User> {
+    Ok(User {
+        id: user_id(row, 0)?,
+        portal: portal_id(row, 1)?,
+        email: row.get(2)?,
+        first_name: row.get(3)?,
+        last_name: row.get(4)?,
+        is_admin: row.get(5)?,
+        disabled: row.get(6)?,
+        password_hash: PasswordHash::from_phc(row.get::<_, String>(7)?),
+        phone: row.get(8)?,
+        phone_activated: row.get(9)?,
+        created_at: instant(row, 10)?,
+    })
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn insert_user(&self, user: &User) -> StoreResult<()> {
+        let u = user.clone();
+        // UNIQUE(id) and UNIQUE(portal, email_lower) turn a duplicate into a constraint error, which
+        // is answered as Conflict: one statement, so no check-then-insert race.
+        self.run(move |c| {
+            c.prepare_cached(
+                "INSERT INTO users (id, portal, email, email_lower, first_name, last_name, is_admin, \
+                 disabled, password_hash, phone, phone_activated, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?
+            .execute(params![
+                u.id.0.as_bytes().as_slice(),
+                u.portal.0.as_bytes().as_slice(),
+                u.email,
+                u.email_key(),
+                u.first_name,
+                u.last_name,
+                u.is_admin,
+                u.disabled,
+                u.password_hash.as_str(),
+                u.phone,
+                u.phone_activated,
+                ts(u.created_at),
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        self.run(move |c| {
+            let mut st = c.prepare_cached(select_user!("WHERE id = ?1"))?;
+            first(st.query([id.0.as_bytes().as_slice()])?, user)
+        })
+        .await
+    }
+
+    async fn user_by_email(
+        &self,
+        portal: PortalId,
+        email_lower: &str,
+    ) -> StoreResult<Option<User>> {
+        let email_lower = email_lower.to_owned();
+        self.run(move |c| {
+            let mut st =
+                c.prepare_cached(select_user!("WHERE portal = ?1 AND email_lower = ?2"))?;
+            first(st.query(params![portal.0.as_bytes().as_slice(), email_lower])?, user)
+        })
+        .await
+    }
+
+    async fn list_users(&self, portal: Option<PortalId>) -> StoreResult<Vec<User>> {
+        self.run(move |c| match portal {
+            Some(p) => {
+                let mut st = c.prepare_cached(select_user!("WHERE portal = ?1 ORDER BY seq"))?;
+                collect(st.query([p.0.as_bytes().as_slice()])?, user)
+            }
+            None => {
+                let mut st = c.prepare_cached(select_user!("ORDER BY seq"))?;
+                collect(st.query([])?, user)
+            }
+        })
+        .await
+    }
+
+    async fn count_users(&self) -> StoreResult<u64> {
+        self.run(|c| {
+            let n: i64 =
+                c.prepare_cached("SELECT count(*) FROM users")?.query_row([], |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> StoreResult<bool> {
+        let hash = hash.as_str().to_owned();
+        self.run(move |c| {
+            let n = c
+                .prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?
+                .execute(params![id.0.as_bytes().as_slice(), hash])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
+        self.run(move |c| {
+            let n = c
+                .prepare_cached("UPDATE users SET disabled = ?2 WHERE id = ?1")?
+                .execute(params![id.0.as_bytes().as_slice(), disabled])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn set_phone(
+        &self,
+        id: UserId,
+        phone: Option<&str>,
+        activated: bool,
+    ) -> StoreResult<bool> {
+        let phone = phone.map(str::to_owned);
+        // A cleared phone is never activated, whatever the caller passed.
+        let activated = activated && phone.is_some();
+        self.run(move |c| {
+            let n = c
+                .prepare_cached("UPDATE users SET phone = ?2, phone_activated = ?3 WHERE id = ?1")?
+                .execute(params![id.0.as_bytes().as_slice(), phone, activated])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn set_phone_if_unactivated(&self, id: UserId, phone: &str) -> StoreResult<bool> {
+        let phone = phone.to_owned();
+        self.run(move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE users SET phone = ?2 WHERE id = ?1 AND phone_activated = 0",
+                )?
+                .execute(params![id.0.as_bytes().as_slice(), phone])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn activate_phone(&self, id: UserId, phone: &str) -> StoreResult<bool> {
+        let phone = phone.to_owned();
+        self.run(move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE users SET phone_activated = 1 WHERE id = ?1 AND phone = ?2",
+                )?
+                .execute(params![id.0.as_bytes().as_slice(), phone])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+}

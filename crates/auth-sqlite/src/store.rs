@@ -1,0 +1,161 @@
+//! [`SqliteStore`]: opening a database (pragmas, migrations) and running jobs off the async runtime.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_core::ports::{StoreError, StoreResult};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use crate::error::{DbResult, SqliteError};
+use crate::migrate::migrate;
+use crate::pool::{Pool, Target, connect};
+
+/// Tuning of a [`SqliteStore`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// Connections per process (opened lazily). Four lets a handful of reads run beside a write on
+    /// a small machine; SQLite admits one writer at a time whatever this is.
+    pub max_connections: usize,
+    /// How long a call waits for a lock held by another connection or process (and for a free
+    /// connection of this pool) before answering `Unavailable`.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self { max_connections: 4, busy_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// Every store port of auth-core on one SQLite database. Cheap to clone (the clones share the pool).
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: Arc<Pool>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` with the default options, and migrates
+    /// it to [`SCHEMA_VERSION`](crate::SCHEMA_VERSION). Blocks: call it at start-up, or from
+    /// `spawn_blocking`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, SqliteError> {
+        Self::open_with(path, SqliteOptions::default())
+    }
+
+    /// [`SqliteStore::open`] with explicit options.
+    pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, SqliteError> {
+        let path = path.as_ref().to_path_buf();
+        let open_err = |e: rusqlite::Error| SqliteError::Open {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        let target = Target::File(path.clone());
+        let mut conn = connect(&target, options.busy_timeout).map_err(open_err)?;
+        // WAL is remembered by the file; setting it again is a no-op. It needs a file system with
+        // shared memory, so a file that cannot switch is refused rather than run in rollback mode,
+        // which would block readers during writes.
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(SqliteError::Open {
+                path: path.display().to_string(),
+                message: format!("cannot switch to WAL journal mode (got {mode:?})"),
+            });
+        }
+        migrate(&mut conn)?;
+        Ok(Self {
+            pool: Arc::new(Pool::new(target, options.max_connections, options.busy_timeout, conn)),
+        })
+    }
+
+    /// A private in-memory database (one connection), for tests and throw-away tools.
+    pub fn open_in_memory() -> Result<Self, SqliteError> {
+        let open_err = |e: rusqlite::Error| SqliteError::Open {
+            path: ":memory:".into(),
+            message: e.to_string(),
+        };
+        let options = SqliteOptions::default();
+        let mut conn = connect(&Target::Memory, options.busy_timeout).map_err(open_err)?;
+        migrate(&mut conn)?;
+        Ok(Self { pool: Arc::new(Pool::new(Target::Memory, 1, options.busy_timeout, conn)) })
+    }
+
+    /// The database file, or `None` for an in-memory store.
+    pub fn path(&self) -> Option<&Path> {
+        self.pool.path()
+    }
+
+    /// Answers when the database answers a trivial query (for readiness checks).
+    pub async fn ping(&self) -> StoreResult<()> {
+        self.run(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await
+    }
+
+    /// Copies the WAL into the database file and truncates the WAL (`wal_checkpoint(TRUNCATE)`),
+    /// e.g. before a file-level backup or at shutdown. `Unavailable` when readers kept it from
+    /// completing.
+    pub async fn checkpoint(&self) -> StoreResult<()> {
+        self.run(|c| {
+            let busy: i64 = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            if busy != 0 {
+                return Err(StoreError::Unavailable("checkpoint blocked by readers".into()).into());
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Runs `job` on a pooled connection on tokio's blocking pool.
+    ///
+    /// Outside a tokio runtime (another executor, or a plain `block_on`) the job runs on the calling
+    /// thread instead of panicking for want of a runtime.
+    ///
+    /// If the returned future is dropped (a cancelled request), the job still runs to its commit or
+    /// rollback on the blocking thread: cancellation can lose an answer, never half a transaction.
+    pub(crate) async fn run<T, F>(&self, job: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> DbResult<T> + Send + 'static,
+    {
+        let pool = Arc::clone(&self.pool);
+        let work = move || -> StoreResult<T> { pool.with(job)?.map_err(StoreError::from) };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => rt.spawn_blocking(work).await.map_err(|e| {
+                StoreError::Unavailable(format!("store task did not complete: {e}"))
+            })?,
+            Err(_) => work(),
+        }
+    }
+
+    /// Runs `job` as one `BEGIN IMMEDIATE` transaction: it holds the write lock from its first
+    /// read, so what it reads cannot change before it writes, in this process or any other.
+    /// Committed when `job` succeeds, rolled back otherwise.
+    pub(crate) async fn write<T, F>(&self, job: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> DbResult<T> + Send + 'static,
+    {
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = job(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Runs `job` in one read transaction, so several queries see one snapshot.
+    pub(crate) async fn read<T, F>(&self, job: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> DbResult<T> + Send + 'static,
+    {
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            let out = job(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+    }
+}

@@ -1,0 +1,362 @@
+//! The store's own checks beyond the conformance suite: a differential run against auth-core's
+//! in-memory reference store (same random operations, same answers), persistence across reopen,
+//! schema-version and foreign-file refusal, error mapping under a held lock, and corrupt rows.
+
+use std::time::Duration;
+
+use auth_core::password::PasswordHash;
+use auth_core::ports::{
+    CounterStore, NewOutboxMessage, OutboxMessage, PortalStore, RngExt, SmsCodeRecord, StoreError,
+    TokenRecord, TokenStore, UserStore,
+};
+use auth_core::testkit::{MemStore, SeqRng};
+use auth_core::throttle::{Acquire, Rule, Slot};
+use auth_core::{
+    AuditAction, AuditEvent, AuditFilter, Portal, PortalId, PortalSettings, SignedDuration, Store,
+    TfaMode, Timestamp, UserId,
+};
+use auth_sqlite::{SCHEMA_VERSION, SqliteError, SqliteOptions, SqliteStore};
+
+use crate::common::{t0, user};
+
+/// What one store remembers between operations: the slots and outbox ids it handed out, so the
+/// same logical slot or message can be named in both stores although their numbers differ.
+#[derive(Default)]
+struct Seen {
+    slots: Vec<Slot>,
+    outbox: Vec<i64>,
+}
+
+fn kind<T: std::fmt::Debug>(r: Result<T, StoreError>) -> String {
+    match r {
+        Ok(v) => format!("{v:?}"),
+        Err(StoreError::Conflict(_)) => "Conflict".into(),
+        Err(StoreError::Unavailable(m)) => format!("Unavailable {m}"),
+        Err(StoreError::Corrupt(m)) => format!("Corrupt {m}"),
+    }
+}
+
+fn at(base: Timestamp, secs: u32) -> Timestamp {
+    // Up to 200 s before the base, so time also goes backwards now and then.
+    Timestamp::from_nanosecond(base.as_nanosecond() + (i128::from(secs) - 200) * 1_000_000_000 + 7)
+        .unwrap()
+}
+
+fn outbox_view(seen: &Seen, msgs: Vec<OutboxMessage>) -> String {
+    let view: Vec<_> = msgs
+        .into_iter()
+        .map(|mut m| {
+            m.id = seen.outbox.iter().position(|id| *id == m.id).map_or(-1, |i| i as i64);
+            m
+        })
+        .collect();
+    format!("{view:?}")
+}
+
+/// Applies operation `n` (drawn from `r`) to `store` and describes its answer.
+async fn apply(store: &dyn Store, seen: &mut Seen, r: &[u32; 8]) -> String {
+    let [op, a, b, c, d, e, f, g] = *r;
+    let uid = |x: u32| UserId::from_random_bytes([(x % 4) as u8 + 1; 16]);
+    let pid = |x: u32| PortalId::from_random_bytes([(x % 2) as u8 + 0x40; 16]);
+    let now = at(t0(), g % 2000);
+    let phone = |x: u32| ["79000000001", "79000000002"][(x % 2) as usize];
+    let email = |x: u32| ["ann@example.com", "ANN@example.com", "bo@example.com"][(x % 3) as usize];
+    let rule = |x: u32| {
+        [
+            Rule::new(2, SignedDuration::from_secs(60), SignedDuration::from_secs(90)),
+            Rule::per(3, SignedDuration::from_secs(300)),
+        ][(x % 2) as usize]
+    };
+    let key = |x: u32| ["k:one", "k:two"][(x % 2) as usize];
+    match op % 38 {
+        0 | 1 => {
+            let mut u = user(uid(a), pid(b), email(c));
+            u.created_at = now;
+            kind(store.insert_user(&u).await)
+        }
+        2 => kind(store.user_by_id(uid(a)).await),
+        3 => kind(store.user_by_email(pid(b), &email(c).to_lowercase()).await),
+        4 => kind(store.list_users(if d % 2 == 0 { None } else { Some(pid(b)) }).await),
+        5 => kind(store.count_users().await),
+        6 => {
+            kind(store.set_password_hash(uid(a), &PasswordHash::from_phc(format!("$x${c}"))).await)
+        }
+        7 => kind(store.set_disabled(uid(a), c % 2 == 0).await),
+        8 => kind(store.set_phone(uid(a), (c % 3 != 0).then(|| phone(d)), e % 2 == 0).await),
+        9 => kind(store.set_phone_if_unactivated(uid(a), phone(d)).await),
+        10 => kind(store.activate_phone(uid(a), phone(d)).await),
+        11 | 12 => {
+            let issued = at(now, e % 400);
+            let code = SmsCodeRecord {
+                user: uid(a),
+                phone: phone(d).into(),
+                code_hash: [(c % 4) as u8; 32],
+                issued_at: issued,
+                expires_at: Timestamp::from_nanosecond(issued.as_nanosecond() + 600_000_000_000)
+                    .unwrap(),
+            };
+            kind(store.insert_sms_code(&code, f % 4, now).await)
+        }
+        13 => kind(store.newest_sms_code(uid(a), phone(d), now).await),
+        14 => kind(store.consume_sms_code(uid(a), phone(d), &[(c % 4) as u8; 32], now).await),
+        15 => kind(store.burn_sms_codes(uid(a)).await),
+        16 => kind(store.create_totp(uid(a), &[c as u8 % 3; 3]).await),
+        17 => kind(store.totp(uid(a)).await),
+        18 => kind(store.use_totp_step(uid(a), u64::from(c % 10)).await),
+        19 => {
+            let hashes: Vec<[u8; 32]> = (0..d % 4).map(|i| [(i + c) as u8 % 5; 32]).collect();
+            kind(store.activate_totp(uid(a), &hashes, &[e as u8; 2]).await)
+        }
+        20 => kind(store.delete_totp(uid(a)).await),
+        21 => kind(store.backup_codes(uid(a)).await),
+        22 => {
+            let hashes: Vec<[u8; 32]> = (0..d % 4).map(|i| [(i + c) as u8 % 5; 32]).collect();
+            let reveal = [e as u8; 3];
+            kind(
+                store
+                    .replace_backup_codes(uid(a), &hashes, (f % 2 == 0).then_some(&reveal[..]))
+                    .await,
+            )
+        }
+        23 => kind(store.use_backup_code(uid(a), &[c as u8 % 5; 32]).await),
+        24 => kind(store.take_backup_reveal(uid(a)).await),
+        25 => {
+            let t = TokenRecord {
+                hash: [(c % 6) as u8; 32],
+                user: uid(a),
+                portal: pid(b),
+                issued_at: now,
+                expires_at: at(now, e % 400),
+            };
+            kind(store.insert_token(&t).await)
+        }
+        26 => kind(store.token_by_hash(&[(c % 6) as u8; 32]).await),
+        27 => match d % 4 {
+            0 => kind(store.revoke_token(&[(c % 6) as u8; 32]).await),
+            1 => kind(store.revoke_user_tokens(uid(a)).await),
+            2 => kind(store.revoke_portal_tokens(pid(b)).await),
+            _ => kind(store.purge_expired_tokens(now).await),
+        },
+        28..=30 => match store.acquire(key(a), &rule(b), now).await {
+            Ok(Acquire::Granted(s)) => {
+                seen.slots.push(s);
+                format!("Granted #{}", seen.slots.len() - 1)
+            }
+            other => kind(other),
+        },
+        31 => match seen.slots.get(c as usize % seen.slots.len().max(1)) {
+            Some(s) => kind(store.release(*s).await),
+            None => "no slot".into(),
+        },
+        32 => match d % 3 {
+            0 => kind(store.record(key(a), &rule(b), now).await),
+            _ => kind(store.reset(key(a)).await),
+        },
+        33 => {
+            let actions = [
+                AuditAction::LoginFailViaApi,
+                AuditAction::Logout,
+                AuditAction::LoginSuccessViaApiTfa,
+            ];
+            let ev = AuditEvent {
+                at: now,
+                portal: pid(b),
+                user: (c % 2 == 0).then(|| uid(a)),
+                login: (d % 2 == 0).then(|| email(c).to_lowercase()),
+                action: actions[(e % 3) as usize],
+                ip: if f % 2 == 0 {
+                    "192.0.2.1".parse().unwrap()
+                } else {
+                    "2001:db8::1".parse().unwrap()
+                },
+                user_agent: (f % 3 == 0).then(|| "ua".to_owned()),
+                reason: (e % 2 == 0).then(|| format!("r{e}")),
+            };
+            if op % 2 == 0 {
+                kind(store.append_audit(&ev).await)
+            } else {
+                let filter = AuditFilter {
+                    portal: (c % 2 == 0).then(|| pid(b)),
+                    user: (d % 3 == 0).then(|| uid(a)),
+                    action: (f % 3 == 0).then(|| actions[(e % 3) as usize]),
+                };
+                kind(store.recent_audit(&filter, e % 6).await)
+            }
+        }
+        34 => {
+            let m = NewOutboxMessage {
+                portal: pid(b),
+                to: phone(d).into(),
+                sealed_text: vec![c as u8; 4],
+                created_at: now,
+            };
+            match store.enqueue_sms(&m).await {
+                Ok(id) => {
+                    seen.outbox.push(id);
+                    format!("enqueued #{}", seen.outbox.len() - 1)
+                }
+                Err(e) => kind(Err::<(), _>(e)),
+            }
+        }
+        35 => match store
+            .claim_due_sms(now, SignedDuration::from_secs(i64::from(e % 100)), f % 4)
+            .await
+        {
+            Ok(msgs) => outbox_view(seen, msgs),
+            Err(e) => kind(Err::<(), _>(e)),
+        },
+        36 => match seen.outbox.get(c as usize % seen.outbox.len().max(1)).copied() {
+            Some(id) if d % 2 == 0 => kind(store.mark_sms_sent(id, now).await),
+            Some(id) => kind(store.mark_sms_failed(id, at(now, e % 400), &format!("e{e}")).await),
+            None => match store.recent_sms(f % 5).await {
+                Ok(msgs) => outbox_view(seen, msgs),
+                Err(e) => kind(Err::<(), _>(e)),
+            },
+        },
+        _ => {
+            let hosts = ["h1.example", "h2.example", "h3.example"];
+            let mut p = Portal {
+                id: PortalId::from_random_bytes([(a % 3) as u8 + 0x50; 16]),
+                name: format!("p{b}"),
+                hosts: hosts
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| (c >> i) & 1 == 1)
+                    .map(|(_, h)| (*h).to_owned())
+                    .collect(),
+                settings: PortalSettings::default(),
+                created_at: now,
+            };
+            p.settings.tfa = if d % 2 == 0 { TfaMode::Sms } else { TfaMode::None };
+            match e % 3 {
+                0 => kind(store.insert_portal(&p).await),
+                1 => kind(store.update_portal(&p).await),
+                _ => kind(store.list_portals().await),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_like_the_reference_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let sql = SqliteStore::open(dir.path().join("diff.db")).unwrap();
+    let mem = MemStore::new();
+    let rng = SeqRng::new(0x5EED);
+    let (mut seen_sql, mut seen_mem) = (Seen::default(), Seen::default());
+    let mut answers = String::new();
+    for step in 0..3000 {
+        let r: [u32; 8] = std::array::from_fn(|_| rng.below(1 << 20));
+        let want = apply(&mem, &mut seen_mem, &r).await;
+        let got = apply(&sql, &mut seen_sql, &r).await;
+        assert_eq!(got, want, "step {step}, operation {r:?}");
+        answers.push_str(&got);
+    }
+    // The run is only worth something if the interesting outcomes happened.
+    for outcome in
+        ["Conflict", "Granted", "Refused", "true", "false", "Some(", "enqueued", "attempts: 1"]
+    {
+        assert!(answers.contains(outcome), "no {outcome:?} in the differential run");
+    }
+}
+
+#[tokio::test]
+async fn data_survives_reopen_and_version_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("auth.db");
+    let u = user(UserId::from_random_bytes([1; 16]), PortalId::from_random_bytes([2; 16]), "x@y.z");
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.path(), Some(path.as_path()));
+        store.insert_user(&u).await.unwrap();
+        store.ping().await.unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.user_by_id(u.id).await.unwrap(), Some(u));
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let v: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn a_newer_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("auth.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+    drop(conn);
+    match SqliteStore::open(&path) {
+        Err(e @ SqliteError::TooNew { found, supported }) => {
+            assert_eq!((found, supported), (i64::from(SCHEMA_VERSION) + 1, SCHEMA_VERSION));
+            assert!(e.to_string().contains("newer"), "{e}");
+        }
+        other => panic!("expected TooNew, got {other:?}"),
+    }
+}
+
+#[test]
+fn another_applications_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE users (name TEXT)").unwrap();
+    drop(conn);
+    assert!(matches!(SqliteStore::open(&path), Err(SqliteError::Foreign { .. })));
+    let unopenable = dir.path().join("missing-dir").join("auth.db");
+    assert!(matches!(SqliteStore::open(&unopenable), Err(SqliteError::Open { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_write_lock_is_unavailable_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("auth.db");
+    let store = SqliteStore::open_with(
+        &path,
+        SqliteOptions { max_connections: 2, busy_timeout: Duration::from_millis(200) },
+    )
+    .unwrap();
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let rule = Rule::per(5, SignedDuration::from_secs(60));
+    let r = store.acquire("k", &rule, t0()).await;
+    assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+    // Reads still work while another process writes (WAL).
+    assert_eq!(store.count_users().await.unwrap(), 0);
+    other.execute_batch("ROLLBACK").unwrap();
+    assert!(matches!(store.acquire("k", &rule, t0()).await, Ok(Acquire::Granted(_))));
+}
+
+#[tokio::test]
+async fn damaged_rows_are_corrupt_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("auth.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "INSERT INTO tokens (hash, user, portal, issued_at, expires_at) \
+         VALUES (?1, x'0102', ?2, 0, 0)",
+        rusqlite::params![[7u8; 32].as_slice(), [1u8; 16].as_slice()],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO portals (id, name, settings, created_at) VALUES (?1, 'p', 'bogus=1', 0)",
+        [[3u8; 16].as_slice()],
+    )
+    .unwrap();
+    assert!(matches!(store.token_by_hash(&[7; 32]).await, Err(StoreError::Corrupt(_))));
+    assert!(matches!(store.list_portals().await, Err(StoreError::Corrupt(_))));
+}
+
+#[test]
+fn works_outside_a_tokio_runtime() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let u = user(UserId::from_random_bytes([9; 16]), PortalId::from_random_bytes([8; 16]), "a@b.c");
+    futures_util::FutureExt::now_or_never(store.insert_user(&u))
+        .expect("runs inline without a runtime")
+        .unwrap();
+    let got = futures_util::FutureExt::now_or_never(store.user_by_id(u.id)).unwrap().unwrap();
+    assert_eq!(got, Some(u));
+}
