@@ -1,1 +1,27 @@
-//! The composition root of the `auth-server` binary (filled by the server issue).
+//! The `auth-server` binary's library: configuration, wiring of the adapters into `auth-core`'s
+//! service, the HTTP server's lifecycle and the admin subcommands.
+//!
+//! This is the composition root of the workspace: the only crate that knows every adapter. The
+//! binary (`main.rs`) only parses the command line and dispatches here, so tests and other programs
+//! can start the real server in-process with [`App::build`] on port 0, read [`App::local_addr`] and stop
+//! it with [`App::run_until_stopped`]'s shutdown future.
+//!
+//! Adapters that live here because only the server needs them: the wall clock ([`clock`]), the OS
+//! random generator ([`rng`]), the server key file ([`keyfile`]), the argon2id thread pool
+//! ([`hashing`]), the SMS gateways ([`sms`]) and the outbox worker ([`outbox`]).
+
+pub mod admin;
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod hashing;
+pub mod keyfile;
+pub mod logging;
+pub mod outbox;
+pub mod rng;
+pub mod sms;
+pub mod wiring;
+
+pub use app::{App, FirstAdmin, serve, shutdown_signal};
+pub use config::Config;

@@ -1,0 +1,208 @@
+//! The running server: [`App::build`] wires the pieces and binds the listener, [`App::run_until_stopped`]
+//! serves until a shutdown future completes.
+//!
+//! Building and running are separate so that a test (or another program) can build the app on port 0,
+//! read [`App::local_addr`], and stop it with any future it likes. `build` also prepares an empty data
+//! directory for use: the default portal, and a first administrator with a generated password that is
+//! handed back once through [`App::first_admin`] (the binary prints it; nothing else ever shows it).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use auth_core::ports::{PasswordHasher, SmsGateway};
+use auth_core::service::NewUser;
+use auth_core::{AuthError, AuthService, SecretString};
+use auth_http::Router;
+use auth_sqlite::SqliteStore;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, SmsConfig};
+use crate::hashing::PooledHasher;
+use crate::keyfile;
+use crate::outbox::{OutboxHandle, OutboxWorker};
+use crate::sms::{FileGateway, WebhookGateway};
+use crate::wiring;
+
+/// The administrator created on an empty database.
+#[derive(Clone, Debug)]
+pub struct FirstAdmin {
+    /// Their e-mail (the login).
+    pub email: String,
+    /// The generated password, shown once.
+    pub password: SecretString,
+}
+
+/// A built server, listening but not yet serving.
+pub struct App {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    router: Router,
+    store: SqliteStore,
+    outbox: OutboxHandle,
+    first_admin: Option<FirstAdmin>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("local_addr", &self.local_addr).finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Opens the data directory, prepares an empty database, starts the SMS outbox worker and binds
+    /// the listener. Must run inside a tokio runtime.
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let hashing = config.hashing;
+        let core = wiring::open(&config, |rng| {
+            let argon = wiring::argon2(&config, rng)?;
+            let pool = PooledHasher::start(Arc::new(argon), hashing.workers, hashing.queue)
+                .context("cannot start the password hashing threads")?;
+            Ok(Arc::new(pool) as Arc<dyn PasswordHasher>)
+        })
+        .await?;
+        let portal = core
+            .service
+            .ensure_default_portal()
+            .await
+            .context("cannot create the default portal")?;
+        tracing::debug!(portal = %portal.id, "default portal ready");
+        let first_admin = create_first_admin(&core.service, &config.bootstrap.admin_email).await?;
+
+        let gateway: Arc<dyn SmsGateway> = match &config.sms {
+            SmsConfig::File { path } => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    keyfile::ensure_private_dir(dir)?;
+                }
+                tracing::info!(path = %path.display(), "sms gateway: file");
+                Arc::new(FileGateway::new(path.clone(), Arc::clone(&core.clock)))
+            }
+            SmsConfig::Webhook { url, timeout } => {
+                tracing::info!(%url, "sms gateway: webhook");
+                Arc::new(WebhookGateway::new(url.clone(), *timeout, Arc::clone(&core.clock)))
+            }
+        };
+
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let local_addr = listener.local_addr().context("cannot read the bound address")?;
+
+        let outbox = OutboxWorker {
+            store: Arc::new(core.store.clone()),
+            gateway,
+            key: core.key.clone(),
+            clock: Arc::clone(&core.clock),
+            policy: auth_core::outbox::RetryPolicy::default(),
+            poll_interval: config.outbox.poll_interval,
+        }
+        .spawn();
+
+        let router = Router::new(Arc::clone(&core.service), config.http.clone());
+        Ok(App { listener, local_addr, router, store: core.store, outbox, first_admin })
+    }
+
+    /// The address the listener is bound to (the real port when the config said port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The administrator this build created on an empty database, if it did.
+    pub fn first_admin(&self) -> Option<&FirstAdmin> {
+        self.first_admin.as_ref()
+    }
+
+    /// The service behind the HTTP router.
+    pub fn service(&self) -> &Arc<AuthService> {
+        self.router.service()
+    }
+
+    /// Serves until `shutdown` completes, lets in-flight requests finish, then stops the outbox worker.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.local_addr, "listening");
+        let served = auth_http::serve(self.listener, self.router, shutdown).await;
+        self.outbox.stop().await;
+        // Folding the WAL back into the database file at a clean stop keeps the data directory to
+        // one file for backups; a failure here loses nothing.
+        if let Err(e) = self.store.checkpoint().await {
+            tracing::debug!(error = %e, "wal checkpoint at shutdown skipped");
+        }
+        served.context("the HTTP server failed")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Creates the first administrator when the database has no user at all.
+async fn create_first_admin(
+    service: &AuthService,
+    email: &str,
+) -> anyhow::Result<Option<FirstAdmin>> {
+    if service.count_users().await.context("cannot count users")? > 0 {
+        return Ok(None);
+    }
+    let portal = service.find_portal(None).await.context("cannot find the default portal")?;
+    let password = service.generate_password(20);
+    let new = NewUser {
+        email: email.to_owned(),
+        password: password.clone(),
+        first_name: "Administrator".to_owned(),
+        last_name: String::new(),
+        is_admin: true,
+    };
+    match service.add_user(portal.id, new).await {
+        Ok(user) => {
+            tracing::info!(user = %user.id, "created the first administrator");
+            Ok(Some(FirstAdmin { email: user.email, password }))
+        }
+        // Another process starting on the same empty database got there first; its output shows
+        // the password.
+        Err(AuthError::Conflict(_)) => Ok(None),
+        Err(e) => Err(e).context("cannot create the first administrator"),
+    }
+}
+
+/// Completes on SIGTERM or ctrl-c (SIGINT).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only ctrl-c stops the server");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+/// The `serve` command: builds the app, prints the first administrator's credentials (once, on an
+/// empty database) and the listening address on stdout, and serves until SIGTERM or ctrl-c.
+///
+/// The stdout lines are a stable interface: `listening on http://ADDR` tells scripts and the black-box
+/// tests which port was bound.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let app = App::build(config).await?;
+    if let Some(admin) = app.first_admin() {
+        println!("Created the first administrator (this password is not shown again):");
+        println!("  e-mail:   {}", admin.email);
+        println!("  password: {}", admin.password.expose());
+        println!(
+            "Change it with `auth-server user set-password --email {} --password-stdin`.",
+            admin.email
+        );
+    }
+    println!("listening on http://{}", app.local_addr());
+    app.run_until_stopped(shutdown_signal()).await
+}

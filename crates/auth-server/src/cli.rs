@@ -1,0 +1,254 @@
+//! The command line: global options and the subcommands of spec §8, as clap derive types.
+//!
+//! Parsing only; [`crate::admin`] runs the admin subcommands and [`crate::app::serve`] the server.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Overrides;
+
+/// Portal authentication server (ONLYOFFICE / R7-Office compatible).
+///
+/// Without a subcommand it serves. Every configuration key can also be set in the TOML file or
+/// through `AUTH_…` environment variables: see docs/configuration.md.
+#[derive(Debug, Parser)]
+#[command(name = "auth-server", version)]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "AUTH_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory: database, server key and SMS file [env AUTH_DATA_DIR; default ./data].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Listen address, IP:PORT (port 0 picks a free one) [env AUTH_LISTEN; default 127.0.0.1:8080].
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Write logs as JSON lines (same as log.format = "json").
+    #[arg(long, global = true)]
+    pub log_json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+impl Cli {
+    /// The globals that override the configuration.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            data_dir: self.data_dir.clone(),
+            listen: self.listen.clone(),
+            log_json: self.log_json,
+        }
+    }
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage portals (tenants).
+    #[command(subcommand)]
+    Portal(PortalCommand),
+    /// Inspect SMS delivery.
+    #[command(subcommand)]
+    Sms(SmsCommand),
+    /// Show recent audit events, newest first.
+    Audit(AuditArgs),
+}
+
+/// `user …`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user.
+    Add(UserAdd),
+    /// List users.
+    List(UserList),
+    /// Disable a user and end their sessions.
+    Disable(UserRef),
+    /// Enable a disabled user.
+    Enable(UserRef),
+    /// Set a new password (ends the user's sessions).
+    SetPassword(SetPassword),
+    /// Forget the user's phone; the next SMS login asks for a number again.
+    ResetPhone(UserRef),
+    /// Reset the user's TOTP app, backup codes and second-factor lock.
+    ResetTfa(UserRef),
+    /// End every session of the user.
+    LogoutAll(UserRef),
+}
+
+/// Where a new password comes from.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct PasswordSource {
+    /// The password (visible in the process list and shell history; prefer --password-stdin).
+    #[arg(long, value_name = "PASSWORD")]
+    pub password: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// `user add`.
+#[derive(Debug, Args)]
+pub struct UserAdd {
+    /// E-mail address (the login).
+    #[arg(long)]
+    pub email: String,
+    /// The password.
+    #[command(flatten)]
+    pub password: PasswordSource,
+    /// Given name.
+    #[arg(long, default_value = "")]
+    pub first_name: String,
+    /// Family name.
+    #[arg(long, default_value = "")]
+    pub last_name: String,
+    /// Make the user a portal administrator.
+    #[arg(long)]
+    pub admin: bool,
+    /// The portal, by one of its host names (default: the first portal).
+    #[arg(long, value_name = "HOST")]
+    pub portal: Option<String>,
+}
+
+/// `user list`.
+#[derive(Debug, Args)]
+pub struct UserList {
+    /// Only this portal, by one of its host names.
+    #[arg(long, value_name = "HOST")]
+    pub portal: Option<String>,
+    /// JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A user named by e-mail.
+#[derive(Debug, Args)]
+pub struct UserRef {
+    /// The user's e-mail address.
+    #[arg(long)]
+    pub email: String,
+    /// The portal, by one of its host names (needed when the e-mail exists in several portals).
+    #[arg(long, value_name = "HOST")]
+    pub portal: Option<String>,
+}
+
+/// `user set-password`.
+#[derive(Debug, Args)]
+pub struct SetPassword {
+    /// The user.
+    #[command(flatten)]
+    pub user: UserRef,
+    /// The new password.
+    #[command(flatten)]
+    pub password: PasswordSource,
+}
+
+/// `portal …`.
+#[derive(Debug, Subcommand)]
+pub enum PortalCommand {
+    /// Create a portal answering to the given host names.
+    Add(PortalAdd),
+    /// List portals and their main settings.
+    List(PortalList),
+    /// Change a portal's settings (the default portal without --host).
+    Set(PortalSet),
+}
+
+/// `portal add`.
+#[derive(Debug, Args)]
+pub struct PortalAdd {
+    /// A host name the portal answers to (repeat for several).
+    #[arg(long = "host", value_name = "HOST", required = true)]
+    pub hosts: Vec<String>,
+    /// Display name (default: the first host).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// `portal list`.
+#[derive(Debug, Args)]
+pub struct PortalList {
+    /// JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `portal set`.
+#[derive(Debug, Args)]
+pub struct PortalSet {
+    /// The portal, by one of its host names (default: the first portal, created if there is none).
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// New display name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Second factor: none, sms or app. Changing it ends every session of the portal.
+    #[arg(long, value_name = "MODE")]
+    pub tfa: Option<String>,
+    /// IANA time zone used in dates, e.g. Europe/Moscow.
+    #[arg(long, value_name = "TZ")]
+    pub time_zone: Option<String>,
+    /// en or ru (chooses the SMS text).
+    #[arg(long, value_name = "LANG")]
+    pub language: Option<String>,
+    /// Networks that skip the second factor, comma-separated CIDRs ("" clears).
+    #[arg(long, value_name = "CIDR,…")]
+    pub trusted_ips: Option<String>,
+    /// Lifetime of issued tokens, in minutes.
+    #[arg(long, value_name = "N")]
+    pub token_lifetime_minutes: Option<u64>,
+    /// Whether the portal is served over https (adds Secure to the cookie).
+    #[arg(long, value_name = "BOOL")]
+    pub https: Option<bool>,
+    /// Any other portal setting by its storage name, e.g. login_limit=10 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
+}
+
+/// `sms …`.
+#[derive(Debug, Subcommand)]
+pub enum SmsCommand {
+    /// What the file gateway sent (newest last), or the store's outbox with --store.
+    Outbox(SmsOutbox),
+}
+
+/// `sms outbox`.
+#[derive(Debug, Args)]
+pub struct SmsOutbox {
+    /// JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// How many messages to show.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub last: usize,
+    /// List the store's delivery queue (status, attempts, errors; no texts) instead of the file.
+    #[arg(long)]
+    pub store: bool,
+}
+
+/// `audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// How many events to show.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub last: u32,
+    /// JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Only events of this user.
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Only this action, by name (LoginFailViaApi) or code (1013).
+    #[arg(long, value_name = "NAME")]
+    pub action: Option<String>,
+    /// Only this portal, by one of its host names.
+    #[arg(long, value_name = "HOST")]
+    pub portal: Option<String>,
+}

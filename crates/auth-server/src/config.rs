@@ -1,0 +1,604 @@
+//! The server's configuration: defaults, then an optional TOML file, then `AUTH_…` environment
+//! variables, then the command-line globals (`--data-dir`, `--listen`, `--log-json`), later layers winning.
+//!
+//! Loading is a pure function of its inputs ([`Config::load`] takes the file path, the environment as
+//! an iterator and the flags), so tests never touch the process environment. Every key has an
+//! environment name derived mechanically from its path (`http.body_limit_bytes` is
+//! `AUTH_HTTP__BODY_LIMIT_BYTES`); the table of keys in this file is the single list of what exists, and
+//! `docs/configuration.md` documents each one (a unit test keeps the two in step).
+//! Anything invalid, including an unknown key in the file or an unknown `AUTH_…` variable, fails at
+//! startup with a message that names the key: a misspelt security setting must not be silently ignored.
+//! This module only reads and checks values; opening files, binding sockets and the like is `app`'s job.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use auth_core::model::parse_net;
+use auth_core::password::HashParams;
+use auth_http::HttpConfig;
+use serde::Deserialize;
+
+/// The prefix of every environment override.
+pub const ENV_PREFIX: &str = "AUTH_";
+
+/// The environment variable naming the config file; read by the command line, not a config key.
+pub const CONFIG_ENV: &str = "AUTH_CONFIG";
+
+/// The e-mail of the administrator created on an empty database, unless configured otherwise.
+pub const DEFAULT_ADMIN_EMAIL: &str = "admin@localhost.localdomain";
+
+/// The fully resolved configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address the HTTP listener binds (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Directory holding the database, the server key and the SMS file by default.
+    pub data_dir: PathBuf,
+    /// The 32-byte server key file (created with mode 0600 on first start).
+    pub server_key_file: PathBuf,
+    /// Logging.
+    pub log: LogConfig,
+    /// The SQLite database file.
+    pub database_path: PathBuf,
+    /// Transport limits, handed to auth-http as they are.
+    pub http: HttpConfig,
+    /// Password hashing.
+    pub hashing: HashingConfig,
+    /// SMS delivery.
+    pub sms: SmsConfig,
+    /// The SMS outbox worker.
+    pub outbox: OutboxConfig,
+    /// What to create on an empty database.
+    pub bootstrap: BootstrapConfig,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Readable lines for a terminal.
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Logging settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Line format.
+    pub format: LogFormat,
+    /// A `tracing` filter (`info`, `warn,auth_http=debug`, …).
+    pub level: String,
+}
+
+/// Password hashing settings: argon2id cost and the pool that runs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashingConfig {
+    /// argon2id cost.
+    pub params: HashParams,
+    /// Dedicated hashing threads.
+    pub workers: usize,
+    /// Hash jobs allowed to wait for a thread; beyond this requests are answered "busy".
+    pub queue: usize,
+}
+
+/// Which SMS gateway delivers the outbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SmsConfig {
+    /// Append one JSON line per message to a file.
+    File {
+        /// The file.
+        path: PathBuf,
+    },
+    /// POST the same JSON to a URL.
+    Webhook {
+        /// An `http://` URL.
+        url: http::Uri,
+        /// How long one delivery may take.
+        timeout: Duration,
+    },
+}
+
+impl SmsConfig {
+    /// The file the `file` gateway writes, if that is the gateway in use.
+    pub fn file_path(&self) -> Option<&Path> {
+        match self {
+            SmsConfig::File { path } => Some(path),
+            SmsConfig::Webhook { .. } => None,
+        }
+    }
+}
+
+/// Outbox worker settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutboxConfig {
+    /// Pause between delivery rounds.
+    pub poll_interval: Duration,
+}
+
+/// What the server creates on an empty database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BootstrapConfig {
+    /// E-mail of the first administrator.
+    pub admin_email: String,
+}
+
+/// The command-line globals, the last and strongest layer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--log-json`.
+    pub log_json: bool,
+}
+
+/// The type of a key's value, which decides how an environment string is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Str,
+    U32,
+    U64,
+    List,
+}
+
+/// Every configuration key, by its dotted path in the TOML file.
+const KEYS: &[(&str, Kind)] = &[
+    ("listen", Kind::Str),
+    ("data_dir", Kind::Str),
+    ("server_key_file", Kind::Str),
+    ("log.format", Kind::Str),
+    ("log.level", Kind::Str),
+    ("database.path", Kind::Str),
+    ("database.url", Kind::Str),
+    ("http.body_limit_bytes", Kind::U64),
+    ("http.header_timeout_secs", Kind::U64),
+    ("http.body_timeout_secs", Kind::U64),
+    ("http.shutdown_grace_secs", Kind::U64),
+    ("http.max_connections", Kind::U64),
+    ("http.trusted_proxies", Kind::List),
+    ("hashing.m_cost_kib", Kind::U32),
+    ("hashing.t_cost", Kind::U32),
+    ("hashing.p_cost", Kind::U32),
+    ("hashing.workers", Kind::U64),
+    ("hashing.queue", Kind::U64),
+    ("sms.gateway", Kind::Str),
+    ("sms.file_path", Kind::Str),
+    ("sms.webhook_url", Kind::Str),
+    ("sms.webhook_timeout_secs", Kind::U64),
+    ("outbox.poll_interval_ms", Kind::U64),
+    ("bootstrap.admin_email", Kind::Str),
+];
+
+/// The environment variable that overrides a key: `http.body_limit_bytes` → `AUTH_HTTP__BODY_LIMIT_BYTES`.
+pub fn env_name(key: &str) -> String {
+    format!("{ENV_PREFIX}{}", key.to_ascii_uppercase().replace('.', "__"))
+}
+
+/// Every key's dotted path, in documentation order.
+pub fn keys() -> impl Iterator<Item = &'static str> {
+    KEYS.iter().map(|(k, _)| *k)
+}
+
+// The file layer: exactly the TOML shape, every field optional with its default.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawConfig {
+    listen: String,
+    data_dir: PathBuf,
+    server_key_file: Option<PathBuf>,
+    log: RawLog,
+    database: RawDatabase,
+    http: RawHttp,
+    hashing: RawHashing,
+    sms: RawSms,
+    outbox: RawOutbox,
+    bootstrap: RawBootstrap,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+            data_dir: PathBuf::from("./data"),
+            server_key_file: None,
+            log: RawLog::default(),
+            database: RawDatabase::default(),
+            http: RawHttp::default(),
+            hashing: RawHashing::default(),
+            sms: RawSms::default(),
+            outbox: RawOutbox::default(),
+            bootstrap: RawBootstrap::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLog {
+    format: String,
+    level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        Self { format: "human".to_owned(), level: "info".to_owned() }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDatabase {
+    path: Option<PathBuf>,
+    url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawHttp {
+    body_limit_bytes: u64,
+    header_timeout_secs: u64,
+    body_timeout_secs: u64,
+    shutdown_grace_secs: u64,
+    max_connections: u64,
+    trusted_proxies: Vec<String>,
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        let d = HttpConfig::default();
+        Self {
+            body_limit_bytes: d.body_limit as u64,
+            header_timeout_secs: d.header_timeout.as_secs(),
+            body_timeout_secs: d.body_timeout.as_secs(),
+            shutdown_grace_secs: d.shutdown_grace.as_secs(),
+            max_connections: d.max_connections as u64,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawHashing {
+    m_cost_kib: u32,
+    t_cost: u32,
+    p_cost: u32,
+    /// 0 means one per core.
+    workers: u64,
+    queue: u64,
+}
+
+impl Default for RawHashing {
+    fn default() -> Self {
+        let p = HashParams::default();
+        Self { m_cost_kib: p.m_cost_kib, t_cost: p.t_cost, p_cost: p.p_cost, workers: 0, queue: 64 }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSms {
+    gateway: String,
+    file_path: Option<PathBuf>,
+    webhook_url: Option<String>,
+    webhook_timeout_secs: u64,
+}
+
+impl Default for RawSms {
+    fn default() -> Self {
+        Self {
+            gateway: "file".to_owned(),
+            file_path: None,
+            webhook_url: None,
+            webhook_timeout_secs: 5,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawOutbox {
+    poll_interval_ms: u64,
+}
+
+impl Default for RawOutbox {
+    fn default() -> Self {
+        Self { poll_interval_ms: 200 }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawBootstrap {
+    admin_email: String,
+}
+
+impl Default for RawBootstrap {
+    fn default() -> Self {
+        Self { admin_email: DEFAULT_ADMIN_EMAIL.to_owned() }
+    }
+}
+
+impl Config {
+    /// Loads the configuration from the process: the file (if any), the process environment and the
+    /// command-line globals.
+    pub fn from_process(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
+        let mut env = Vec::new();
+        for (k, v) in std::env::vars_os() {
+            let Some(k) = k.to_str() else { continue };
+            if !k.starts_with(ENV_PREFIX) {
+                continue;
+            }
+            let v = v
+                .into_string()
+                .map_err(|_| anyhow::anyhow!("environment variable {k} is not valid UTF-8"))?;
+            env.push((k.to_owned(), v));
+        }
+        Self::load(file, env, overrides)
+    }
+
+    /// Loads the configuration from explicit inputs: defaults < `file` < `env` < `overrides`.
+    ///
+    /// `env` may hold unrelated variables; only those starting with `AUTH_` are read.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> anyhow::Result<Self> {
+        let mut table = match file {
+            Some(path) => read_file(path)?,
+            None => toml::Table::new(),
+        };
+        let mut env: Vec<(String, String)> =
+            env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+        // Sorted, so that the first unknown variable reported is the same on every run.
+        env.sort();
+        for (name, value) in &env {
+            apply_env(&mut table, name, value)?;
+        }
+        let raw = RawConfig::deserialize(toml::Value::Table(table))
+            .context("invalid configuration from the environment")?;
+        Self::resolve(raw, overrides)
+    }
+
+    fn resolve(mut raw: RawConfig, overrides: &Overrides) -> anyhow::Result<Self> {
+        if let Some(dir) = &overrides.data_dir {
+            raw.data_dir = dir.clone();
+        }
+        if let Some(listen) = &overrides.listen {
+            raw.listen = listen.clone();
+        }
+        if overrides.log_json {
+            raw.log.format = "json".to_owned();
+        }
+
+        let listen: SocketAddr = raw.listen.trim().parse().with_context(|| {
+            format!(
+                "listen: {:?} is not an IP address with a port, such as 127.0.0.1:8080",
+                raw.listen
+            )
+        })?;
+        if raw.data_dir.as_os_str().is_empty() {
+            bail!("data_dir: must not be empty");
+        }
+        let data_dir = raw.data_dir;
+        let in_data_dir = |p: Option<PathBuf>, name: &str| {
+            p.filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| data_dir.join(name))
+        };
+
+        let log = LogConfig {
+            format: match raw.log.format.trim() {
+                "human" => LogFormat::Human,
+                "json" => LogFormat::Json,
+                other => bail!("log.format: {other:?} is neither \"human\" nor \"json\""),
+            },
+            level: raw.log.level.trim().to_owned(),
+        };
+        tracing_subscriber::EnvFilter::try_new(&log.level)
+            .with_context(|| format!("log.level: {:?} is not a valid tracing filter", log.level))?;
+
+        let database_path =
+            match raw.database.url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+                None => in_data_dir(raw.database.path, "auth.db"),
+                Some(url) => database_url_path(url)?,
+            };
+
+        let h = raw.http;
+        let positive = |v: u64, key: &str| -> anyhow::Result<u64> {
+            if v == 0 { bail!("{key}: must be at least 1") } else { Ok(v) }
+        };
+        let http = HttpConfig {
+            body_limit: usize::try_from(positive(h.body_limit_bytes, "http.body_limit_bytes")?)
+                .context("http.body_limit_bytes: too large")?,
+            header_timeout: Duration::from_secs(positive(
+                h.header_timeout_secs,
+                "http.header_timeout_secs",
+            )?),
+            body_timeout: Duration::from_secs(positive(
+                h.body_timeout_secs,
+                "http.body_timeout_secs",
+            )?),
+            shutdown_grace: Duration::from_secs(positive(
+                h.shutdown_grace_secs,
+                "http.shutdown_grace_secs",
+            )?),
+            max_connections: usize::try_from(positive(h.max_connections, "http.max_connections")?)
+                .context("http.max_connections: too large")?,
+            trusted_proxies: h
+                .trusted_proxies
+                .iter()
+                .map(|n| {
+                    parse_net(n.trim()).with_context(|| {
+                        format!(
+                            "http.trusted_proxies: {n:?} is not an IP network such as 10.0.0.0/8"
+                        )
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?,
+        };
+
+        let hs = raw.hashing;
+        if hs.t_cost == 0 || hs.p_cost == 0 {
+            bail!("hashing.t_cost and hashing.p_cost: must be at least 1");
+        }
+        if hs.m_cost_kib < 8 * hs.p_cost {
+            bail!("hashing.m_cost_kib: argon2 needs at least 8 KiB per lane (8 × p_cost)");
+        }
+        let workers = match hs.workers {
+            0 => std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+            n => usize::try_from(n).context("hashing.workers: too large")?,
+        };
+        let hashing = HashingConfig {
+            params: HashParams { m_cost_kib: hs.m_cost_kib, t_cost: hs.t_cost, p_cost: hs.p_cost },
+            workers,
+            queue: usize::try_from(positive(hs.queue, "hashing.queue")?)
+                .context("hashing.queue: too large")?,
+        };
+
+        let sms = match raw.sms.gateway.trim() {
+            "file" => SmsConfig::File { path: in_data_dir(raw.sms.file_path, "sms-outbox.jsonl") },
+            "webhook" => {
+                let url = raw
+                    .sms
+                    .webhook_url
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .context("sms.webhook_url: required when sms.gateway is \"webhook\"")?;
+                SmsConfig::Webhook {
+                    url: webhook_url(url)?,
+                    timeout: Duration::from_secs(positive(
+                        raw.sms.webhook_timeout_secs,
+                        "sms.webhook_timeout_secs",
+                    )?),
+                }
+            }
+            other => bail!("sms.gateway: {other:?} is neither \"file\" nor \"webhook\""),
+        };
+
+        let outbox = OutboxConfig {
+            poll_interval: Duration::from_millis(positive(
+                raw.outbox.poll_interval_ms,
+                "outbox.poll_interval_ms",
+            )?),
+        };
+
+        let admin_email = raw.bootstrap.admin_email.trim().to_owned();
+        if !admin_email.contains('@') {
+            bail!("bootstrap.admin_email: {admin_email:?} is not an e-mail address");
+        }
+
+        Ok(Config {
+            listen,
+            server_key_file: in_data_dir(raw.server_key_file, "server.key"),
+            data_dir,
+            log,
+            database_path,
+            http,
+            hashing,
+            sms,
+            outbox,
+            bootstrap: BootstrapConfig { admin_email },
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<toml::Table> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    // Checking the file against the typed shape first gives errors with a line, a column and the
+    // key; the merged table checked later has no positions to report.
+    toml::from_str::<RawConfig>(&text)
+        .with_context(|| format!("invalid config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+/// Sets the key named by the environment variable `name` in `table`, reading `value` by the key's type.
+fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> anyhow::Result<()> {
+    if name == CONFIG_ENV {
+        return Ok(());
+    }
+    let Some((key, kind)) = KEYS.iter().find(|(k, _)| env_name(k) == name) else {
+        bail!(
+            "unknown environment variable {name}: it is not a configuration key (see docs/configuration.md)"
+        );
+    };
+    let value = value.trim();
+    let parsed = match kind {
+        Kind::Str => toml::Value::String(value.to_owned()),
+        Kind::U32 => toml::Value::Integer(i64::from(
+            value
+                .parse::<u32>()
+                .with_context(|| format!("{name}: {value:?} is not a whole number"))?,
+        )),
+        Kind::U64 => toml::Value::Integer(
+            value
+                .parse::<u64>()
+                .ok()
+                .and_then(|v| i64::try_from(v).ok())
+                .with_context(|| format!("{name}: {value:?} is not a whole number"))?,
+        ),
+        Kind::List => toml::Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_owned()))
+                .collect(),
+        ),
+    };
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let leaf = parts.pop().unwrap_or(key);
+    let mut node = table;
+    for part in parts {
+        let entry =
+            node.entry(part.to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(inner) = entry else {
+            bail!("config key {part} must be a table, to hold {key}");
+        };
+        node = inner;
+    }
+    node.insert(leaf.to_owned(), parsed);
+    Ok(())
+}
+
+/// The SQLite path named by `database.url`. Only SQLite exists today; PostgreSQL is reserved.
+fn database_url_path(url: &str) -> anyhow::Result<PathBuf> {
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+        bail!(
+            "database.url: PostgreSQL support is not built yet; leave database.url unset to use SQLite"
+        );
+    }
+    if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        if path.is_empty() {
+            bail!("database.url: {url:?} names no file");
+        }
+        return Ok(PathBuf::from(path));
+    }
+    bail!("database.url: {url:?} is not a sqlite: URL (PostgreSQL support is not built yet)")
+}
+
+/// A webhook URL: plain `http://` with a host, because the gateway has no TLS client.
+fn webhook_url(url: &str) -> anyhow::Result<http::Uri> {
+    let uri: http::Uri =
+        url.parse().with_context(|| format!("sms.webhook_url: {url:?} is not a URL"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => bail!(
+            "sms.webhook_url: https is not supported yet; use an http:// URL (for example a relay on localhost)"
+        ),
+        _ => bail!("sms.webhook_url: {url:?} must start with http://"),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        bail!("sms.webhook_url: {url:?} has no host");
+    }
+    Ok(uri)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,340 @@
+//! The admin subcommands (spec §8): round trips through the data directory, output formats,
+//! `--password-stdin`, and errors with their exit codes.
+
+use auth_tests::{DataDir, TestServer};
+use serde_json::Value;
+
+fn users(data: &DataDir) -> Vec<Value> {
+    data.run_cli(&["user", "list", "--json"]).json().as_array().expect("a JSON array").clone()
+}
+
+fn user<'a>(list: &'a [Value], email: &str) -> &'a Value {
+    list.iter().find(|u| u["email"] == email).unwrap_or_else(|| panic!("{email} not in {list:?}"))
+}
+
+fn portals(data: &DataDir) -> Vec<Value> {
+    data.run_cli(&["portal", "list", "--json"]).json().as_array().expect("a JSON array").clone()
+}
+
+#[test]
+fn user_add_then_list_as_table_and_json() {
+    let data = DataDir::new();
+    let out = data.run_cli(&[
+        "user",
+        "add",
+        "--email",
+        "Alice@Example.com",
+        "--password",
+        "correct horse",
+        "--first-name",
+        "Alice",
+        "--last-name",
+        "Liddell",
+        "--admin",
+    ]);
+    assert!(out.ok().starts_with("created administrator Alice@Example.com ("), "{}", out.stdout);
+    data.run_cli(&["user", "add", "--email", "bob@example.com", "--password", "battery staple"])
+        .ok();
+
+    let table = data.run_cli(&["user", "list"]);
+    let lines: Vec<&str> = table.ok().lines().collect();
+    assert!(lines[0].starts_with("EMAIL"), "{}", table.stdout);
+    assert_eq!(lines.len(), 3, "{}", table.stdout);
+    assert!(lines[1].contains("Alice@Example.com") && lines[1].contains("Alice Liddell"));
+
+    let list = users(&data);
+    assert_eq!(list.len(), 2);
+    let alice = user(&list, "Alice@Example.com");
+    assert_eq!(alice["isAdmin"], true);
+    assert_eq!(alice["disabled"], false);
+    assert_eq!(alice["firstName"], "Alice");
+    assert_eq!(alice["portal"], "Default");
+    assert_eq!(user(&list, "bob@example.com")["isAdmin"], false);
+    // Nothing about the password is ever shown.
+    assert!(!table.stdout.contains("horse") && !table.stdout.contains("argon2"));
+}
+
+#[test]
+fn password_stdin_and_set_password() {
+    let data = DataDir::new();
+    data.run_cli_with_stdin(
+        &["user", "add", "--email", "carol@example.com", "--password-stdin"],
+        Some("first password\n"),
+    )
+    .ok();
+    let out = data.run_cli_with_stdin(
+        &["user", "set-password", "--email", "CAROL@example.com", "--password-stdin"],
+        Some("second password\r\n"),
+    );
+    assert_eq!(out.ok(), "changed the password of carol@example.com and ended their sessions\n");
+    let empty = data.run_cli_with_stdin(
+        &["user", "set-password", "--email", "carol@example.com", "--password-stdin"],
+        Some("\n"),
+    );
+    assert_eq!(empty.err(), "error: no password on standard input\n");
+
+    // The new password is the one that logs in.
+    let server = TestServer::start_in(data, Default::default());
+    let login = |password: &str| {
+        server.post_form(
+            "/api/2.0/authentication",
+            &format!("userName=carol%40example.com&password={}", password.replace(' ', "+")),
+        )
+    };
+    assert_eq!(login("first password").status, 401);
+    let ok = login("second password");
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert!(ok.json()["response"]["token"].is_string());
+}
+
+#[test]
+fn disable_and_enable() {
+    let data = DataDir::new();
+    data.run_cli(&["user", "add", "--email", "dave@example.com", "--password", "password1"]).ok();
+    let out = data.run_cli(&["user", "disable", "--email", "dave@example.com"]);
+    assert_eq!(out.ok(), "disabled dave@example.com and ended their sessions\n");
+    assert_eq!(user(&users(&data), "dave@example.com")["disabled"], true);
+    assert!(data.run_cli(&["user", "list"]).ok().contains("disabled"));
+    data.run_cli(&["user", "enable", "--email", "dave@example.com"]).ok();
+    assert_eq!(user(&users(&data), "dave@example.com")["disabled"], false);
+    let out = data.run_cli(&["user", "logout-all", "--email", "dave@example.com"]);
+    assert_eq!(out.ok(), "logged dave@example.com out everywhere (0 sessions ended)\n");
+}
+
+#[test]
+fn errors_are_one_line_on_stderr_with_exit_code_1() {
+    let data = DataDir::new();
+    data.run_cli(&["user", "add", "--email", "erin@example.com", "--password", "password1"]).ok();
+    for (args, message) in [
+        (
+            vec!["user", "disable", "--email", "nobody@example.com"],
+            "error: no user with e-mail nobody@example.com\n",
+        ),
+        (
+            vec!["user", "reset-tfa", "--email", "nobody@example.com"],
+            "error: no user with e-mail nobody@example.com\n",
+        ),
+        (
+            vec!["user", "add", "--email", "erin@example.com", "--password", "password2"],
+            "error: a user with e-mail erin@example.com already exists in portal Default\n",
+        ),
+        (
+            vec!["user", "add", "--email", "frank@example.com", "--password", "short"],
+            "error: the password must have at least 8 characters\n",
+        ),
+        (
+            vec!["user", "add", "--email", "no-at-sign", "--password", "password1"],
+            "error: a valid e-mail address is required\n",
+        ),
+        (
+            vec!["user", "list", "--portal", "unknown.example.com"],
+            "error: no portal answers to host unknown.example.com\n",
+        ),
+    ] {
+        let out = data.run_cli(&args);
+        assert_eq!(out.err(), message, "{args:?}");
+        assert_eq!(out.stdout, "", "{args:?}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_with_code_2() {
+    let data = DataDir::new();
+    for args in [
+        vec!["user", "add", "--email", "x@example.com"],
+        vec!["user", "add", "--email", "x@example.com", "--password", "p", "--password-stdin"],
+        vec!["user", "frobnicate"],
+        vec!["portal", "set", "--https", "maybe"],
+    ] {
+        let out = data.run_cli(&args);
+        assert_eq!(out.code(), Some(2), "{args:?}: {}", out.stderr);
+    }
+}
+
+#[test]
+fn portal_set_on_an_empty_data_dir_creates_the_default_portal() {
+    let data = DataDir::new();
+    let out = data.run_cli(&["portal", "set", "--tfa", "sms", "--time-zone", "Europe/Moscow"]);
+    assert!(out.ok().contains("tfa=sms\n") && out.stdout.contains("time_zone=Europe/Moscow\n"));
+    let list = portals(&data);
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["name"], "Default");
+    assert_eq!(list[0]["settings"]["tfa"], "sms");
+    assert_eq!(list[0]["settings"]["time_zone"], "Europe/Moscow");
+    assert!(std::fs::metadata(data.path().join("server.key")).is_ok());
+}
+
+#[test]
+fn portal_add_list_and_set() {
+    let data = DataDir::new();
+    data.run_cli(&["portal", "set", "--language", "en"]).ok();
+    let out = data.run_cli(&["portal", "add", "--host", "Docs.Example.com", "--name", "Docs"]);
+    assert!(out.ok().starts_with("created portal Docs ("), "{}", out.stdout);
+    assert!(out.stdout.trim_end().ends_with("for docs.example.com"), "{}", out.stdout);
+    data.run_cli(&[
+        "portal",
+        "set",
+        "--host",
+        "docs.example.com",
+        "--tfa",
+        "app",
+        "--language",
+        "ru",
+        "--trusted-ips",
+        "10.0.0.0/8,192.168.1.1",
+        "--token-lifetime-minutes",
+        "60",
+        "--https",
+        "true",
+        "--set",
+        "login_limit=10",
+    ])
+    .ok();
+    let list = portals(&data);
+    assert_eq!(list.len(), 2);
+    let docs = list.iter().find(|p| p["name"] == "Docs").expect("Docs portal");
+    assert_eq!(docs["hosts"], serde_json::json!(["docs.example.com"]));
+    let s = &docs["settings"];
+    assert_eq!(
+        (&s["tfa"], &s["language"], &s["trusted_ips"], &s["token_lifetime_s"], &s["https"]),
+        (
+            &"app".into(),
+            &"ru".into(),
+            &"10.0.0.0/8,192.168.1.1/32".into(),
+            &"3600".into(),
+            &"true".into()
+        )
+    );
+    assert_eq!(s["login_limit"], "10");
+    // The default portal is untouched.
+    let default = list.iter().find(|p| p["name"] == "Default").expect("Default portal");
+    assert_eq!(default["settings"]["tfa"], "none");
+    let table = data.run_cli(&["portal", "list"]);
+    assert!(table.ok().contains("docs.example.com") && table.stdout.contains("(any host)"));
+
+    for (args, message) in [
+        (
+            vec!["portal", "set", "--time-zone", "Mars/Olympus_Mons"],
+            "error: invalid portal setting time_zone: unknown time zone \"Mars/Olympus_Mons\"\n",
+        ),
+        (
+            vec!["portal", "set", "--tfa", "carrier-pigeon"],
+            "error: invalid portal setting tfa: none, sms or app\n",
+        ),
+        (
+            vec!["portal", "set", "--host", "nowhere.example.com", "--tfa", "sms"],
+            "error: no portal answers to host nowhere.example.com\n",
+        ),
+        (
+            vec!["portal", "set", "--set", "no_such_setting=1"],
+            "error: invalid portal setting no_such_setting: unknown setting\n",
+        ),
+        (
+            vec!["portal", "add", "--host", "docs.example.com"],
+            "error: another portal already answers to one of: docs.example.com\n",
+        ),
+    ] {
+        assert_eq!(data.run_cli(&args).err(), message, "{args:?}");
+    }
+}
+
+#[test]
+fn users_of_several_portals_are_told_apart_by_portal() {
+    let data = DataDir::new();
+    data.run_cli(&["portal", "set"]).ok();
+    data.run_cli(&["portal", "add", "--host", "b.example.com"]).ok();
+    data.run_cli(&["user", "add", "--email", "gina@example.com", "--password", "password1"]).ok();
+    data.run_cli(&[
+        "user",
+        "add",
+        "--email",
+        "gina@example.com",
+        "--password",
+        "password1",
+        "--portal",
+        "b.example.com",
+    ])
+    .ok();
+    assert_eq!(users(&data).len(), 2);
+    let only_b = data.run_cli(&["user", "list", "--json", "--portal", "b.example.com"]).json();
+    assert_eq!(only_b.as_array().map(Vec::len), Some(1));
+
+    let ambiguous = data.run_cli(&["user", "disable", "--email", "gina@example.com"]);
+    assert!(ambiguous.err().contains("several portals"), "{}", ambiguous.stderr);
+    data.run_cli(&["user", "disable", "--email", "gina@example.com", "--portal", "b.example.com"])
+        .ok();
+    let list = data.run_cli(&["user", "list", "--json", "--portal", "b.example.com"]).json();
+    assert_eq!(list[0]["disabled"], true);
+}
+
+#[test]
+fn resets_are_audited_and_audit_filters() {
+    let data = DataDir::new();
+    data.run_cli(&["user", "add", "--email", "hank@example.com", "--password", "password1"]).ok();
+    data.run_cli(&["user", "add", "--email", "ivy@example.com", "--password", "password1"]).ok();
+    assert_eq!(
+        data.run_cli(&["user", "reset-tfa", "--email", "hank@example.com"]).ok(),
+        "reset two-factor authentication of hank@example.com\n"
+    );
+    assert_eq!(
+        data.run_cli(&["user", "reset-phone", "--email", "ivy@example.com"]).ok(),
+        "reset the phone of ivy@example.com\n"
+    );
+
+    let all = data.run_cli(&["audit", "--json"]).json();
+    let all = all.as_array().expect("array");
+    assert_eq!(all.len(), 2);
+    // Newest first.
+    assert_eq!(all[0]["action"], "UserUpdatedMobileNumber");
+    assert_eq!(all[0]["code"], 4029);
+    assert_eq!(all[0]["email"], "ivy@example.com");
+    assert_eq!(all[1]["action"], "UserDisconnectedTfaApp");
+    assert_eq!(all[1]["code"], 4033);
+
+    let by_action = data.run_cli(&["audit", "--json", "--action", "UserDisconnectedTfaApp"]).json();
+    assert_eq!(by_action.as_array().map(Vec::len), Some(1));
+    let by_code = data.run_cli(&["audit", "--json", "--action", "4029"]).json();
+    assert_eq!(by_code[0]["email"], "ivy@example.com");
+    let by_user = data.run_cli(&["audit", "--json", "--email", "hank@example.com"]).json();
+    assert_eq!(by_user.as_array().map(Vec::len), Some(1));
+    assert_eq!(by_user[0]["action"], "UserDisconnectedTfaApp");
+    let last = data.run_cli(&["audit", "--json", "--last", "1"]).json();
+    assert_eq!(last.as_array().map(Vec::len), Some(1));
+
+    let table = data.run_cli(&["audit"]);
+    assert!(table.ok().contains("UserDisconnectedTfaApp (4033)"), "{}", table.stdout);
+    assert!(table.stdout.contains("hank@example.com"));
+    assert!(data.run_cli(&["audit", "--action", "Teleported"]).err().contains("unknown action"));
+}
+
+#[test]
+fn sms_outbox_shows_what_the_file_gateway_sent() {
+    let data = DataDir::new();
+    assert_eq!(data.run_cli(&["sms", "outbox", "--json"]).json(), serde_json::json!([]));
+    assert_eq!(data.run_cli(&["sms", "outbox"]).ok(), "AT  TO  TEXT\n");
+
+    // Lines as the file gateway writes them.
+    std::fs::write(
+        data.sms_file(),
+        concat!(
+            r#"{"to":"79123456789","text":"Code: 111111","at":"2026-01-10T07:46:24Z"}"#,
+            "\n",
+            r#"{"to":"442079460958","text":"Code: 222222","at":"2026-01-10T07:47:00Z"}"#,
+            "\n"
+        ),
+    )
+    .expect("writing the sms file");
+    let all = data.run_cli(&["sms", "outbox", "--json"]).json();
+    assert_eq!(all.as_array().map(Vec::len), Some(2));
+    let last = data.run_cli(&["sms", "outbox", "--json", "--last", "1"]).json();
+    assert_eq!(
+        last,
+        serde_json::json!([{"to":"442079460958","text":"Code: 222222","at":"2026-01-10T07:47:00Z"}])
+    );
+    let table = data.run_cli(&["sms", "outbox"]);
+    assert!(table.ok().contains("79123456789") && table.stdout.contains("Code: 222222"));
+
+    // The store's queue is empty: nothing was enqueued through the service.
+    let store = data.run_cli(&["sms", "outbox", "--store", "--json"]).json();
+    assert_eq!(store, serde_json::json!([]));
+}
