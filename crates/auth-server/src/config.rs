@@ -6,7 +6,7 @@
 //! environment name derived mechanically from its path (`http.body_limit_bytes` is
 //! `AUTH_HTTP__BODY_LIMIT_BYTES`); the table of keys in this file is the single list of what exists, and
 //! `docs/configuration.md` documents each one (a unit test keeps the two in step).
-//! Anything invalid, including an unknown key in the file or an unknown `AUTH_…` variable, fails at
+//! Anything invalid, including an unknown key in the file or an unknown `AUTH_SECTION__KEY` variable, fails at
 //! startup with a message that names the key: a misspelt security setting must not be silently ignored.
 //! This module only reads and checks values; opening files, binding sockets and the like is `app`'s job.
 
@@ -522,10 +522,20 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> anyhow::Result
     if name == CONFIG_ENV {
         return Ok(());
     }
-    let Some((key, kind)) = KEYS.iter().find(|(k, _)| env_name(k) == name) else {
-        bail!(
-            "unknown environment variable {name}: it is not a configuration key (see docs/configuration.md)"
-        );
+    // `AUTH_DATABASE_URL` is the short spelling operators expect for the database URL.
+    let lookup = if name == "AUTH_DATABASE_URL" { "AUTH_DATABASE__URL" } else { name };
+    let Some((key, kind)) = KEYS.iter().find(|(k, _)| env_name(k) == lookup) else {
+        // A nested name (`AUTH_SECTION__KEY`, or a section's name with a single underscore) can only be
+        // meant for us, so a typo there is an error. Other `AUTH_` names belong to other tools (test
+        // harnesses, scripts such as `AUTH_TEST_POSTGRES_URL`) and are left alone.
+        let sections = ["LOG", "DATABASE", "HTTP", "HASHING", "SMS", "OUTBOX", "BOOTSTRAP"];
+        let rest = name.strip_prefix(ENV_PREFIX).unwrap_or(name);
+        if name.contains("__") || sections.iter().any(|s| rest.starts_with(&format!("{s}_"))) {
+            bail!(
+                "unknown environment variable {name}: it is not a configuration key (see docs/configuration.md)"
+            );
+        }
+        return Ok(());
     };
     let value = value.trim();
     let parsed = match kind {

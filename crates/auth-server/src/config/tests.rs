@@ -20,6 +20,18 @@ fn err(file: Option<&str>, e: &[(&str, &str)]) -> String {
 }
 
 #[test]
+fn foreign_auth_variables_are_ignored_and_the_short_database_url_works() {
+    let c = load(
+        None,
+        &[("AUTH_TEST_POSTGRES_URL", "postgres://x"), ("AUTH_SERVER_BIN", "/bin/x")],
+        &Overrides::default(),
+    );
+    assert!(c.is_ok(), "{c:?}");
+    let e = err(None, &[("AUTH_DATABASE_URL", "mysql://db/auth")]);
+    assert!(e.contains("database.url"), "{e}");
+}
+
+#[test]
 fn defaults_need_no_input() {
     let c = load(None, &[], &Overrides::default()).unwrap();
     assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
