@@ -5,5 +5,7 @@
 
 /// The admin subcommands, run against a data directory with no server.
 mod cli;
+/// Every API flow over real HTTP: logins, second factors, tokens, formats, bodies, portals, refusals.
+mod flows;
 /// Starting and stopping `serve`: data directory set-up, the first administrator, config errors.
 mod startup;
