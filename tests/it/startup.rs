@@ -119,7 +119,7 @@ fn invalid_configuration_stops_startup_with_a_clear_error() {
         (("AUTH_HTTP__BODY_LIMIT_BYTES", "lots"), "AUTH_HTTP__BODY_LIMIT_BYTES"),
         (("AUTH_DATABASE__URL", "postgres://db/auth"), "PostgreSQL support is not built yet"),
         (("AUTH_SMS__GATEWAY", "webhook"), "sms.webhook_url"),
-        (("AUTH_NO_SUCH_KEY", "1"), "unknown environment variable AUTH_NO_SUCH_KEY"),
+        (("AUTH_HTTP__NO_SUCH_KEY", "1"), "unknown environment variable AUTH_HTTP__NO_SUCH_KEY"),
     ] {
         let failure =
             TestServer::try_start_in(DataDir::new(), ServerOptions::new().env(env.0, env.1))
