@@ -167,24 +167,36 @@ async fn create_first_admin(
 }
 
 /// Completes on SIGTERM or ctrl-c (SIGINT).
-pub async fn shutdown_signal() {
+///
+/// The handlers are installed when this function is called, not when the future is first polled, so a
+/// signal that arrives right after the server says it is listening is never lost (it would otherwise
+/// kill the process with the default action).
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
     use tokio::signal::unix::{SignalKind, signal};
-    let terminate = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only ctrl-c stops the server");
-                std::future::pending::<()>().await;
-            }
+    let install = |kind: SignalKind, name: &'static str| match signal(kind) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, signal = name, "cannot listen for the signal");
+            None
         }
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
+    let terminate = install(SignalKind::terminate(), "SIGTERM");
+    let interrupt = install(SignalKind::interrupt(), "SIGINT");
+    async move {
+        let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            () = wait(terminate) => {}
+            () = wait(interrupt) => {}
+        }
+        tracing::info!("shutdown requested; finishing in-flight requests");
     }
-    tracing::info!("shutdown requested; finishing in-flight requests");
 }
 
 /// The `serve` command: builds the app, prints the first administrator's credentials (once, on an
@@ -203,6 +215,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             admin.email
         );
     }
+    let stop = shutdown_signal();
     println!("listening on http://{}", app.local_addr());
-    app.run_until_stopped(shutdown_signal()).await
+    app.run_until_stopped(stop).await
 }
