@@ -1,0 +1,42 @@
+//! The PostgreSQL store adapter: every store port of auth-core on one PostgreSQL database, shared by
+//! any number of server nodes.
+//!
+//! [`PgStore`] implements [`UserStore`](auth_core::ports::UserStore),
+//! [`PortalStore`](auth_core::ports::PortalStore), [`SmsCodeStore`](auth_core::ports::SmsCodeStore),
+//! [`TotpStore`](auth_core::ports::TotpStore), [`TokenStore`](auth_core::ports::TokenStore),
+//! [`CounterStore`](auth_core::ports::CounterStore), [`AuditStore`](auth_core::ports::AuditStore) and
+//! [`OutboxStore`](auth_core::ports::OutboxStore), so it is an [`auth_core::Store`]. Its semantics
+//! mirror the in-memory reference store of auth-core's testkit exactly, and its schema mirrors the
+//! SQLite adapter's.
+//!
+//! # Atomicity
+//!
+//! Each promise marked MUST in [`auth_core::ports`] is kept by one statement or one transaction at
+//! READ COMMITTED, so several nodes on one database agree. Where a decision reads several rows before
+//! it writes (throttle counters, SMS codes, backup-code replacement) the transaction first upserts a
+//! per-key row, whose row lock queues the other transactions about the same key until it commits;
+//! every later statement of the transaction then sees what they committed. The port modules say which
+//! statement keeps which promise, and the crate's README sums it up.
+//!
+//! Every connection sets `default_transaction_isolation` to READ COMMITTED, so a server configured
+//! for SERIALIZABLE by default does not turn lost races into serialization errors: the statements are
+//! written for READ COMMITTED's re-check of a locked row and need nothing stronger.
+//!
+//! # Errors
+//!
+//! No tokio-postgres or deadpool type crosses a port: unique violations become
+//! [`StoreError::Conflict`](auth_core::ports::StoreError::Conflict), connection, pool, timeout,
+//! lock and serialization failures [`StoreError::Unavailable`](auth_core::ports::StoreError::Unavailable),
+//! and values that cannot be decoded [`StoreError::Corrupt`](auth_core::ports::StoreError::Corrupt).
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod codec;
+mod error;
+mod migrate;
+mod ports;
+mod store;
+
+pub use error::PgError;
+pub use migrate::SCHEMA_VERSION;
+pub use store::PgStore;

@@ -1,0 +1,94 @@
+//! `AuditStore`: the append-only audit trail. Actions are stored as their upstream codes, IPs as
+//! text; listing is newest first by append order (the BIGSERIAL id).
+
+use async_trait::async_trait;
+use auth_core::ports::{AuditStore, StoreResult};
+use auth_core::{AuditAction, AuditEvent, AuditFilter, UserId};
+use uuid::Uuid;
+
+use crate::codec::{get, instant, portal_id, ts};
+use crate::error::corrupt;
+use crate::store::{PgStore, done};
+
+/// An action's upstream code as an INTEGER (the codes are four-digit numbers).
+fn action_code(a: AuditAction) -> i32 {
+    i32::try_from(a.code()).unwrap_or(i32::MAX)
+}
+
+#[async_trait]
+impl AuditStore for PgStore {
+    async fn append_audit(&self, e: &AuditEvent) -> StoreResult<()> {
+        done(async {
+            let c = self.client().await?;
+            let st = c
+                .prepare_cached(
+                    "INSERT INTO audit (at, portal_id, user_id, login, action, ip, user_agent, \
+                     reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .await?;
+            c.execute(
+                &st,
+                &[
+                    &ts(e.at),
+                    &e.portal.0,
+                    &e.user.map(|u| u.0),
+                    &e.login,
+                    &action_code(e.action),
+                    &e.ip.to_string(),
+                    &e.user_agent,
+                    &e.reason,
+                ],
+            )
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn recent_audit(&self, filter: &AuditFilter, limit: u32) -> StoreResult<Vec<AuditEvent>> {
+        done(async {
+            let c = self.client().await?;
+            // NULL parameters switch a condition off; the portal and user indexes serve the
+            // common filtered listings.
+            let st = c
+                .prepare_cached(
+                    "SELECT at, portal_id, user_id, login, action, ip, user_agent, reason \
+                     FROM audit WHERE ($1::uuid IS NULL OR portal_id = $1) \
+                     AND ($2::uuid IS NULL OR user_id = $2) \
+                     AND ($3::int4 IS NULL OR action = $3) ORDER BY id DESC LIMIT $4",
+                )
+                .await?;
+            let rows = c
+                .query(
+                    &st,
+                    &[
+                        &filter.portal.map(|p| p.0),
+                        &filter.user.map(|u| u.0),
+                        &filter.action.map(action_code),
+                        &i64::from(limit),
+                    ],
+                )
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    let code: i32 = get(r, 4)?;
+                    let ip: String = get(r, 5)?;
+                    Ok(AuditEvent {
+                        at: instant(r, 0)?,
+                        portal: portal_id(r, 1)?,
+                        user: get::<Option<Uuid>>(r, 2)?.map(UserId),
+                        login: get(r, 3)?,
+                        action: u32::try_from(code)
+                            .ok()
+                            .and_then(AuditAction::from_code)
+                            .ok_or_else(|| corrupt(format!("unknown audit action {code}")))?,
+                        ip: ip.parse().map_err(|_| corrupt(format!("bad audit ip {ip:?}")))?,
+                        user_agent: get(r, 6)?,
+                        reason: get(r, 7)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+}

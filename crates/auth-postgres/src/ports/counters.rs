@@ -1,0 +1,139 @@
+//! `CounterStore`: sliding-window throttle counters shared by every node on the database.
+//!
+//! Events live in `counter_events` (one row per counted attempt; its BIGSERIAL id is the slot handed
+//! to the caller) and each key's block in its `counter_keys` row. `acquire` is one READ COMMITTED
+//! transaction that starts by upserting the key's row, which locks it: acquires (and records) on one
+//! key queue there, across nodes, until the one ahead commits. Each statement after the lock takes a
+//! fresh snapshot, so it sees every event the earlier ones recorded; the transaction then prunes,
+//! checks the block, asks `Rule::refused_until` about the remaining events and records the new event.
+//! N nodes racing on one key therefore grant exactly `limit` slots together.
+//!
+//! A row lock rather than `pg_advisory_xact_lock(hashtext(key))`: it serializes exactly one key (no
+//! hash collisions between keys), and distributed PostgreSQL-compatible databases implement row locks
+//! where some of them ignore advisory locks.
+
+use async_trait::async_trait;
+use auth_core::ports::{CounterStore, StoreResult};
+use auth_core::throttle::{Acquire, Rule, Slot};
+use auth_core::{SignedDuration, Timestamp};
+use deadpool_postgres::Transaction;
+
+use crate::codec::{get, instant, later, opt_instant, ts};
+use crate::error::DbResult;
+use crate::store::{PgStore, begin, done};
+
+/// Locks the key's row (creating it when needed) and returns its stored block.
+///
+/// `ON CONFLICT DO UPDATE` either inserts or locks the existing row even while a concurrent `reset`
+/// deletes it, so every caller leaves holding the lock; `RETURNING` gives the block in the same trip.
+async fn lock_key(tx: &Transaction<'_>, key: &str) -> DbResult<Option<Timestamp>> {
+    let st = tx
+        .prepare_cached(
+            "INSERT INTO counter_keys AS k (key, blocked_until) VALUES ($1, NULL) \
+             ON CONFLICT (key) DO UPDATE SET blocked_until = k.blocked_until \
+             RETURNING blocked_until",
+        )
+        .await?;
+    let row = tx.query_one(&st, &[&key]).await?;
+    opt_instant(&row, 0)
+}
+
+/// Drops the key's events that no rule decision can need any more (older than the retention).
+async fn prune(tx: &Transaction<'_>, key: &str, rule: &Rule, now: Timestamp) -> DbResult<()> {
+    let back = rule.retention().checked_neg().unwrap_or(SignedDuration::MAX);
+    let horizon = later(now, back);
+    let st = tx.prepare_cached("DELETE FROM counter_events WHERE key = $1 AND at <= $2").await?;
+    tx.execute(&st, &[&key, &ts(horizon)]).await?;
+    Ok(())
+}
+
+async fn add_event(tx: &Transaction<'_>, key: &str, now: Timestamp) -> DbResult<i64> {
+    let st = tx
+        .prepare_cached("INSERT INTO counter_events (key, at) VALUES ($1, $2) RETURNING id")
+        .await?;
+    get(&tx.query_one(&st, &[&key, &ts(now)]).await?, 0)
+}
+
+#[async_trait]
+impl CounterStore for PgStore {
+    async fn acquire(&self, key: &str, rule: &Rule, now: Timestamp) -> StoreResult<Acquire> {
+        done(async {
+            let mut c = self.client().await?;
+            let tx = begin(&mut c).await?;
+            let block = lock_key(&tx, key).await?;
+            prune(&tx, key, rule, now).await?;
+            if let Some(until) = block
+                && until > now
+            {
+                tx.commit().await?;
+                return Ok(Acquire::Refused { until });
+            }
+            let events = tx.prepare_cached("SELECT at FROM counter_events WHERE key = $1").await?;
+            let times = tx
+                .query(&events, &[&key])
+                .await?
+                .iter()
+                .map(|r| instant(r, 0))
+                .collect::<DbResult<Vec<_>>>()?;
+            let answer = match rule.refused_until(now, &times) {
+                Some(until) => {
+                    let st = tx
+                        .prepare_cached("UPDATE counter_keys SET blocked_until = $2 WHERE key = $1")
+                        .await?;
+                    tx.execute(&st, &[&key, &ts(until)]).await?;
+                    Acquire::Refused { until }
+                }
+                None => Acquire::Granted(Slot(add_event(&tx, key, now).await?)),
+            };
+            tx.commit().await?;
+            Ok(answer)
+        })
+        .await
+    }
+
+    async fn release(&self, slot: Slot) -> StoreResult<()> {
+        // Deleting one event only lowers a count, so it needs no lock: an acquire deciding meanwhile
+        // counted one event too many, as it would have a moment earlier.
+        done(async {
+            let c = self.client().await?;
+            let st = c.prepare_cached("DELETE FROM counter_events WHERE id = $1").await?;
+            c.execute(&st, &[&slot.0]).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record(&self, key: &str, rule: &Rule, now: Timestamp) -> StoreResult<()> {
+        // Under the key's lock, so an acquire deciding at the same moment either sees this event or
+        // is decided before it is recorded, never both without it.
+        done(async {
+            let mut c = self.client().await?;
+            let tx = begin(&mut c).await?;
+            lock_key(&tx, key).await?;
+            prune(&tx, key, rule, now).await?;
+            add_event(&tx, key, now).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn reset(&self, key: &str) -> StoreResult<()> {
+        // Deleting the key's row waits for an acquire holding it, and an acquire waiting for the
+        // delete re-creates the row afterwards and sees no events: the reset lies wholly before it.
+        done(async {
+            let mut c = self.client().await?;
+            let tx = begin(&mut c).await?;
+            for sql in [
+                "DELETE FROM counter_keys WHERE key = $1",
+                "DELETE FROM counter_events WHERE key = $1",
+            ] {
+                let st = tx.prepare_cached(sql).await?;
+                tx.execute(&st, &[&key]).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,133 @@
+//! `OutboxStore`: the durable SMS outbox (texts sealed by the core).
+//!
+//! Claiming is one `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING …` that
+//! moves the claimed rows' `next_attempt_at` to the end of the lease. A node claiming at the same time
+//! skips the rows another node has locked instead of waiting for them, and a row that another node
+//! claimed and committed meanwhile is re-checked against `next_attempt_at <= now` and dropped, so
+//! several nodes never claim one message twice within a lease.
+
+use async_trait::async_trait;
+use auth_core::ports::{NewOutboxMessage, OutboxMessage, OutboxStore, StoreResult};
+use auth_core::{SignedDuration, Timestamp};
+use tokio_postgres::Row;
+
+use crate::codec::{get, instant, later, opt_instant, portal_id, ts};
+use crate::error::{DbResult, corrupt};
+use crate::store::{PgStore, done};
+
+/// The columns [`message`] reads, in its order.
+macro_rules! columns {
+    () => {
+        "id, portal_id, to_phone, sealed_text, created_at, attempts, next_attempt_at, sent_at, \
+         last_error"
+    };
+}
+
+fn message(r: &Row) -> DbResult<OutboxMessage> {
+    let attempts: i32 = get(r, 5)?;
+    Ok(OutboxMessage {
+        id: get(r, 0)?,
+        portal: portal_id(r, 1)?,
+        to: get(r, 2)?,
+        sealed_text: get(r, 3)?,
+        created_at: instant(r, 4)?,
+        attempts: u32::try_from(attempts)
+            .map_err(|_| corrupt(format!("outbox attempts {attempts} out of range")))?,
+        next_attempt_at: instant(r, 6)?,
+        sent_at: opt_instant(r, 7)?,
+        last_error: get(r, 8)?,
+    })
+}
+
+#[async_trait]
+impl OutboxStore for PgStore {
+    async fn enqueue_sms(&self, m: &NewOutboxMessage) -> StoreResult<i64> {
+        done(async {
+            let c = self.client().await?;
+            let st = c
+                .prepare_cached(
+                    "INSERT INTO outbox (portal_id, to_phone, sealed_text, created_at, attempts, \
+                     next_attempt_at) VALUES ($1, $2, $3, $4, 0, $4) RETURNING id",
+                )
+                .await?;
+            let row =
+                c.query_one(&st, &[&m.portal.0, &m.to, &m.sealed_text, &ts(m.created_at)]).await?;
+            get(&row, 0)
+        })
+        .await
+    }
+
+    async fn claim_due_sms(
+        &self,
+        now: Timestamp,
+        lease: SignedDuration,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxMessage>> {
+        done(async {
+            let c = self.client().await?;
+            let st = c
+                .prepare_cached(concat!(
+                    "UPDATE outbox SET next_attempt_at = $2 WHERE id IN (SELECT id FROM outbox \
+                     WHERE sent_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $3 \
+                     FOR UPDATE SKIP LOCKED) RETURNING ",
+                    columns!()
+                ))
+                .await?;
+            let rows = c.query(&st, &[&ts(now), &ts(later(now, lease)), &i64::from(limit)]).await?;
+            let mut claimed = rows.iter().map(message).collect::<DbResult<Vec<_>>>()?;
+            // RETURNING gives no order guarantee; callers get the oldest first.
+            claimed.sort_by_key(|m| m.id);
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn mark_sms_sent(&self, id: i64, at: Timestamp) -> StoreResult<()> {
+        done(async {
+            let c = self.client().await?;
+            let st = c
+                .prepare_cached(
+                    "UPDATE outbox SET sent_at = $2, attempts = attempts + 1 WHERE id = $1",
+                )
+                .await?;
+            c.execute(&st, &[&id, &ts(at)]).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn mark_sms_failed(
+        &self,
+        id: i64,
+        next_attempt_at: Timestamp,
+        error: &str,
+    ) -> StoreResult<()> {
+        done(async {
+            let c = self.client().await?;
+            let st = c
+                .prepare_cached(
+                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, \
+                     last_error = $3 WHERE id = $1",
+                )
+                .await?;
+            c.execute(&st, &[&id, &ts(next_attempt_at), &error]).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn recent_sms(&self, limit: u32) -> StoreResult<Vec<OutboxMessage>> {
+        done(async {
+            let c = self.client().await?;
+            let st = c
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM outbox ORDER BY id DESC LIMIT $1"
+                ))
+                .await?;
+            c.query(&st, &[&i64::from(limit)]).await?.iter().map(message).collect()
+        })
+        .await
+    }
+}

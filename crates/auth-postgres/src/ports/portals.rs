@@ -1,0 +1,139 @@
+//! `PortalStore`: portals, their settings (one TEXT column in `PortalSettings::encode` form) and
+//! their hosts (one row each, `host` the primary key, so a host belongs to one portal only).
+//!
+//! Insert and update are transactions: the hosts are checked, the portal row written, and its hosts
+//! replaced. Two nodes adding one host at once both pass the check, and the primary key refuses the
+//! second insert as a unique violation, answered as `Conflict` like the check's own refusal. The
+//! update writes the portal row before its hosts, so concurrent updates of one portal queue on that
+//! row and each replaces the hosts the previous one committed.
+
+use async_trait::async_trait;
+use auth_core::Portal;
+use auth_core::PortalSettings;
+use auth_core::ports::{PortalStore, StoreError, StoreResult};
+use deadpool_postgres::Transaction;
+
+use crate::codec::{get, instant, int4, portal_id, ts};
+use crate::error::{DbResult, corrupt};
+use crate::store::{PgStore, begin, done};
+
+/// The hosts to store: in order, each once. A portal listing one host twice is the same portal;
+/// storing it twice would trip the primary key against itself.
+fn distinct_hosts(hosts: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(hosts.len());
+    for h in hosts {
+        if !out.contains(h) {
+            out.push(h.clone());
+        }
+    }
+    out
+}
+
+/// Refuses hosts that belong to another portal.
+///
+/// The explicit check comes first so the answer does not depend on whether the portal exists (as in
+/// the reference store); the primary key would refuse the insert anyway.
+async fn check_hosts(tx: &Transaction<'_>, portal: &Portal) -> DbResult<()> {
+    let st = tx
+        .prepare_cached(
+            "SELECT host FROM portal_hosts WHERE host = ANY($1) AND portal_id <> $2 LIMIT 1",
+        )
+        .await?;
+    if let Some(row) = tx.query_opt(&st, &[&portal.hosts, &portal.id.0]).await? {
+        let host: String = get(&row, 0)?;
+        return Err(StoreError::Conflict(format!("host {host} belongs to another portal")).into());
+    }
+    Ok(())
+}
+
+/// Replaces the portal's hosts with `portal.hosts`, in order.
+async fn store_hosts(tx: &Transaction<'_>, portal: &Portal) -> DbResult<()> {
+    let delete = tx.prepare_cached("DELETE FROM portal_hosts WHERE portal_id = $1").await?;
+    tx.execute(&delete, &[&portal.id.0]).await?;
+    let insert = tx
+        .prepare_cached("INSERT INTO portal_hosts (host, portal_id, position) VALUES ($1, $2, $3)")
+        .await?;
+    for (i, h) in distinct_hosts(&portal.hosts).iter().enumerate() {
+        tx.execute(&insert, &[h, &portal.id.0, &int4(i)]).await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl PortalStore for PgStore {
+    async fn insert_portal(&self, p: &Portal) -> StoreResult<()> {
+        done(async {
+            let mut c = self.client().await?;
+            let tx = begin(&mut c).await?;
+            check_hosts(&tx, p).await?;
+            let st = tx
+                .prepare_cached(
+                    "INSERT INTO portals (id, name, settings, created_at) VALUES ($1, $2, $3, $4)",
+                )
+                .await?;
+            tx.execute(&st, &[&p.id.0, &p.name, &p.settings.encode(), &ts(p.created_at)]).await?;
+            store_hosts(&tx, p).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_portal(&self, p: &Portal) -> StoreResult<bool> {
+        // The whole record is replaced, `created_at` included, as the reference store does; callers
+        // pass the portal they read, so in practice only name, hosts and settings change.
+        done(async {
+            let mut c = self.client().await?;
+            let tx = begin(&mut c).await?;
+            check_hosts(&tx, p).await?;
+            let st = tx
+                .prepare_cached(
+                    "UPDATE portals SET name = $2, settings = $3, created_at = $4 WHERE id = $1",
+                )
+                .await?;
+            let n = tx
+                .execute(&st, &[&p.id.0, &p.name, &p.settings.encode(), &ts(p.created_at)])
+                .await?;
+            if n == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            store_hosts(&tx, p).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn list_portals(&self) -> StoreResult<Vec<Portal>> {
+        // One statement, so a portal and its hosts always come from one snapshot.
+        done(async {
+            let c = self.client().await?;
+            let st = c
+                .prepare_cached(
+                    "SELECT p.id, p.name, p.settings, p.created_at, \
+                     coalesce(array_agg(h.host ORDER BY h.position) \
+                              FILTER (WHERE h.host IS NOT NULL), '{}') \
+                     FROM portals p LEFT JOIN portal_hosts h ON h.portal_id = p.id \
+                     GROUP BY p.seq, p.id ORDER BY p.seq",
+                )
+                .await?;
+            c.query(&st, &[])
+                .await?
+                .iter()
+                .map(|r| {
+                    let settings: String = get(r, 2)?;
+                    Ok(Portal {
+                        id: portal_id(r, 0)?,
+                        name: get(r, 1)?,
+                        settings: PortalSettings::decode(&settings)
+                            .map_err(|e| corrupt(format!("portal settings: {e}")))?,
+                        created_at: instant(r, 3)?,
+                        hosts: get(r, 4)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+}

@@ -1,0 +1,186 @@
+//! `UserStore`: users with their e-mail unique per portal (compared lower-cased), password hash and phone.
+//!
+//! `insert_user` relies on UNIQUE(id) and UNIQUE(portal_id, email_lower): a duplicate is a unique
+//! violation, answered as `Conflict`, so there is no check-then-insert race between nodes. The
+//! conditional phone updates are single `UPDATE … WHERE` statements: the check and the write happen
+//! together, and a concurrent writer's change is re-checked before this one applies.
+
+use async_trait::async_trait;
+use auth_core::password::PasswordHash;
+use auth_core::ports::{StoreResult, UserStore};
+use auth_core::{PortalId, User, UserId};
+use tokio_postgres::Row;
+
+use crate::codec::{get, instant, portal_id, ts, user_id};
+use crate::error::DbResult;
+use crate::store::{PgStore, done};
+
+/// `SELECT` of a user's columns in the order [`user`] reads them, followed by `$tail`.
+macro_rules! select_user {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, portal_id, email, first_name, last_name, is_admin, disabled, password_hash, \
+             phone, phone_activated, created_at FROM users ",
+            $tail
+        )
+    };
+}
+
+fn user(row: &Row) -> DbResult<User> {
+    Ok(User {
+        id: user_id(row, 0)?,
+        portal: portal_id(row, 1)?,
+        email: get(row, 2)?,
+        first_name: get(row, 3)?,
+        last_name: get(row, 4)?,
+        is_admin: get(row, 5)?,
+        disabled: get(row, 6)?,
+        password_hash: PasswordHash::from_phc(get::<String>(row, 7)?),
+        phone: get(row, 8)?,
+        phone_activated: get(row, 9)?,
+        created_at: instant(row, 10)?,
+    })
+}
+
+#[async_trait]
+impl UserStore for PgStore {
+    async fn insert_user(&self, u: &User) -> StoreResult<()> {
+        done(async {
+            let c = self.client().await?;
+            let st = c
+                .prepare_cached(
+                    "INSERT INTO users (id, portal_id, email, email_lower, first_name, last_name, \
+                     is_admin, disabled, password_hash, phone, phone_activated, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                )
+                .await?;
+            c.execute(
+                &st,
+                &[
+                    &u.id.0,
+                    &u.portal.0,
+                    &u.email,
+                    &u.email_key(),
+                    &u.first_name,
+                    &u.last_name,
+                    &u.is_admin,
+                    &u.disabled,
+                    &u.password_hash.as_str(),
+                    &u.phone,
+                    &u.phone_activated,
+                    &ts(u.created_at),
+                ],
+            )
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        done(async {
+            let c = self.client().await?;
+            let st = c.prepare_cached(select_user!("WHERE id = $1")).await?;
+            c.query_opt(&st, &[&id.0]).await?.as_ref().map(user).transpose()
+        })
+        .await
+    }
+
+    async fn user_by_email(
+        &self,
+        portal: PortalId,
+        email_lower: &str,
+    ) -> StoreResult<Option<User>> {
+        done(async {
+            let c = self.client().await?;
+            let st =
+                c.prepare_cached(select_user!("WHERE portal_id = $1 AND email_lower = $2")).await?;
+            c.query_opt(&st, &[&portal.0, &email_lower]).await?.as_ref().map(user).transpose()
+        })
+        .await
+    }
+
+    async fn list_users(&self, portal: Option<PortalId>) -> StoreResult<Vec<User>> {
+        done(async {
+            let c = self.client().await?;
+            // A NULL portal switches the condition off.
+            let st = c
+                .prepare_cached(select_user!(
+                    "WHERE ($1::uuid IS NULL OR portal_id = $1) ORDER BY seq"
+                ))
+                .await?;
+            c.query(&st, &[&portal.map(|p| p.0)]).await?.iter().map(user).collect()
+        })
+        .await
+    }
+
+    async fn count_users(&self) -> StoreResult<u64> {
+        done(async {
+            let c = self.client().await?;
+            let st = c.prepare_cached("SELECT count(*) FROM users").await?;
+            let n: i64 = get(&c.query_one(&st, &[]).await?, 0)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> StoreResult<bool> {
+        done(async {
+            let c = self.client().await?;
+            let st = c.prepare_cached("UPDATE users SET password_hash = $2 WHERE id = $1").await?;
+            Ok(c.execute(&st, &[&id.0, &hash.as_str()]).await? > 0)
+        })
+        .await
+    }
+
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
+        done(async {
+            let c = self.client().await?;
+            let st = c.prepare_cached("UPDATE users SET disabled = $2 WHERE id = $1").await?;
+            Ok(c.execute(&st, &[&id.0, &disabled]).await? > 0)
+        })
+        .await
+    }
+
+    async fn set_phone(
+        &self,
+        id: UserId,
+        phone: Option<&str>,
+        activated: bool,
+    ) -> StoreResult<bool> {
+        // A cleared phone is never activated, whatever the caller passed.
+        let activated = activated && phone.is_some();
+        done(async {
+            let c = self.client().await?;
+            let st = c
+                .prepare_cached("UPDATE users SET phone = $2, phone_activated = $3 WHERE id = $1")
+                .await?;
+            Ok(c.execute(&st, &[&id.0, &phone, &activated]).await? > 0)
+        })
+        .await
+    }
+
+    async fn set_phone_if_unactivated(&self, id: UserId, phone: &str) -> StoreResult<bool> {
+        done(async {
+            let c = self.client().await?;
+            let st = c
+                .prepare_cached("UPDATE users SET phone = $2 WHERE id = $1 AND NOT phone_activated")
+                .await?;
+            Ok(c.execute(&st, &[&id.0, &phone]).await? == 1)
+        })
+        .await
+    }
+
+    async fn activate_phone(&self, id: UserId, phone: &str) -> StoreResult<bool> {
+        done(async {
+            let c = self.client().await?;
+            let st = c
+                .prepare_cached(
+                    "UPDATE users SET phone_activated = true WHERE id = $1 AND phone = $2",
+                )
+                .await?;
+            Ok(c.execute(&st, &[&id.0, &phone]).await? == 1)
+        })
+        .await
+    }
+}
