@@ -117,7 +117,10 @@ fn sms_codes_reach_the_file_gateway_through_the_outbox() {
 fn invalid_configuration_stops_startup_with_a_clear_error() {
     for (env, needle) in [
         (("AUTH_HTTP__BODY_LIMIT_BYTES", "lots"), "AUTH_HTTP__BODY_LIMIT_BYTES"),
-        (("AUTH_DATABASE__URL", "postgres://db/auth"), "PostgreSQL support is not built yet"),
+        (
+            ("AUTH_DATABASE__URL", "postgres://nobody@127.0.0.1:1/auth"),
+            "cannot open the PostgreSQL database",
+        ),
         (("AUTH_SMS__GATEWAY", "webhook"), "sms.webhook_url"),
         (("AUTH_HTTP__NO_SUCH_KEY", "1"), "unknown environment variable AUTH_HTTP__NO_SUCH_KEY"),
     ] {

@@ -15,7 +15,6 @@ use auth_core::ports::{PasswordHasher, SmsGateway};
 use auth_core::service::NewUser;
 use auth_core::{AuthError, AuthService, SecretString};
 use auth_http::Router;
-use auth_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, SmsConfig};
@@ -39,7 +38,7 @@ pub struct App {
     listener: TcpListener,
     local_addr: SocketAddr,
     router: Router,
-    store: SqliteStore,
+    store: crate::wiring::StoreHandle,
     outbox: OutboxHandle,
     first_admin: Option<FirstAdmin>,
 }
@@ -90,7 +89,7 @@ impl App {
         let local_addr = listener.local_addr().context("cannot read the bound address")?;
 
         let outbox = OutboxWorker {
-            store: Arc::new(core.store.clone()),
+            store: core.store.port(),
             gateway,
             key: core.key.clone(),
             clock: Arc::clone(&core.clock),

@@ -40,8 +40,12 @@ pub struct Config {
     pub server_key_file: PathBuf,
     /// Logging.
     pub log: LogConfig,
-    /// The SQLite database file.
+    /// The SQLite database file (used unless `database_url` names PostgreSQL).
     pub database_path: PathBuf,
+    /// A PostgreSQL URL (`postgres://…`): when set, the store is PostgreSQL instead of SQLite.
+    pub database_url: Option<String>,
+    /// Connections in the PostgreSQL pool.
+    pub database_pool_size: usize,
     /// Transport limits, handed to auth-http as they are.
     pub http: HttpConfig,
     /// Password hashing.
@@ -153,6 +157,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("log.level", Kind::Str),
     ("database.path", Kind::Str),
     ("database.url", Kind::Str),
+    ("database.pool_size", Kind::U64),
     ("http.body_limit_bytes", Kind::U64),
     ("http.header_timeout_secs", Kind::U64),
     ("http.body_timeout_secs", Kind::U64),
@@ -234,6 +239,7 @@ impl Default for RawLog {
 struct RawDatabase {
     path: Option<PathBuf>,
     url: Option<String>,
+    pool_size: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -401,11 +407,21 @@ impl Config {
         tracing_subscriber::EnvFilter::try_new(&log.level)
             .with_context(|| format!("log.level: {:?} is not a valid tracing filter", log.level))?;
 
-        let database_path =
-            match raw.database.url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
-                None => in_data_dir(raw.database.path, "auth.db"),
-                Some(url) => database_url_path(url)?,
-            };
+        let url = raw.database.url.as_deref().map(str::trim).filter(|u| !u.is_empty());
+        let is_postgres = url.is_some_and(|u| {
+            let lower = u.to_ascii_lowercase();
+            lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+        });
+        let database_url = url.filter(|_| is_postgres).map(str::to_owned);
+        let database_path = match url.filter(|_| !is_postgres) {
+            None => in_data_dir(raw.database.path, "auth.db"),
+            Some(url) => database_url_path(url)?,
+        };
+        let database_pool_size = match raw.database.pool_size {
+            None => 16,
+            Some(0) => bail!("database.pool_size: must be at least 1"),
+            Some(n) => usize::try_from(n).context("database.pool_size: too large")?,
+        };
 
         let h = raw.http;
         let positive = |v: u64, key: &str| -> anyhow::Result<u64> {
@@ -498,6 +514,8 @@ impl Config {
             data_dir,
             log,
             database_path,
+            database_url,
+            database_pool_size,
             http,
             hashing,
             sms,
@@ -576,21 +594,15 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> anyhow::Result
     Ok(())
 }
 
-/// The SQLite path named by `database.url`. Only SQLite exists today; PostgreSQL is reserved.
+/// The SQLite path named by a `sqlite:` `database.url` (PostgreSQL URLs are taken before this).
 fn database_url_path(url: &str) -> anyhow::Result<PathBuf> {
-    let lower = url.to_ascii_lowercase();
-    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-        bail!(
-            "database.url: PostgreSQL support is not built yet; leave database.url unset to use SQLite"
-        );
-    }
     if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
         if path.is_empty() {
             bail!("database.url: {url:?} names no file");
         }
         return Ok(PathBuf::from(path));
     }
-    bail!("database.url: {url:?} is not a sqlite: URL (PostgreSQL support is not built yet)")
+    bail!("database.url: {url:?} is neither a postgres:// nor a sqlite: URL")
 }
 
 /// A webhook URL: plain `http://` with a host, because the gateway has no TLS client.

@@ -1,5 +1,6 @@
-//! Opening what every command shares: the data directory, the server key, the SQLite store, and an
-//! `AuthService` over them. `serve` and the admin subcommands differ only in the hasher they pass.
+//! Opening what every command shares: the data directory, the server key, the store (SQLite by default,
+//! PostgreSQL when `database.url` names one), and an `AuthService` over them. `serve` and the admin
+//! subcommands differ only in the hasher they pass.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use auth_core::password::Argon2Hasher;
 use auth_core::ports::{Clock, NoSocialProviders, PasswordHasher, Rng};
 use auth_core::service::Deps;
 use auth_core::{AuthService, Store};
+use auth_postgres::PgStore;
 use auth_sqlite::SqliteStore;
 
 use crate::clock::SystemClock;
@@ -16,12 +18,39 @@ use crate::config::Config;
 use crate::keyfile::{self, KeyOrigin};
 use crate::rng::OsRng;
 
+/// The store the configuration chose.
+#[derive(Clone)]
+pub enum StoreHandle {
+    /// The embedded SQLite file.
+    Sqlite(SqliteStore),
+    /// A shared PostgreSQL database (several nodes).
+    Postgres(PgStore),
+}
+
+impl StoreHandle {
+    /// The store as the core's port.
+    pub fn port(&self) -> Arc<dyn Store> {
+        match self {
+            StoreHandle::Sqlite(s) => Arc::new(s.clone()),
+            StoreHandle::Postgres(p) => Arc::new(p.clone()),
+        }
+    }
+
+    /// Folds SQLite's WAL back into the database file at a clean stop; nothing to do for PostgreSQL.
+    pub async fn checkpoint(&self) -> anyhow::Result<()> {
+        match self {
+            StoreHandle::Sqlite(s) => s.checkpoint().await.map_err(|e| anyhow::anyhow!("{e}")),
+            StoreHandle::Postgres(_) => Ok(()),
+        }
+    }
+}
+
 /// The opened service and the parts the server also needs on their own.
 pub struct Core {
     /// The service.
     pub service: Arc<AuthService>,
     /// The store behind it.
-    pub store: SqliteStore,
+    pub store: StoreHandle,
     /// The server key.
     pub key: ServerKey,
     /// Whether this start created the key.
@@ -41,22 +70,34 @@ pub async fn open(
     hasher: impl FnOnce(Arc<dyn Rng>) -> anyhow::Result<Arc<dyn PasswordHasher>>,
 ) -> anyhow::Result<Core> {
     keyfile::ensure_private_dir(&config.data_dir)?;
+    let store = match &config.database_url {
+        Some(url) => StoreHandle::Postgres(
+            PgStore::connect(url, config.database_pool_size)
+                .await
+                .context("cannot open the PostgreSQL database")?,
+        ),
+        None => {
+            if let Some(dir) = config.database_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                keyfile::ensure_private_dir(dir)?;
+            }
+            let path = config.database_path.clone();
+            StoreHandle::Sqlite(
+                tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                    .await
+                    .context("the database opener task failed")?
+                    .context("cannot open the database")?,
+            )
+        }
+    };
+    // The key comes after the store, so a database that cannot be opened leaves no new key behind.
     let (key, key_origin) = keyfile::load_or_create(&config.server_key_file)?;
     if key_origin == KeyOrigin::Created {
         tracing::info!(path = %config.server_key_file.display(), "created a new server key");
     }
-    if let Some(dir) = config.database_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        keyfile::ensure_private_dir(dir)?;
-    }
-    let path = config.database_path.clone();
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
-        .await
-        .context("the database opener task failed")?
-        .context("cannot open the database")?;
     let rng: Arc<dyn Rng> = Arc::new(OsRng);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let hasher = hasher(Arc::clone(&rng))?;
-    let store_port: Arc<dyn Store> = Arc::new(store.clone());
+    let store_port = store.port();
     let service = Arc::new(AuthService::new(Deps {
         store: store_port,
         hasher,

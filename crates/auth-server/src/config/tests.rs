@@ -32,6 +32,21 @@ fn foreign_auth_variables_are_ignored_and_the_short_database_url_works() {
 }
 
 #[test]
+fn a_postgres_url_selects_postgres() {
+    let c = load(
+        None,
+        &[("AUTH_DATABASE_URL", "postgres://u@db:5432/auth"), ("AUTH_DATABASE__POOL_SIZE", "4")],
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(c.database_url.as_deref(), Some("postgres://u@db:5432/auth"));
+    assert_eq!(c.database_pool_size, 4);
+    let c =
+        load(None, &[("AUTH_DATABASE__URL", "sqlite:/tmp/x.db")], &Overrides::default()).unwrap();
+    assert_eq!((c.database_url, c.database_path), (None, PathBuf::from("/tmp/x.db")));
+}
+
+#[test]
 fn defaults_need_no_input() {
     let c = load(None, &[], &Overrides::default()).unwrap();
     assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
@@ -178,7 +193,7 @@ fn invalid_values_name_their_key() {
             ("AUTH_HTTP_BODY_LIMIT_BYTES", "1"),
             "unknown environment variable AUTH_HTTP_BODY_LIMIT_BYTES",
         ),
-        (("AUTH_DATABASE__URL", "postgres://db/auth"), "PostgreSQL support is not built yet"),
+        (("AUTH_DATABASE__POOL_SIZE", "0"), "database.pool_size"),
         (("AUTH_DATABASE__URL", "mysql://db/auth"), "database.url"),
     ] {
         let message = err(None, &[e]);
