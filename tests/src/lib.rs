@@ -159,10 +159,10 @@ impl SmsRecord {
     }
 }
 
-/// A temporary data directory, removed when dropped.
-#[derive(Debug)]
+/// A temporary data directory, removed when the last handle to it is dropped.
+#[derive(Clone, Debug)]
 pub struct DataDir {
-    dir: TempDir,
+    dir: std::sync::Arc<TempDir>,
 }
 
 impl Default for DataDir {
@@ -175,7 +175,17 @@ impl DataDir {
     /// A fresh, empty data directory (it does not exist yet inside its temporary parent, so the
     /// server creates it the way it would in production).
     pub fn new() -> Self {
-        Self { dir: tempfile::Builder::new().prefix("auth-it-").tempdir().expect("tempdir") }
+        Self {
+            dir: std::sync::Arc::new(
+                tempfile::Builder::new().prefix("auth-it-").tempdir().expect("tempdir"),
+            ),
+        }
+    }
+
+    /// Another handle to the same directory, so that a second server process can share it (one
+    /// server key, one SQLite file or one SMS file); the directory lives until every handle is gone.
+    pub fn share(&self) -> Self {
+        self.clone()
     }
 
     /// The data directory's path.
