@@ -7,5 +7,7 @@
 mod cli;
 /// Every API flow over real HTTP: logins, second factors, tokens, formats, bodies, portals, refusals.
 mod flows;
+/// Two server nodes on one PostgreSQL database: limits, single use and revocation across nodes.
+mod scaleout;
 /// Starting and stopping `serve`: data directory set-up, the first administrator, config errors.
 mod startup;
