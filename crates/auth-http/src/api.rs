@@ -41,8 +41,12 @@ impl Router {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let started = std::time::Instant::now();
+        let method = req.method().clone();
         let (route_name, resp) = self.dispatch(req).await;
-        self.metrics.record(route_name, resp.status().as_u16(), started.elapsed());
+        let took = started.elapsed();
+        self.metrics.record(route_name, resp.status().as_u16(), took);
+        // One line per request: what and how it went, never parameters, bodies or headers.
+        tracing::debug!(%method, route = route_name, status = resp.status().as_u16(), micros = took.as_micros() as u64, "request");
         resp
     }
 
