@@ -308,6 +308,49 @@ async fn basic_credentials_carry_setphone_and_sms_challenge_shapes() {
 }
 
 #[tokio::test]
+async fn https_portals_get_secure_cookies_and_trusted_proxies_name_the_client() {
+    let s = start(
+        TfaMode::App,
+        HttpConfig {
+            trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+            ..HttpConfig::default()
+        },
+    )
+    .await;
+    let mut p = (*s.w.service.portal_for_host("x").await.unwrap()).clone();
+    p.settings.https = true;
+    p.settings.trusted_ips = vec!["198.51.100.0/24".parse().unwrap()];
+    s.w.service.update_portal(&p).await.unwrap();
+    let form = "userName=ada@example.com&password=correct+horse";
+    // From a trusted network (as named by the proxy) no second factor applies, and the cookie is Secure.
+    let (status, head, body) = raw(
+        s.addr,
+        &post(
+            "/api/2.0/authentication",
+            None,
+            form,
+            "X-Forwarded-For: 203.0.113.5, 198.51.100.7\r\n",
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""token":""#), "{body}");
+    assert!(head.contains("SameSite=Lax; Secure"), "{head}");
+    // The same header from elsewhere names another client: the second factor applies.
+    let (_, _, body) = raw(
+        s.addr,
+        &post(
+            "/api/2.0/authentication",
+            None,
+            form,
+            "X-Forwarded-For: 198.51.100.7, 203.0.113.5\r\n",
+        ),
+    )
+    .await;
+    assert!(body.contains(r#""token":null"#) && body.contains(r#""tfa":true"#), "{body}");
+}
+
+#[tokio::test]
 async fn graceful_shutdown_stops_accepting() {
     let mut s = start(TfaMode::None, HttpConfig::default()).await;
     assert_eq!(raw(s.addr, &get("/healthz", "")).await.0, 200);
