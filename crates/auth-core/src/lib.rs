@@ -44,7 +44,6 @@ pub use service::{
 /// Instants, as the whole crate uses them (re-exported so adapters need no jiff of their own).
 pub use jiff::{SignedDuration, Timestamp};
 
-/// `ts + d`, saturating at the ends of the representable range instead of panicking.
-pub(crate) fn later(ts: Timestamp, d: SignedDuration) -> Timestamp {
-    ts.saturating_add(d).unwrap_or(if d.is_negative() { Timestamp::MIN } else { Timestamp::MAX })
-}
+pub mod time;
+
+pub(crate) use time::later;

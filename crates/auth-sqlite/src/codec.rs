@@ -3,7 +3,7 @@
 //! `StoreError::Corrupt` instead of panicking on a damaged or foreign value.
 
 use auth_core::Timestamp;
-use auth_core::{PortalId, SignedDuration, UserId};
+use auth_core::{PortalId, UserId};
 use rusqlite::Row;
 use rusqlite::types::ValueRef;
 use uuid::Uuid;
@@ -12,30 +12,17 @@ use crate::error::{DbResult, corrupt};
 
 /// An instant as stored: nanoseconds since the Unix epoch.
 ///
-/// Nanoseconds, not microseconds, so every `Timestamp` the core hands us reads back equal (clocks
-/// carry nanoseconds, and records are compared whole). An i64 holds 1677–2262 exactly; instants
-/// outside that range are clamped to `i64::MIN`/`i64::MAX`, which read back as `Timestamp::MIN`/
-/// `Timestamp::MAX`. The core uses only `Timestamp::MAX` out there ("never retry"), and ordering is
-/// kept, so every comparison the SQL makes stays right.
+/// The stored form of an instant (see `auth_core::time`: nanoseconds, exact for 1677–2262).
 pub(crate) fn ts(t: Timestamp) -> i64 {
-    let n = t.as_nanosecond();
-    i64::try_from(n).unwrap_or(if n < 0 { i64::MIN } else { i64::MAX })
+    auth_core::time::to_nanos_i64(t)
 }
 
 /// The inverse of [`ts`].
 pub(crate) fn ts_from(n: i64) -> DbResult<Timestamp> {
-    match n {
-        i64::MAX => Ok(Timestamp::MAX),
-        i64::MIN => Ok(Timestamp::MIN),
-        n => Timestamp::from_nanosecond(i128::from(n))
-            .map_err(|e| corrupt(format!("instant {n} out of range: {e}"))),
-    }
+    auth_core::time::from_nanos_i64(n).ok_or_else(|| corrupt(format!("instant {n} out of range")))
 }
 
-/// `t + d`, saturating at the ends of time like the core's own arithmetic.
-pub(crate) fn later(t: Timestamp, d: SignedDuration) -> Timestamp {
-    t.saturating_add(d).unwrap_or(if d.is_negative() { Timestamp::MIN } else { Timestamp::MAX })
-}
+pub(crate) use auth_core::time::later;
 
 /// A TOTP step as stored. Steps are seconds/30, far below `i64::MAX`; a larger one cannot come
 /// from a real clock, so it is refused rather than wrapped into a wrong order.
