@@ -32,6 +32,28 @@ impl Default for SqliteOptions {
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: Arc<Pool>,
+    lanes: Arc<Lanes>,
+}
+
+/// Admission to the blocking pool: one job that may write at a time (SQLite admits one writer
+/// anyway; queueing here, asynchronously and in order, replaces the busy handler's sleep-and-retry
+/// inside the process), and the other connections for pure reads, which WAL lets run beside the
+/// writer. A job holds its permit until its blocking work ends, so at most `max_connections`
+/// blocking threads ever exist and none waits for a connection.
+#[derive(Debug)]
+struct Lanes {
+    write: Arc<tokio::sync::Semaphore>,
+    read: Arc<tokio::sync::Semaphore>,
+}
+
+impl Lanes {
+    fn new(max_connections: usize) -> Arc<Lanes> {
+        let readers = max_connections.saturating_sub(1).max(1);
+        Arc::new(Lanes {
+            write: Arc::new(tokio::sync::Semaphore::new(1)),
+            read: Arc::new(tokio::sync::Semaphore::new(readers)),
+        })
+    }
 }
 
 impl SqliteStore {
@@ -66,6 +88,7 @@ impl SqliteStore {
         migrate(&mut conn)?;
         Ok(Self {
             pool: Arc::new(Pool::new(target, options.max_connections, options.busy_timeout, conn)),
+            lanes: Lanes::new(options.max_connections),
         })
     }
 
@@ -78,7 +101,10 @@ impl SqliteStore {
         let options = SqliteOptions::default();
         let mut conn = connect(&Target::Memory, options.busy_timeout).map_err(open_err)?;
         migrate(&mut conn)?;
-        Ok(Self { pool: Arc::new(Pool::new(Target::Memory, 1, options.busy_timeout, conn)) })
+        Ok(Self {
+            pool: Arc::new(Pool::new(Target::Memory, 1, options.busy_timeout, conn)),
+            lanes: Lanes::new(1),
+        })
     }
 
     /// The database file, or `None` for an in-memory store.
@@ -88,7 +114,7 @@ impl SqliteStore {
 
     /// Answers when the database answers a trivial query (for readiness checks).
     pub async fn ping(&self) -> StoreResult<()> {
-        self.run(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await
+        self.run_read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await
     }
 
     /// Copies the WAL into the database file and truncates the WAL (`wal_checkpoint(TRUNCATE)`),
@@ -112,7 +138,27 @@ impl SqliteStore {
     ///
     /// If the returned future is dropped (a cancelled request), the job still runs to its commit or
     /// rollback on the blocking thread: cancellation can lose an answer, never half a transaction.
+    ///
+    /// The job may write, so it waits for the write lane (one such job at a time in this process);
+    /// use [`SqliteStore::run_read`] for jobs that only read.
     pub(crate) async fn run<T, F>(&self, job: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> DbResult<T> + Send + 'static,
+    {
+        self.run_in(Lane::Write, job).await
+    }
+
+    /// [`SqliteStore::run`] for a job that only reads: it runs beside a writer instead of after it.
+    pub(crate) async fn run_read<T, F>(&self, job: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> DbResult<T> + Send + 'static,
+    {
+        self.run_in(Lane::Read, job).await
+    }
+
+    async fn run_in<T, F>(&self, lane: Lane, job: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> DbResult<T> + Send + 'static,
@@ -120,9 +166,25 @@ impl SqliteStore {
         let pool = Arc::clone(&self.pool);
         let work = move || -> StoreResult<T> { pool.with(job)?.map_err(StoreError::from) };
         match tokio::runtime::Handle::try_current() {
-            Ok(rt) => rt.spawn_blocking(work).await.map_err(|e| {
-                StoreError::Unavailable(format!("store task did not complete: {e}"))
-            })?,
+            Ok(rt) => {
+                let lane = match lane {
+                    Lane::Write => &self.lanes.write,
+                    Lane::Read => &self.lanes.read,
+                };
+                let permit = Arc::clone(lane)
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| StoreError::Unavailable("store closed".into()))?;
+                // The permit travels with the job, so a cancelled caller does not free its lane
+                // while the job still runs.
+                let done = move || {
+                    let _permit = permit;
+                    work()
+                };
+                rt.spawn_blocking(done).await.map_err(|e| {
+                    StoreError::Unavailable(format!("store task did not complete: {e}"))
+                })?
+            }
             Err(_) => work(),
         }
     }
@@ -150,7 +212,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> DbResult<T> + Send + 'static,
     {
-        self.run(move |c| {
+        self.run_read(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Deferred)?;
             let out = job(&tx)?;
             tx.commit()?;
@@ -158,4 +220,10 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Lane {
+    Write,
+    Read,
 }

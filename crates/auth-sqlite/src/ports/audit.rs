@@ -36,7 +36,7 @@ impl AuditStore for SqliteStore {
 
     async fn recent_audit(&self, filter: &AuditFilter, limit: u32) -> StoreResult<Vec<AuditEvent>> {
         let f = filter.clone();
-        self.run(move |c| {
+        self.run_read(move |c| {
             // NULL parameters switch a condition off; the portal and user indexes serve the
             // common filtered listings.
             let mut st = c.prepare_cached(

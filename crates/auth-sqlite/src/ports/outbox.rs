@@ -106,7 +106,7 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn recent_sms(&self, limit: u32) -> StoreResult<Vec<OutboxMessage>> {
-        self.run(move |c| {
+        self.run_read(move |c| {
             let sql = format!("SELECT {COLUMNS} FROM outbox ORDER BY id DESC LIMIT ?1");
             let mut st = c.prepare_cached(&sql)?;
             collect(st.query([i64::from(limit)])?, message)

@@ -54,7 +54,7 @@ impl SmsCodeStore for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<Option<SmsCodeRecord>> {
         let phone = phone.to_owned();
-        self.run(move |c| {
+        self.run_read(move |c| {
             let mut st = c.prepare_cached(
                 "SELECT user, phone, code_hash, issued_at, expires_at FROM sms_codes \
                  WHERE user = ?1 AND phone = ?2 AND expires_at > ?3 \

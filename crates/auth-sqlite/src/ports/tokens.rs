@@ -40,7 +40,7 @@ impl TokenStore for SqliteStore {
 
     async fn token_by_hash(&self, token_hash: &[u8; 32]) -> StoreResult<Option<TokenRecord>> {
         let h = *token_hash;
-        self.run(move |c| {
+        self.run_read(move |c| {
             let mut st = c.prepare_cached(
                 "SELECT hash, user, portal, issued_at, expires_at FROM tokens WHERE hash = ?1",
             )?;

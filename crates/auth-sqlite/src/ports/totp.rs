@@ -44,7 +44,7 @@ fn put_backup(
 #[async_trait]
 impl TotpStore for SqliteStore {
     async fn totp(&self, user: UserId) -> StoreResult<Option<TotpRecord>> {
-        self.run(move |c| {
+        self.run_read(move |c| {
             let mut st = c.prepare_cached(
                 "SELECT sealed_secret, activated, last_step FROM totp WHERE user = ?1",
             )?;
@@ -122,7 +122,7 @@ impl TotpStore for SqliteStore {
     }
 
     async fn backup_codes(&self, user: UserId) -> StoreResult<Vec<BackupCodeRecord>> {
-        self.run(move |c| {
+        self.run_read(move |c| {
             let mut st = c.prepare_cached(
                 "SELECT code_hash, used FROM backup_codes WHERE user = ?1 ORDER BY position, id",
             )?;

@@ -72,7 +72,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
-        self.run(move |c| {
+        self.run_read(move |c| {
             let mut st = c.prepare_cached(select_user!("WHERE id = ?1"))?;
             first(st.query([id.0.as_bytes().as_slice()])?, user)
         })
@@ -85,7 +85,7 @@ impl UserStore for SqliteStore {
         email_lower: &str,
     ) -> StoreResult<Option<User>> {
         let email_lower = email_lower.to_owned();
-        self.run(move |c| {
+        self.run_read(move |c| {
             let mut st =
                 c.prepare_cached(select_user!("WHERE portal = ?1 AND email_lower = ?2"))?;
             first(st.query(params![portal.0.as_bytes().as_slice(), email_lower])?, user)
@@ -94,7 +94,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn list_users(&self, portal: Option<PortalId>) -> StoreResult<Vec<User>> {
-        self.run(move |c| match portal {
+        self.run_read(move |c| match portal {
             Some(p) => {
                 let mut st = c.prepare_cached(select_user!("WHERE portal = ?1 ORDER BY seq"))?;
                 collect(st.query([p.0.as_bytes().as_slice()])?, user)
@@ -108,7 +108,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn count_users(&self) -> StoreResult<u64> {
-        self.run(|c| {
+        self.run_read(|c| {
             let n: i64 =
                 c.prepare_cached("SELECT count(*) FROM users")?.query_row([], |r| r.get(0))?;
             Ok(u64::try_from(n).unwrap_or(0))
