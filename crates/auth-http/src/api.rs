@@ -119,6 +119,22 @@ impl Router {
         let authorization = header(&req, AUTHORIZATION).map(str::to_owned);
         let is_get = req.method() == Method::GET;
         let params = self.read_params(&route, req).await?;
+        // Admission before any store work: a credential request costs a password hash, and the hashing
+        // pool can only take so many; the excess is answered 503 now, not after store round trips.
+        // It comes after the body is read, so slow uploads cannot hold the slots and starve logins.
+        let _slot = match route {
+            Route::Authentication | Route::SetPhone | Route::SendSms | Route::Code(_)
+                if !is_get =>
+            {
+                // Not logged per request: under a flood that would be a log line per refusal;
+                // `/metrics` counts the 503s.
+                Some(self.credential_slots.clone().try_acquire_owned().map_err(|_| Failure {
+                    retry_after_secs: Some(1),
+                    ..Failure::new(ErrorCode::Busy)
+                })?)
+            }
+            _ => None,
+        };
 
         match route {
             Route::Authentication if is_get => {

@@ -42,6 +42,10 @@ pub struct HttpConfig {
     pub shutdown_grace: Duration,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Credential requests (the four endpoints that verify a password) in progress at once; beyond
+    /// this the answer is 503 `busy` at once, before any store work. The server sets it to the
+    /// hashing pool's workers + queue, so excess logins never reach the store or the pool.
+    pub max_credential_requests: usize,
 }
 
 impl Default for HttpConfig {
@@ -53,6 +57,7 @@ impl Default for HttpConfig {
             max_connections: 10_000,
             shutdown_grace: Duration::from_secs(30),
             trusted_proxies: Vec::new(),
+            max_credential_requests: 1024,
         }
     }
 }
@@ -63,6 +68,7 @@ pub struct Router {
     service: Arc<AuthService>,
     config: Arc<HttpConfig>,
     metrics: Arc<metrics::Metrics>,
+    credential_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Router {
@@ -74,7 +80,9 @@ impl std::fmt::Debug for Router {
 impl Router {
     /// A router over the service.
     pub fn new(service: Arc<AuthService>, config: HttpConfig) -> Self {
-        Self { service, config: Arc::new(config), metrics: Arc::default() }
+        let credential_slots =
+            Arc::new(tokio::sync::Semaphore::new(config.max_credential_requests.max(1)));
+        Self { service, config: Arc::new(config), metrics: Arc::default(), credential_slots }
     }
 
     /// The service behind the router.

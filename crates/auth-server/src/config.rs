@@ -427,7 +427,7 @@ impl Config {
         let positive = |v: u64, key: &str| -> anyhow::Result<u64> {
             if v == 0 { bail!("{key}: must be at least 1") } else { Ok(v) }
         };
-        let http = HttpConfig {
+        let mut http = HttpConfig {
             body_limit: usize::try_from(positive(h.body_limit_bytes, "http.body_limit_bytes")?)
                 .context("http.body_limit_bytes: too large")?,
             header_timeout: Duration::from_secs(positive(
@@ -444,6 +444,8 @@ impl Config {
             )?),
             max_connections: usize::try_from(positive(h.max_connections, "http.max_connections")?)
                 .context("http.max_connections: too large")?,
+            // Set below from the hashing pool, which these requests wait for.
+            max_credential_requests: 1,
             trusted_proxies: h
                 .trusted_proxies
                 .iter()
@@ -508,6 +510,9 @@ impl Config {
             bail!("bootstrap.admin_email: {admin_email:?} is not an e-mail address");
         }
 
+        // A credential request beyond what the hashing pool can hold or queue is answered 503 by
+        // the transport before it touches the store (issue 6: overload must stay cheap).
+        http.max_credential_requests = hashing.workers.saturating_add(hashing.queue);
         Ok(Config {
             listen,
             server_key_file: in_data_dir(raw.server_key_file, "server.key"),
