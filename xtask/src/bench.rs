@@ -1,8 +1,636 @@
-//! `cargo xtask bench`: the load benchmark of issue 6, not written yet.
+//! `cargo xtask bench`: the load benchmark of issue 6 (method and latest numbers: docs/PERFORMANCE.md).
 //!
-//! It will build the release server, drive it with a Rust load generator and write
-//! `target/bench/summary.json`; until then it fails loudly rather than pretending to measure anything.
+//! It builds the release server, measures the argon2id verify rate in process (`hash`), seeds a
+//! temporary data dir through the real CLI, starts `auth-server serve` on a free loopback port with
+//! production hash parameters, and drives it with the load generator of [`load`]: `healthz`, `self`,
+//! `login`, `login_tfa`, `overload` and `bad_password`, all in one run so the ratios compare numbers
+//! taken minutes apart on the same machine. It prints a table and writes `target/bench/summary.json`.
+//!
+//! The measuring half must itself be optimised (a debug load generator would eat the CPU the server
+//! needs, and a debug argon2 would flatter the login ratio), so when started as a debug build — which
+//! is what the `cargo xtask` alias runs — it builds xtask in release and hands over to that binary.
 
-pub(crate) fn run() -> anyhow::Result<()> {
-    anyhow::bail!("`cargo xtask bench` is not implemented yet (issue 6)")
+mod hash;
+mod load;
+mod report;
+mod server;
+mod workloads;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use auth_core::password::HashParams;
+use serde_json::{Value, json};
+
+use self::load::{Conn, Window, closed_loop, open_loop};
+use self::report::{Goal, Row};
+use self::server::{Running, Server, Store};
+use self::workloads::{Get, HEALTHZ, LOGIN, Login, LoginTfa, SELF, TfaUser, User};
+
+/// Options of `cargo xtask bench`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct BenchArgs {
+    /// A short run (well under a minute once built): shorter windows, fewer seeded users.
+    #[arg(long)]
+    quick: bool,
+    /// The store the server runs on.
+    #[arg(long, value_enum, default_value = "sqlite")]
+    store: Store,
+    /// Connections of the closed-loop `healthz` and `self` scenarios.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    connections: usize,
+    /// Connections of the closed-loop login scenarios (enough to keep every hashing thread busy).
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    login_connections: usize,
+    /// Also run the codec micro-benchmarks (`cargo bench -p auth-wire -- --quick`) first.
+    #[arg(long)]
+    micro: bool,
+    /// Exit with an error when a goal of issue 6 is missed.
+    #[arg(long)]
+    check: bool,
+    /// Where to write the summary [default: <target dir>/bench/summary.json].
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Benchmark this auth-server binary instead of building the workspace's (e.g. a prototype).
+    #[arg(long, value_name = "FILE")]
+    binary: Option<PathBuf>,
+    /// Internal: the release binaries are already built (set when the debug xtask hands over).
+    #[arg(long, hide = true)]
+    no_build: bool,
+}
+
+/// Durations of one run.
+struct Plan {
+    hash: Window,
+    healthz: Window,
+    self_: Window,
+    login: Window,
+    login_tfa: Window,
+    overload: Window,
+    bad_password: Window,
+    /// Password logins whose users never fail (`login` and `overload`).
+    login_users: usize,
+}
+
+fn window(warmup_ms: u64, secs: u64) -> Window {
+    Window { warmup: Duration::from_millis(warmup_ms), duration: Duration::from_secs(secs) }
+}
+
+impl Plan {
+    fn new(quick: bool) -> Plan {
+        if quick {
+            Plan {
+                hash: window(500, 3),
+                healthz: window(500, 3),
+                self_: window(500, 3),
+                login: window(1000, 4),
+                login_tfa: window(1000, 4),
+                overload: window(1000, 5),
+                bad_password: window(500, 3),
+                login_users: 64,
+            }
+        } else {
+            Plan {
+                hash: window(1000, 10),
+                healthz: window(1000, 10),
+                self_: window(1000, 10),
+                login: window(2000, 15),
+                login_tfa: window(2000, 12),
+                overload: window(2000, 15),
+                bad_password: window(1000, 10),
+                login_users: 64,
+            }
+        }
+    }
+}
+
+/// The overload probes of `healthz` and `self`: a fixed, modest rate each, latency from the due time.
+const PROBE_RATE: f64 = 200.0;
+/// Logins offered under overload, as a multiple of the measured hash rate.
+const OVERLOAD_FACTOR: f64 = 4.0;
+/// Failed logins per user the `bad_password` pool is sized for (the throttle engages after 5 per minute).
+const FAILURES_PER_USER: f64 = 4.0;
+const HOST: &str = "bench.local";
+const TFA_HOST: &str = "tfa.bench.local";
+
+pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let target = target_dir()?;
+    if cfg!(debug_assertions) && !args.no_build {
+        return hand_over_to_release(&args, &target);
+    }
+    if !args.no_build && args.binary.is_none() {
+        crate::run(crate::cargo().args(["build", "--release", "-p", "auth-server"]))?;
+    }
+    if args.micro {
+        crate::run(crate::cargo().args([
+            "bench",
+            "-p",
+            "auth-wire",
+            "--bench",
+            "codecs",
+            "--",
+            "--quick",
+        ]))?;
+    }
+    let binary = args.binary.clone().unwrap_or_else(|| {
+        target.join("release").join(format!("auth-server{}", std::env::consts::EXE_SUFFIX))
+    });
+    anyhow::ensure!(binary.is_file(), "{} is missing", binary.display());
+    let out = args.out.clone().unwrap_or_else(|| target.join("bench").join("summary.json"));
+    let summary = bench(&args, &binary)?;
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&out, serde_json::to_string_pretty(&summary)? + "\n")?;
+    println!("wrote {}", out.display());
+    if args.check {
+        let missed: Vec<&str> = summary["goals"]
+            .as_object()
+            .map(|g| {
+                g.iter()
+                    .filter(|(_, v)| v["met"] == json!(false))
+                    .map(|(k, _)| k.as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !missed.is_empty() {
+            bail!("goals not met: {}", missed.join(", "));
+        }
+    }
+    Ok(())
+}
+
+/// Builds the release server and xtask, then runs `bench` in the release xtask with the same options.
+fn hand_over_to_release(args: &BenchArgs, target: &Path) -> anyhow::Result<()> {
+    // Two builds, not one: building both packages together would unify their dependencies' features
+    // and produce a different server binary than `cargo build --release -p auth-server` does.
+    if args.binary.is_none() {
+        crate::run(crate::cargo().args(["build", "--release", "-p", "auth-server"]))?;
+    }
+    crate::run(crate::cargo().args(["build", "--release", "-p", "xtask"]))?;
+    let xtask = target.join("release").join(format!("xtask{}", std::env::consts::EXE_SUFFIX));
+    let mut cmd = Command::new(xtask);
+    cmd.arg("bench").arg("--no-build");
+    cmd.args(["--store", store_name(args.store)]);
+    cmd.args(["--connections", &args.connections.to_string()]);
+    cmd.args(["--login-connections", &args.login_connections.to_string()]);
+    for (on, flag) in [(args.quick, "--quick"), (args.micro, "--micro"), (args.check, "--check")] {
+        if on {
+            cmd.arg(flag);
+        }
+    }
+    if let Some(out) = &args.out {
+        cmd.arg("--out").arg(out);
+    }
+    if let Some(binary) = &args.binary {
+        cmd.arg("--binary").arg(binary);
+    }
+    let status = cmd.status().context("cannot start the release xtask")?;
+    if !status.success() {
+        bail!("the benchmark failed ({status})");
+    }
+    Ok(())
+}
+
+fn store_name(store: Store) -> &'static str {
+    match store {
+        Store::Sqlite => "sqlite",
+    }
+}
+
+/// Cargo's target directory (it may be shared or moved by `CARGO_TARGET_DIR`).
+fn target_dir() -> anyhow::Result<PathBuf> {
+    let meta =
+        crate::output(crate::cargo().args(["metadata", "--no-deps", "--format-version", "1"]))?;
+    let meta: Value = serde_json::from_str(&meta).context("unreadable `cargo metadata`")?;
+    meta["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("no target_directory in `cargo metadata`")
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+/// The whole run; returns the summary.
+fn bench(args: &BenchArgs, binary: &Path) -> anyhow::Result<Value> {
+    let started = Instant::now();
+    let plan = Plan::new(args.quick);
+    let params = HashParams::default();
+    let cores = cores();
+    println!(
+        "bench: {} run, store {}, {} cores ({}), argon2id m={} KiB t={} p={}",
+        if args.quick { "quick" } else { "full" },
+        store_name(args.store),
+        cores,
+        cpu_model(),
+        params.m_cost_kib,
+        params.t_cost,
+        params.p_cost
+    );
+
+    // 7. hash — first, on an idle machine, because it sizes the rest.
+    println!("[hash] argon2id verify on {cores} threads …");
+    let h = hash::run(params, cores, plan.hash.warmup, plan.hash.duration)?;
+    println!("[hash] {:.1} verifications/s ({:.1} ms each alone)", h.per_s, h.single_ms);
+    anyhow::ensure!(h.per_s > 0.0, "no verification completed");
+
+    // Seeding, through the real CLI, before the server starts (so its portal cache is fresh).
+    let secs = |w: Window| (w.warmup + w.duration).as_secs_f64();
+    let tfa_ops = h.per_s / 2.0 * secs(plan.login_tfa);
+    // Two logins per user within a 30-second step (see `LoginTfa`), plus a third of margin.
+    let tfa_users = ((tfa_ops / 2.0) * 1.3).ceil() as usize + 8;
+    let bad_ops = h.per_s * secs(plan.bad_password) * 1.2;
+    let bad_users = (bad_ops / FAILURES_PER_USER).ceil() as usize;
+    let extra_bad = bad_users.saturating_sub(plan.login_users + tfa_users);
+    let env = [
+        ("AUTH_HASHING__M_COST_KIB", params.m_cost_kib.to_string()),
+        ("AUTH_HASHING__T_COST", params.t_cost.to_string()),
+        ("AUTH_HASHING__P_COST", params.p_cost.to_string()),
+    ]
+    .map(|(k, v)| (k.to_owned(), v));
+    let server = Server::prepare(args.store, binary, &env)?;
+    let t = Instant::now();
+    server.admin(&["portal", "add", "--host", HOST])?;
+    server.admin(&["portal", "add", "--host", TFA_HOST])?;
+    server.admin(&["portal", "set", "--host", TFA_HOST, "--tfa", "app"])?;
+    let make = |prefix: &str, n: usize, host: &str| -> Vec<User> {
+        (0..n)
+            .map(|i| User {
+                email: format!("{prefix}{i}@example.com"),
+                password: format!("bench-password-{prefix}-{i}"),
+                host: host.to_owned(),
+            })
+            .collect()
+    };
+    let login_users = make("user", plan.login_users, HOST);
+    let tfa_seed = make("tfa", tfa_users, TFA_HOST);
+    let extra_users = make("extra", extra_bad, HOST);
+    let jobs: Vec<Vec<String>> = login_users
+        .iter()
+        .chain(&tfa_seed)
+        .chain(&extra_users)
+        .map(|u| {
+            ["user", "add", "--portal", &u.host, "--email", &u.email, "--password", &u.password]
+                .map(str::to_owned)
+                .to_vec()
+        })
+        .collect();
+    println!(
+        "[seed] {} users ({} login, {} 2FA, {} extra for bad_password) through `auth-server user add` …",
+        jobs.len(),
+        login_users.len(),
+        tfa_seed.len(),
+        extra_users.len()
+    );
+    server.admin_many(&jobs, cores + 1)?;
+    println!("[seed] done in {:.1} s", t.elapsed().as_secs_f64());
+
+    let mut running = server.start()?;
+    println!("[serve] {} listening on {}", binary.display(), running.addr);
+    let (rows, h2) =
+        load::block_on(scenarios(args, &plan, &h, &running, login_users, tfa_seed, extra_users))??;
+    running.check_alive()?;
+    let peak_rss = running.peak_rss_mib()?;
+    let (warns, errors) = running.log_summary();
+    running.stop();
+
+    // The machine may be shared and its load may drift: the hash rate is the mean of one pass
+    // before the server scenarios and one between them (right after `login_tfa`).
+    let hash_per_s = (h.per_s + h2.per_s) / 2.0;
+    let mut rows = rows;
+    let mut hash_row = Row::from_hash(&h);
+    hash_row.per_s = hash_per_s;
+    hash_row.ok_per_s = hash_per_s;
+    hash_row.total += h2.ops;
+    hash_row.ok += h2.ops;
+    hash_row.extra.insert("first_pass_per_s".into(), json!(report::round(h.per_s)));
+    hash_row.extra.insert("second_pass_per_s".into(), json!(report::round(h2.per_s)));
+    rows.insert(0, hash_row);
+    let find = |name: &str| rows.iter().find(|r| r.name == name);
+    let ok = |name: &str| find(name).map_or(0.0, |r| r.ok_per_s);
+    let p99 = |name: &str| find(name).map_or(f64::INFINITY, |r| r.p99_ms);
+    let login_503_p99 = find("overload_login")
+        .and_then(|r| r.extra.get("p99_503_ms"))
+        .and_then(Value::as_f64)
+        .unwrap_or(f64::INFINITY);
+    let unexpected_5xx: u64 = rows.iter().map(Row::unexpected_5xx).sum();
+    let goals = vec![
+        Goal {
+            key: "ratio_login_hash",
+            value: ok("login") / hash_per_s,
+            bound: 0.85,
+            at_least: true,
+        },
+        Goal {
+            key: "ratio_login_tfa_hash",
+            value: ok("login_tfa") / (hash_per_s / 2.0),
+            bound: 0.80,
+            at_least: true,
+        },
+        Goal {
+            key: "ratio_self_healthz",
+            value: ok("self") / ok("healthz"),
+            bound: 0.50,
+            at_least: true,
+        },
+        Goal {
+            key: "overload_healthz_p99_ms",
+            value: p99("overload_healthz"),
+            bound: 25.0,
+            at_least: false,
+        },
+        Goal {
+            key: "overload_self_p99_ms",
+            value: p99("overload_self"),
+            bound: 50.0,
+            at_least: false,
+        },
+        Goal {
+            key: "overload_login_503_p99_ms",
+            value: login_503_p99,
+            bound: 50.0,
+            at_least: false,
+        },
+        Goal { key: "unexpected_5xx", value: unexpected_5xx as f64, bound: 0.0, at_least: false },
+        Goal { key: "peak_rss_mib", value: peak_rss, bound: 256.0, at_least: false },
+    ];
+    report::print_table(&rows, &goals);
+    if warns + errors > 0 {
+        println!("server log: {warns} WARN and {errors} ERROR lines (503s are logged at WARN)");
+    }
+
+    let mut summary = serde_json::Map::new();
+    for g in &goals {
+        summary.insert(g.key.into(), json!(report::round(g.value)));
+    }
+    summary.insert("goals".into(), report::goals_json(&goals));
+    let scenarios: serde_json::Map<String, Value> =
+        rows.iter().map(|r| (r.name.clone(), r.to_json())).collect();
+    summary.insert("scenarios".into(), Value::Object(scenarios));
+    summary.insert(
+        "run".into(),
+        json!({
+            "quick": args.quick,
+            "store": store_name(args.store),
+            "cpu": cpu_model(),
+            "cores": cores,
+            "hash_params": { "m_cost_kib": params.m_cost_kib, "t_cost": params.t_cost, "p_cost": params.p_cost },
+            "hash_workers": "server default (one per core)",
+            "connections": args.connections,
+            "login_connections": args.login_connections,
+            "generator": "xtask, one thread (tokio current-thread runtime), hyper http1, keep-alive",
+            "server_log_warn_lines": warns,
+            "server_log_error_lines": errors,
+            "seconds": report::round(started.elapsed().as_secs_f64()),
+        }),
+    );
+    Ok(Value::Object(summary))
+}
+
+/// The server scenarios, in order, on the generator's thread.
+async fn scenarios(
+    args: &BenchArgs,
+    plan: &Plan,
+    h: &hash::HashResult,
+    server: &Running,
+    login_users: Vec<User>,
+    tfa_seed: Vec<User>,
+    extra_users: Vec<User>,
+) -> anyhow::Result<(Vec<Row>, hash::HashResult)> {
+    let addr = server.addr;
+    let rss = || server.peak_rss_mib().ok();
+    let mut rows = Vec::new();
+    let mut push = |mut row: Row| {
+        row.server_peak_rss_mib = rss();
+        print_row(&row);
+        rows.push(row);
+    };
+
+    // Setup over HTTP: a token for `self`, and every 2FA user's app activated.
+    let first = login_users.first().context("no login users")?;
+    let token = login_token(addr, first).await?;
+    let t = Instant::now();
+    let tfa_users = activate_all(addr, &tfa_seed).await?;
+    println!(
+        "[setup] {} TOTP apps activated in {:.1} s",
+        tfa_users.len(),
+        t.elapsed().as_secs_f64()
+    );
+
+    // 1. healthz
+    let c = args.connections;
+    let w = Rc::new(Get { path: HEALTHZ, host: HOST.into(), token: None, needle: "" });
+    let rec = closed_loop(addr, c, w, plan.healthz).await?;
+    push(Row::from_recorder("healthz", format!("closed, {c} conns"), &rec, &["200"]));
+
+    // 2. self
+    let self_get = || {
+        Rc::new(Get {
+            path: SELF,
+            host: HOST.into(),
+            token: Some(token.clone()),
+            needle: "\"userName\":",
+        })
+    };
+    let rec = closed_loop(addr, c, self_get(), plan.self_).await?;
+    push(Row::from_recorder("self", format!("closed, {c} conns"), &rec, &["200"]));
+
+    // 3. login
+    let lc = args.login_connections;
+    let rec =
+        closed_loop(addr, lc, Rc::new(Login::new(&login_users, true, false)), plan.login).await?;
+    push(Row::from_recorder("login", format!("closed, {lc} conns"), &rec, &["200"]));
+
+    // 4. login_tfa
+    let rec = closed_loop(addr, lc, Rc::new(LoginTfa::new(tfa_users)), plan.login_tfa).await?;
+    push(Row::from_recorder("login_tfa", format!("closed, {lc} conns"), &rec, &["200"]));
+
+    // 7 again: the second hash pass, with the server idle.
+    let params = HashParams::default();
+    let h2 = hash::run(params, h.threads, plan.hash.warmup, plan.hash.duration)?;
+    println!("[hash] second pass: {:.1} verifications/s", h2.per_s);
+
+    // 6. overload: logins at 4× the hash rate, healthz and self probed at the same time.
+    let rate = (h.per_s + h2.per_s) / 2.0 * OVERLOAD_FACTOR;
+    let health = Rc::new(Get { path: HEALTHZ, host: HOST.into(), token: None, needle: "" });
+    let (logins, healthz, me) = tokio::join!(
+        open_loop(addr, rate, 1024, Rc::new(Login::new(&login_users, true, true)), plan.overload),
+        open_loop(addr, PROBE_RATE, 32, health, plan.overload),
+        open_loop(addr, PROBE_RATE, 32, self_get(), plan.overload),
+    );
+    let (logins, healthz, me) = (logins?, healthz?, me?);
+    let mut row = Row::from_recorder(
+        "overload_login",
+        format!("open, {rate:.0}/s"),
+        &logins,
+        &["200", "503"],
+    );
+    row.extra.insert("offered_per_s".into(), json!(report::round(rate)));
+    row.extra.insert(
+        "ok_200_per_s".into(),
+        json!(report::round(count(&logins, "200") as f64 / plan.overload.duration.as_secs_f64())),
+    );
+    for (key, status, q) in
+        [("p99_503_ms", 503, 0.99), ("p50_503_ms", 503, 0.50), ("p99_200_ms", 200, 0.99)]
+    {
+        if let Some(v) = logins.status_quantile_ms(status, q) {
+            row.extra.insert(key.into(), json!(report::round(v)));
+        }
+    }
+    push(row);
+    push(Row::from_recorder(
+        "overload_healthz",
+        format!("open, {PROBE_RATE:.0}/s"),
+        &healthz,
+        &["200"],
+    ));
+    push(Row::from_recorder("overload_self", format!("open, {PROBE_RATE:.0}/s"), &me, &["200"]));
+    // Let the hashing queue drain before the next scenario.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // 5. bad_password, last: the failures it leaves in the throttle would disturb the others.
+    let mut everyone: Vec<User> = login_users.clone();
+    everyone.extend(tfa_seed.iter().cloned());
+    everyone.extend(extra_users);
+    let n = everyone.len();
+    let rec =
+        closed_loop(addr, lc, Rc::new(Login::new(&everyone, false, false)), plan.bad_password)
+            .await?;
+    let mut row = Row::from_recorder(
+        "bad_password",
+        format!("closed, {lc} conns, {n} users"),
+        &rec,
+        &["401"],
+    );
+    row.extra.insert("users".into(), json!(n));
+    push(row);
+    Ok((rows, h2))
+}
+
+fn count(rec: &load::Recorder, label: &str) -> u64 {
+    rec.outcomes().get(label).copied().unwrap_or(0)
+}
+
+fn print_row(r: &Row) {
+    println!(
+        "[{}] {:.1} ok/s ({:.1} req/s), p50 {:.2} ms, p99 {:.2} ms, {:?}",
+        r.name, r.ok_per_s, r.per_s, r.p50_ms, r.p99_ms, r.statuses
+    );
+}
+
+/// Logs `user` in and returns the token.
+async fn login_token(addr: std::net::SocketAddr, user: &User) -> anyhow::Result<String> {
+    let mut conn = Conn::open(addr).await?;
+    let reply = conn.send(workloads::post(LOGIN, &user.host, user.body(true))).await?;
+    anyhow::ensure!(reply.status == 200, "login of {} answered {}", user.email, reply.status);
+    workloads::json_str(&reply.body, "token")
+        .map(str::to_owned)
+        .context("no token in the login answer")
+}
+
+/// Activates every 2FA user's TOTP app (step 1 shows `tfaKey`, step 2 with a code activates it), on a
+/// few connections at once.
+async fn activate_all(addr: std::net::SocketAddr, users: &[User]) -> anyhow::Result<Vec<TfaUser>> {
+    let users: Rc<Vec<User>> = Rc::new(users.to_vec());
+    let next = Rc::new(std::cell::Cell::new(0usize));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (users, next) = (Rc::clone(&users), Rc::clone(&next));
+        tasks.push(tokio::task::spawn_local(async move {
+            let mut conn = Conn::open(addr).await?;
+            let mut done = Vec::new();
+            loop {
+                let i = next.get();
+                next.set(i + 1);
+                let Some(user) = users.get(i) else { break };
+                done.push(activate(&mut conn, user).await?);
+            }
+            anyhow::Ok(done)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.context("an activation task panicked")??);
+    }
+    Ok(all)
+}
+
+async fn activate(conn: &mut Conn, user: &User) -> anyhow::Result<TfaUser> {
+    let body = user.body(true);
+    let reply = conn.send(workloads::post(LOGIN, &user.host, body.clone())).await?;
+    anyhow::ensure!(reply.status == 200, "2FA step 1 of {} answered {}", user.email, reply.status);
+    let key =
+        workloads::json_str(&reply.body, "tfaKey").context("no tfaKey in the first 2FA answer")?;
+    let secret = decode_base32(key).context("tfaKey is not base32")?;
+    // Activate with the previous step's code, leaving the current and next steps for the benchmark;
+    // if a step boundary just made it too old, fall back to the current step.
+    for attempt in 0..2 {
+        let now = workloads::current_step();
+        let step = if attempt == 0 { now.saturating_sub(1) } else { now };
+        let code = auth_core::totp::code_at_step(&secret, step);
+        let path = format!("{LOGIN}/{code}");
+        let reply = conn.send(workloads::post(&path, &user.host, body.clone())).await?;
+        if reply.status == 200 {
+            return Ok(TfaUser::new(user.clone(), secret, step));
+        }
+    }
+    bail!("could not activate the TOTP app of {}", user.email)
+}
+
+/// RFC 4648 base32 without padding (the `tfaKey`).
+fn decode_base32(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u64, 0u32);
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => return None,
+        };
+        acc = (acc << 5) | u64::from(v);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base32_round_trips_with_auth_core() {
+        let secret = b"12345678901234567890";
+        let text = auth_core::totp::secret_base32(secret);
+        assert_eq!(decode_base32(&text).as_deref(), Some(&secret[..]));
+        assert_eq!(decode_base32("not base32!"), None);
+    }
+
+    #[test]
+    fn json_str_finds_members() {
+        let body = br#"{"count":1,"response":{"token":null,"tfa":true,"tfaKey":"ABC"}}"#;
+        assert_eq!(workloads::json_str(body, "tfaKey"), Some("ABC"));
+        assert_eq!(workloads::json_str(body, "token"), None);
+    }
 }

@@ -1,0 +1,186 @@
+//! The results: one row per scenario, the table printed at the end, and `summary.json`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use super::hash::HashResult;
+use super::load::Recorder;
+
+/// One scenario's numbers.
+pub(crate) struct Row {
+    pub(crate) name: String,
+    /// How the load was applied: `closed, 16 conns` or `open, 480/s`.
+    pub(crate) load: String,
+    /// Operations completed per second, whatever the answer.
+    pub(crate) per_s: f64,
+    /// Operations per second with the expected answer.
+    pub(crate) ok_per_s: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) total: u64,
+    pub(crate) ok: u64,
+    /// Every outcome by label (`200`, `401`, `503`, `io`, …).
+    pub(crate) statuses: BTreeMap<String, u64>,
+    /// The outcomes that were not the expected answer.
+    pub(crate) errors: BTreeMap<String, u64>,
+    /// The server's peak RSS (VmHWM) when the scenario ended; it only grows.
+    pub(crate) server_peak_rss_mib: Option<f64>,
+    /// Scenario-specific figures.
+    pub(crate) extra: Map<String, Value>,
+}
+
+impl Row {
+    /// A row from a recorder; `ok_labels` are the outcome labels that count as expected.
+    pub(crate) fn from_recorder(
+        name: &str,
+        load: String,
+        rec: &Recorder,
+        ok_labels: &[&str],
+    ) -> Row {
+        let statuses = rec.outcomes().clone();
+        let errors = statuses
+            .iter()
+            .filter(|(k, _)| !ok_labels.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        let mut extra = Map::new();
+        if rec.dropped > 0 {
+            extra.insert("generator_dropped".into(), json!(rec.dropped));
+        }
+        Row {
+            name: name.to_owned(),
+            load,
+            per_s: rec.per_s(),
+            ok_per_s: rec.ok_per_s(),
+            p50_ms: rec.quantile_ms(0.50),
+            p99_ms: rec.quantile_ms(0.99),
+            total: rec.total(),
+            ok: rec.ok(),
+            statuses,
+            errors,
+            server_peak_rss_mib: None,
+            extra,
+        }
+    }
+
+    /// The row of the in-process hash scenario.
+    pub(crate) fn from_hash(h: &HashResult) -> Row {
+        let mut extra = Map::new();
+        extra.insert("threads".into(), json!(h.threads));
+        extra.insert("single_verify_ms".into(), json!(round(h.single_ms)));
+        Row {
+            name: "hash".to_owned(),
+            load: format!("in-process, {} threads", h.threads),
+            per_s: h.per_s,
+            ok_per_s: h.per_s,
+            p50_ms: h.p50_ms,
+            p99_ms: h.p99_ms,
+            total: h.ops,
+            ok: h.ops,
+            statuses: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            server_peak_rss_mib: None,
+            extra,
+        }
+    }
+
+    /// Answers with a 5xx status other than 503.
+    pub(crate) fn unexpected_5xx(&self) -> u64 {
+        self.statuses
+            .iter()
+            .filter(|(k, _)| k.parse::<u16>().is_ok_and(|s| s >= 500 && s != 503))
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    pub(crate) fn to_json(&self) -> Value {
+        let mut o = Map::new();
+        o.insert("load".into(), json!(self.load));
+        o.insert("requests_per_s".into(), json!(round(self.per_s)));
+        o.insert("ok_per_s".into(), json!(round(self.ok_per_s)));
+        o.insert("p50_ms".into(), json!(round(self.p50_ms)));
+        o.insert("p99_ms".into(), json!(round(self.p99_ms)));
+        o.insert("requests".into(), json!(self.total));
+        o.insert("ok".into(), json!(self.ok));
+        o.insert("statuses".into(), json!(self.statuses));
+        o.insert("errors".into(), json!(self.errors));
+        if let Some(rss) = self.server_peak_rss_mib {
+            o.insert("server_peak_rss_mib".into(), json!(round(rss)));
+        }
+        for (k, v) in &self.extra {
+            o.insert(k.clone(), v.clone());
+        }
+        Value::Object(o)
+    }
+}
+
+/// Rounds to 3 decimals for the JSON (the precision is not real beyond that).
+pub(crate) fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// A goal of issue 6 and whether it was met.
+pub(crate) struct Goal {
+    pub(crate) key: &'static str,
+    pub(crate) value: f64,
+    pub(crate) bound: f64,
+    /// `true`: the value must be at least `bound`; `false`: at most.
+    pub(crate) at_least: bool,
+}
+
+impl Goal {
+    pub(crate) fn met(&self) -> bool {
+        if self.at_least { self.value >= self.bound } else { self.value <= self.bound }
+    }
+
+    fn text(&self) -> String {
+        format!("{} {}", if self.at_least { "≥" } else { "≤" }, self.bound)
+    }
+}
+
+/// The table for the terminal.
+pub(crate) fn print_table(rows: &[Row], goals: &[Goal]) {
+    println!();
+    println!(
+        "{:<18} {:<26} {:>10} {:>10} {:>9} {:>9} {:>8}  statuses",
+        "scenario", "load", "req/s", "ok/s", "p50 ms", "p99 ms", "RSS MiB"
+    );
+    for r in rows {
+        let statuses: Vec<String> = r.statuses.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+        println!(
+            "{:<18} {:<26} {:>10.1} {:>10.1} {:>9.2} {:>9.2} {:>8}  {}",
+            r.name,
+            r.load,
+            r.per_s,
+            r.ok_per_s,
+            r.p50_ms,
+            r.p99_ms,
+            r.server_peak_rss_mib.map_or_else(|| "-".to_owned(), |m| format!("{m:.1}")),
+            statuses.join(" ")
+        );
+    }
+    println!();
+    for g in goals {
+        println!(
+            "{:<28} {:>10.3}   goal {:<8} {}",
+            g.key,
+            g.value,
+            g.text(),
+            if g.met() { "met" } else { "NOT MET" }
+        );
+    }
+    println!();
+}
+
+/// The goals as JSON: `{key: {value, goal, met}}`.
+pub(crate) fn goals_json(goals: &[Goal]) -> Value {
+    let mut o = Map::new();
+    for g in goals {
+        o.insert(
+            g.key.into(),
+            json!({ "value": round(g.value), "goal": g.text(), "met": g.met() }),
+        );
+    }
+    Value::Object(o)
+}

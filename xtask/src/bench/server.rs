@@ -1,0 +1,202 @@
+//! The server under test: a temporary data dir, admin commands through the real CLI, and the real
+//! `auth-server serve` process on a free loopback port.
+//!
+//! The store is a parameter ([`Store`]) and [`Server::prepare`] is the one place that knows how to
+//! get an empty store of each kind; everything after that (seeding, serving, measuring) goes through the
+//! binary and HTTP and is the same for every store.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+
+/// Which store the server runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Store {
+    /// The embedded SQLite file in the data dir (the default deployment).
+    Sqlite,
+}
+
+/// A prepared, not yet running server: binary, data dir and environment.
+pub(crate) struct Server {
+    binary: PathBuf,
+    data_dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Server {
+    /// An empty store of the given kind, with production hashing parameters and the pool defaults,
+    /// plus `extra_env` (`AUTH_…` overrides).
+    pub(crate) fn prepare(
+        store: Store,
+        binary: &Path,
+        extra_env: &[(String, String)],
+    ) -> anyhow::Result<Server> {
+        let mut data_dir = tempfile::Builder::new()
+            .prefix("auth-bench-")
+            .tempdir()
+            .context("cannot create a temporary data dir")?;
+        // AUTH_BENCH_KEEP=1 keeps the data dir (database and serve.log) for a post-mortem.
+        if std::env::var_os("AUTH_BENCH_KEEP").is_some_and(|v| v == "1") {
+            data_dir.disable_cleanup(true);
+            println!("[serve] keeping the data dir {}", data_dir.path().display());
+        }
+        let mut env = Vec::new();
+        match store {
+            // Everything lives in the data dir; nothing to set.
+            Store::Sqlite => {}
+        }
+        env.extend(extra_env.iter().cloned());
+        Ok(Server { binary: binary.to_path_buf(), data_dir, env })
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--data-dir").arg(self.data_dir.path());
+        // The caller's own AUTH_… settings must not leak into the measurement.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("AUTH_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    /// Runs an admin subcommand (`portal add …`, `user add …`) to completion.
+    pub(crate) fn admin(&self, args: &[&str]) -> anyhow::Result<()> {
+        let mut cmd = self.command();
+        cmd.args(args);
+        crate::output(&mut cmd).map(drop)
+    }
+
+    /// Runs many admin subcommands, `parallel` at a time (each `user add` hashes its password once).
+    pub(crate) fn admin_many(&self, jobs: &[Vec<String>], parallel: usize) -> anyhow::Result<()> {
+        for chunk in jobs.chunks(parallel.max(1)) {
+            let mut children = Vec::new();
+            for args in chunk {
+                let mut cmd = self.command();
+                cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+                children.push((args, cmd.spawn().context("cannot start auth-server")?));
+            }
+            for (args, child) in children {
+                let out = child.wait_with_output()?;
+                if !out.status.success() {
+                    bail!(
+                        "`auth-server {}` failed: {}",
+                        args.join(" "),
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts `auth-server serve` on a free loopback port; its log goes to `serve.log` in the data dir.
+    pub(crate) fn start(&self) -> anyhow::Result<Running> {
+        let log_path = self.data_dir.path().join("serve.log");
+        let log = std::fs::File::create(&log_path)?;
+        let mut cmd = self.command();
+        cmd.args(["--listen", "127.0.0.1:0", "serve"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log);
+        let mut child = cmd.spawn().context("cannot start auth-server serve")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (tx, rx) = mpsc::channel();
+        // The server prints `listening on http://ADDR` once bound; the rest of stdout is drained so
+        // the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.trim().strip_prefix("listening on http://")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(addr.to_owned());
+                }
+            }
+        });
+        let Ok(addr) = rx.recv_timeout(Duration::from_secs(30)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            bail!("auth-server did not report its address within 30 s; its log:\n{log}");
+        };
+        let addr: SocketAddr =
+            addr.parse().with_context(|| format!("unreadable listen address {addr:?}"))?;
+        Ok(Running { child: Some(child), addr, log_path })
+    }
+}
+
+/// A running server process; stopped (SIGTERM, then SIGKILL) when dropped.
+pub(crate) struct Running {
+    child: Option<Child>,
+    pub(crate) addr: SocketAddr,
+    log_path: PathBuf,
+}
+
+impl Running {
+    /// The process's peak resident set so far (`VmHWM`), in MiB.
+    pub(crate) fn peak_rss_mib(&self) -> anyhow::Result<f64> {
+        let pid = self.child.as_ref().map(Child::id).context("server already stopped")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .context("cannot read the server's /proc status (Linux only)")?;
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("no VmHWM in /proc/<pid>/status")?;
+        Ok(kib / 1024.0)
+    }
+
+    /// Whether the process is still alive (it must be, after every scenario).
+    pub(crate) fn check_alive(&mut self) -> anyhow::Result<()> {
+        if let Some(child) = self.child.as_mut()
+            && let Some(status) = child.try_wait()?
+        {
+            let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            bail!(
+                "auth-server exited during the benchmark ({status}); last log lines:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        Ok(())
+    }
+
+    /// Counts log lines at WARN or ERROR (a sign of trouble worth a look after a run).
+    pub(crate) fn log_summary(&self) -> (usize, usize) {
+        let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let warn = log.lines().filter(|l| l.contains("WARN")).count();
+        let error = log.lines().filter(|l| l.contains("ERROR")).count();
+        (warn, error)
+    }
+
+    /// Asks the server to stop (SIGTERM, for a graceful shutdown) and waits up to 10 s before killing it.
+    pub(crate) fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .stderr(Stdio::null())
+            .status();
+        for _ in 0..100 {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
