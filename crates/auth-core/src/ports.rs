@@ -206,6 +206,13 @@ pub trait TokenStore: Send + Sync {
     async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()>;
     /// The token with this hash (expired ones may still be returned; the core checks).
     async fn token_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<TokenRecord>>;
+    /// The token with this hash together with its user, in one round trip: the hot path of every
+    /// authenticated request. `None` when either is missing. MUST agree with `token_by_hash`
+    /// followed by `user_by_id`.
+    async fn session_by_token_hash(
+        &self,
+        hash: &[u8; 32],
+    ) -> StoreResult<Option<(TokenRecord, User)>>;
     /// Revokes one token; true when it existed.
     async fn revoke_token(&self, hash: &[u8; 32]) -> StoreResult<bool>;
     /// Revokes every token of a user; returns how many.

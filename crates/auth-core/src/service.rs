@@ -524,12 +524,10 @@ impl AuthService {
             return Err(AuthError::Unauthorized);
         }
         let hash = token::hash(token_text);
-        let record = self.store.token_by_hash(&hash).await?.ok_or(AuthError::Unauthorized)?;
-        if record.expires_at <= self.clock.now() || record.portal != ctx.portal.id {
-            return Err(AuthError::Unauthorized);
-        }
-        let user = self.store.user_by_id(record.user).await?.ok_or(AuthError::Unauthorized)?;
-        if user.disabled {
+        let (record, user) =
+            self.store.session_by_token_hash(&hash).await?.ok_or(AuthError::Unauthorized)?;
+        if record.expires_at <= self.clock.now() || record.portal != ctx.portal.id || user.disabled
+        {
             return Err(AuthError::Unauthorized);
         }
         Ok(Session { user, token_hash: hash, expires: record.expires_at })

@@ -347,6 +347,18 @@ pub async fn tokens(store: &dyn Store) {
         store.insert_token(&t).await.unwrap();
     }
     assert_eq!(store.token_by_hash(&[1; 32]).await.unwrap(), Some(tok(1, u1, p1, 100)));
+    assert_eq!(
+        store.session_by_token_hash(&[1; 32]).await.unwrap(),
+        None,
+        "no user row: no session"
+    );
+    let owner = user(u1, p1, "tokens-owner@example.com");
+    store.insert_user(&owner).await.unwrap();
+    assert_eq!(
+        store.session_by_token_hash(&[1; 32]).await.unwrap(),
+        Some((tok(1, u1, p1, 100), owner.clone()))
+    );
+    assert_eq!(store.session_by_token_hash(&[99; 32]).await.unwrap(), None);
     assert!(store.revoke_token(&[1; 32]).await.unwrap());
     assert!(!store.revoke_token(&[1; 32]).await.unwrap());
     assert_eq!(store.token_by_hash(&[1; 32]).await.unwrap(), None, "a revoked token MUST be gone");

@@ -389,6 +389,15 @@ impl TokenStore for MemStore {
         Ok(self.state()?.tokens.get(hash).cloned())
     }
 
+    async fn session_by_token_hash(
+        &self,
+        hash: &[u8; 32],
+    ) -> StoreResult<Option<(TokenRecord, User)>> {
+        let s = self.state()?;
+        let Some(t) = s.tokens.get(hash) else { return Ok(None) };
+        Ok(s.users.iter().find(|u| u.id == t.user).map(|u| (t.clone(), u.clone())))
+    }
+
     async fn revoke_token(&self, hash: &[u8; 32]) -> StoreResult<bool> {
         Ok(self.state()?.tokens.remove(hash).is_some())
     }

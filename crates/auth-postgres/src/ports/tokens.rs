@@ -4,9 +4,10 @@
 
 use async_trait::async_trait;
 use auth_core::ports::{StoreResult, TokenRecord, TokenStore};
-use auth_core::{PortalId, Timestamp, UserId};
+use auth_core::{PortalId, Timestamp, User, UserId};
 
 use crate::codec::{hash, instant, portal_id, ts, user_id};
+use crate::ports::users::user;
 use crate::store::{PgStore, done};
 
 #[async_trait]
@@ -53,6 +54,37 @@ impl TokenStore for PgStore {
                 issued_at: instant(&r, 3)?,
                 expires_at: instant(&r, 4)?,
             }))
+        })
+        .await
+    }
+
+    async fn session_by_token_hash(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> StoreResult<Option<(TokenRecord, User)>> {
+        // One statement for the hot path of every authenticated request: the user's columns first,
+        // in the order `users::user` reads them, then the token's.
+        done(async {
+            let c = self.client().await?;
+            let st = c
+                .prepare_cached(
+                    "SELECT u.id, u.portal_id, u.email, u.first_name, u.last_name, u.is_admin, \
+                     u.disabled, u.password_hash, u.phone, u.phone_activated, u.created_at, \
+                     t.hash, t.user_id, t.portal_id, t.issued_at, t.expires_at \
+                     FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = $1",
+                )
+                .await?;
+            let Some(r) = c.query_opt(&st, &[&token_hash.as_slice()]).await? else {
+                return Ok(None);
+            };
+            let token = TokenRecord {
+                hash: hash(&r, 11)?,
+                user: user_id(&r, 12)?,
+                portal: portal_id(&r, 13)?,
+                issued_at: instant(&r, 14)?,
+                expires_at: instant(&r, 15)?,
+            };
+            Ok(Some((token, user(&r)?)))
         })
         .await
     }

@@ -26,7 +26,7 @@ macro_rules! select_user {
     };
 }
 
-fn user(row: &Row) -> DbResult<User> {
+pub(super) fn user(row: &Row) -> DbResult<User> {
     Ok(User {
         id: user_id(row, 0)?,
         portal: portal_id(row, 1)?,

@@ -3,10 +3,11 @@
 
 use async_trait::async_trait;
 use auth_core::ports::{StoreResult, TokenRecord, TokenStore};
-use auth_core::{PortalId, Timestamp, UserId};
+use auth_core::{PortalId, Timestamp, User, UserId};
 use rusqlite::params;
 
 use crate::codec::{first, hash, instant, portal_id, ts, user_id};
+use crate::ports::users::user;
 use crate::store::SqliteStore;
 
 fn count(n: usize) -> u64 {
@@ -52,6 +53,34 @@ impl TokenStore for SqliteStore {
                     issued_at: instant(r, 3)?,
                     expires_at: instant(r, 4)?,
                 })
+            })
+        })
+        .await
+    }
+
+    async fn session_by_token_hash(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> StoreResult<Option<(TokenRecord, User)>> {
+        let h = *token_hash;
+        // One statement for the hot path of every authenticated request: the user's columns first,
+        // in the order `users::user` reads them, then the token's.
+        self.run_read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT u.id, u.portal, u.email, u.first_name, u.last_name, u.is_admin, u.disabled, \
+                 u.password_hash, u.phone, u.phone_activated, u.created_at, \
+                 t.hash, t.user, t.portal, t.issued_at, t.expires_at \
+                 FROM tokens t JOIN users u ON u.id = t.user WHERE t.hash = ?1",
+            )?;
+            first(st.query([h.as_slice()])?, |r| {
+                let token = TokenRecord {
+                    hash: hash(r, 11)?,
+                    user: user_id(r, 12)?,
+                    portal: portal_id(r, 13)?,
+                    issued_at: instant(r, 14)?,
+                    expires_at: instant(r, 15)?,
+                };
+                Ok((token, user(r)?))
             })
         })
         .await

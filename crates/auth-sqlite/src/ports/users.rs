@@ -24,7 +24,7 @@ macro_rules! select_user {
     };
 }
 
-fn user(row: &Row<'_>) -> DbResult<User> {
+pub(super) fn user(row: &Row<'_>) -> DbResult<User> {
     Ok(User {
         id: user_id(row, 0)?,
         portal: portal_id(row, 1)?,
