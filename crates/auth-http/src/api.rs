@@ -272,35 +272,53 @@ impl Router {
         }
         let content_type = header(&req, CONTENT_TYPE).map(str::to_owned);
         let query = req.uri().query().unwrap_or("").to_owned();
-        let limited = http_body_util::Limited::new(req.into_body(), limit);
-        let collected = tokio::time::timeout(self.config.body_timeout, limited.collect()).await;
-        let body = match collected {
-            Err(_) => {
-                return Err(Failure::with_message(
-                    ErrorCode::RequestTimeout,
-                    "request body not received in time",
-                ));
-            }
-            Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-                return Err(too_large());
-            }
-            Ok(Err(e)) => {
-                return Err(Failure::with_message(
-                    ErrorCode::BadRequest,
-                    format!("cannot read request body: {e}"),
-                ));
-            }
-            Ok(Ok(c)) => c.to_bytes(),
+        // Most token-holder requests carry no body: skip the body timer and the collection for them.
+        let body = if req.body().is_end_stream() {
+            Bytes::new()
+        } else {
+            self.read_body(req.into_body(), limit).await?
         };
         let mut builder = Params::builder().limit(limit);
         if let Route::Code(code) = route {
             builder = builder.path("code", code.clone());
         }
-        builder = builder.query(&query);
+        if !query.is_empty() {
+            builder = builder.query(&query);
+        }
         let builder = builder
             .body(content_type.as_deref(), &body)
             .map_err(|e| Failure::with_message(e.error_code(), e.to_string()))?;
         Ok(builder.build())
+    }
+
+    /// Reads a body completely, within the size limit and the body timeout.
+    async fn read_body<B>(&self, body: B, limit: usize) -> Result<Bytes, Failure>
+    where
+        B: HttpBody<Data = Bytes> + Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let too_large = || {
+            Failure::with_message(
+                ErrorCode::PayloadTooLarge,
+                format!("request body larger than {limit} bytes"),
+            )
+        };
+        let limited = http_body_util::Limited::new(body, limit);
+        let collected = tokio::time::timeout(self.config.body_timeout, limited.collect()).await;
+        match collected {
+            Err(_) => Err(Failure::with_message(
+                ErrorCode::RequestTimeout,
+                "request body not received in time",
+            )),
+            Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+                Err(too_large())
+            }
+            Ok(Err(e)) => Err(Failure::with_message(
+                ErrorCode::BadRequest,
+                format!("cannot read request body: {e}"),
+            )),
+            Ok(Ok(c)) => Ok(c.to_bytes()),
+        }
     }
 }
 
