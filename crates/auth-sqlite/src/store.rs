@@ -1,13 +1,13 @@
 //! [`SqliteStore`]: opening a database (pragmas, migrations) and running jobs off the async runtime.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use auth_core::ports::{StoreError, StoreResult};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
-use crate::error::{DbResult, SqliteError};
+use crate::error::{DbError, DbResult, SqliteError};
 use crate::migrate::migrate;
 use crate::pool::{Pool, Target, connect};
 
@@ -20,11 +20,14 @@ pub struct SqliteOptions {
     /// How long a call waits for a lock held by another connection or process (and for a free
     /// connection of this pool) before answering `Unavailable`.
     pub busy_timeout: Duration,
+    /// Read-only connections for the hot-path lookups that run without a thread hop (see
+    /// `SqliteStore::run_read_inline`); 0 sends every read through the blocking pool.
+    pub inline_readers: usize,
 }
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        Self { max_connections: 4, busy_timeout: Duration::from_secs(5) }
+        Self { max_connections: 4, busy_timeout: Duration::from_secs(5), inline_readers: 2 }
     }
 }
 
@@ -33,6 +36,7 @@ impl Default for SqliteOptions {
 pub struct SqliteStore {
     pool: Arc<Pool>,
     lanes: Arc<Lanes>,
+    inline: Arc<Vec<Mutex<Connection>>>,
 }
 
 /// Admission to the blocking pool: one job that may write at a time (SQLite admits one writer
@@ -86,9 +90,14 @@ impl SqliteStore {
             });
         }
         migrate(&mut conn)?;
+        let inline = (0..options.inline_readers)
+            .map(|_| connect_inline(&target).map(Mutex::new))
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(open_err)?;
         Ok(Self {
             pool: Arc::new(Pool::new(target, options.max_connections, options.busy_timeout, conn)),
             lanes: Lanes::new(options.max_connections),
+            inline: Arc::new(inline),
         })
     }
 
@@ -104,6 +113,7 @@ impl SqliteStore {
         Ok(Self {
             pool: Arc::new(Pool::new(Target::Memory, 1, options.busy_timeout, conn)),
             lanes: Lanes::new(1),
+            inline: Arc::new(Vec::new()),
         })
     }
 
@@ -156,6 +166,31 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> DbResult<T> + Send + 'static,
     {
         self.run_in(Lane::Read, job).await
+    }
+
+    /// A read on the hot path (the token lookup of every authenticated request) that runs on the
+    /// calling thread when it cannot wait, and in the read lane when it could.
+    ///
+    /// The inline connections are read-only and have no busy timeout: in WAL mode a reader never
+    /// waits for a writer, so the statement either answers from the page cache in microseconds or
+    /// reports `SQLITE_BUSY` (a checkpoint or recovery holding the index) at once, and then the job
+    /// goes to the blocking pool like any other. A connection already in use by another task is
+    /// not waited for either. What this saves is the thread hop of the blocking pool, which was
+    /// half the cost of `GET people/@self` (docs/PERFORMANCE.md; docs/decisions/0002).
+    pub(crate) async fn run_read_inline<T, F>(&self, job: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: Fn(&mut Connection) -> DbResult<T> + Clone + Send + 'static,
+    {
+        for slot in self.inline.iter() {
+            let Ok(mut conn) = slot.try_lock() else { continue };
+            match job(&mut conn) {
+                Ok(v) => return Ok(v),
+                Err(DbError::Sql(e)) if would_wait(&e) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.run_read(job).await
     }
 
     async fn run_in<T, F>(&self, lane: Lane, job: F) -> StoreResult<T>
@@ -226,4 +261,19 @@ impl SqliteStore {
 enum Lane {
     Write,
     Read,
+}
+
+/// A connection for [`SqliteStore::run_read_inline`]: read-only, and never waiting for a lock.
+fn connect_inline(target: &Target) -> rusqlite::Result<Connection> {
+    let conn = connect(target, Duration::ZERO)?;
+    conn.pragma_update(None, "query_only", "ON")?;
+    Ok(conn)
+}
+
+/// Whether an error means "the statement would have had to wait".
+fn would_wait(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }

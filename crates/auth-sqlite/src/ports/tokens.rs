@@ -64,8 +64,8 @@ impl TokenStore for SqliteStore {
     ) -> StoreResult<Option<(TokenRecord, User)>> {
         let h = *token_hash;
         // One statement for the hot path of every authenticated request: the user's columns first,
-        // in the order `users::user` reads them, then the token's.
-        self.run_read(move |c| {
+        // in the order `users::user` reads them, then the token's. It runs inline when it cannot wait.
+        self.run_read_inline(move |c| {
             let mut st = c.prepare_cached(
                 "SELECT u.id, u.portal, u.email, u.first_name, u.last_name, u.is_admin, u.disabled, \
                  u.password_hash, u.phone, u.phone_activated, u.created_at, \

@@ -315,7 +315,11 @@ async fn a_held_write_lock_is_unavailable_not_a_hang() {
     let path = dir.path().join("auth.db");
     let store = SqliteStore::open_with(
         &path,
-        SqliteOptions { max_connections: 2, busy_timeout: Duration::from_millis(200) },
+        SqliteOptions {
+            max_connections: 2,
+            busy_timeout: Duration::from_millis(200),
+            ..Default::default()
+        },
     )
     .unwrap();
     let other = rusqlite::Connection::open(&path).unwrap();
@@ -327,6 +331,45 @@ async fn a_held_write_lock_is_unavailable_not_a_hang() {
     assert_eq!(store.count_users().await.unwrap(), 0);
     other.execute_batch("ROLLBACK").unwrap();
     assert!(matches!(store.acquire("k", &rule, t0()).await, Ok(Acquire::Granted(_))));
+}
+
+/// The inline token lookup sees what another process commits at once (every statement reads the
+/// newest commit), and answers the same whether it runs inline or in the blocking pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_session_lookups_see_other_processes_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("auth.db");
+    let writer = SqliteStore::open(&path).unwrap();
+    let reader = SqliteStore::open(&path).unwrap();
+    let blocking_only =
+        SqliteStore::open_with(&path, SqliteOptions { inline_readers: 0, ..Default::default() })
+            .unwrap();
+    let (uid, pid) = (UserId::from_random_bytes([3; 16]), PortalId::from_random_bytes([4; 16]));
+    let u = user(uid, pid, "inline@example.com");
+    writer.insert_user(&u).await.unwrap();
+    let token = TokenRecord {
+        hash: [9; 32],
+        user: uid,
+        portal: pid,
+        issued_at: t0(),
+        expires_at: at(t0(), 60),
+    };
+    writer.insert_token(&token).await.unwrap();
+    let want = Some((token.clone(), u.clone()));
+    assert_eq!(reader.session_by_token_hash(&[9; 32]).await.unwrap(), want);
+    assert_eq!(blocking_only.session_by_token_hash(&[9; 32]).await.unwrap(), want);
+    // A writer holding its lock does not stop the inline read (WAL readers never wait).
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    assert_eq!(reader.session_by_token_hash(&[9; 32]).await.unwrap(), want);
+    other.execute_batch("ROLLBACK").unwrap();
+    assert!(writer.revoke_token(&[9; 32]).await.unwrap());
+    assert_eq!(
+        reader.session_by_token_hash(&[9; 32]).await.unwrap(),
+        None,
+        "revoked elsewhere: gone at once"
+    );
+    assert_eq!(blocking_only.session_by_token_hash(&[9; 32]).await.unwrap(), None);
 }
 
 #[tokio::test]
