@@ -5,8 +5,16 @@
 
 /// The admin subcommands, run against a data directory with no server.
 mod cli;
+/// Faults: a failing SMS webhook, an unwritable or full database, SIGKILL under load.
+mod faults;
 /// Every API flow over real HTTP: logins, second factors, tokens, formats, bodies, portals, refusals.
 mod flows;
+/// Hostile input over real HTTP: the corpus in `tests/data/hostile/`, 4xx envelopes, never a 5xx or a hang.
+mod hostile;
+/// Concurrency: 50 racers per one-time code, and limits shared by two processes on one SQLite file.
+mod races;
+/// Slow and idle clients, and login timing that does not tell unknown users from wrong passwords.
+mod robustness;
 /// Two server nodes on one PostgreSQL database: limits, single use and revocation across nodes.
 mod scaleout;
 /// Starting and stopping `serve`: data directory set-up, the first administrator, config errors.

@@ -732,6 +732,155 @@ fn dechunk(mut rest: &[u8]) -> Vec<u8> {
     body
 }
 
+impl TestServer {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the server with SIGKILL (no shutdown of any kind, as a power cut or the OOM killer
+    /// would) and returns its data directory once the process is gone.
+    #[track_caller]
+    pub fn kill(mut self) -> DataDir {
+        self.child.kill().expect("SIGKILL");
+        let status = self.child.wait().expect("wait");
+        assert!(status.code().is_none(), "killed by a signal, not exited: {status}");
+        self.data.take().expect("data dir")
+    }
+}
+
+/// What came back on one raw connection within a deadline (see [`exchange`]).
+#[derive(Debug)]
+pub enum Exchange {
+    /// A complete response (interim `1xx` responses are skipped).
+    Response(Response),
+    /// The server closed (or reset) the connection without sending a response.
+    Closed,
+    /// The connection could not be made (nothing listens, or the server is gone).
+    Unreachable(String),
+    /// No complete response and no close before the deadline: the server hung.
+    TimedOut {
+        /// Whatever had arrived by then.
+        received: Vec<u8>,
+    },
+}
+
+/// Writes `bytes` on a new connection (from a separate thread, so a server that answers before it has
+/// read everything cannot deadlock the test), optionally half-closes the write side, and reads until
+/// one response is complete, the server closes, or `deadline` passes.
+///
+/// Unlike [`send_raw`] it never waits for the server to close after a complete response, never panics
+/// on a reset, and reports a hang as [`Exchange::TimedOut`] instead of blocking.
+pub fn exchange(addr: SocketAddr, bytes: &[u8], deadline: Duration, half_close: bool) -> Exchange {
+    let stream = match TcpStream::connect(addr) {
+        Ok(s) => s,
+        Err(e) => return Exchange::Unreachable(format!("connect {addr}: {e}")),
+    };
+    let mut writer = stream.try_clone().expect("cloning the socket");
+    let data = bytes.to_vec();
+    let write = std::thread::spawn(move || {
+        // A server that answers early and closes makes the rest of the write fail: that is fine.
+        let _ = writer.write_all(&data);
+        if half_close {
+            let _ = writer.shutdown(std::net::Shutdown::Write);
+        }
+    });
+    let end = Instant::now() + deadline;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let mut reader = &stream;
+    let outcome = loop {
+        if let Some(response) = complete_response(&raw) {
+            break Exchange::Response(response);
+        }
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break Exchange::TimedOut { received: std::mem::take(&mut raw) };
+        }
+        stream.set_read_timeout(Some(left)).expect("read timeout");
+        match reader.read(&mut buf) {
+            Ok(0) => break end_of_stream(&raw),
+            Ok(n) => raw.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) => {}
+            // A reset: keep whatever arrived before it.
+            Err(_) => break end_of_stream(&raw),
+        }
+    };
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    let _ = write.join();
+    outcome
+}
+
+/// The bytes after any interim (`1xx`) responses at the start of `raw`.
+fn skip_interim(mut raw: &[u8]) -> &[u8] {
+    while raw.starts_with(b"HTTP/1.1 1") || raw.starts_with(b"HTTP/1.0 1") {
+        match raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            Some(end) => raw = &raw[end + 4..],
+            None => break,
+        }
+    }
+    raw
+}
+
+/// The response in `raw`, once it is complete by its own framing (`Content-Length` or chunked).
+fn complete_response(raw: &[u8]) -> Option<Response> {
+    let raw = skip_interim(raw);
+    if raw.starts_with(b"HTTP/1.1 1") {
+        return None;
+    }
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let body = &raw[split + 4..];
+    let field = |name: &str| {
+        head.split("\r\n").find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == name).then(|| v.trim().to_owned())
+        })
+    };
+    let complete = if field("transfer-encoding").is_some_and(|v| v.ends_with("chunked")) {
+        body.ends_with(b"0\r\n\r\n")
+    } else if let Some(len) = field("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        body.len() >= len
+    } else {
+        // Framed by the close only.
+        false
+    };
+    complete.then(|| Response::parse(raw))
+}
+
+fn end_of_stream(raw: &[u8]) -> Exchange {
+    let raw = skip_interim(raw);
+    if raw.windows(4).any(|w| w == b"\r\n\r\n") {
+        Exchange::Response(Response::parse(raw))
+    } else {
+        Exchange::Closed
+    }
+}
+
+/// Standard base64 (with padding), for `Authorization: Basic` in tests.
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -756,6 +905,15 @@ mod tests {
             "POST /x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nAccept: */*\r\nContent-Type: text/xml\r\n\
              Content-Length: 4\r\nConnection: close\r\n\r\n<a/>"
         );
+    }
+
+    #[test]
+    fn base64_matches_rfc_4648() {
+        let cases =
+            [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")];
+        for (plain, encoded) in cases {
+            assert_eq!(base64(plain.as_bytes()), encoded);
+        }
     }
 
     #[test]
