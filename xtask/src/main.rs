@@ -52,7 +52,7 @@ enum Cmd {
     Tidy,
     /// Run `cargo deny check bans licenses sources`, plus advisories when the database is available.
     Deny,
-    /// Run cargo-fuzz targets from `fuzz/` on the nightly toolchain.
+    /// Run cargo-fuzz targets from `fuzz/` (stable toolchain via RUSTC_BOOTSTRAP, no sanitizer).
     Fuzz {
         /// Run only this target (default: every `[[bin]]` in `fuzz/Cargo.toml`).
         #[arg(long)]
