@@ -123,6 +123,10 @@ pub struct CoreLimits {
     pub tfa_wrong_per_minute: Rule,
     /// Failed second factors per user per day.
     pub second_factor_daily: Rule,
+    /// Failed SMS codes per user per day (the same daily lock, counted tighter): up to six codes may
+    /// be outstanding, so each guess is six times likelier to hit than a TOTP guess, and 15 keeps
+    /// the daily chance of guessing in at 15 · 6 / 900 000 = 10⁻⁴ (spec §5.6's bound).
+    pub sms_second_factor_daily: Rule,
     /// How long the portal list is cached (admin changes through this service refresh it at once).
     pub portal_cache_ttl: SignedDuration,
 }
@@ -136,6 +140,7 @@ impl Default for CoreLimits {
             sms_wrong: Rule::per(5, SignedDuration::from_mins(10)),
             tfa_wrong_per_minute: Rule::per(5, SignedDuration::from_mins(1)),
             second_factor_daily: Rule::per(20, day),
+            sms_second_factor_daily: Rule::per(15, day),
             portal_cache_ttl: SignedDuration::from_secs(2),
         }
     }

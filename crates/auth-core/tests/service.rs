@@ -726,6 +726,37 @@ async fn guessing_bound_holds_for_the_configured_limits() {
     assert!(!key.is_empty());
 }
 
+/// The same bound for SMS codes: six may be outstanding, so the daily lock for SMS is 15 guesses.
+#[tokio::test]
+async fn sms_guessing_bound_holds_for_the_configured_limits() {
+    let limits = CoreLimits::default();
+    assert_eq!(limits.sms_second_factor_daily.window, SignedDuration::from_hours(24));
+    let per_guess = f64::from(limits.sms_max_outstanding) / 900_000.0;
+    let p_day = f64::from(limits.sms_second_factor_daily.limit) * per_guess;
+    assert!(p_day <= 1e-4 + 1e-12, "P(day) = {p_day}");
+
+    let fx = Fx::new(TfaMode::Sms).await;
+    fx.w.service.set_phone(&fx.ctx(), &fx.good(), Some("79123456789")).await.unwrap();
+    let code = fx.w.last_code_to("79123456789").await.unwrap();
+    let wrong = if code == "111111" { "222222" } else { "111111" };
+    let mut failed = 0;
+    while failed < 15 {
+        match fx.w.service.verify_code(&fx.ctx(), &fx.good(), wrong).await {
+            Err(AuthError::InvalidCredentials) => failed += 1,
+            Err(AuthError::CodeAttemptsExceeded { .. }) => fx.advance(600),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    fx.advance(600);
+    let r = fx.w.service.verify_code(&fx.ctx(), &fx.good(), wrong).await;
+    assert!(matches!(r, Err(AuthError::SecondFactorLocked { .. })), "{r:?}");
+    // An admin's phone reset lifts it (the user starts over with a new number).
+    fx.w.service.reset_phone(&fx.user().await).await.unwrap();
+    fx.w.service.set_phone(&fx.ctx(), &fx.good(), Some("79123456780")).await.unwrap();
+    let code = fx.w.last_code_to("79123456780").await.unwrap();
+    assert!(fx.w.service.verify_code(&fx.ctx(), &fx.good(), &code).await.is_ok());
+}
+
 #[tokio::test]
 async fn five_wrong_totp_codes_per_minute() {
     let fx = Fx::new(TfaMode::App).await;
@@ -849,6 +880,7 @@ fn relaxed() -> CoreLimits {
         sms_wrong: lots,
         tfa_wrong_per_minute: lots,
         second_factor_daily: lots,
+        sms_second_factor_daily: lots,
         ..CoreLimits::default()
     }
 }

@@ -213,6 +213,8 @@ impl AuthService {
     pub async fn reset_phone(&self, user: &User) -> Result<(), AuthError> {
         self.store.set_phone(user.id, None, false).await?;
         self.store.burn_sms_codes(user.id).await?;
+        // A new number starts with a clean slate, including the daily second-factor lock.
+        self.store.reset(&crate::throttle::keys::second_factor_day(user.id)).await?;
         self.admin_audit(user, AuditAction::UserUpdatedMobileNumber, "phone reset by admin").await
     }
 

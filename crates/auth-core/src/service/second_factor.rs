@@ -283,12 +283,10 @@ impl AuthService {
     async fn second_factor_slots(
         &self,
         user: UserId,
+        daily: &Rule,
         per_factor: (String, Rule),
     ) -> Result<Vec<Slot>, AuthError> {
-        let day = match self
-            .acquire(&keys::second_factor_day(user), &self.limits.second_factor_daily)
-            .await?
-        {
+        let day = match self.acquire(&keys::second_factor_day(user), daily).await? {
             Ok(s) => s,
             Err(until) => return Err(AuthError::SecondFactorLocked { until }),
         };
@@ -315,6 +313,7 @@ impl AuthService {
         let slots = self
             .second_factor_slots(
                 user.id,
+                &self.limits.sms_second_factor_daily,
                 (keys::sms_wrong(ctx.portal.id, &phone), self.limits.sms_wrong),
             )
             .await?;
@@ -374,6 +373,7 @@ impl AuthService {
         let slots = self
             .second_factor_slots(
                 user.id,
+                &self.limits.second_factor_daily,
                 (keys::tfa_minute(user.id), self.limits.tfa_wrong_per_minute),
             )
             .await?;
