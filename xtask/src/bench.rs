@@ -139,7 +139,12 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         target.join("release").join(format!("auth-server{}", std::env::consts::EXE_SUFFIX))
     });
     anyhow::ensure!(binary.is_file(), "{} is missing", binary.display());
-    let out = args.out.clone().unwrap_or_else(|| target.join("bench").join("summary.json"));
+    // Each store keeps its own summary, so the two can be compared side by side.
+    let default_name = match args.store {
+        Store::Sqlite => "summary.json",
+        Store::Postgres => "summary-postgres.json",
+    };
+    let out = args.out.clone().unwrap_or_else(|| target.join("bench").join(default_name));
     let summary = bench(&args, &binary)?;
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
@@ -198,6 +203,7 @@ fn hand_over_to_release(args: &BenchArgs, target: &Path) -> anyhow::Result<()> {
 fn store_name(store: Store) -> &'static str {
     match store {
         Store::Sqlite => "sqlite",
+        Store::Postgres => "postgres",
     }
 }
 

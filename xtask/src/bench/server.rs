@@ -19,6 +19,46 @@ use anyhow::{Context as _, bail};
 pub(crate) enum Store {
     /// The embedded SQLite file in the data dir (the default deployment).
     Sqlite,
+    /// A fresh database on the PostgreSQL cluster named by `AUTH_BENCH_POSTGRES_URL` (or
+    /// `AUTH_TEST_POSTGRES_URL`, which `source .ci/postgres.sh` sets), dropped after the run.
+    Postgres,
+}
+
+/// A database created for one run, dropped when the run ends.
+struct BenchDb {
+    server: String,
+    name: String,
+}
+
+impl Drop for BenchDb {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        if let Err(e) = run_sql(&self.server, &sql) {
+            println!("[serve] could not drop the bench database {}: {e:#}", self.name);
+        }
+    }
+}
+
+fn run_sql(url: &str, sql: &str) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .with_context(|| format!("cannot connect to PostgreSQL at {url}"))?;
+        let conn = tokio::spawn(conn);
+        client.batch_execute(sql).await.with_context(|| format!("`{sql}` failed"))?;
+        drop(client);
+        let _ = conn.await;
+        Ok(())
+    })
+}
+
+/// `url` with its database name replaced by `name`.
+fn with_dbname(url: &str, name: &str) -> String {
+    let authority = url.find("://").map_or(0, |i| i + 3);
+    let path = url[authority..].find(['/', '?']).map_or(url.len(), |i| authority + i);
+    let query = url[path..].find('?').map_or(url.len(), |i| path + i);
+    format!("{}/{}{}", &url[..path], name, &url[query..])
 }
 
 /// A prepared, not yet running server: binary, data dir and environment.
@@ -26,6 +66,7 @@ pub(crate) struct Server {
     binary: PathBuf,
     data_dir: tempfile::TempDir,
     env: Vec<(String, String)>,
+    _db: Option<BenchDb>,
 }
 
 impl Server {
@@ -46,12 +87,26 @@ impl Server {
             println!("[serve] keeping the data dir {}", data_dir.path().display());
         }
         let mut env = Vec::new();
-        match store {
+        let db = match store {
             // Everything lives in the data dir; nothing to set.
-            Store::Sqlite => {}
-        }
+            Store::Sqlite => None,
+            Store::Postgres => {
+                let server = ["AUTH_BENCH_POSTGRES_URL", "AUTH_TEST_POSTGRES_URL"]
+                    .iter()
+                    .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+                    .context(
+                        "--store postgres needs AUTH_BENCH_POSTGRES_URL (or AUTH_TEST_POSTGRES_URL): \
+                         run `source .ci/postgres.sh` first for a throwaway cluster",
+                    )?;
+                let name = format!("auth_bench_{}", std::process::id());
+                run_sql(&server, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+                run_sql(&server, &format!("CREATE DATABASE {name}"))?;
+                env.push(("AUTH_DATABASE_URL".to_owned(), with_dbname(&server, &name)));
+                Some(BenchDb { server, name })
+            }
+        };
         env.extend(extra_env.iter().cloned());
-        Ok(Server { binary: binary.to_path_buf(), data_dir, env })
+        Ok(Server { binary: binary.to_path_buf(), data_dir, env, _db: db })
     }
 
     fn command(&self) -> Command {
