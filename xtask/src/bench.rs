@@ -379,7 +379,9 @@ fn bench(args: &BenchArgs, binary: &Path) -> anyhow::Result<Value> {
     ];
     report::print_table(&rows, &goals);
     if warns + errors > 0 {
-        println!("server log: {warns} WARN and {errors} ERROR lines (503s are logged at WARN)");
+        println!(
+            "server log: {warns} WARN and {errors} ERROR lines (a store that cannot answer is logged at WARN)"
+        );
     }
 
     let mut summary = serde_json::Map::new();
