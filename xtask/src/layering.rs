@@ -128,7 +128,7 @@ mod tests {
     fn parses_tree_lines() {
         assert_eq!(crate_of("jiff v0.2.46"), Some(("jiff", "0.2.46")));
         assert_eq!(
-            crate_of("auth-core v0.1.0 (/work/main/crates/auth-core) (*)"),
+            crate_of("auth-core v0.1.0 (/src/repo/crates/auth-core) (*)"),
             Some(("auth-core", "0.1.0"))
         );
         assert_eq!(crate_of(""), None);
