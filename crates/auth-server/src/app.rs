@@ -218,3 +218,48 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     println!("listening on http://{}", app.local_addr());
     app.run_until_stopped(stop).await
 }
+
+#[cfg(test)]
+mod tests {
+    //! The server started from a test without the binary: `App::build` on port 0, a login over HTTP
+    //! with the typed client, and a clean stop — what an embedding program or a test harness does.
+
+    use auth_http::client::Client;
+
+    use super::App;
+    use crate::config::{Config, Overrides};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn app_builds_serves_and_stops_in_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let overrides = Overrides {
+            data_dir: Some(dir.path().join("data")),
+            listen: Some("127.0.0.1:0".into()),
+            log_json: false,
+        };
+        // Small hash parameters: a test, not a server default.
+        let env = [("AUTH_HASHING__M_COST_KIB", "8"), ("AUTH_HASHING__T_COST", "1")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let config = Config::load(None, env, &overrides).unwrap();
+        let app = App::build(config).await.unwrap();
+        let addr = app.local_addr();
+        assert_ne!(addr.port(), 0);
+        let admin = app.first_admin().expect("an empty database gets a first admin");
+        let (email, password) = (admin.email.clone(), admin.password.expose().to_owned());
+
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        let client = Client::new(format!("http://{addr}"));
+        let token = client
+            .login(&email, &password)
+            .await
+            .unwrap()
+            .token
+            .expect("no second factor by default");
+        assert_eq!(client.me(&token).await.unwrap().email, email);
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
+}
