@@ -3,20 +3,23 @@
 //! Requests only enqueue into the store's durable outbox; this worker claims what is due and hands it
 //! to the gateway through `auth_core::outbox::deliver_due`, which owns the retry and lease rules.
 //! It logs how many messages went, waited or were dropped, never their text or recipient.
+//! The same task does the store's housekeeping: every ten minutes it deletes expired tokens, so the
+//! token table holds live sessions only.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use auth_core::Store;
 use auth_core::crypto::ServerKey;
 use auth_core::outbox::{RetryPolicy, deliver_due};
-use auth_core::ports::{Clock, OutboxStore, SmsGateway};
+use auth_core::ports::{Clock, SmsGateway};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// What the worker needs.
 pub struct OutboxWorker {
-    /// The store holding the outbox.
-    pub store: Arc<dyn OutboxStore>,
+    /// The store holding the outbox (and the tokens it purges).
+    pub store: Arc<dyn Store>,
     /// Where messages go.
     pub gateway: Arc<dyn SmsGateway>,
     /// Opens the sealed texts.
@@ -45,8 +48,14 @@ impl OutboxWorker {
     }
 
     async fn run(self, mut stopped: watch::Receiver<bool>) {
+        const PURGE_EVERY: Duration = Duration::from_secs(600);
+        let mut next_purge = tokio::time::Instant::now();
         loop {
             self.round().await;
+            if tokio::time::Instant::now() >= next_purge {
+                self.purge().await;
+                next_purge = tokio::time::Instant::now() + PURGE_EVERY;
+            }
             tokio::select! {
                 _ = tokio::time::sleep(self.poll_interval) => {}
                 _ = stopped.changed() => break,
@@ -80,6 +89,16 @@ impl OutboxWorker {
     }
 }
 
+impl OutboxWorker {
+    async fn purge(&self) {
+        match self.store.purge_expired_tokens(self.clock.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(tokens = n, "purged expired tokens"),
+            Err(e) => tracing::warn!(error = %e, "purging expired tokens failed; will retry"),
+        }
+    }
+}
+
 impl OutboxHandle {
     /// Asks the worker to stop and waits for it to finish its current round.
     pub async fn stop(self) {
@@ -87,5 +106,58 @@ impl OutboxHandle {
         if let Err(e) = self.task.await {
             tracing::warn!(error = %e, "sms outbox worker ended abnormally");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use auth_core::outbox::RetryPolicy;
+    use auth_core::ports::{TokenRecord, TokenStore};
+    use auth_core::testkit::{FakeClock, MemStore, RecordingSms};
+    use auth_core::{PortalId, SignedDuration, Timestamp, UserId};
+
+    use super::OutboxWorker;
+
+    #[tokio::test]
+    async fn the_worker_purges_expired_tokens_and_keeps_live_ones() {
+        let now = Timestamp::constant(1_768_031_184, 0);
+        let store = Arc::new(MemStore::new());
+        let token = |tag: u8, expires: Timestamp| TokenRecord {
+            hash: [tag; 32],
+            user: UserId::from_random_bytes([1; 16]),
+            portal: PortalId::from_random_bytes([2; 16]),
+            issued_at: now,
+            expires_at: expires,
+        };
+        store
+            .insert_token(&token(1, now.saturating_sub(SignedDuration::from_secs(1)).unwrap()))
+            .await
+            .unwrap();
+        store
+            .insert_token(&token(2, now.saturating_add(SignedDuration::from_secs(60)).unwrap()))
+            .await
+            .unwrap();
+        let worker = OutboxWorker {
+            store: store.clone(),
+            gateway: Arc::new(RecordingSms::new()),
+            key: auth_core::crypto::ServerKey::from_bytes([7; 32]),
+            clock: Arc::new(FakeClock::new(now)),
+            policy: RetryPolicy::default(),
+            poll_interval: Duration::from_millis(10),
+        }
+        .spawn();
+        // The first round purges at once; wait for it with a bounded poll.
+        for _ in 0..200 {
+            if store.token_by_hash(&[1; 32]).await.unwrap().is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        worker.stop().await;
+        assert_eq!(store.token_by_hash(&[1; 32]).await.unwrap(), None, "expired token purged");
+        assert!(store.token_by_hash(&[2; 32]).await.unwrap().is_some(), "live token kept");
     }
 }
