@@ -236,6 +236,11 @@ pub trait CounterStore: Send + Sync {
     async fn record(&self, key: &str, rule: &Rule, now: Timestamp) -> StoreResult<()>;
     /// Forgets every event and block of the key.
     async fn reset(&self, key: &str) -> StoreResult<()>;
+    /// Housekeeping: deletes every event recorded before `before` and every block that ended before
+    /// it, across all keys, so keys that are never used again (a spray of made-up logins) do not pile
+    /// up. The caller passes an instant older than any rule's retention, so no decision changes.
+    /// Returns how many events were deleted.
+    async fn purge_counters(&self, before: Timestamp) -> StoreResult<u64>;
 }
 
 /// The audit trail (append only).

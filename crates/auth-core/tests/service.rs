@@ -864,6 +864,38 @@ async fn portals_are_chosen_by_host_once_there_are_several() {
 }
 
 #[tokio::test]
+async fn housekeeping_purges_what_no_rule_needs_and_keeps_what_one_does() {
+    let fx = Fx::new(TfaMode::None).await;
+    // A spray of made-up logins leaves one throttle key each.
+    for i in 0..20 {
+        let c = Credentials {
+            user_name: Some(format!("nobody{i}@example.com")),
+            password: Some("x".into()),
+            ..Default::default()
+        };
+        assert!(is_invalid(&fx.w.service.login(&fx.ctx(), &c).await));
+    }
+    let LoginOutcome::Token(old) = fx.w.service.login(&fx.ctx(), &fx.good()).await.unwrap() else {
+        panic!()
+    };
+    fx.advance(31 * 86_400);
+    // A fresh block must survive housekeeping.
+    for _ in 0..5 {
+        assert!(is_invalid(&fx.w.service.login(&fx.ctx(), &fx.creds("nope")).await));
+    }
+    let (tokens, events) = fx.w.service.housekeeping().await.unwrap();
+    assert_eq!((tokens, events), (1, 20), "the expired token and the month-old failures go");
+    assert!(matches!(
+        fx.w.service.login(&fx.ctx(), &fx.good()).await,
+        Err(AuthError::LoginThrottled { .. })
+    ));
+    assert!(matches!(
+        fx.w.service.authenticate(&fx.ctx(), old.token.expose()).await,
+        Err(AuthError::Unauthorized)
+    ));
+}
+
+#[tokio::test]
 async fn a_store_outage_is_busy_not_a_wrong_password() {
     let fx = Fx::new(TfaMode::None).await;
     fx.w.store.set_down(true);

@@ -90,6 +90,7 @@ impl App {
 
         let outbox = OutboxWorker {
             store: core.store.port(),
+            service: Arc::clone(&core.service),
             gateway,
             key: core.key.clone(),
             clock: Arc::clone(&core.clock),

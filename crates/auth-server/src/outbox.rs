@@ -3,23 +3,26 @@
 //! Requests only enqueue into the store's durable outbox; this worker claims what is due and hands it
 //! to the gateway through `auth_core::outbox::deliver_due`, which owns the retry and lease rules.
 //! It logs how many messages went, waited or were dropped, never their text or recipient.
-//! The same task does the store's housekeeping: every ten minutes it deletes expired tokens, so the
-//! token table holds live sessions only.
+//! The same task does the store's housekeeping (`AuthService::housekeeping`): every ten minutes it
+//! deletes expired tokens and throttle events no rule can still need, so neither table grows with
+//! sessions that ended or with a spray of made-up logins.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::Store;
 use auth_core::crypto::ServerKey;
 use auth_core::outbox::{RetryPolicy, deliver_due};
 use auth_core::ports::{Clock, SmsGateway};
+use auth_core::{AuthService, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// What the worker needs.
 pub struct OutboxWorker {
-    /// The store holding the outbox (and the tokens it purges).
+    /// The store holding the outbox.
     pub store: Arc<dyn Store>,
+    /// The service whose housekeeping the task runs.
+    pub service: Arc<AuthService>,
     /// Where messages go.
     pub gateway: Arc<dyn SmsGateway>,
     /// Opens the sealed texts.
@@ -91,10 +94,12 @@ impl OutboxWorker {
 
 impl OutboxWorker {
     async fn purge(&self) {
-        match self.store.purge_expired_tokens(self.clock.now()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(tokens = n, "purged expired tokens"),
-            Err(e) => tracing::warn!(error = %e, "purging expired tokens failed; will retry"),
+        match self.service.housekeeping().await {
+            Ok((0, 0)) => {}
+            Ok((tokens, events)) => {
+                tracing::info!(tokens, throttle_events = events, "purged expired data");
+            }
+            Err(e) => tracing::warn!(error = %e, "housekeeping failed; will retry"),
         }
     }
 }
@@ -116,15 +121,16 @@ mod tests {
 
     use auth_core::outbox::RetryPolicy;
     use auth_core::ports::{TokenRecord, TokenStore};
-    use auth_core::testkit::{FakeClock, MemStore, RecordingSms};
+    use auth_core::testkit::RecordingSms;
     use auth_core::{PortalId, SignedDuration, Timestamp, UserId};
 
     use super::OutboxWorker;
 
     #[tokio::test]
     async fn the_worker_purges_expired_tokens_and_keeps_live_ones() {
-        let now = Timestamp::constant(1_768_031_184, 0);
-        let store = Arc::new(MemStore::new());
+        let w = auth_core::testkit::build_service();
+        let now = w.service.now();
+        let store = w.store.clone();
         let token = |tag: u8, expires: Timestamp| TokenRecord {
             hash: [tag; 32],
             user: UserId::from_random_bytes([1; 16]),
@@ -142,9 +148,10 @@ mod tests {
             .unwrap();
         let worker = OutboxWorker {
             store: store.clone(),
+            service: w.service.clone(),
             gateway: Arc::new(RecordingSms::new()),
-            key: auth_core::crypto::ServerKey::from_bytes([7; 32]),
-            clock: Arc::new(FakeClock::new(now)),
+            key: w.key.clone(),
+            clock: w.clock.clone(),
             policy: RetryPolicy::default(),
             poll_interval: Duration::from_millis(10),
         }

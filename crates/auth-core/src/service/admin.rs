@@ -248,6 +248,30 @@ impl AuthService {
         Ok(self.store.append_audit(&event).await?)
     }
 
+    /// Housekeeping, for a periodic task: deletes expired tokens, and throttle events and blocks
+    /// older than any rule could still need (the longest window + block of every portal's and the
+    /// global rules, and at least two days). Returns (tokens, events) deleted.
+    pub async fn housekeeping(&self) -> Result<(u64, u64), AuthError> {
+        let now = self.clock.now();
+        let tokens = self.store.purge_expired_tokens(now).await?;
+        let l = &self.limits;
+        let mut keep = jiff::SignedDuration::from_hours(48);
+        for rule in
+            [l.sms_wrong, l.tfa_wrong_per_minute, l.second_factor_daily, l.sms_second_factor_daily]
+        {
+            keep = keep.max(rule.retention());
+        }
+        for p in self.store.list_portals().await? {
+            let s = &p.settings;
+            keep = keep
+                .max(s.login_throttle.retention())
+                .max(s.sms.resend_cooldown.saturating_mul(2))
+                .max(s.sms.setphone_cooldown.saturating_mul(2));
+        }
+        let events = self.store.purge_counters(crate::later(now, -keep)).await?;
+        Ok((tokens, events))
+    }
+
     /// The newest audit events.
     pub async fn audit_events(
         &self,

@@ -433,6 +433,25 @@ pub async fn counters(store: &dyn Store) {
         "events MUST leave the window"
     );
 
+    let k5 = "conformance:purge";
+    let p_rule = Rule::new(2, secs(10), secs(10));
+    store.acquire(k5, &p_rule, t0()).await.unwrap();
+    store.acquire(k5, &p_rule, later(t0(), secs(1))).await.unwrap();
+    assert!(!granted(&store.acquire(k5, &p_rule, later(t0(), secs(2))).await.unwrap()));
+    let purged = store.purge_counters(later(t0(), secs(1_000))).await.unwrap();
+    assert!(purged >= 2, "old events of every key MUST go, got {purged}");
+    assert!(
+        granted(&store.acquire(k5, &p_rule, later(t0(), secs(1_000))).await.unwrap()),
+        "an ended block MUST go"
+    );
+    // A purge before the events leaves the limit alone.
+    store.acquire(k5, &p_rule, later(t0(), secs(1_001))).await.unwrap();
+    store.purge_counters(later(t0(), secs(500))).await.unwrap();
+    assert!(
+        !granted(&store.acquire(k5, &p_rule, later(t0(), secs(1_002))).await.unwrap()),
+        "recent events MUST stay"
+    );
+
     let k4 = "conformance:race";
     let five = Rule::per(5, secs(60));
     let results = join_all((0..25).map(|_| store.acquire(k4, &five, t0()))).await;

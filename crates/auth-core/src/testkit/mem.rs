@@ -466,6 +466,31 @@ impl CounterStore for MemStore {
         Ok(())
     }
 
+    async fn purge_counters(&self, before: Timestamp) -> StoreResult<u64> {
+        let mut s = self.state()?;
+        let mut purged = 0u64;
+        let mut gone = Vec::new();
+        for c in s.counters.values_mut() {
+            let n = c.events.len();
+            c.events.retain(|(id, at)| {
+                let keep = *at >= before;
+                if !keep {
+                    gone.push(*id);
+                }
+                keep
+            });
+            purged += (n - c.events.len()) as u64;
+            if c.blocked_until.is_some_and(|u| u < before) {
+                c.blocked_until = None;
+            }
+        }
+        s.counters.retain(|_, c| !c.events.is_empty() || c.blocked_until.is_some());
+        for id in gone {
+            s.slots.remove(&id);
+        }
+        Ok(purged)
+    }
+
     async fn reset(&self, key: &str) -> StoreResult<()> {
         let mut s = self.state()?;
         s.counters.remove(key);

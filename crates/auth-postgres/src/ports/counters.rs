@@ -118,6 +118,27 @@ impl CounterStore for PgStore {
         .await
     }
 
+    async fn purge_counters(&self, before: Timestamp) -> StoreResult<u64> {
+        // A key row is deleted only when no event of it is left and its block has ended; an acquire
+        // holding the row makes the delete wait and then re-check against the committed events.
+        done(async {
+            let mut c = self.client().await?;
+            let tx = begin(&mut c).await?;
+            let st = tx.prepare_cached("DELETE FROM counter_events WHERE at < $1").await?;
+            let n = tx.execute(&st, &[&ts(before)]).await?;
+            let st = tx
+                .prepare_cached(
+                    "DELETE FROM counter_keys k WHERE (k.blocked_until IS NULL OR k.blocked_until < $1) \
+                     AND NOT EXISTS (SELECT 1 FROM counter_events e WHERE e.key = k.key)",
+                )
+                .await?;
+            tx.execute(&st, &[&ts(before)]).await?;
+            tx.commit().await?;
+            Ok(n)
+        })
+        .await
+    }
+
     async fn reset(&self, key: &str) -> StoreResult<()> {
         // Deleting the key's row waits for an acquire holding it, and an acquire waiting for the
         // delete re-creates the row afterwards and sees no events: the reset lies wholly before it.

@@ -77,6 +77,17 @@ impl CounterStore for SqliteStore {
         .await
     }
 
+    async fn purge_counters(&self, before: Timestamp) -> StoreResult<u64> {
+        let before = ts(before);
+        self.write(move |tx| {
+            let n =
+                tx.prepare_cached("DELETE FROM counter_events WHERE at < ?1")?.execute([before])?;
+            tx.prepare_cached("DELETE FROM counter_blocks WHERE until < ?1")?.execute([before])?;
+            Ok(u64::try_from(n).unwrap_or(u64::MAX))
+        })
+        .await
+    }
+
     async fn reset(&self, key: &str) -> StoreResult<()> {
         let key = key.to_owned();
         self.write(move |tx| {
