@@ -260,15 +260,9 @@ impl Router {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let limit = self.config.body_limit;
-        let too_large = || {
-            Failure::with_message(
-                ErrorCode::PayloadTooLarge,
-                format!("request body larger than {limit} bytes"),
-            )
-        };
         let declared = header(&req, CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok());
         if declared.is_some_and(|n| n > limit as u64) {
-            return Err(too_large());
+            return Err(too_large(limit));
         }
         let content_type = header(&req, CONTENT_TYPE).map(str::to_owned);
         let query = req.uri().query().unwrap_or("").to_owned();
@@ -297,12 +291,6 @@ impl Router {
         B: HttpBody<Data = Bytes> + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let too_large = || {
-            Failure::with_message(
-                ErrorCode::PayloadTooLarge,
-                format!("request body larger than {limit} bytes"),
-            )
-        };
         let limited = http_body_util::Limited::new(body, limit);
         let collected = tokio::time::timeout(self.config.body_timeout, limited.collect()).await;
         match collected {
@@ -311,7 +299,7 @@ impl Router {
                 "request body not received in time",
             )),
             Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-                Err(too_large())
+                Err(too_large(limit))
             }
             Ok(Err(e)) => Err(Failure::with_message(
                 ErrorCode::BadRequest,
@@ -320,6 +308,14 @@ impl Router {
             Ok(Ok(c)) => Ok(c.to_bytes()),
         }
     }
+}
+
+/// The 413 answer for a body over `limit` bytes (declared or streamed).
+fn too_large(limit: usize) -> Failure {
+    Failure::with_message(
+        ErrorCode::PayloadTooLarge,
+        format!("request body larger than {limit} bytes"),
+    )
 }
 
 /// The credential parameters, with `Authorization: Basic` as the carrier when no `userName` was sent.
