@@ -10,9 +10,8 @@ use uuid::Uuid;
 
 use crate::error::{DbResult, corrupt};
 
-/// An instant as stored: nanoseconds since the Unix epoch.
-///
-/// The stored form of an instant (see `auth_core::time`: nanoseconds, exact for 1677–2262).
+/// The stored form of an instant: nanoseconds since the Unix epoch, exact for 1677–2262 (the one
+/// encoding every store uses, `auth_core::time`).
 pub(crate) fn ts(t: Timestamp) -> i64 {
     auth_core::time::to_nanos_i64(t)
 }
