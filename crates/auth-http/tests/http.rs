@@ -351,6 +351,25 @@ async fn https_portals_get_secure_cookies_and_trusted_proxies_name_the_client() 
 }
 
 #[tokio::test]
+async fn capabilities_list_the_portals_social_providers() {
+    let s = start(TfaMode::None, HttpConfig::default()).await;
+    let mut p = (*s.w.service.portal_for_host("x").await.unwrap()).clone();
+    p.settings.social_providers = vec!["google".into(), "facebook".into()];
+    s.w.service.update_portal(&p).await.unwrap();
+    let (status, _, body) = raw(s.addr, &get("/api/2.0/capabilities", "")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        r#"{"count":1,"status":0,"statusCode":200,"response":{"ldapEnabled":false,"oauthEnabled":true,"providers":["google","facebook"],"ssoLabel":"","ssoUrl":""}}"#
+    );
+    // An enabled provider with no adapter behind it still fails like any unknown account.
+    let (status, _, body) =
+        raw(s.addr, &post("/api/2.0/authentication", None, "provider=google&accessToken=abc", ""))
+            .await;
+    assert_eq!((status, body.contains("invalid_credentials")), (401, true), "{body}");
+}
+
+#[tokio::test]
 async fn graceful_shutdown_stops_accepting() {
     let mut s = start(TfaMode::None, HttpConfig::default()).await;
     assert_eq!(raw(s.addr, &get("/healthz", "")).await.0, 200);
