@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use jiff::Timestamp;
 
-use crate::model::{PortalId, UserId};
+use crate::ids::{PortalId, UserId};
 
 /// The audited actions, with the upstream `MessageAction` numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

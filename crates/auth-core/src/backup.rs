@@ -3,9 +3,9 @@
 //! The alphabet leaves out 0/O and 1/I so that a code read off paper is typed right; input is compared
 //! upper-cased, with spaces and hyphens removed, so `abcd-efgh` equals `ABCDEFGH`.
 
-use crate::crypto::ServerKey;
+use crate::crypto::{KeyContext, ServerKey};
 use crate::model::UserId;
-use crate::ports::{Rng, RngExt};
+use crate::primitives::{Rng, RngExt};
 
 /// The 32-character alphabet (5 bits per character, 40 bits per code).
 pub const ALPHABET: &[u8; 32] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
@@ -28,7 +28,7 @@ pub fn normalize(input: &str) -> Option<String> {
 
 /// The stored form of a (normalised) code.
 pub fn code_hash(key: &ServerKey, user: UserId, normalized: &str) -> [u8; 32] {
-    key.keyed_hash(&[b"backup-code", user.0.as_bytes(), normalized.as_bytes()])
+    key.keyed_hash(KeyContext::BackupCode, &[user.0.as_bytes(), normalized.as_bytes()])
 }
 
 #[cfg(test)]

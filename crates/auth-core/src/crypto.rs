@@ -12,9 +12,46 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::ports::{Rng, RngExt};
+use crate::primitives::{Rng, RngExt};
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// Every purpose the server key is used for, in one place: each keyed hash and each sealed value names
+/// its purpose, so one can never be mistaken for (or used to attack) another.
+///
+/// The labels are stored data's own: changing one makes every value made under it unreadable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyContext {
+    /// Keyed hash of an SMS code, bound to its user and phone.
+    SmsCode,
+    /// Keyed hash of a backup code, bound to its user.
+    BackupCode,
+    /// A sealed TOTP secret, bound to its user.
+    TotpSecret,
+    /// The sealed one-time reveal of a user's new backup codes.
+    BackupReveal,
+    /// A sealed SMS text waiting in the outbox.
+    SmsOutbox,
+}
+
+impl KeyContext {
+    /// The label that separates this purpose from the others.
+    pub const fn label(self) -> &'static [u8] {
+        match self {
+            KeyContext::SmsCode => b"sms-code",
+            KeyContext::BackupCode => b"backup-code",
+            KeyContext::TotpSecret => b"totp-secret:",
+            KeyContext::BackupReveal => b"backup-reveal:",
+            KeyContext::SmsOutbox => b"sms-outbox",
+        }
+    }
+
+    /// The associated data a sealed value of this purpose is bound to: the label, then `binding`
+    /// (the owner's id, or nothing).
+    fn aad(self, binding: &[u8]) -> Vec<u8> {
+        [self.label(), binding].concat()
+    }
+}
 
 /// Why sealed data could not be opened.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -60,8 +97,13 @@ impl ServerKey {
         }
     }
 
-    /// HMAC-SHA256 of the parts, each length-prefixed so that no two part lists collide.
-    pub fn keyed_hash(&self, parts: &[&[u8]]) -> [u8; 32] {
+    /// HMAC-SHA256 of the purpose's label and the parts, each length-prefixed so that no two part
+    /// lists collide.
+    pub fn keyed_hash(&self, context: KeyContext, parts: &[&[u8]]) -> [u8; 32] {
+        self.keyed_hash_raw(std::iter::once(context.label()).chain(parts.iter().copied()))
+    }
+
+    fn keyed_hash_raw<'a>(&self, parts: impl Iterator<Item = &'a [u8]>) -> [u8; 32] {
         let mut out = [0u8; 32];
         if let Ok(mut mac) = <HmacSha256 as Mac>::new_from_slice(self.hash_key.as_ref()) {
             for p in parts {
@@ -73,17 +115,20 @@ impl ServerKey {
         out
     }
 
-    /// Seals `plaintext` for `context` (authenticated, bound to the context): nonce ‖ ciphertext.
+    /// Seals `plaintext` for a purpose and its owner (`binding`, such as the user id's bytes; empty for
+    /// none), authenticated and bound to both: nonce ‖ ciphertext.
     pub fn seal(
         &self,
         rng: &dyn Rng,
-        context: &[u8],
+        context: KeyContext,
+        binding: &[u8],
         plaintext: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
+        let aad = context.aad(binding);
         let cipher = ChaCha20Poly1305::new(Key::from_slice(self.seal_key.as_ref()));
         let nonce_bytes: [u8; 12] = rng.bytes();
         let ct = cipher
-            .encrypt(Nonce::from_slice(&nonce_bytes), Payload { msg: plaintext, aad: context })
+            .encrypt(Nonce::from_slice(&nonce_bytes), Payload { msg: plaintext, aad: &aad })
             .map_err(|_| CryptoError::Seal)?;
         let mut out = Vec::with_capacity(12 + ct.len());
         out.extend_from_slice(&nonce_bytes);
@@ -91,12 +136,18 @@ impl ServerKey {
         Ok(out)
     }
 
-    /// Opens what [`ServerKey::seal`] sealed for the same context.
-    pub fn open(&self, context: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    /// Opens what [`ServerKey::seal`] sealed for the same purpose and owner.
+    pub fn open(
+        &self,
+        context: KeyContext,
+        binding: &[u8],
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let aad = context.aad(binding);
         let (nonce, ct) = sealed.split_at_checked(12).ok_or(CryptoError::Unseal)?;
         let cipher = ChaCha20Poly1305::new(Key::from_slice(self.seal_key.as_ref()));
         cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: context })
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
             .map(Zeroizing::new)
             .map_err(|_| CryptoError::Unseal)
     }
@@ -122,19 +173,35 @@ mod tests {
     fn seal_round_trips_and_binds_context() {
         let key = ServerKey::from_bytes([7; 32]);
         let rng = SeqRng::new(1);
-        let sealed = key.seal(&rng, b"ctx", b"secret bytes").unwrap();
-        assert_eq!(key.open(b"ctx", &sealed).unwrap().as_slice(), b"secret bytes");
-        assert_eq!(key.open(b"other", &sealed), Err(CryptoError::Unseal));
+        let ctx = KeyContext::TotpSecret;
+        let sealed = key.seal(&rng, ctx, b"owner", b"secret bytes").unwrap();
+        assert_eq!(key.open(ctx, b"owner", &sealed).unwrap().as_slice(), b"secret bytes");
+        assert_eq!(key.open(ctx, b"other", &sealed), Err(CryptoError::Unseal));
+        assert_eq!(key.open(KeyContext::BackupReveal, b"owner", &sealed), Err(CryptoError::Unseal));
         let other = ServerKey::from_bytes([8; 32]);
-        assert_eq!(other.open(b"ctx", &sealed), Err(CryptoError::Unseal));
-        assert_eq!(key.open(b"ctx", &sealed[..5]), Err(CryptoError::Unseal));
+        assert_eq!(other.open(ctx, b"owner", &sealed), Err(CryptoError::Unseal));
+        assert_eq!(key.open(ctx, b"owner", &sealed[..5]), Err(CryptoError::Unseal));
     }
 
     #[test]
-    fn keyed_hash_separates_parts_and_keys() {
+    fn keyed_hash_separates_parts_contexts_and_keys() {
         let key = ServerKey::from_bytes([1; 32]);
-        assert_ne!(key.keyed_hash(&[b"ab", b"c"]), key.keyed_hash(&[b"a", b"bc"]));
-        assert_ne!(key.keyed_hash(&[b"x"]), ServerKey::from_bytes([2; 32]).keyed_hash(&[b"x"]));
-        assert_eq!(key.keyed_hash(&[b"x"]), key.keyed_hash(&[b"x"]));
+        let c = KeyContext::SmsCode;
+        assert_ne!(key.keyed_hash(c, &[b"ab", b"c"]), key.keyed_hash(c, &[b"a", b"bc"]));
+        assert_ne!(key.keyed_hash(c, &[b"x"]), key.keyed_hash(KeyContext::BackupCode, &[b"x"]));
+        let other = ServerKey::from_bytes([2; 32]);
+        assert_ne!(key.keyed_hash(c, &[b"x"]), other.keyed_hash(c, &[b"x"]));
+        assert_eq!(key.keyed_hash(c, &[b"x"]), key.keyed_hash(c, &[b"x"]));
+    }
+
+    /// Stored hashes and sealed values predate the enum: the label is the first hashed part and the
+    /// prefix of the associated data, exactly as the literal contexts were.
+    #[test]
+    fn contexts_keep_the_stored_formats() {
+        let key = ServerKey::from_bytes([3; 32]);
+        let raw = key.keyed_hash_raw([b"sms-code".as_slice(), b"u", b"p"].into_iter());
+        assert_eq!(key.keyed_hash(KeyContext::SmsCode, &[b"u", b"p"]), raw);
+        assert_eq!(KeyContext::TotpSecret.aad(b"id"), b"totp-secret:id");
+        assert_eq!(KeyContext::SmsOutbox.aad(b""), b"sms-outbox");
     }
 }

@@ -1,17 +1,23 @@
-//! What the service's operations can answer instead of a result.
+//! What the service's capabilities answer instead of a result: one error enum per capability, in the
+//! words of the domain.
 //!
-//! The variants mirror the closed set of client-visible situations of spec §3 and nothing finer:
-//! "unknown user", "wrong password", "disabled" and "wrong code" are all [`AuthError::InvalidCredentials`],
-//! so nothing a client sees tells them apart. The finer reason goes to the audit trail.
-//! Mapping to HTTP statuses and wire codes is the transport's job.
+//! Each enum is the closed set of situations its operations can end in, and nothing finer: "unknown
+//! user", "wrong password", "disabled" and "wrong code" are all [`SignInError::InvalidCredentials`], so
+//! nothing a client sees tells them apart; the finer reason goes to the audit trail. Mapping to HTTP
+//! statuses and wire codes is the transport's job, and only the transport's.
+//!
+//! Every enum also has `Busy` (retry shortly: the store or the hashing pool cannot take the work now) and
+//! `Internal` (corrupt data or a broken adapter; the text is for the log only).
 
 use jiff::Timestamp;
 
-use crate::ports::{HashError, StoreError};
+use crate::crypto::CryptoError;
+use crate::password::HashError;
+use crate::ports::StoreError;
 
-/// An operation's refusal.
+/// Refusals of sign-in: the four credential endpoints.
 #[derive(Debug, thiserror::Error)]
-pub enum AuthError {
+pub enum SignInError {
     /// Wrong or unknown credentials, disabled user, wrong/expired/used code, 2FA not applicable.
     #[error("user authentication failed")]
     InvalidCredentials,
@@ -39,9 +45,6 @@ pub enum AuthError {
         /// When the lock ends by itself.
         until: Timestamp,
     },
-    /// A required parameter is missing or malformed; the text says which.
-    #[error("bad request: {0}")]
-    BadRequest(String),
     /// sendsms/setphone without a phone.
     #[error("phone required")]
     PhoneRequired,
@@ -51,63 +54,175 @@ pub enum AuthError {
     /// setphone while the phone is activated.
     #[error("phone already activated")]
     PhoneAlreadyActivated,
-    /// No valid token.
-    #[error("unauthorized")]
-    Unauthorized,
-    /// Backup codes asked for while the TOTP app is not activated.
-    #[error("two-factor authentication app is not available")]
-    TfaNotAvailable,
-    /// Not allowed for this caller.
-    #[error("forbidden")]
-    Forbidden,
-    /// No portal answers to the request's host.
-    #[error("portal not found")]
-    PortalNotFound,
-    /// An admin operation named a user that does not exist.
-    #[error("user not found")]
-    UserNotFound,
-    /// An admin operation would duplicate a user or a host.
-    #[error("conflict: {0}")]
-    Conflict(String),
     /// The password hashing queue is full or the store is unavailable; try again shortly.
     #[error("busy: {0}")]
     Busy(String),
-    /// Anything unexpected (corrupt data, a broken adapter); details for the log only.
+    /// Anything unexpected; details for the log only.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
-impl From<StoreError> for AuthError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Unavailable(m) => AuthError::Busy(m),
-            StoreError::Conflict(m) => AuthError::Conflict(m),
-            StoreError::Corrupt(m) => AuthError::Internal(m),
-        }
-    }
-}
-
-impl From<HashError> for AuthError {
-    fn from(e: HashError) -> Self {
-        match e {
-            HashError::Busy => AuthError::Busy("password hashing queue is full".to_owned()),
-            HashError::Malformed => {
-                AuthError::Internal("malformed stored password hash".to_owned())
-            }
-            HashError::Failed(m) => AuthError::Internal(m),
-        }
-    }
-}
-
-impl AuthError {
+impl SignInError {
     /// When a refused request may be retried, for `Retry-After`.
     pub fn retry_at(&self) -> Option<Timestamp> {
         match self {
-            AuthError::LoginThrottled { until }
-            | AuthError::SmsSendLimited { until }
-            | AuthError::CodeAttemptsExceeded { until }
-            | AuthError::SecondFactorLocked { until } => Some(*until),
+            SignInError::LoginThrottled { until }
+            | SignInError::SmsSendLimited { until }
+            | SignInError::CodeAttemptsExceeded { until }
+            | SignInError::SecondFactorLocked { until } => Some(*until),
             _ => None,
+        }
+    }
+}
+
+/// Refusals of the token holder's operations (who am I, log out).
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// No valid token: absent, unknown, expired, revoked, another portal's, or a disabled user's.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// The store is unavailable; try again shortly.
+    #[error("busy: {0}")]
+    Busy(String),
+    /// Anything unexpected; details for the log only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Refusals of managing one's second factor (backup codes, resetting the app).
+#[derive(Debug, thiserror::Error)]
+pub enum TfaSettingsError {
+    /// Backup codes asked for while the TOTP app is not activated.
+    #[error("two-factor authentication app is not available")]
+    TfaNotAvailable,
+    /// Not allowed for this caller (another user's reset without admin rights, or a user of
+    /// another portal, which is as invisible as a missing one).
+    #[error("forbidden")]
+    Forbidden,
+    /// The store is unavailable; try again shortly.
+    #[error("busy: {0}")]
+    Busy(String),
+    /// Anything unexpected; details for the log only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Refusals of finding the portal a request is addressed to.
+#[derive(Debug, thiserror::Error)]
+pub enum PortalError {
+    /// No portal answers to the request's host.
+    #[error("portal not found")]
+    PortalNotFound,
+    /// The store is unavailable; try again shortly.
+    #[error("busy: {0}")]
+    Busy(String),
+    /// Anything unexpected; details for the log only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Refusals of the operator's operations.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The operation named a user that does not exist.
+    #[error("user not found")]
+    UserNotFound,
+    /// The operation named a portal that does not exist.
+    #[error("portal not found")]
+    PortalNotFound,
+    /// The change would duplicate a user or a host.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A value the operator gave cannot be used; the text says which and why.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store or the hashing pool is unavailable; try again shortly.
+    #[error("busy: {0}")]
+    Busy(String),
+    /// Anything unexpected; details for the log only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What every capability can fail with beside its own refusals: the world did not answer. Helpers shared
+/// by several capabilities return it, and each capability's error takes it in.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Fault {
+    #[error("busy: {0}")]
+    Busy(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for Fault {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) => Fault::Busy(m),
+            // A conflict where none is expected (outside the admin's creations) is a broken invariant.
+            StoreError::Conflict(m) => Fault::Internal(format!("unexpected conflict: {m}")),
+            StoreError::Corrupt(m) => Fault::Internal(m),
+        }
+    }
+}
+
+impl From<HashError> for Fault {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => Fault::Busy("password hashing queue is full".to_owned()),
+            HashError::Malformed => Fault::Internal("malformed stored password hash".to_owned()),
+            HashError::Failed(m) => Fault::Internal(m),
+        }
+    }
+}
+
+impl From<CryptoError> for Fault {
+    fn from(e: CryptoError) -> Self {
+        Fault::Internal(e.to_string())
+    }
+}
+
+/// Gives a capability's error its `Busy`/`Internal` from a [`Fault`] and from the ports' errors.
+macro_rules! takes_faults {
+    ($($t:ident),*) => {$(
+        impl From<Fault> for $t {
+            fn from(f: Fault) -> Self {
+                match f {
+                    Fault::Busy(m) => $t::Busy(m),
+                    Fault::Internal(m) => $t::Internal(m),
+                }
+            }
+        }
+        impl From<HashError> for $t {
+            fn from(e: HashError) -> Self {
+                Fault::from(e).into()
+            }
+        }
+        impl From<CryptoError> for $t {
+            fn from(e: CryptoError) -> Self {
+                Fault::from(e).into()
+            }
+        }
+    )*};
+}
+takes_faults!(SignInError, SessionError, TfaSettingsError, PortalError, AdminError);
+
+/// Store errors, for the capabilities where a conflict is never expected.
+macro_rules! takes_store_errors {
+    ($($t:ident),*) => {$(
+        impl From<StoreError> for $t {
+            fn from(e: StoreError) -> Self {
+                Fault::from(e).into()
+            }
+        }
+    )*};
+}
+takes_store_errors!(SignInError, SessionError, TfaSettingsError, PortalError);
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => AdminError::Conflict(m),
+            other => Fault::from(other).into(),
         }
     }
 }

@@ -5,7 +5,8 @@
 //! password hasher, the clock and randomness all come in through the traits of [`ports`].
 //! It knows nothing of HTTP, JSON, XML or SQL; the transport and the store adapters translate.
 //!
-//! The entry point is [`AuthService`]: one object with every user-facing and admin operation.
+//! The entry point is [`AuthService`]: built once from the ports, it hands out one handle per capability
+//! ([`SignIn`], [`Sessions`], [`TfaSettings`], [`Admin`]), each with its own error enum.
 //! With the `testkit` feature the crate also ships in-memory fakes of every port and the store
 //! conformance suite that each store adapter runs against itself.
 
@@ -15,11 +16,13 @@ pub mod audit;
 pub mod backup;
 pub mod crypto;
 pub mod error;
+pub mod ids;
 pub mod model;
 pub mod outbox;
 pub mod password;
 pub mod phone;
 pub mod ports;
+pub mod primitives;
 pub mod secret;
 pub mod service;
 pub mod sms;
@@ -31,14 +34,15 @@ pub mod totp;
 pub mod testkit;
 
 pub use audit::{AuditAction, AuditEvent, AuditFilter};
-pub use error::AuthError;
+pub use error::{AdminError, PortalError, SessionError, SignInError, TfaSettingsError};
 pub use model::{
     Language, Portal, PortalId, PortalSettings, Profile, SmsLimits, TfaMode, User, UserId,
 };
 pub use ports::Store;
 pub use secret::SecretString;
 pub use service::{
-    AuthService, Credentials, LoginOutcome, RequestContext, Session, TokenIssued, Via,
+    Admin, AuthService, LoginMethod, LoginOutcome, Password, RequestContext, Session, Sessions,
+    SignIn, SocialProof, TfaSettings, TokenIssued, Via,
 };
 
 /// Instants, as the whole crate uses them (re-exported so adapters need no jiff of their own).

@@ -8,11 +8,10 @@
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::crypto::ServerKey;
+use crate::crypto::{KeyContext, ServerKey};
 use crate::later;
 use crate::ports::{Clock, OutboxStore, SmsError, SmsGateway, SmsMessage, StoreError};
 use crate::secret::SecretString;
-use crate::service::OUTBOX_CONTEXT;
 
 /// How deliveries are retried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,7 +80,7 @@ pub async fn deliver_due(
             report.dropped += 1;
             continue;
         }
-        let Ok(text) = key.open(OUTBOX_CONTEXT, &msg.sealed_text) else {
+        let Ok(text) = key.open(KeyContext::SmsOutbox, b"", &msg.sealed_text) else {
             give_up(store, msg.id, "given up: text cannot be unsealed (server key changed?)")
                 .await?;
             report.dropped += 1;

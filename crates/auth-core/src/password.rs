@@ -7,14 +7,60 @@
 
 use std::sync::Arc;
 
-use argon2::password_hash::{
-    PasswordHash as Phc, PasswordHasher as _, PasswordVerifier as _, SaltString,
-};
+use argon2::password_hash::{PasswordHash as Phc, PasswordHasher as _, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use async_trait::async_trait;
 
-use crate::ports::{HashError, PasswordHasher, Rng, RngExt};
+use crate::primitives::{Rng, RngExt};
 use crate::secret::SecretString;
+
+/// Why the password hasher could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// The hashing queue is full; the caller should answer "busy".
+    #[error("password hashing queue is full")]
+    Busy,
+    /// The stored hash is not a PHC string this hasher understands.
+    #[error("stored password hash is malformed")]
+    Malformed,
+    /// Anything else.
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+}
+
+/// Password hashing as the service sees it (a port): asynchronous, because production hashing runs on
+/// a pool of threads of its own. The same three operations, under the same names, as [`BlockingHasher`].
+#[async_trait]
+pub trait PasswordHasher: Send + Sync {
+    /// Hashes a new password into a PHC string.
+    async fn hash(&self, password: &SecretString) -> Result<PasswordHash, HashError>;
+    /// Verifies a password against a PHC string, in time independent of where it differs.
+    async fn verify(&self, password: &SecretString, hash: &PasswordHash)
+    -> Result<bool, HashError>;
+    /// A hash of an unguessable password made with this hasher's own parameters, so that verifying an
+    /// unknown user's password against it costs what a real verification costs.
+    fn dummy_hash(&self) -> PasswordHash;
+}
+
+/// Password hashing on the calling thread, for a pool's threads (and for tests and benchmarks).
+///
+/// `verify` computes in `memory`, which it grows to the hash's size and the caller keeps for the next
+/// call: a verification at the default cost fills 19 MiB, and allocating that afresh each time means an
+/// `mmap`, thousands of page faults and an `munmap` per login. A thread that keeps its buffer avoids all
+/// three, which makes each verification cheaper and caps the memory at one buffer per thread.
+pub trait BlockingHasher: Send + Sync + 'static {
+    /// Hashes a new password into a PHC string.
+    fn hash(&self, password: &SecretString) -> Result<PasswordHash, HashError>;
+    /// Verifies a password against a PHC string, computing in `memory`.
+    fn verify(
+        &self,
+        password: &SecretString,
+        hash: &PasswordHash,
+        memory: &mut HashMemory,
+    ) -> Result<bool, HashError>;
+    /// As [`PasswordHasher::dummy_hash`].
+    fn dummy_hash(&self) -> PasswordHash;
+}
 
 /// A hashing thread's reusable argon2 work memory (see [`Argon2Hasher::verify_with_memory`]).
 pub type HashMemory = Vec<Block>;
@@ -88,12 +134,14 @@ impl Argon2Hasher {
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, p);
         let mut me = Self { argon, rng, dummy: PasswordHash(String::new()) };
         let filler: [u8; 16] = me.rng.bytes();
-        me.dummy = me.hash_sync(&SecretString::new(data_encoding::HEXLOWER.encode(&filler)))?;
+        me.dummy =
+            BlockingHasher::hash(&me, &SecretString::new(data_encoding::HEXLOWER.encode(&filler)))?;
         Ok(me)
     }
+}
 
-    /// Hashes on this thread.
-    pub fn hash_sync(&self, password: &SecretString) -> Result<PasswordHash, HashError> {
+impl BlockingHasher for Argon2Hasher {
+    fn hash(&self, password: &SecretString) -> Result<PasswordHash, HashError> {
         let salt_bytes: [u8; 16] = self.rng.bytes();
         let salt =
             SaltString::encode_b64(&salt_bytes).map_err(|e| HashError::Failed(e.to_string()))?;
@@ -104,28 +152,7 @@ impl Argon2Hasher {
         Ok(PasswordHash(phc.to_string()))
     }
 
-    /// Verifies on this thread. A hash with other parameters (an older cost) still verifies.
-    pub fn verify_sync(
-        &self,
-        password: &SecretString,
-        hash: &PasswordHash,
-    ) -> Result<bool, HashError> {
-        let phc = Phc::new(&hash.0).map_err(|_| HashError::Malformed)?;
-        match self.argon.verify_password(password.expose().as_bytes(), &phc) {
-            Ok(()) => Ok(true),
-            Err(argon2::password_hash::Error::Password) => Ok(false),
-            Err(e) => Err(HashError::Failed(e.to_string())),
-        }
-    }
-
-    /// [`Argon2Hasher::verify_sync`] computing in `memory`, which is grown to the hash's size and
-    /// kept by the caller for the next call.
-    ///
-    /// A verification at the default cost fills 19 MiB; allocating that afresh each time means an
-    /// `mmap`, thousands of page faults and an `munmap` per login, and leaves freed arenas behind.
-    /// Hashing threads that keep their own block buffer avoid all three, which makes each
-    /// verification cheaper and caps the memory at one buffer per thread.
-    pub fn verify_with_memory(
+    fn verify(
         &self,
         password: &SecretString,
         hash: &PasswordHash,
@@ -159,16 +186,17 @@ impl Argon2Hasher {
         Ok(crate::crypto::ct_eq(&out, expected.as_bytes()))
     }
 
-    /// A hash of a random password with this hasher's parameters, for unknown users.
-    pub fn dummy_hash(&self) -> &PasswordHash {
-        &self.dummy
+    fn dummy_hash(&self) -> PasswordHash {
+        self.dummy.clone()
     }
 }
 
+/// Hashing inline on the async caller's thread: for tests and tools, never for a server (a
+/// verification would stall the runtime; the server runs a pool of threads instead).
 #[async_trait]
 impl PasswordHasher for Argon2Hasher {
     async fn hash(&self, password: &SecretString) -> Result<PasswordHash, HashError> {
-        self.hash_sync(password)
+        BlockingHasher::hash(self, password)
     }
 
     async fn verify(
@@ -176,7 +204,7 @@ impl PasswordHasher for Argon2Hasher {
         password: &SecretString,
         hash: &PasswordHash,
     ) -> Result<bool, HashError> {
-        self.verify_sync(password, hash)
+        BlockingHasher::verify(self, password, hash, &mut HashMemory::new())
     }
 
     fn dummy_hash(&self) -> PasswordHash {
@@ -194,14 +222,19 @@ mod tests {
         let h =
             Argon2Hasher::new(HashParams::insecure_for_tests(), Arc::new(SeqRng::new(9))).unwrap();
         let pw = SecretString::new("correct horse");
-        let hash = h.hash_sync(&pw).unwrap();
+        let mut memory = HashMemory::new();
+        let hash = BlockingHasher::hash(&h, &pw).unwrap();
         assert!(hash.as_str().starts_with("$argon2id$v=19$m=8,t=1,p=1$"));
         assert!(!hash.as_str().contains("correct horse"));
-        assert!(h.verify_sync(&pw, &hash).unwrap());
-        assert!(!h.verify_sync(&SecretString::new("wrong"), &hash).unwrap());
-        assert!(!h.verify_sync(&pw, h.dummy_hash()).unwrap());
+        assert!(BlockingHasher::verify(&h, &pw, &hash, &mut memory).unwrap());
+        assert!(
+            !BlockingHasher::verify(&h, &SecretString::new("wrong"), &hash, &mut memory).unwrap()
+        );
+        assert!(
+            !BlockingHasher::verify(&h, &pw, &BlockingHasher::dummy_hash(&h), &mut memory).unwrap()
+        );
         assert!(matches!(
-            h.verify_sync(&pw, &PasswordHash::from_phc("nonsense")),
+            BlockingHasher::verify(&h, &pw, &PasswordHash::from_phc("nonsense"), &mut memory),
             Err(HashError::Malformed)
         ));
         assert_eq!(format!("{hash:?}"), "PasswordHash(<redacted>)");

@@ -15,6 +15,8 @@ use jiff::{SignedDuration, Timestamp};
 use crate::audit::{AuditEvent, AuditFilter};
 use crate::model::{Portal, PortalId, User, UserId};
 use crate::password::PasswordHash;
+pub use crate::password::{HashError, PasswordHasher};
+pub use crate::primitives::{Clock, Rng, RngExt};
 use crate::secret::SecretString;
 use crate::throttle::{Acquire, Rule, Slot};
 
@@ -339,33 +341,6 @@ impl<T> Store for T where
 {
 }
 
-/// Why the password hasher could not answer.
-#[derive(Debug, thiserror::Error)]
-pub enum HashError {
-    /// The hashing queue is full; the caller should answer "busy".
-    #[error("password hashing queue is full")]
-    Busy,
-    /// The stored hash is not a PHC string this hasher understands.
-    #[error("stored password hash is malformed")]
-    Malformed,
-    /// Anything else.
-    #[error("password hashing failed: {0}")]
-    Failed(String),
-}
-
-/// Password hashing (argon2id in production; see [`crate::password::Argon2Hasher`]).
-#[async_trait]
-pub trait PasswordHasher: Send + Sync {
-    /// Hashes a new password into a PHC string.
-    async fn hash(&self, password: &SecretString) -> Result<PasswordHash, HashError>;
-    /// Verifies a password against a PHC string, in time independent of where it differs.
-    async fn verify(&self, password: &SecretString, hash: &PasswordHash)
-    -> Result<bool, HashError>;
-    /// A hash of an unguessable password made with this hasher's own parameters, so that verifying an
-    /// unknown user's password against it costs what a real verification costs.
-    fn dummy_hash(&self) -> PasswordHash;
-}
-
 /// A rendered SMS.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SmsMessage {
@@ -442,45 +417,5 @@ impl SocialProvider for NoSocialProviders {
         _code: Option<&SecretString>,
     ) -> Result<Option<SocialIdentity>, SocialError> {
         Ok(None)
-    }
-}
-
-/// The only source of time in the core.
-pub trait Clock: Send + Sync {
-    /// Now.
-    fn now(&self) -> Timestamp;
-}
-
-/// The only source of randomness in the core; MUST be a CSPRNG in production.
-pub trait Rng: Send + Sync {
-    /// Fills `buf` with random bytes.
-    fn fill(&self, buf: &mut [u8]);
-}
-
-/// Helpers on top of [`Rng`].
-pub trait RngExt {
-    /// `N` random bytes.
-    fn bytes<const N: usize>(&self) -> [u8; N];
-    /// A uniform number in `0..n` (rejection sampling, no modulo bias). `n` must be positive.
-    fn below(&self, n: u32) -> u32;
-}
-
-impl<R: Rng + ?Sized> RngExt for R {
-    fn bytes<const N: usize>(&self) -> [u8; N] {
-        let mut b = [0u8; N];
-        self.fill(&mut b);
-        b
-    }
-
-    fn below(&self, n: u32) -> u32 {
-        let n = n.max(1);
-        // Accept only values below the largest multiple of n, so every residue is equally likely.
-        let zone = u32::MAX - (u32::MAX % n);
-        loop {
-            let v = u32::from_le_bytes(self.bytes::<4>());
-            if v < zone {
-                return v % n;
-            }
-        }
     }
 }

@@ -1,8 +1,8 @@
 //! SMS codes: six digits from the CSPRNG, their keyed hash, and the message text (spec §5.3).
 
-use crate::crypto::ServerKey;
+use crate::crypto::{KeyContext, ServerKey};
 use crate::model::{Language, UserId};
-use crate::ports::{Rng, RngExt};
+use crate::primitives::{Rng, RngExt};
 
 /// The lowest code.
 pub const CODE_MIN: u32 = 100_000;
@@ -25,7 +25,10 @@ pub fn parse_code(input: &str) -> Option<u32> {
 
 /// The stored form of a code: bound to the user and the phone, keyed with the server key.
 pub fn code_hash(key: &ServerKey, user: UserId, phone: &str, code: u32) -> [u8; 32] {
-    key.keyed_hash(&[b"sms-code", user.0.as_bytes(), phone.as_bytes(), code.to_string().as_bytes()])
+    key.keyed_hash(
+        KeyContext::SmsCode,
+        &[user.0.as_bytes(), phone.as_bytes(), code.to_string().as_bytes()],
+    )
 }
 
 /// The SMS text in the portal's language.

@@ -70,7 +70,10 @@ impl TestWorld {
         msgs.reverse();
         msgs.iter()
             .filter_map(|m| {
-                let text = self.key.open(crate::service::OUTBOX_CONTEXT, &m.sealed_text).ok()?;
+                let text = self
+                    .key
+                    .open(crate::crypto::KeyContext::SmsOutbox, b"", &m.sealed_text)
+                    .ok()?;
                 Some((m.to.clone(), String::from_utf8_lossy(&text).into_owned()))
             })
             .collect()

@@ -20,8 +20,8 @@
 
 use jiff::{SignedDuration, Timestamp};
 
+use crate::ids::{PortalId, UserId};
 use crate::later;
-use crate::model::{PortalId, UserId};
 
 /// A limit: at most `limit` events per sliding `window`; reaching it blocks the key for `block`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::crypto::sha256;
-use crate::ports::{Rng, RngExt};
+use crate::primitives::{Rng, RngExt};
 use crate::secret::SecretString;
 
 /// Length of the token's text (43 characters of base64url for 32 bytes).

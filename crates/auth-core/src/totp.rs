@@ -9,7 +9,7 @@ use data_encoding::BASE32_NOPAD;
 use jiff::Timestamp;
 use totp_rs::{Algorithm, TOTP};
 
-use crate::ports::{Rng, RngExt};
+use crate::primitives::{Rng, RngExt};
 
 /// Seconds per step.
 pub const STEP_SECONDS: u64 = 30;

@@ -1,16 +1,20 @@
-//! The request path: route, negotiate, read the body within its limits, resolve the portal, call the
-//! service, write the envelope. One function per endpoint, each a few lines over `auth-core`.
+//! The request path: match the endpoint table, negotiate, read the body within its limits, resolve
+//! the portal, decode the endpoint's typed request, call the capability, write the envelope.
+//!
+//! Everything about an endpoint that is not how to answer it (path, method, whether it takes
+//! credentials or a token, its metrics name) comes from `auth_wire::api`; here is one arm per endpoint.
 
 use std::net::{IpAddr, SocketAddr};
 
 use auth_core::service::BackupCodeView;
 use auth_core::{
-    AuthError, Credentials, LoginOutcome, RequestContext, SecretString, Session, TokenIssued,
-    UserId, Via,
+    LoginMethod, LoginOutcome, Password, RequestContext, SecretString, Session, SessionError,
+    SocialProof, TokenIssued, UserId, Via,
 };
+use auth_wire::api::{self, Endpoint, PathMatch};
 use auth_wire::{
-    BackupCode, Capabilities, ErrorCode, Format, Params, Profile, ProfilePhone, TokenResponse,
-    basic_credentials, negotiate,
+    BackupCode, Capabilities, ErrorCode, Format, Login, Params, Profile, ProfilePhone,
+    TokenResponse, negotiate,
 };
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -18,11 +22,10 @@ use hyper::body::Body as HttpBody;
 use hyper::header::{
     ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, USER_AGENT,
 };
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 
 use crate::Router;
 use crate::respond::{self, Body, Failure};
-use crate::route::{Route, match_path};
 
 /// The peer address of a connection, put into request extensions by [`crate::serve`]; a program that
 /// mounts the router elsewhere inserts it the same way (without it the peer is taken as 0.0.0.0).
@@ -31,6 +34,32 @@ pub struct PeerAddr(pub SocketAddr);
 
 fn header<B>(req: &Request<B>, name: hyper::header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Decodes an endpoint's typed request from the bag (400 with the decoder's words when it cannot).
+fn decode<'p, T>(params: &'p Params) -> Result<T, Failure>
+where
+    T: TryFrom<&'p Params, Error = api::RequestError>,
+{
+    T::try_from(params).map_err(Failure::from)
+}
+
+/// The core's sign-in command from the wire's typed login: the one place the two meet.
+fn login_method(login: Login) -> Result<LoginMethod, Failure> {
+    Ok(match login {
+        Login::Password { user_name, password } => LoginMethod::Password {
+            login: user_name,
+            password: Password::new(password.expose())
+                .map_err(|e| Failure::with_message(ErrorCode::BadRequest, e.to_string()))?,
+        },
+        Login::Social { provider, access_token, code_oauth } => LoginMethod::Social {
+            provider,
+            proof: SocialProof {
+                access_token: access_token.map(|t| SecretString::new(t.expose())),
+                code_oauth: code_oauth.map(|c| SecretString::new(c.expose())),
+            },
+        },
+    })
 }
 
 impl Router {
@@ -42,42 +71,48 @@ impl Router {
     {
         let started = std::time::Instant::now();
         let method = req.method().clone();
-        let (route_name, resp) = self.dispatch(req).await;
+        let (endpoint, resp) = self.dispatch(req).await;
         let took = started.elapsed();
-        self.metrics.record(route_name, resp.status().as_u16(), took);
+        self.metrics.record(endpoint, resp.status().as_u16(), took);
+        let route = endpoint.map_or("not_found", Endpoint::name);
         // One line per request: what and how it went, never parameters, bodies or headers.
-        tracing::debug!(%method, route = route_name, status = resp.status().as_u16(), micros = took.as_micros() as u64, "request");
+        tracing::debug!(%method, route, status = resp.status().as_u16(), micros = took.as_micros() as u64, "request");
         resp
     }
 
-    async fn dispatch<B>(&self, req: Request<B>) -> (&'static str, Response<Body>)
+    /// Routes by the table; answers 404 and 405 itself. The endpoint (if the path named one) comes
+    /// back for the metrics.
+    async fn dispatch<B>(&self, req: Request<B>) -> (Option<Endpoint>, Response<Body>)
     where
         B: HttpBody<Data = Bytes> + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let accept = header(&req, ACCEPT);
-        let Ok((route, suffix)) = match_path(req.uri().path()) else {
+        let Some(matched) = api::match_path(req.uri().path()) else {
             let format = negotiate(None, accept);
-            return ("not_found", Failure::new(ErrorCode::NotFound).into_response(format));
+            return (None, Failure::new(ErrorCode::NotFound).into_response(format));
         };
-        let format = negotiate(suffix, accept);
-        let name = route.name();
-        if !route.methods().contains(req.method()) {
-            let mut f = Failure::new(ErrorCode::MethodNotAllowed);
-            f.allow =
-                Some(route.methods().iter().map(Method::as_str).collect::<Vec<_>>().join(", "));
-            return (name, f.into_response(format));
-        }
-        let resp = match self.endpoint(route, format, req).await {
+        let format = negotiate(matched.suffix, accept);
+        let endpoint = match matched.endpoint(req.method().as_str()) {
+            Ok(e) => e,
+            Err(refused) => {
+                let mut f = Failure::new(ErrorCode::MethodNotAllowed);
+                f.allow = Some(refused.header_value());
+                return (Some(refused.path_of), f.into_response(format));
+            }
+        };
+        let resp = match self.endpoint(endpoint, matched, format, req).await {
             Ok(r) => r,
             Err(f) => f.into_response(format),
         };
-        (name, resp)
+        (Some(endpoint), resp)
     }
 
+    /// One arm per endpoint of the table.
     async fn endpoint<B>(
         &self,
-        route: Route,
+        endpoint: Endpoint,
+        matched: PathMatch,
         format: Format,
         req: Request<B>,
     ) -> Result<Response<Body>, Failure>
@@ -85,16 +120,16 @@ impl Router {
         B: HttpBody<Data = Bytes> + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        match route {
-            Route::Healthz => {
+        match endpoint {
+            Endpoint::Healthz => {
                 return Ok(respond::text(
                     StatusCode::OK,
                     "text/plain; charset=utf-8",
                     "ok\n".into(),
                 ));
             }
-            Route::Readyz => return Ok(self.readyz().await),
-            Route::Metrics => {
+            Endpoint::Readyz => return Ok(self.readyz().await),
+            Endpoint::Metrics => {
                 return Ok(respond::text(
                     StatusCode::OK,
                     "text/plain; version=0.0.4; charset=utf-8",
@@ -103,10 +138,10 @@ impl Router {
             }
             _ => {}
         }
+        let meta = endpoint.metadata();
         let now = self.service.now();
-        let fail = |e: AuthError| Failure::from_auth(&e, now);
         let host = header(&req, HOST).or_else(|| req.uri().host()).unwrap_or("");
-        let portal = self.service.portal_for_host(host).await.map_err(fail)?;
+        let portal = self.service.portal_for_host(host).await?;
         let peer =
             req.extensions().get::<PeerAddr>().map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.ip());
         let forwarded = header(&req, hyper::header::HeaderName::from_static("x-forwarded-for"));
@@ -116,65 +151,81 @@ impl Router {
             user_agent: header(&req, USER_AGENT).map(|ua| ua.chars().take(256).collect()),
         };
         let token = bearer_token(&req);
-        let authorization = header(&req, AUTHORIZATION).map(str::to_owned);
-        let is_get = req.method() == Method::GET;
-        let params = self.read_params(&route, req).await?;
+        // Basic is a credentials carrier on the credential endpoints only (spec §2).
+        let basic =
+            if meta.credentials { header(&req, AUTHORIZATION).map(str::to_owned) } else { None };
+        let params = self.read_params(matched.capture, basic, req).await?;
         // Admission before any store work: a credential request costs a password hash, and the hashing
         // pool can only take so many; the excess is answered 503 now, not after store round trips.
         // It comes after the body is read, so slow uploads cannot hold the slots and starve logins.
-        let _slot = match route {
-            Route::Authentication | Route::SetPhone | Route::SendSms | Route::Code(_)
-                if !is_get =>
-            {
-                // Not logged per request: under a flood that would be a log line per refusal;
-                // `/metrics` counts the 503s.
-                Some(self.credential_slots.clone().try_acquire_owned().map_err(|_| Failure {
-                    retry_after_secs: Some(1),
-                    ..Failure::new(ErrorCode::Busy)
-                })?)
-            }
-            _ => None,
+        let _slot = if meta.credentials {
+            // Not logged per request: under a flood that would be a log line per refusal;
+            // `/metrics` counts the 503s.
+            Some(self.credential_slots.clone().try_acquire_owned().map_err(|_| Failure {
+                retry_after_secs: Some(1),
+                ..Failure::new(ErrorCode::Busy)
+            })?)
+        } else {
+            None
         };
+        let sign_in = |e| Failure::sign_in(e, now);
 
-        match route {
-            Route::Authentication if is_get => {
+        match endpoint {
+            Endpoint::Healthz | Endpoint::Readyz | Endpoint::Metrics => {
+                Err(Failure::new(ErrorCode::NotFound))
+            }
+            Endpoint::CheckToken => {
                 let valid = match token {
-                    Some(t) => self.service.authenticate(&ctx, t.expose()).await.is_ok(),
+                    Some(t) => self.service.sessions().authenticate(&ctx, t.expose()).await.is_ok(),
                     None => false,
                 };
                 Ok(respond::ok(format, valid))
             }
-            Route::Authentication => {
-                let creds = credentials(&params, authorization.as_deref());
-                let outcome = self.service.login(&ctx, &creds).await.map_err(fail)?;
+            Endpoint::Authenticate => {
+                let r: api::authenticate::Request = decode(&params)?;
+                let login = login_method(r.login)?;
+                let outcome = self.service.sign_in().login(&ctx, &login).await.map_err(sign_in)?;
                 Ok(outcome_response(&ctx, format, outcome))
             }
-            Route::SetPhone => {
-                let creds = credentials(&params, authorization.as_deref());
-                let phone = params.get("mobilePhone");
-                let outcome = self.service.set_phone(&ctx, &creds, phone).await.map_err(fail)?;
+            Endpoint::SetPhone => {
+                let r: api::set_phone::Request = decode(&params)?;
+                let login = login_method(r.login)?;
+                let outcome = self
+                    .service
+                    .sign_in()
+                    .set_phone(&ctx, &login, r.mobile_phone.as_deref())
+                    .await
+                    .map_err(sign_in)?;
                 Ok(outcome_response(&ctx, format, outcome))
             }
-            Route::SendSms => {
-                let creds = credentials(&params, authorization.as_deref());
-                let outcome = self.service.send_sms(&ctx, &creds).await.map_err(fail)?;
+            Endpoint::SendSms => {
+                let r: api::send_sms::Request = decode(&params)?;
+                let login = login_method(r.login)?;
+                let outcome =
+                    self.service.sign_in().send_sms(&ctx, &login).await.map_err(sign_in)?;
                 Ok(outcome_response(&ctx, format, outcome))
             }
-            Route::Code(code) => {
-                let creds = credentials(&params, authorization.as_deref());
-                let issued = self.service.verify_code(&ctx, &creds, &code).await.map_err(fail)?;
+            Endpoint::Code => {
+                let r: api::code::Request = decode(&params)?;
+                let login = login_method(r.login)?;
+                let issued = self
+                    .service
+                    .sign_in()
+                    .verify_code(&ctx, &login, r.code.expose())
+                    .await
+                    .map_err(sign_in)?;
                 Ok(token_response(&ctx, format, issued))
             }
-            Route::Logout => {
-                let session = self.session(&ctx, token).await.map_err(fail)?;
-                self.service.logout(&ctx, &session).await.map_err(fail)?;
+            Endpoint::Logout => {
+                let session = self.session(&ctx, token).await?;
+                self.service.sessions().logout(&ctx, &session).await?;
                 let mut resp = respond::ok(format, true);
                 respond::clear_token_cookie(&mut resp, &ctx.portal);
                 Ok(resp)
             }
-            Route::PeopleSelf => {
-                let session = self.session(&ctx, token).await.map_err(fail)?;
-                let p = self.service.profile(&session);
+            Endpoint::SelfProfile => {
+                let session = self.session(&ctx, token).await?;
+                let p = self.service.sessions().profile(&session);
                 let phone =
                     p.phone_noise.map(|noise| ProfilePhone { noise, activated: p.phone_activated });
                 Ok(respond::ok(
@@ -191,7 +242,7 @@ impl Router {
                     },
                 ))
             }
-            Route::Capabilities => {
+            Endpoint::Capabilities => {
                 let providers = ctx.portal.settings.social_providers.clone();
                 Ok(respond::ok(
                     format,
@@ -203,29 +254,27 @@ impl Router {
                     },
                 ))
             }
-            Route::TfaAppCodes => {
-                let session = self.session(&ctx, token).await.map_err(fail)?;
-                let codes = self.service.backup_codes(&session).await.map_err(fail)?;
+            Endpoint::BackupCodes => {
+                let session = self.session(&ctx, token).await?;
+                let codes = self.service.tfa_settings().backup_codes(&session).await?;
                 Ok(respond::ok(format, backup_list(codes)))
             }
-            Route::TfaAppNewCodes => {
-                let session = self.session(&ctx, token).await.map_err(fail)?;
-                let codes = self.service.new_backup_codes(&ctx, &session).await.map_err(fail)?;
+            Endpoint::NewBackupCodes => {
+                let session = self.session(&ctx, token).await?;
+                let codes = self.service.tfa_settings().new_backup_codes(&ctx, &session).await?;
                 Ok(respond::ok(format, backup_list(codes)))
             }
-            Route::TfaAppNewApp => {
-                let session = self.session(&ctx, token).await.map_err(fail)?;
-                let target = match params.get("id").map(str::trim).filter(|s| !s.is_empty()) {
+            Endpoint::NewApp => {
+                let session = self.session(&ctx, token).await?;
+                let r: api::new_app::Request = decode(&params)?;
+                let target = match r.id {
                     None => None,
                     Some(id) => Some(id.parse::<UserId>().map_err(|_| {
                         Failure::with_message(ErrorCode::BadRequest, "id is not a user id")
                     })?),
                 };
-                self.service.reset_tfa_app(&ctx, &session, target).await.map_err(fail)?;
+                self.service.tfa_settings().reset_tfa_app(&ctx, &session, target).await?;
                 Ok(respond::ok(format, true))
-            }
-            Route::Healthz | Route::Readyz | Route::Metrics => {
-                Err(Failure::new(ErrorCode::NotFound))
             }
         }
     }
@@ -234,9 +283,9 @@ impl Router {
         &self,
         ctx: &RequestContext,
         token: Option<SecretString>,
-    ) -> Result<Session, AuthError> {
-        let token = token.ok_or(AuthError::Unauthorized)?;
-        self.service.authenticate(ctx, token.expose()).await
+    ) -> Result<Session, SessionError> {
+        let token = token.ok_or(SessionError::Unauthorized)?;
+        self.service.sessions().authenticate(ctx, token.expose()).await
     }
 
     async fn readyz(&self) -> Response<Body> {
@@ -254,7 +303,12 @@ impl Router {
     }
 
     /// Reads the body (bounded in size and time) and builds the parameter bag: path > query > body.
-    async fn read_params<B>(&self, route: &Route, req: Request<B>) -> Result<Params, Failure>
+    async fn read_params<B>(
+        &self,
+        capture: Option<String>,
+        basic: Option<String>,
+        req: Request<B>,
+    ) -> Result<Params, Failure>
     where
         B: HttpBody<Data = Bytes> + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -273,8 +327,12 @@ impl Router {
             self.read_body(req.into_body(), limit).await?
         };
         let mut builder = Params::builder().limit(limit);
-        if let Route::Code(code) = route {
-            builder = builder.path("code", code.clone());
+        // The table has one capturing template, `{code}`; its value goes first in the bag.
+        if let Some(code) = capture {
+            builder = builder.path("code", code);
+        }
+        if let Some(authorization) = basic {
+            builder = builder.basic_auth(&authorization);
         }
         if !query.is_empty() {
             builder = builder.query(&query);
@@ -316,26 +374,6 @@ fn too_large(limit: usize) -> Failure {
         ErrorCode::PayloadTooLarge,
         format!("request body larger than {limit} bytes"),
     )
-}
-
-/// The credential parameters, with `Authorization: Basic` as the carrier when no `userName` was sent.
-fn credentials(params: &Params, authorization: Option<&str>) -> Credentials {
-    let non_empty = |name: &str| params.get(name).map(str::to_owned).filter(|s| !s.is_empty());
-    let mut user_name = non_empty("userName");
-    let mut password = non_empty("password");
-    if user_name.is_none()
-        && let Some((u, p)) = authorization.and_then(basic_credentials)
-    {
-        user_name = Some(u);
-        password = Some(p);
-    }
-    Credentials {
-        user_name,
-        password: password.map(SecretString::new),
-        provider: non_empty("provider"),
-        access_token: non_empty("accessToken").map(SecretString::new),
-        code_oauth: non_empty("codeOAuth").map(SecretString::new),
-    }
 }
 
 /// The token of a token-holder request: `Authorization` (raw or `Bearer`) when present, else the cookie.

@@ -1,8 +1,9 @@
 //! A small typed client of the API, built on `auth-wire`'s codecs and hyper-util's HTTP/1 client.
 //!
 //! It is what our own integration tests and benchmarks use, and a worked example for SDK authors:
-//! requests are encoded with `auth_wire::Credentials::encode`, responses decoded with
-//! `auth_wire::decode_response`, so the client and the server share one definition of the wire.
+//! methods and paths come from the endpoint table (`auth_wire::Endpoint`), requests are encoded with
+//! `auth_wire::Credentials::encode`, responses decoded with `auth_wire::decode_response`, so the client
+//! and the server share one definition of the wire.
 
 use auth_wire::{
     ApiError, BodyFormat, Credentials, Endpoint, Format, Profile, ResponseType, TokenResponse,
@@ -72,14 +73,17 @@ impl Client {
         self
     }
 
+    /// Calls one endpoint of the table; `args` fill its path's `{…}` segments.
     async fn call<T: ResponseType>(
         &self,
         endpoint: Endpoint,
+        args: &[&str],
         creds: Option<&Credentials>,
         token: Option<&str>,
     ) -> Result<T, ClientError> {
-        let uri = format!("{}{}", self.base, endpoint.path(None));
-        let mut req = hyper::Request::builder().method(endpoint.method()).uri(uri).header(
+        let uri = format!("{}{}", self.base, endpoint.path(args, None));
+        let method = endpoint.method().as_str();
+        let mut req = hyper::Request::builder().method(method).uri(uri).header(
             ACCEPT,
             if self.format == Format::Xml { "application/xml" } else { "application/json" },
         );
@@ -116,7 +120,7 @@ impl Client {
 
     /// Step 1: `POST authentication`.
     pub async fn login(&self, user: &str, password: &str) -> Result<TokenResponse, ClientError> {
-        self.call(Endpoint::Authenticate, Some(&Self::creds(user, password)), None).await
+        self.call(Endpoint::Authenticate, &[], Some(&Self::creds(user, password)), None).await
     }
 
     /// `POST authentication/setphone`.
@@ -128,12 +132,12 @@ impl Client {
     ) -> Result<TokenResponse, ClientError> {
         let mut c = Self::creds(user, password);
         c.mobile_phone = Some(phone.to_owned());
-        self.call(Endpoint::SetPhone, Some(&c), None).await
+        self.call(Endpoint::SetPhone, &[], Some(&c), None).await
     }
 
     /// `POST authentication/sendsms`.
     pub async fn send_sms(&self, user: &str, password: &str) -> Result<TokenResponse, ClientError> {
-        self.call(Endpoint::SendSms, Some(&Self::creds(user, password)), None).await
+        self.call(Endpoint::SendSms, &[], Some(&Self::creds(user, password)), None).await
     }
 
     /// Step 2: `POST authentication/{code}`.
@@ -143,21 +147,21 @@ impl Client {
         password: &str,
         code: &str,
     ) -> Result<TokenResponse, ClientError> {
-        self.call(Endpoint::Code(code.to_owned()), Some(&Self::creds(user, password)), None).await
+        self.call(Endpoint::Code, &[code], Some(&Self::creds(user, password)), None).await
     }
 
     /// `GET authentication`: whether the token is valid.
     pub async fn check(&self, token: &str) -> Result<bool, ClientError> {
-        self.call(Endpoint::CheckToken, None, Some(token)).await
+        self.call(Endpoint::CheckToken, &[], None, Some(token)).await
     }
 
     /// `POST authentication/logout`.
     pub async fn logout(&self, token: &str) -> Result<bool, ClientError> {
-        self.call(Endpoint::Logout, None, Some(token)).await
+        self.call(Endpoint::Logout, &[], None, Some(token)).await
     }
 
     /// `GET people/@self`.
     pub async fn me(&self, token: &str) -> Result<Profile, ClientError> {
-        self.call(Endpoint::SelfProfile, None, Some(token)).await
+        self.call(Endpoint::SelfProfile, &[], None, Some(token)).await
     }
 }

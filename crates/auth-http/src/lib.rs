@@ -12,7 +12,6 @@ mod api;
 pub mod client;
 mod metrics;
 mod respond;
-mod route;
 mod serve;
 
 use std::net::IpAddr;

@@ -1,4 +1,5 @@
-//! Request counters and latency sums in the Prometheus text format, for `GET /metrics`.
+//! Request counters and latency sums in the Prometheus text format, for `GET /metrics`, one series per
+//! endpoint of the table (named by `auth_wire::api`) and one for unknown paths.
 //!
 //! Counting is a lock-free increment per request; rendering walks a small fixed table, so the metrics
 //! cost nothing measurable beside the requests they count.
@@ -7,22 +8,21 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-const ROUTES: [&str; 14] = [
-    "healthz",
-    "readyz",
-    "metrics",
-    "authentication",
-    "setphone",
-    "sendsms",
-    "logout",
-    "code",
-    "people_self",
-    "capabilities",
-    "tfaappcodes",
-    "tfaappnewcodes",
-    "tfaappnewapp",
-    "not_found",
-];
+use auth_wire::Endpoint;
+
+/// The route label of the slot after the table's rows, for paths that name no endpoint.
+const NOT_FOUND: &str = "not_found";
+
+/// One slot per endpoint of the table (by [`Endpoint::index`]), then one for unknown paths.
+const SLOTS: usize = Endpoint::ALL.len() + 1;
+
+fn slot(endpoint: Option<Endpoint>) -> usize {
+    endpoint.map_or(SLOTS - 1, Endpoint::index)
+}
+
+fn label(slot: usize) -> &'static str {
+    Endpoint::ALL.get(slot).map_or(NOT_FOUND, |e| e.name())
+}
 
 /// Status classes counted separately; the exact codes that matter for operators.
 const STATUSES: [u16; 12] = [200, 400, 401, 403, 404, 405, 408, 409, 413, 415, 429, 503];
@@ -37,7 +37,7 @@ pub(crate) struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let n = ROUTES.len();
+        let n = SLOTS;
         Self {
             counts: (0..n * STATUSES.len()).map(|_| AtomicU64::new(0)).collect(),
             other: (0..n).map(|_| AtomicU64::new(0)).collect(),
@@ -47,8 +47,8 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn record(&self, route: &str, status: u16, took: Duration) {
-        let Some(r) = ROUTES.iter().position(|x| *x == route) else { return };
+    pub(crate) fn record(&self, endpoint: Option<Endpoint>, status: u16, took: Duration) {
+        let r = slot(endpoint);
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         if let Some(m) = self.micros.get(r) {
             m.fetch_add(micros, Ordering::Relaxed);
@@ -66,7 +66,8 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP auth_http_requests_total Requests answered, by route and status.\n");
         out.push_str("# TYPE auth_http_requests_total counter\n");
-        for (r, route) in ROUTES.iter().enumerate() {
+        for r in 0..SLOTS {
+            let route = label(r);
             for (s, status) in STATUSES.iter().enumerate() {
                 let n = self
                     .counts
@@ -89,7 +90,8 @@ impl Metrics {
         }
         out.push_str("# HELP auth_http_request_seconds_sum Time spent answering, by route.\n");
         out.push_str("# TYPE auth_http_request_seconds_sum counter\n");
-        for (r, route) in ROUTES.iter().enumerate() {
+        for r in 0..SLOTS {
+            let route = label(r);
             let us = self.micros.get(r).map_or(0, |c| c.load(Ordering::Relaxed));
             if us > 0 {
                 let _ = writeln!(

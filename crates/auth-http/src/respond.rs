@@ -1,14 +1,53 @@
 //! Building responses: envelopes with their status, the cookie, `Retry-After`, and the mapping from
-//! `auth-core` errors to the closed set of wire error codes (spec §3).
+//! each capability's errors (and the typed requests' decode errors) to the closed set of wire error
+//! codes (spec §3).
 
 use std::sync::Arc;
 
-use auth_core::{AuthError, Portal, Timestamp};
+use auth_core::{Portal, PortalError, SessionError, SignInError, TfaSettingsError, Timestamp};
+use auth_wire::RequestError;
 use auth_wire::{ApiDate, Envelope, ErrorCode, ErrorEnvelope, Format, Payload};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, SET_COOKIE};
 use hyper::{Response, StatusCode};
+
+impl From<SessionError> for Failure {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::Unauthorized => Self::new(ErrorCode::Unauthorized),
+            SessionError::Busy(detail) => Self::busy(&detail),
+            SessionError::Internal(detail) => Self::internal(&detail),
+        }
+    }
+}
+
+impl From<TfaSettingsError> for Failure {
+    fn from(e: TfaSettingsError) -> Self {
+        match e {
+            TfaSettingsError::TfaNotAvailable => Self::new(ErrorCode::TfaNotAvailable),
+            TfaSettingsError::Forbidden => Self::new(ErrorCode::Forbidden),
+            TfaSettingsError::Busy(detail) => Self::busy(&detail),
+            TfaSettingsError::Internal(detail) => Self::internal(&detail),
+        }
+    }
+}
+
+impl From<PortalError> for Failure {
+    fn from(e: PortalError) -> Self {
+        match e {
+            PortalError::PortalNotFound => Self::new(ErrorCode::PortalNotFound),
+            PortalError::Busy(detail) => Self::busy(&detail),
+            PortalError::Internal(detail) => Self::internal(&detail),
+        }
+    }
+}
+
+impl From<RequestError> for Failure {
+    fn from(e: RequestError) -> Self {
+        Self::with_message(ErrorCode::BadRequest, e.to_string())
+    }
+}
 
 /// The response body type of the whole crate.
 pub type Body = Full<Bytes>;
@@ -34,40 +73,38 @@ impl Failure {
         Self { message: Some(message.into()), ..Self::new(code) }
     }
 
-    /// Maps a core error. Details of 5xx errors are logged here and never sent.
-    pub(crate) fn from_auth(e: &AuthError, now: Timestamp) -> Self {
-        let retry = |until: Timestamp| {
-            let secs = until.duration_since(now).as_secs_f64().ceil();
-            Some(if secs < 1.0 { 1 } else { secs as u64 })
-        };
+    /// Maps a sign-in refusal; `now` turns its `until` into `Retry-After`.
+    pub(crate) fn sign_in(e: SignInError, now: Timestamp) -> Self {
+        let retry_at = e.retry_at();
         let mut f = match e {
-            AuthError::InvalidCredentials => Self::new(ErrorCode::InvalidCredentials),
-            AuthError::LoginThrottled { .. } => Self::new(ErrorCode::LoginThrottled),
-            AuthError::SmsSendLimited { .. } => Self::new(ErrorCode::SmsSendLimited),
-            AuthError::CodeAttemptsExceeded { .. } => Self::new(ErrorCode::CodeAttemptsExceeded),
-            AuthError::SecondFactorLocked { .. } => Self::new(ErrorCode::SecondFactorLocked),
-            AuthError::BadRequest(m) => Self::with_message(ErrorCode::BadRequest, m.clone()),
-            AuthError::PhoneRequired => Self::new(ErrorCode::PhoneRequired),
-            AuthError::InvalidPhone => Self::new(ErrorCode::InvalidPhone),
-            AuthError::PhoneAlreadyActivated => Self::new(ErrorCode::PhoneAlreadyActivated),
-            AuthError::Unauthorized => Self::new(ErrorCode::Unauthorized),
-            AuthError::TfaNotAvailable => Self::new(ErrorCode::TfaNotAvailable),
-            AuthError::Forbidden | AuthError::UserNotFound => Self::new(ErrorCode::Forbidden),
-            AuthError::PortalNotFound => Self::new(ErrorCode::PortalNotFound),
-            AuthError::Conflict(m) => Self::with_message(ErrorCode::BadRequest, m.clone()),
-            AuthError::Busy(detail) => {
-                tracing::warn!(%detail, "answering busy");
-                Self { retry_after_secs: Some(1), ..Self::new(ErrorCode::Busy) }
-            }
-            AuthError::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
-                Self::new(ErrorCode::Internal)
-            }
+            SignInError::InvalidCredentials => Self::new(ErrorCode::InvalidCredentials),
+            SignInError::LoginThrottled { .. } => Self::new(ErrorCode::LoginThrottled),
+            SignInError::SmsSendLimited { .. } => Self::new(ErrorCode::SmsSendLimited),
+            SignInError::CodeAttemptsExceeded { .. } => Self::new(ErrorCode::CodeAttemptsExceeded),
+            SignInError::SecondFactorLocked { .. } => Self::new(ErrorCode::SecondFactorLocked),
+            SignInError::PhoneRequired => Self::new(ErrorCode::PhoneRequired),
+            SignInError::InvalidPhone => Self::new(ErrorCode::InvalidPhone),
+            SignInError::PhoneAlreadyActivated => Self::new(ErrorCode::PhoneAlreadyActivated),
+            SignInError::Busy(detail) => Self::busy(&detail),
+            SignInError::Internal(detail) => Self::internal(&detail),
         };
-        if let Some(until) = e.retry_at() {
-            f.retry_after_secs = retry(until);
+        if let Some(until) = retry_at {
+            let secs = until.duration_since(now).as_secs_f64().ceil();
+            f.retry_after_secs = Some(if secs < 1.0 { 1 } else { secs as u64 });
         }
         f
+    }
+
+    /// 503 `busy`: the detail is logged, never sent.
+    fn busy(detail: &str) -> Self {
+        tracing::warn!(%detail, "answering busy");
+        Self { retry_after_secs: Some(1), ..Self::new(ErrorCode::Busy) }
+    }
+
+    /// 500 `internal`: the detail is logged, never sent.
+    fn internal(detail: &str) -> Self {
+        tracing::error!(%detail, "internal error");
+        Self::new(ErrorCode::Internal)
     }
 
     pub(crate) fn status(&self) -> StatusCode {

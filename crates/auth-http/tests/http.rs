@@ -22,12 +22,13 @@ struct Srv {
 
 async fn start(tfa: TfaMode, config: HttpConfig) -> Srv {
     let w = build_service();
-    let portal = w.service.ensure_default_portal().await.unwrap();
+    let portal = w.service.admin().ensure_default_portal().await.unwrap();
     let mut p = (*portal).clone();
     p.settings.tfa = tfa;
     p.settings.time_zone = "Europe/Moscow".into();
-    w.service.update_portal(&p).await.unwrap();
+    w.service.admin().update_portal(&p).await.unwrap();
     w.service
+        .admin()
         .add_user(
             p.id,
             NewUser {
@@ -320,7 +321,7 @@ async fn https_portals_get_secure_cookies_and_trusted_proxies_name_the_client() 
     let mut p = (*s.w.service.portal_for_host("x").await.unwrap()).clone();
     p.settings.https = true;
     p.settings.trusted_ips = vec!["198.51.100.0/24".parse().unwrap()];
-    s.w.service.update_portal(&p).await.unwrap();
+    s.w.service.admin().update_portal(&p).await.unwrap();
     let form = "userName=ada@example.com&password=correct+horse";
     // From a trusted network (as named by the proxy) no second factor applies, and the cookie is Secure.
     let (status, head, body) = raw(
@@ -355,7 +356,7 @@ async fn capabilities_list_the_portals_social_providers() {
     let s = start(TfaMode::None, HttpConfig::default()).await;
     let mut p = (*s.w.service.portal_for_host("x").await.unwrap()).clone();
     p.settings.social_providers = vec!["google".into(), "facebook".into()];
-    s.w.service.update_portal(&p).await.unwrap();
+    s.w.service.admin().update_portal(&p).await.unwrap();
     let (status, _, body) = raw(s.addr, &get("/api/2.0/capabilities", "")).await;
     assert_eq!(status, 200);
     assert_eq!(

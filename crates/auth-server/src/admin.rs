@@ -16,7 +16,7 @@ use anyhow::{Context as _, bail};
 use auth_core::ports::{OutboxMessage, PasswordHasher};
 use auth_core::service::NewUser;
 use auth_core::{
-    AuditAction, AuditEvent, AuditFilter, AuthError, AuthService, Portal, PortalId, SecretString,
+    AdminError, AuditAction, AuditEvent, AuditFilter, AuthService, Portal, PortalId, SecretString,
     Timestamp, User,
 };
 use serde_json::{Value, json};
@@ -60,7 +60,7 @@ async fn user(service: &AuthService, cmd: UserCommand, out: &mut dyn Write) -> a
                 Some(host) => Some(portal_by_host(service, host).await?.id),
                 None => None,
             };
-            let users = service.list_users(portal).await?;
+            let users = service.admin().list_users(portal).await?;
             let portals = portal_names(service).await?;
             if args.json {
                 let list: Vec<Value> = users.iter().map(|u| user_json(u, &portals)).collect();
@@ -88,33 +88,33 @@ async fn user(service: &AuthService, cmd: UserCommand, out: &mut dyn Write) -> a
         }
         UserCommand::Disable(who) => {
             let u = find_user(service, &who).await?;
-            service.set_disabled(u.id, true).await?;
+            service.admin().set_disabled(u.id, true).await?;
             line(out, format!("disabled {} and ended their sessions", u.email))
         }
         UserCommand::Enable(who) => {
             let u = find_user(service, &who).await?;
-            service.set_disabled(u.id, false).await?;
+            service.admin().set_disabled(u.id, false).await?;
             line(out, format!("enabled {}", u.email))
         }
         UserCommand::SetPassword(args) => {
             let password = read_password(&args.password)?;
             let u = find_user(service, &args.user).await?;
-            service.set_password(u.id, &password).await.map_err(admin_error)?;
+            service.admin().set_password(u.id, &password).await.map_err(admin_error)?;
             line(out, format!("changed the password of {} and ended their sessions", u.email))
         }
         UserCommand::ResetPhone(who) => {
             let u = find_user(service, &who).await?;
-            service.reset_phone(&u).await?;
+            service.admin().reset_phone(&u).await?;
             line(out, format!("reset the phone of {}", u.email))
         }
         UserCommand::ResetTfa(who) => {
             let u = find_user(service, &who).await?;
-            service.reset_tfa(&u).await?;
+            service.admin().reset_tfa(&u).await?;
             line(out, format!("reset two-factor authentication of {}", u.email))
         }
         UserCommand::LogoutAll(who) => {
             let u = find_user(service, &who).await?;
-            let n = service.logout_everywhere(u.id).await?;
+            let n = service.admin().logout_everywhere(u.id).await?;
             line(out, format!("logged {} out everywhere ({n} sessions ended)", u.email))
         }
     }
@@ -124,7 +124,7 @@ async fn user_add(service: &AuthService, args: UserAdd, out: &mut dyn Write) -> 
     let password = read_password(&args.password)?;
     let portal = match args.portal.as_deref() {
         Some(host) => portal_by_host(service, host).await?,
-        None => service.ensure_default_portal().await?.as_ref().clone(),
+        None => service.admin().ensure_default_portal().await?.as_ref().clone(),
     };
     let new = NewUser {
         email: args.email.clone(),
@@ -133,9 +133,9 @@ async fn user_add(service: &AuthService, args: UserAdd, out: &mut dyn Write) -> 
         last_name: args.last_name,
         is_admin: args.admin,
     };
-    let user = match service.add_user(portal.id, new).await {
+    let user = match service.admin().add_user(portal.id, new).await {
         Ok(u) => u,
-        Err(AuthError::Conflict(_)) => {
+        Err(AdminError::Conflict(_)) => {
             bail!("a user with e-mail {} already exists in portal {}", args.email, portal.name)
         }
         Err(e) => return Err(admin_error(e)),
@@ -169,9 +169,9 @@ async fn find_user(service: &AuthService, who: &UserRef) -> anyhow::Result<User>
         Some(host) => Some(portal_by_host(service, host).await?.id),
         None => None,
     };
-    match service.find_user(portal, &who.email).await {
+    match service.admin().find_user(portal, &who.email).await {
         Ok(u) => Ok(u),
-        Err(AuthError::UserNotFound) => match &who.portal {
+        Err(AdminError::UserNotFound) => match &who.portal {
             Some(host) => bail!("no user with e-mail {} in portal {host}", who.email),
             None => bail!("no user with e-mail {}", who.email),
         },
@@ -213,7 +213,7 @@ async fn portal(
     match cmd {
         PortalCommand::Add(args) => portal_add(service, args, out).await,
         PortalCommand::List(args) => {
-            let portals = service.list_portals().await?;
+            let portals = service.admin().list_portals().await?;
             if args.json {
                 return write_json(out, &Value::Array(portals.iter().map(portal_json).collect()));
             }
@@ -268,9 +268,9 @@ async fn portal_add(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let name = args.name.clone().or_else(|| args.hosts.first().cloned()).unwrap_or_default();
-    let portal = match service.add_portal(&name, &args.hosts).await {
+    let portal = match service.admin().add_portal(&name, &args.hosts).await {
         Ok(p) => p,
-        Err(AuthError::Conflict(_)) => {
+        Err(AdminError::Conflict(_)) => {
             bail!("another portal already answers to one of: {}", args.hosts.join(", "))
         }
         Err(e) => return Err(admin_error(e)),
@@ -285,7 +285,7 @@ async fn portal_set(
 ) -> anyhow::Result<()> {
     let mut portal = match args.host.as_deref() {
         Some(host) => portal_by_host(service, host).await?,
-        None => service.ensure_default_portal().await?.as_ref().clone(),
+        None => service.admin().ensure_default_portal().await?.as_ref().clone(),
     };
     let mut changes: Vec<(String, String)> = Vec::new();
     let mut push = |k: &str, v: String| changes.push((k.to_owned(), v));
@@ -323,7 +323,7 @@ async fn portal_set(
             bail!("--name: must not be empty");
         }
     }
-    service.update_portal(&portal).await.map_err(admin_error)?;
+    service.admin().update_portal(&portal).await.map_err(admin_error)?;
     line(out, format!("portal {} ({}):", portal.name, portal.id))?;
     for setting in portal.settings.encode().lines() {
         line(out, format!("  {setting}"))?;
@@ -353,15 +353,15 @@ fn hosts_text(p: &Portal) -> String {
 }
 
 async fn portal_by_host(service: &AuthService, host: &str) -> anyhow::Result<Portal> {
-    match service.find_portal(Some(host)).await {
+    match service.admin().find_portal(Some(host)).await {
         Ok(p) => Ok(p),
-        Err(AuthError::PortalNotFound) => bail!("no portal answers to host {host}"),
+        Err(AdminError::PortalNotFound) => bail!("no portal answers to host {host}"),
         Err(e) => Err(admin_error(e)),
     }
 }
 
 async fn portal_names(service: &AuthService) -> anyhow::Result<HashMap<PortalId, String>> {
-    Ok(service.list_portals().await?.into_iter().map(|p| (p.id, p.name)).collect())
+    Ok(service.admin().list_portals().await?.into_iter().map(|p| (p.id, p.name)).collect())
 }
 
 // ----- SMS --------------------------------------------------------------------------------------
@@ -376,7 +376,7 @@ async fn sms_outbox(
         Some(path) if !args.store => sms_file(path, args, out),
         _ => {
             let limit = u32::try_from(args.last).unwrap_or(u32::MAX);
-            let mut messages = service.outbox(limit).await?;
+            let mut messages = service.admin().outbox(limit).await?;
             messages.reverse();
             sms_store(&messages, args.json, out)
         }
@@ -469,9 +469,9 @@ async fn audit(service: &AuthService, args: &AuditArgs, out: &mut dyn Write) -> 
     if let Some(action) = args.action.as_deref() {
         filter.action = Some(parse_action(action)?);
     }
-    let events = service.audit_events(&filter, args.last).await?;
+    let events = service.admin().audit_events(&filter, args.last).await?;
     let emails: HashMap<_, _> =
-        service.list_users(None).await?.into_iter().map(|u| (u.id, u.email)).collect();
+        service.admin().list_users(None).await?.into_iter().map(|u| (u.id, u.email)).collect();
     let who = |e: &AuditEvent| {
         e.user
             .and_then(|id| emails.get(&id).cloned())
@@ -528,9 +528,9 @@ fn parse_action(s: &str) -> anyhow::Result<AuditAction> {
 // ----- output -----------------------------------------------------------------------------------
 
 /// Turns a service refusal into the operator's one-line message.
-fn admin_error(e: AuthError) -> anyhow::Error {
+fn admin_error(e: AdminError) -> anyhow::Error {
     match e {
-        AuthError::BadRequest(m) => anyhow::anyhow!("{m}"),
+        AdminError::Invalid(m) => anyhow::anyhow!("{m}"),
         other => anyhow::Error::new(other),
     }
 }

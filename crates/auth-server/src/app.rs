@@ -13,7 +13,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use auth_core::ports::{PasswordHasher, SmsGateway};
 use auth_core::service::NewUser;
-use auth_core::{AuthError, AuthService, SecretString};
+use auth_core::{AdminError, AuthService, SecretString};
 use auth_http::Router;
 use tokio::net::TcpListener;
 
@@ -63,6 +63,7 @@ impl App {
         .await?;
         let portal = core
             .service
+            .admin()
             .ensure_default_portal()
             .await
             .context("cannot create the default portal")?;
@@ -142,11 +143,12 @@ async fn create_first_admin(
     service: &AuthService,
     email: &str,
 ) -> anyhow::Result<Option<FirstAdmin>> {
-    if service.count_users().await.context("cannot count users")? > 0 {
+    if service.admin().count_users().await.context("cannot count users")? > 0 {
         return Ok(None);
     }
-    let portal = service.find_portal(None).await.context("cannot find the default portal")?;
-    let password = service.generate_password(20);
+    let portal =
+        service.admin().find_portal(None).await.context("cannot find the default portal")?;
+    let password = service.admin().generate_password(20);
     let new = NewUser {
         email: email.to_owned(),
         password: password.clone(),
@@ -154,14 +156,14 @@ async fn create_first_admin(
         last_name: String::new(),
         is_admin: true,
     };
-    match service.add_user(portal.id, new).await {
+    match service.admin().add_user(portal.id, new).await {
         Ok(user) => {
             tracing::info!(user = %user.id, "created the first administrator");
             Ok(Some(FirstAdmin { email: user.email, password }))
         }
         // Another process starting on the same empty database got there first; its output shows
         // the password.
-        Err(AuthError::Conflict(_)) => Ok(None),
+        Err(AdminError::Conflict(_)) => Ok(None),
         Err(e) => Err(e).context("cannot create the first administrator"),
     }
 }

@@ -11,44 +11,9 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use auth_core::password::{Argon2Hasher, HashMemory, PasswordHash};
-use auth_core::ports::{HashError, PasswordHasher};
+use auth_core::password::{BlockingHasher, HashError, HashMemory, PasswordHash, PasswordHasher};
 use auth_core::secret::SecretString;
 use tokio::sync::oneshot;
-
-/// The synchronous hashing the pool's threads run; [`Argon2Hasher`] in production.
-pub trait BlockingHasher: Send + Sync + 'static {
-    /// Hashes on the calling thread.
-    fn hash_blocking(&self, password: &SecretString) -> Result<PasswordHash, HashError>;
-    /// Verifies on the calling thread.
-    fn verify_blocking(
-        &self,
-        password: &SecretString,
-        hash: &PasswordHash,
-        memory: &mut HashMemory,
-    ) -> Result<bool, HashError>;
-    /// A hash of an unguessable password with the same cost.
-    fn dummy(&self) -> PasswordHash;
-}
-
-impl BlockingHasher for Argon2Hasher {
-    fn hash_blocking(&self, password: &SecretString) -> Result<PasswordHash, HashError> {
-        self.hash_sync(password)
-    }
-
-    fn verify_blocking(
-        &self,
-        password: &SecretString,
-        hash: &PasswordHash,
-        memory: &mut HashMemory,
-    ) -> Result<bool, HashError> {
-        self.verify_with_memory(password, hash, memory)
-    }
-
-    fn dummy(&self) -> PasswordHash {
-        self.dummy_hash().clone()
-    }
-}
 
 enum Job {
     Hash(SecretString, oneshot::Sender<Result<PasswordHash, HashError>>),
@@ -116,10 +81,10 @@ fn worker(rx: &Mutex<Receiver<Job>>, inner: &dyn BlockingHasher) {
         // simply discarded.
         match job {
             Job::Hash(password, reply) => {
-                let _ = reply.send(inner.hash_blocking(&password));
+                let _ = reply.send(inner.hash(&password));
             }
             Job::Verify(password, hash, reply) => {
-                let _ = reply.send(inner.verify_blocking(&password, &hash, &mut memory));
+                let _ = reply.send(inner.verify(&password, &hash, &mut memory));
             }
         }
     }
@@ -148,7 +113,7 @@ impl PasswordHasher for PooledHasher {
     }
 
     fn dummy_hash(&self) -> PasswordHash {
-        self.inner.dummy()
+        self.inner.dummy_hash()
     }
 }
 
@@ -156,7 +121,7 @@ impl PasswordHasher for PooledHasher {
 mod tests {
     use std::sync::mpsc;
 
-    use auth_core::password::HashParams;
+    use auth_core::password::{Argon2Hasher, HashParams};
 
     use super::*;
     use crate::rng::OsRng;
@@ -168,22 +133,22 @@ mod tests {
     }
 
     impl BlockingHasher for Gate {
-        fn hash_blocking(&self, _: &SecretString) -> Result<PasswordHash, HashError> {
+        fn hash(&self, _: &SecretString) -> Result<PasswordHash, HashError> {
             self.started.lock().unwrap().send(()).unwrap();
             self.release.lock().unwrap().recv().unwrap();
             Ok(PasswordHash::from_phc("$gate$"))
         }
 
-        fn verify_blocking(
+        fn verify(
             &self,
             p: &SecretString,
             _: &PasswordHash,
             _: &mut HashMemory,
         ) -> Result<bool, HashError> {
-            self.hash_blocking(p).map(|_| true)
+            self.hash(p).map(|_| true)
         }
 
-        fn dummy(&self) -> PasswordHash {
+        fn dummy_hash(&self) -> PasswordHash {
             PasswordHash::from_phc("$dummy$")
         }
     }

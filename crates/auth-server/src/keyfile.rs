@@ -145,6 +145,8 @@ pub fn ensure_private_dir(dir: &Path) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use auth_core::crypto::KeyContext;
+
     use super::*;
 
     fn mode(path: &Path) -> u32 {
@@ -177,7 +179,10 @@ mod tests {
         let path = dir.path().join("server.key");
         let (a, _) = load_or_create(&path).unwrap();
         let (b, _) = load_or_create(&path).unwrap();
-        assert_eq!(a.keyed_hash(&[b"x"]), b.keyed_hash(&[b"x"]));
+        assert_eq!(
+            a.keyed_hash(KeyContext::SmsCode, &[b"x"]),
+            b.keyed_hash(KeyContext::SmsCode, &[b"x"])
+        );
     }
 
     #[test]
@@ -206,7 +211,14 @@ mod tests {
         let path = dir.path().join("server.key");
         let keys: Vec<[u8; 32]> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..4)
-                .map(|_| s.spawn(|| load_or_create(&path).unwrap().0.keyed_hash(&[b"probe"])))
+                .map(|_| {
+                    s.spawn(|| {
+                        load_or_create(&path)
+                            .unwrap()
+                            .0
+                            .keyed_hash(KeyContext::SmsCode, &[b"probe"])
+                    })
+                })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });

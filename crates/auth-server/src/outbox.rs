@@ -94,7 +94,7 @@ impl OutboxWorker {
 
 impl OutboxWorker {
     async fn purge(&self) {
-        match self.service.housekeeping().await {
+        match self.service.admin().housekeeping().await {
             Ok((0, 0)) => {}
             Ok((tokens, events)) => {
                 tracing::info!(tokens, throttle_events = events, "purged expired data");

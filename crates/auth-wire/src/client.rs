@@ -1,94 +1,10 @@
-//! The client side: endpoint paths and methods, and request bodies for the credential endpoints.
+//! The client side: request bodies for the credential endpoints.
 //!
-//! Together with [`crate::decode_response`] this is all an SDK needs; it does no I/O, so any HTTP client fits.
+//! Together with the endpoint table ([`crate::api::Endpoint`] gives each endpoint's method and path) and
+//! [`crate::decode_response`] this is all an SDK needs; it does no I/O, so any HTTP client fits.
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-
-use crate::envelope::PayloadKind;
-use crate::format::Format;
 use crate::params::Credentials;
 use crate::write::{self, Sink, WriteFields};
-
-/// Characters left as they are in a `{code}` path segment (RFC 3986 unreserved).
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
-
-/// The endpoints of API.md §1.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Endpoint {
-    /// `POST authentication` (step 1).
-    Authenticate,
-    /// `POST authentication/setphone`.
-    SetPhone,
-    /// `POST authentication/sendsms`.
-    SendSms,
-    /// `POST authentication/{code}` (step 2).
-    Code(String),
-    /// `GET authentication` (is my token valid?).
-    CheckToken,
-    /// `POST authentication/logout`.
-    Logout,
-    /// `GET people/@self`.
-    SelfProfile,
-    /// `GET capabilities`.
-    Capabilities,
-    /// `GET settings/tfaappcodes`.
-    BackupCodes,
-    /// `PUT settings/tfaappnewcodes`.
-    NewBackupCodes,
-    /// `PUT settings/tfaappnewapp`.
-    NewApp,
-}
-
-impl Endpoint {
-    /// The HTTP method.
-    pub fn method(&self) -> &'static str {
-        match self {
-            Endpoint::CheckToken
-            | Endpoint::SelfProfile
-            | Endpoint::Capabilities
-            | Endpoint::BackupCodes => "GET",
-            Endpoint::NewBackupCodes | Endpoint::NewApp => "PUT",
-            _ => "POST",
-        }
-    }
-
-    /// The absolute path, with an optional format suffix: `/api/2.0/authentication/123456.json`.
-    pub fn path(&self, suffix: Option<Format>) -> String {
-        let mut path = String::from("/api/2.0/");
-        match self {
-            Endpoint::Authenticate | Endpoint::CheckToken => path.push_str("authentication"),
-            Endpoint::SetPhone => path.push_str("authentication/setphone"),
-            Endpoint::SendSms => path.push_str("authentication/sendsms"),
-            Endpoint::Code(code) => {
-                path.push_str("authentication/");
-                path.extend(utf8_percent_encode(code, SEGMENT));
-            }
-            Endpoint::Logout => path.push_str("authentication/logout"),
-            Endpoint::SelfProfile => path.push_str("people/@self"),
-            Endpoint::Capabilities => path.push_str("capabilities"),
-            Endpoint::BackupCodes => path.push_str("settings/tfaappcodes"),
-            Endpoint::NewBackupCodes => path.push_str("settings/tfaappnewcodes"),
-            Endpoint::NewApp => path.push_str("settings/tfaappnewapp"),
-        }
-        if let Some(format) = suffix {
-            path.push_str(format.suffix());
-        }
-        path
-    }
-
-    /// The payload a success answer carries; pass it to [`crate::Envelope::decode`].
-    pub fn response_kind(&self) -> PayloadKind {
-        match self {
-            Endpoint::Authenticate | Endpoint::SetPhone | Endpoint::SendSms | Endpoint::Code(_) => {
-                PayloadKind::Token
-            }
-            Endpoint::CheckToken | Endpoint::Logout | Endpoint::NewApp => PayloadKind::Bool,
-            Endpoint::SelfProfile => PayloadKind::Profile,
-            Endpoint::Capabilities => PayloadKind::Capabilities,
-            Endpoint::BackupCodes | Endpoint::NewBackupCodes => PayloadKind::BackupCodes,
-        }
-    }
-}
 
 /// The request body encodings a client may choose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -155,16 +71,6 @@ impl WriteFields for Credentials {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths() {
-        assert_eq!(
-            Endpoint::Code("12 3/4".into()).path(Some(Format::Xml)),
-            "/api/2.0/authentication/12%203%2F4.xml"
-        );
-        assert_eq!(Endpoint::SelfProfile.path(None), "/api/2.0/people/@self");
-        assert_eq!(Endpoint::NewApp.method(), "PUT");
-    }
 
     #[test]
     fn encodes_bodies() {

@@ -39,6 +39,7 @@
     allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
 )]
 
+pub mod api;
 mod body;
 mod client;
 mod date;
@@ -51,8 +52,9 @@ mod params;
 mod tree;
 mod write;
 
+pub use api::{Endpoint, Login, Method, RequestError, Secret};
 pub use body::{DEFAULT_BODY_LIMIT, DecodeError, decode_body};
-pub use client::{BodyFormat, Endpoint};
+pub use client::BodyFormat;
 pub use date::{ApiDate, DateError};
 pub use dto::{BackupCode, Capabilities, Profile, ProfilePhone, TokenResponse};
 pub use envelope::{

@@ -4,15 +4,36 @@
 use std::fmt;
 
 use base64::Engine as _;
+use zeroize::Zeroize;
 
 use crate::body::{self, DEFAULT_BODY_LIMIT, DecodeError};
 
 /// Request parameters from every source, in precedence order, looked up case-insensitively.
 ///
-/// Values are kept as sent; `Debug` shows only the names because values include passwords.
+/// Values are kept as sent; `Debug` shows only the names because values include passwords, and every
+/// value is wiped from memory when the bag is dropped.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Params {
     entries: Vec<(String, String)>,
+    basic: Option<(String, String)>,
+}
+
+/// Overwrites the strings of a list of pairs before their memory is freed (they may hold passwords).
+fn wipe(pairs: &mut [(String, String)]) {
+    for (k, v) in pairs.iter_mut() {
+        k.zeroize();
+        v.zeroize();
+    }
+}
+
+impl Drop for Params {
+    fn drop(&mut self) {
+        wipe(&mut self.entries);
+        if let Some((u, p)) = self.basic.as_mut() {
+            u.zeroize();
+            p.zeroize();
+        }
+    }
 }
 
 impl Params {
@@ -51,6 +72,12 @@ impl Params {
     pub fn credentials(&self) -> Credentials {
         Credentials::from_params(self)
     }
+
+    /// The user and password of an `Authorization: Basic` header given to
+    /// [`ParamsBuilder::basic_auth`]; only the credential endpoints' requests read it (API.md §2).
+    pub fn basic(&self) -> Option<(&str, &str)> {
+        self.basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str()))
+    }
 }
 
 impl fmt::Debug for Params {
@@ -69,6 +96,7 @@ pub struct ParamsBuilder {
     path: Vec<(String, String)>,
     query: Vec<(String, String)>,
     body: Vec<(String, String)>,
+    basic: Option<(String, String)>,
     limit: usize,
 }
 
@@ -78,7 +106,20 @@ impl Default for ParamsBuilder {
             path: Vec::new(),
             query: Vec::new(),
             body: Vec::new(),
+            basic: None,
             limit: DEFAULT_BODY_LIMIT,
+        }
+    }
+}
+
+impl Drop for ParamsBuilder {
+    fn drop(&mut self) {
+        wipe(&mut self.path);
+        wipe(&mut self.query);
+        wipe(&mut self.body);
+        if let Some((u, p)) = self.basic.as_mut() {
+            u.zeroize();
+            p.zeroize();
         }
     }
 }
@@ -112,12 +153,19 @@ impl ParamsBuilder {
         Ok(self)
     }
 
+    /// Keeps the credentials of an `Authorization` header value when it is `Basic` (see
+    /// [`basic_credentials`]); anything else is ignored.
+    pub fn basic_auth(mut self, authorization: &str) -> Self {
+        self.basic = basic_credentials(authorization);
+        self
+    }
+
     /// The finished bag.
-    pub fn build(self) -> Params {
-        let mut entries = self.path;
-        entries.extend(self.query);
-        entries.extend(self.body);
-        Params { entries }
+    pub fn build(mut self) -> Params {
+        let mut entries = std::mem::take(&mut self.path);
+        entries.append(&mut self.query);
+        entries.append(&mut self.body);
+        Params { entries, basic: self.basic.take() }
     }
 }
 

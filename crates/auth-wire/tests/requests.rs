@@ -129,9 +129,9 @@ fn client_bodies_round_trip_through_the_server_decoder() {
         let got = Params::builder().body(Some(content_type), &body).unwrap().build().credentials();
         assert_eq!(got, sent, "{format:?}");
     }
-    assert_eq!(Endpoint::Code("482913".into()).path(None), "/api/2.0/authentication/482913");
+    assert_eq!(Endpoint::Code.path(&["482913"], None), "/api/2.0/authentication/482913");
     assert_eq!(
-        Endpoint::Authenticate.path(Some(auth_wire::Format::Json)),
+        Endpoint::Authenticate.path(&[], Some(auth_wire::Format::Json)),
         "/api/2.0/authentication.json"
     );
 }

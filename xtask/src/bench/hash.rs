@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use auth_core::password::{Argon2Hasher, HashParams, PasswordHash};
+use auth_core::password::{Argon2Hasher, BlockingHasher, HashMemory, HashParams, PasswordHash};
 use auth_core::ports::Rng;
 use auth_core::secret::SecretString;
 
@@ -47,10 +47,12 @@ pub(crate) fn run(
             .map_err(|e| anyhow::anyhow!("{e}"))?,
     );
     let password = SecretString::new("correct horse battery staple");
-    let hash: PasswordHash = hasher.hash_sync(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hash: PasswordHash = hasher.hash(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let t = Instant::now();
-    let ok = hasher.verify_sync(&password, &hash).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ok = hasher
+        .verify(&password, &hash, &mut HashMemory::new())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     anyhow::ensure!(ok, "the benchmark's own hash does not verify");
     let single_ms = t.elapsed().as_secs_f64() * 1000.0;
 
@@ -65,10 +67,10 @@ pub(crate) fn run(
         handles.push(std::thread::spawn(move || {
             let mut lat = Vec::new();
             // The same routine the server's hashing threads run: one reused argon2 buffer per thread.
-            let mut memory = auth_core::password::HashMemory::new();
+            let mut memory = HashMemory::new();
             while !stop.load(Ordering::Relaxed) {
                 let t0 = Instant::now();
-                let ok = hasher.verify_with_memory(&password, &hash, &mut memory).unwrap_or(false);
+                let ok = hasher.verify(&password, &hash, &mut memory).unwrap_or(false);
                 let t1 = Instant::now();
                 if t1 >= until {
                     break;

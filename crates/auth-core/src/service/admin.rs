@@ -7,9 +7,9 @@
 
 use std::sync::Arc;
 
-use super::{AuthService, normalize_host};
+use super::{Core, normalize_host};
 use crate::audit::{AuditAction, AuditEvent, AuditFilter};
-use crate::error::AuthError;
+use crate::error::AdminError;
 use crate::model::{Portal, PortalId, PortalSettings, User, UserId};
 use crate::ports::{OutboxMessage, RngExt};
 use crate::secret::SecretString;
@@ -31,10 +31,22 @@ pub struct NewUser {
 
 const PASSWORD_ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 
-impl AuthService {
+/// The operator's capability.
+#[derive(Clone)]
+pub struct Admin {
+    pub(super) core: Arc<Core>,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Admin")
+    }
+}
+
+impl Admin {
     /// The only portal, created as `Default` (serving every host) when there is none.
-    pub async fn ensure_default_portal(&self) -> Result<Arc<Portal>, AuthError> {
-        let list = self.store.list_portals().await?;
+    pub async fn ensure_default_portal(&self) -> Result<Arc<Portal>, AdminError> {
+        let list = self.core.store.list_portals().await?;
         if let Some(p) = list.into_iter().next() {
             return Ok(Arc::new(p));
         }
@@ -42,79 +54,82 @@ impl AuthService {
     }
 
     /// Creates a portal with default settings.
-    pub async fn add_portal(&self, name: &str, hosts: &[String]) -> Result<Arc<Portal>, AuthError> {
+    pub async fn add_portal(
+        &self,
+        name: &str,
+        hosts: &[String],
+    ) -> Result<Arc<Portal>, AdminError> {
         let hosts: Vec<String> =
             hosts.iter().map(|h| normalize_host(h)).filter(|h| !h.is_empty()).collect();
         let portal = Portal {
-            id: PortalId::from_random_bytes(self.rng.bytes()),
+            id: PortalId::from_random_bytes(self.core.rng.bytes()),
             name: name.trim().to_owned(),
             hosts,
             settings: PortalSettings::default(),
-            created_at: self.clock.now(),
+            created_at: self.core.clock.now(),
         };
         if portal.name.is_empty() {
-            return Err(AuthError::BadRequest("portal name empty".into()));
+            return Err(AdminError::Invalid("portal name empty".into()));
         }
-        self.store.insert_portal(&portal).await?;
-        self.forget_portals();
+        self.core.store.insert_portal(&portal).await?;
+        self.core.forget_portals();
         Ok(Arc::new(portal))
     }
 
     /// All portals, oldest first.
-    pub async fn list_portals(&self) -> Result<Vec<Portal>, AuthError> {
-        Ok(self.store.list_portals().await?)
+    pub async fn list_portals(&self) -> Result<Vec<Portal>, AdminError> {
+        Ok(self.core.store.list_portals().await?)
     }
 
     /// The portal with this host, or the default (first) portal when `host` is `None`.
-    pub async fn find_portal(&self, host: Option<&str>) -> Result<Portal, AuthError> {
-        let list = self.store.list_portals().await?;
+    pub async fn find_portal(&self, host: Option<&str>) -> Result<Portal, AdminError> {
+        let list = self.core.store.list_portals().await?;
         match host {
-            None => list.into_iter().next().ok_or(AuthError::PortalNotFound),
+            None => list.into_iter().next().ok_or(AdminError::PortalNotFound),
             Some(h) => {
                 let h = normalize_host(h);
-                list.into_iter().find(|p| p.hosts.contains(&h)).ok_or(AuthError::PortalNotFound)
+                list.into_iter().find(|p| p.hosts.contains(&h)).ok_or(AdminError::PortalNotFound)
             }
         }
     }
 
     /// Changes a portal's name, hosts or settings. A change of the 2FA mode revokes every token of the
     /// portal (spec §5.5).
-    pub async fn update_portal(&self, portal: &Portal) -> Result<(), AuthError> {
-        portal.settings.validate().map_err(|e| AuthError::BadRequest(e.to_string()))?;
+    pub async fn update_portal(&self, portal: &Portal) -> Result<(), AdminError> {
+        portal.settings.validate().map_err(|e| AdminError::Invalid(e.to_string()))?;
         let before = self
+            .core
             .store
             .list_portals()
             .await?
             .into_iter()
             .find(|p| p.id == portal.id)
-            .ok_or(AuthError::PortalNotFound)?;
+            .ok_or(AdminError::PortalNotFound)?;
         let mut portal = portal.clone();
         portal.hosts =
             portal.hosts.iter().map(|h| normalize_host(h)).filter(|h| !h.is_empty()).collect();
-        if !self.store.update_portal(&portal).await? {
-            return Err(AuthError::PortalNotFound);
+        if !self.core.store.update_portal(&portal).await? {
+            return Err(AdminError::PortalNotFound);
         }
         if before.settings.tfa != portal.settings.tfa {
-            self.store.revoke_portal_tokens(portal.id).await?;
+            self.core.store.revoke_portal_tokens(portal.id).await?;
         }
-        self.forget_portals();
+        self.core.forget_portals();
         Ok(())
     }
 
     /// Creates a user in `portal`.
-    pub async fn add_user(&self, portal: PortalId, new: NewUser) -> Result<User, AuthError> {
+    pub async fn add_user(&self, portal: PortalId, new: NewUser) -> Result<User, AdminError> {
         let email = new.email.trim().to_owned();
         if email.is_empty() || !email.contains('@') || email.len() > 254 {
-            return Err(AuthError::BadRequest("a valid e-mail address is required".into()));
+            return Err(AdminError::Invalid("a valid e-mail address is required".into()));
         }
         if new.password.expose().chars().count() < 8 {
-            return Err(AuthError::BadRequest(
-                "the password must have at least 8 characters".into(),
-            ));
+            return Err(AdminError::Invalid("the password must have at least 8 characters".into()));
         }
-        let password_hash = self.hasher.hash(&new.password).await?;
+        let password_hash = self.core.hasher.hash(&new.password).await?;
         let user = User {
-            id: UserId::from_random_bytes(self.rng.bytes()),
+            id: UserId::from_random_bytes(self.core.rng.bytes()),
             portal,
             email,
             first_name: new.first_name.trim().to_owned(),
@@ -124,9 +139,9 @@ impl AuthService {
             password_hash,
             phone: None,
             phone_activated: false,
-            created_at: self.clock.now(),
+            created_at: self.core.clock.now(),
         };
-        self.store.insert_user(&user).await?;
+        self.core.store.insert_user(&user).await?;
         Ok(user)
     }
 
@@ -137,7 +152,10 @@ impl AuthService {
             (0..len)
                 .map(|_| {
                     char::from(
-                        PASSWORD_ALPHABET.get(self.rng.below(n) as usize).copied().unwrap_or(b'x'),
+                        PASSWORD_ALPHABET
+                            .get(self.core.rng.below(n) as usize)
+                            .copied()
+                            .unwrap_or(b'x'),
                     )
                 })
                 .collect::<String>(),
@@ -145,13 +163,13 @@ impl AuthService {
     }
 
     /// How many users exist.
-    pub async fn count_users(&self) -> Result<u64, AuthError> {
-        Ok(self.store.count_users().await?)
+    pub async fn count_users(&self) -> Result<u64, AdminError> {
+        Ok(self.core.store.count_users().await?)
     }
 
     /// Users of one portal, or of all.
-    pub async fn list_users(&self, portal: Option<PortalId>) -> Result<Vec<User>, AuthError> {
-        Ok(self.store.list_users(portal).await?)
+    pub async fn list_users(&self, portal: Option<PortalId>) -> Result<Vec<User>, AdminError> {
+        Ok(self.core.store.list_users(portal).await?)
     }
 
     /// The user with this e-mail in `portal`, or in any portal when `None` (then it must be unique).
@@ -159,33 +177,33 @@ impl AuthService {
         &self,
         portal: Option<PortalId>,
         email: &str,
-    ) -> Result<User, AuthError> {
+    ) -> Result<User, AdminError> {
         let email = email.trim().to_lowercase();
         if let Some(p) = portal {
-            return self.store.user_by_email(p, &email).await?.ok_or(AuthError::UserNotFound);
+            return self.core.store.user_by_email(p, &email).await?.ok_or(AdminError::UserNotFound);
         }
         let mut found = Vec::new();
-        for p in self.store.list_portals().await? {
-            if let Some(u) = self.store.user_by_email(p.id, &email).await? {
+        for p in self.core.store.list_portals().await? {
+            if let Some(u) = self.core.store.user_by_email(p.id, &email).await? {
                 found.push(u);
             }
         }
         match found.len() {
-            0 => Err(AuthError::UserNotFound),
-            1 => found.pop().ok_or(AuthError::UserNotFound),
-            _ => Err(AuthError::Conflict(
+            0 => Err(AdminError::UserNotFound),
+            1 => found.pop().ok_or(AdminError::UserNotFound),
+            _ => Err(AdminError::Conflict(
                 "that e-mail exists in several portals; name the portal".into(),
             )),
         }
     }
 
     /// Disables (and logs out everywhere) or enables a user.
-    pub async fn set_disabled(&self, user: UserId, disabled: bool) -> Result<(), AuthError> {
-        if !self.store.set_disabled(user, disabled).await? {
-            return Err(AuthError::UserNotFound);
+    pub async fn set_disabled(&self, user: UserId, disabled: bool) -> Result<(), AdminError> {
+        if !self.core.store.set_disabled(user, disabled).await? {
+            return Err(AdminError::UserNotFound);
         }
         if disabled {
-            self.store.revoke_user_tokens(user).await?;
+            self.core.store.revoke_user_tokens(user).await?;
         }
         Ok(())
     }
@@ -195,38 +213,36 @@ impl AuthService {
         &self,
         user: UserId,
         password: &SecretString,
-    ) -> Result<(), AuthError> {
+    ) -> Result<(), AdminError> {
         if password.expose().chars().count() < 8 {
-            return Err(AuthError::BadRequest(
-                "the password must have at least 8 characters".into(),
-            ));
+            return Err(AdminError::Invalid("the password must have at least 8 characters".into()));
         }
-        let hash = self.hasher.hash(password).await?;
-        if !self.store.set_password_hash(user, &hash).await? {
-            return Err(AuthError::UserNotFound);
+        let hash = self.core.hasher.hash(password).await?;
+        if !self.core.store.set_password_hash(user, &hash).await? {
+            return Err(AdminError::UserNotFound);
         }
-        self.store.revoke_user_tokens(user).await?;
+        self.core.store.revoke_user_tokens(user).await?;
         Ok(())
     }
 
     /// Forgets the user's phone and outstanding codes; the next login asks for a number again.
-    pub async fn reset_phone(&self, user: &User) -> Result<(), AuthError> {
-        self.store.set_phone(user.id, None, false).await?;
-        self.store.burn_sms_codes(user.id).await?;
+    pub async fn reset_phone(&self, user: &User) -> Result<(), AdminError> {
+        self.core.store.set_phone(user.id, None, false).await?;
+        self.core.store.burn_sms_codes(user.id).await?;
         // A new number starts with a clean slate, including the daily second-factor lock.
-        self.store.reset(&crate::throttle::keys::second_factor_day(user.id)).await?;
+        self.core.store.reset(&crate::throttle::keys::second_factor_day(user.id)).await?;
         self.admin_audit(user, AuditAction::UserUpdatedMobileNumber, "phone reset by admin").await
     }
 
     /// Resets the TOTP app, backup codes and the second-factor lock.
-    pub async fn reset_tfa(&self, user: &User) -> Result<(), AuthError> {
-        self.clear_tfa(user.id).await?;
+    pub async fn reset_tfa(&self, user: &User) -> Result<(), AdminError> {
+        self.core.clear_tfa(user.id).await?;
         self.admin_audit(user, AuditAction::UserDisconnectedTfaApp, "reset by admin").await
     }
 
     /// Revokes every token of the user.
-    pub async fn logout_everywhere(&self, user: UserId) -> Result<u64, AuthError> {
-        Ok(self.store.revoke_user_tokens(user).await?)
+    pub async fn logout_everywhere(&self, user: UserId) -> Result<u64, AdminError> {
+        Ok(self.core.store.revoke_user_tokens(user).await?)
     }
 
     async fn admin_audit(
@@ -234,9 +250,9 @@ impl AuthService {
         user: &User,
         action: AuditAction,
         reason: &str,
-    ) -> Result<(), AuthError> {
+    ) -> Result<(), AdminError> {
         let event = AuditEvent {
-            at: self.clock.now(),
+            at: self.core.clock.now(),
             portal: user.portal,
             user: Some(user.id),
             login: None,
@@ -245,30 +261,30 @@ impl AuthService {
             user_agent: Some("auth-server admin".to_owned()),
             reason: Some(reason.to_owned()),
         };
-        Ok(self.store.append_audit(&event).await?)
+        Ok(self.core.store.append_audit(&event).await?)
     }
 
     /// Housekeeping, for a periodic task: deletes expired tokens, and throttle events and blocks
     /// older than any rule could still need (the longest window + block of every portal's and the
     /// global rules, and at least two days). Returns (tokens, events) deleted.
-    pub async fn housekeeping(&self) -> Result<(u64, u64), AuthError> {
-        let now = self.clock.now();
-        let tokens = self.store.purge_expired_tokens(now).await?;
-        let l = &self.limits;
+    pub async fn housekeeping(&self) -> Result<(u64, u64), AdminError> {
+        let now = self.core.clock.now();
+        let tokens = self.core.store.purge_expired_tokens(now).await?;
+        let l = &self.core.limits;
         let mut keep = jiff::SignedDuration::from_hours(48);
         for rule in
             [l.sms_wrong, l.tfa_wrong_per_minute, l.second_factor_daily, l.sms_second_factor_daily]
         {
             keep = keep.max(rule.retention());
         }
-        for p in self.store.list_portals().await? {
+        for p in self.core.store.list_portals().await? {
             let s = &p.settings;
             keep = keep
                 .max(s.login_throttle.retention())
                 .max(s.sms.resend_cooldown.saturating_mul(2))
                 .max(s.sms.setphone_cooldown.saturating_mul(2));
         }
-        let events = self.store.purge_counters(crate::later(now, -keep)).await?;
+        let events = self.core.store.purge_counters(crate::later(now, -keep)).await?;
         Ok((tokens, events))
     }
 
@@ -277,12 +293,12 @@ impl AuthService {
         &self,
         filter: &AuditFilter,
         limit: u32,
-    ) -> Result<Vec<AuditEvent>, AuthError> {
-        Ok(self.store.recent_audit(filter, limit).await?)
+    ) -> Result<Vec<AuditEvent>, AdminError> {
+        Ok(self.core.store.recent_audit(filter, limit).await?)
     }
 
     /// The newest outbox messages.
-    pub async fn outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>, AuthError> {
-        Ok(self.store.recent_sms(limit).await?)
+    pub async fn outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>, AdminError> {
+        Ok(self.core.store.recent_sms(limit).await?)
     }
 }

@@ -6,14 +6,15 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use auth_core::crypto::KeyContext;
 use auth_core::crypto::ServerKey;
 use auth_core::password::{Argon2Hasher, HashParams};
 use auth_core::ports::{Clock, NoSocialProviders, OutboxStore};
-use auth_core::service::{Deps, NewUser, OUTBOX_CONTEXT};
+use auth_core::service::{Deps, NewUser};
 use auth_core::testkit::{FakeClock, SeqRng};
 use auth_core::{
-    AuthService, Credentials, LoginOutcome, Portal, RequestContext, SecretString, SignedDuration,
-    TfaMode, Timestamp, totp,
+    AuthService, LoginMethod, LoginOutcome, Password, Portal, RequestContext, SecretString,
+    SignedDuration, TfaMode, Timestamp, totp,
 };
 use auth_sqlite::SqliteStore;
 use base64::Engine;
@@ -68,7 +69,7 @@ fn assert_clean(bytes: &[u8], secrets: &[(String, Vec<u8>)], when: &str) {
 
 async fn sms_code(store: &SqliteStore, key: &ServerKey) -> String {
     let msg = store.recent_sms(1).await.unwrap().pop().expect("an SMS was enqueued");
-    let text = key.open(OUTBOX_CONTEXT, &msg.sealed_text).unwrap();
+    let text = key.open(KeyContext::SmsOutbox, b"", &msg.sealed_text).unwrap();
     let code: String =
         String::from_utf8(text.to_vec()).unwrap().chars().filter(char::is_ascii_digit).collect();
     assert_eq!(code.len(), 6);
@@ -76,10 +77,10 @@ async fn sms_code(store: &SqliteStore, key: &ServerKey) -> String {
 }
 
 async fn portal(service: &AuthService, name: &str, host: &str, tfa: TfaMode) -> Arc<Portal> {
-    let p = service.add_portal(name, &[host.to_owned()]).await.unwrap();
+    let p = service.admin().add_portal(name, &[host.to_owned()]).await.unwrap();
     let mut p = (*p).clone();
     p.settings.tfa = tfa;
-    service.update_portal(&p).await.unwrap();
+    service.admin().update_portal(&p).await.unwrap();
     service.portal_for_host(host).await.unwrap()
 }
 
@@ -91,12 +92,8 @@ fn ctx(portal: Arc<Portal>) -> RequestContext {
     }
 }
 
-fn creds(email: &str, password: &str) -> Credentials {
-    Credentials {
-        user_name: Some(email.into()),
-        password: Some(SecretString::new(password)),
-        ..Default::default()
-    }
+fn creds(email: &str, password: &str) -> LoginMethod {
+    LoginMethod::password(email, Password::new(password).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,30 +126,30 @@ async fn no_secret_reaches_the_database_files() {
         last_name: "User".into(),
         is_admin: false,
     };
-    service.add_user(sms.portal.id, new_user(sms_email, sms_password)).await.unwrap();
+    service.admin().add_user(sms.portal.id, new_user(sms_email, sms_password)).await.unwrap();
     let alice = creds(sms_email, sms_password);
     assert!(matches!(
-        service.login(&sms, &alice).await.unwrap(),
+        service.sign_in().login(&sms, &alice).await.unwrap(),
         LoginOutcome::SmsPending { expires: None, .. }
     ));
-    service.set_phone(&sms, &alice, Some("+7 (912) 345-67-89")).await.unwrap();
+    service.sign_in().set_phone(&sms, &alice, Some("+7 (912) 345-67-89")).await.unwrap();
     let code = sms_code(&store, &key).await;
     secret("sms code", code.as_bytes());
-    let issued = service.verify_code(&sms, &alice, &code).await.unwrap();
+    let issued = service.sign_in().verify_code(&sms, &alice, &code).await.unwrap();
     secret("token", issued.token.expose().as_bytes());
     secret("token bytes", &auth_core::token::decode(issued.token.expose()).unwrap());
     clock.advance(SignedDuration::from_mins(2));
     assert!(matches!(
-        service.login(&sms, &alice).await.unwrap(),
+        service.sign_in().login(&sms, &alice).await.unwrap(),
         LoginOutcome::SmsPending { expires: Some(_), .. }
     ));
     let second = sms_code(&store, &key).await;
     assert_ne!(second, code);
     secret("second sms code (outstanding)", second.as_bytes());
-    let issued = service.verify_code(&sms, &alice, &second).await.unwrap();
+    let issued = service.sign_in().verify_code(&sms, &alice, &second).await.unwrap();
     secret("token", issued.token.expose().as_bytes());
     clock.advance(SignedDuration::from_mins(2));
-    service.login(&sms, &alice).await.unwrap();
+    service.sign_in().login(&sms, &alice).await.unwrap();
     let third = sms_code(&store, &key).await;
     secret("third sms code (left outstanding)", third.as_bytes());
 
@@ -160,10 +157,10 @@ async fn no_secret_reaches_the_database_files() {
     let app = ctx(portal(&service, "App", "app.example.com", TfaMode::App).await);
     let (app_email, app_password) = ("bob@example.com", "bob-S3cret-plugh-42");
     secret("password", app_password.as_bytes());
-    service.add_user(app.portal.id, new_user(app_email, app_password)).await.unwrap();
+    service.admin().add_user(app.portal.id, new_user(app_email, app_password)).await.unwrap();
     let bob = creds(app_email, app_password);
     let LoginOutcome::TotpPending { tfa_key: Some(tfa_key) } =
-        service.login(&app, &bob).await.unwrap()
+        service.sign_in().login(&app, &bob).await.unwrap()
     else {
         panic!("a TOTP secret is issued on the first login")
     };
@@ -172,22 +169,22 @@ async fn no_secret_reaches_the_database_files() {
     secret("totp secret text", tfa_key.expose().as_bytes());
     let totp_code = totp::code_at_step(&totp_secret, totp::step_at(clock.now()));
     secret("totp code", totp_code.as_bytes());
-    let issued = service.verify_code(&app, &bob, &totp_code).await.unwrap();
+    let issued = service.sign_in().verify_code(&app, &bob, &totp_code).await.unwrap();
     secret("token", issued.token.expose().as_bytes());
-    let session = service.authenticate(&app, issued.token.expose()).await.unwrap();
-    let backup = service.backup_codes(&session).await.unwrap();
+    let session = service.sessions().authenticate(&app, issued.token.expose()).await.unwrap();
+    let backup = service.tfa_settings().backup_codes(&session).await.unwrap();
     assert_eq!(backup.len(), 5);
     for b in &backup {
         assert_ne!(b.code.expose(), "********", "the first listing shows the codes");
         secret("backup code", b.code.expose().as_bytes());
     }
     let first_backup = backup.first().unwrap().code.expose().to_owned();
-    let issued = service.verify_code(&app, &bob, &first_backup).await.unwrap();
+    let issued = service.sign_in().verify_code(&app, &bob, &first_backup).await.unwrap();
     secret("token", issued.token.expose().as_bytes());
-    let session = service.authenticate(&app, issued.token.expose()).await.unwrap();
-    let listed = service.backup_codes(&session).await.unwrap();
+    let session = service.sessions().authenticate(&app, issued.token.expose()).await.unwrap();
+    let listed = service.tfa_settings().backup_codes(&session).await.unwrap();
     assert!(listed.first().unwrap().used, "the used backup code is marked");
-    for b in service.new_backup_codes(&app, &session).await.unwrap() {
+    for b in service.tfa_settings().new_backup_codes(&app, &session).await.unwrap() {
         secret("new backup code", b.code.expose().as_bytes());
     }
 

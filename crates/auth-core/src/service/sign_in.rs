@@ -1,0 +1,619 @@
+//! Signing in: step 1 (`POST authentication`), setphone, sendsms and step 2 (`POST authentication/{code}`).
+//!
+//! The order of checks inside each operation is part of the contract (spec §4): credentials and
+//! throttles first, so a disabled user or a wrong password never causes an SMS or reveals a secret.
+//! Wrong-code limits take their slot in the shared counter *before* the code is checked and give it back
+//! on success (see [`crate::throttle`]), so concurrent guesses can never exceed a limit. Single use is
+//! the store's atomic consume: of any number of requests racing with one good code, one wins.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+use super::factors::totp_binding;
+use super::{Core, LoginOutcome, RequestContext, TokenIssued, Via, login_key};
+use crate::audit::AuditAction;
+use crate::crypto::KeyContext;
+use crate::error::SignInError;
+use crate::later;
+use crate::model::{PortalId, TfaMode, User, UserId};
+use crate::phone::{Phone, noise};
+use crate::ports::{NewOutboxMessage, SmsCodeRecord};
+use crate::secret::SecretString;
+use crate::throttle::{Rule, Slot, keys};
+use crate::{backup, sms, totp};
+
+/// A password: never empty, wiped from memory when dropped, redacted in `Debug`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Password(SecretString);
+
+/// The text given for a password was empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("password empty")]
+pub struct EmptyPassword;
+
+impl Password {
+    /// A password from its text.
+    ///
+    /// # Errors
+    /// [`EmptyPassword`] for the empty string.
+    pub fn new(text: impl Into<SecretString>) -> Result<Self, EmptyPassword> {
+        let text = text.into();
+        if text.is_empty() { Err(EmptyPassword) } else { Ok(Password(text)) }
+    }
+
+    /// The password as a secret string, for the hasher.
+    pub fn secret(&self) -> &SecretString {
+        &self.0
+    }
+}
+
+/// What proves a social identity (spec §5.4); either may be absent, and a login with neither fails
+/// like any other failed proof.
+#[derive(Clone, Debug, Default)]
+pub struct SocialProof {
+    /// An access token or an ID token.
+    pub access_token: Option<SecretString>,
+    /// An authorisation code to exchange first.
+    pub code_oauth: Option<SecretString>,
+}
+
+/// How a credential request says who it is: built once at the boundary, so the rules never look at
+/// parameter strings.
+#[derive(Clone, Debug)]
+pub enum LoginMethod {
+    /// An e-mail or user id, and its password.
+    Password {
+        /// The e-mail or user id, as typed (trimmed, not empty).
+        login: String,
+        /// The password.
+        password: Password,
+    },
+    /// An identity at a social provider.
+    Social {
+        /// The provider's configured name, as sent.
+        provider: String,
+        /// The proof.
+        proof: SocialProof,
+    },
+}
+
+impl LoginMethod {
+    /// A password login.
+    pub fn password(login: impl Into<String>, password: Password) -> Self {
+        LoginMethod::Password { login: login.into(), password }
+    }
+}
+
+/// Why a code is being sent: only `sendsms` is subject to the resend cool-down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SendKind {
+    Login,
+    SetPhone,
+    SendSms,
+}
+
+/// The sign-in capability.
+#[derive(Clone)]
+pub struct SignIn {
+    pub(super) core: Arc<Core>,
+}
+
+impl std::fmt::Debug for SignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SignIn")
+    }
+}
+
+/// Which second factor applies to a request (spec §5.5).
+pub(crate) fn factor_for(ctx: &RequestContext) -> TfaMode {
+    match ctx.portal.settings.tfa {
+        TfaMode::None => TfaMode::None,
+        _ if ctx.portal.settings.is_trusted(ctx.client_ip) => TfaMode::None,
+        mode => mode,
+    }
+}
+
+impl SignIn {
+    /// Which second factor applies to a request (spec §5.5).
+    pub fn factor_for(&self, ctx: &RequestContext) -> TfaMode {
+        factor_for(ctx)
+    }
+
+    /// Step 1, `POST authentication` (spec §4).
+    pub async fn login(
+        &self,
+        ctx: &RequestContext,
+        login: &LoginMethod,
+    ) -> Result<LoginOutcome, SignInError> {
+        let c = &self.core;
+        let user = self.resolve_user(ctx, login).await?;
+        match factor_for(ctx) {
+            TfaMode::Sms => self.login_sms_step(ctx, &user).await,
+            TfaMode::App => self.login_totp_step(&user).await,
+            TfaMode::None => {
+                let issued = c.issue_token(ctx, &user, Via::Password).await?;
+                c.audit(ctx, Some(user.id), None, AuditAction::LoginSuccessViaApi, None).await?;
+                Ok(LoginOutcome::Token(issued))
+            }
+        }
+    }
+
+    /// Resolves the user behind the credentials (spec §5.1, §5.4), applying the login throttle.
+    /// Every failure is audited and answered as `InvalidCredentials`.
+    async fn resolve_user(
+        &self,
+        ctx: &RequestContext,
+        login: &LoginMethod,
+    ) -> Result<User, SignInError> {
+        let (login, password) = match login {
+            LoginMethod::Social { provider, proof } => {
+                return self.resolve_social(ctx, provider, proof).await;
+            }
+            LoginMethod::Password { login, password } => (login, password),
+        };
+        let c = &self.core;
+        let login_lower = login.trim().to_lowercase();
+        let portal = &ctx.portal;
+        let throttle_key = keys::login(portal.id, &login_key(&login_lower), ctx.client_ip);
+        let slot = match c.acquire(&throttle_key, &portal.settings.login_throttle).await? {
+            Ok(slot) => slot,
+            Err(until) => {
+                c.audit(
+                    ctx,
+                    None,
+                    Some(&login_lower),
+                    AuditAction::LoginFailBruteForce,
+                    Some("login throttle"),
+                )
+                .await?;
+                return Err(SignInError::LoginThrottled { until });
+            }
+        };
+        let found = match self.find_login(portal.id, &login_lower).await {
+            Ok(f) => f,
+            Err(e) => {
+                c.store.release(slot).await?;
+                return Err(e);
+            }
+        };
+        // Unknown users cost one verification of the dummy hash, so timing does not tell them apart.
+        let hash =
+            found.as_ref().map_or_else(|| c.hasher.dummy_hash(), |u| u.password_hash.clone());
+        let verified = match c.hasher.verify(password.secret(), &hash).await {
+            Ok(v) => v,
+            Err(e) => {
+                // A busy hasher says nothing about the password: the attempt must not count.
+                c.store.release(slot).await?;
+                return Err(e.into());
+            }
+        };
+        let failure = match &found {
+            None => Some("unknown user"),
+            Some(_) if !verified => Some("wrong password"),
+            Some(u) if u.disabled => Some("user disabled"),
+            Some(_) => None,
+        };
+        match (found, failure) {
+            (Some(user), None) => {
+                c.store.release(slot).await?;
+                Ok(user)
+            }
+            (found, reason) => {
+                let user = found.map(|u| u.id);
+                c.audit(ctx, user, Some(&login_lower), AuditAction::LoginFailViaApi, reason)
+                    .await?;
+                Err(SignInError::InvalidCredentials)
+            }
+        }
+    }
+
+    async fn find_login(
+        &self,
+        portal: PortalId,
+        login_lower: &str,
+    ) -> Result<Option<User>, SignInError> {
+        let store = &self.core.store;
+        if let Some(u) = store.user_by_email(portal, login_lower).await? {
+            return Ok(Some(u));
+        }
+        // `userName` may also be the user id (spec §5.1).
+        if let Ok(id) = login_lower.parse::<UserId>()
+            && let Some(u) = store.user_by_id(id).await?
+            && u.portal == portal
+        {
+            return Ok(Some(u));
+        }
+        Ok(None)
+    }
+
+    async fn resolve_social(
+        &self,
+        ctx: &RequestContext,
+        provider: &str,
+        proof: &SocialProof,
+    ) -> Result<User, SignInError> {
+        let c = &self.core;
+        let provider_lower = provider.to_ascii_lowercase();
+        let enabled = ctx
+            .portal
+            .settings
+            .social_providers
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(&provider_lower));
+        let identity = if enabled && (proof.access_token.is_some() || proof.code_oauth.is_some()) {
+            match c
+                .social
+                .identify(
+                    &ctx.portal,
+                    &provider_lower,
+                    proof.access_token.as_ref(),
+                    proof.code_oauth.as_ref(),
+                )
+                .await
+            {
+                Ok(identity) => identity,
+                Err(e) => {
+                    c.audit(
+                        ctx,
+                        None,
+                        None,
+                        AuditAction::LoginFailViaApi,
+                        Some(&format!("social provider: {e}")),
+                    )
+                    .await?;
+                    return Err(SignInError::InvalidCredentials);
+                }
+            }
+        } else {
+            None
+        };
+        let user = match identity {
+            Some(id) => c.store.user_by_email(ctx.portal.id, &id.email.to_lowercase()).await?,
+            None => None,
+        };
+        match user {
+            Some(u) if !u.disabled => Ok(u),
+            other => {
+                let reason = match (&other, enabled) {
+                    (_, false) => "social provider not enabled",
+                    (Some(_), true) => "user disabled",
+                    (None, true) => "unknown social account",
+                };
+                c.audit(ctx, other.map(|u| u.id), None, AuditAction::LoginFailViaApi, Some(reason))
+                    .await?;
+                Err(SignInError::InvalidCredentials)
+            }
+        }
+    }
+    fn prefix_allowed(&self, ctx: &RequestContext, phone: &str) -> bool {
+        let prefixes = &ctx.portal.settings.sms.allowed_prefixes;
+        prefixes.is_empty() || prefixes.iter().any(|p| phone.starts_with(p.as_str()))
+    }
+
+    /// Sends a new code to `phone` through the outbox, under every send limit (spec §5.3).
+    /// Returns the new code's expiry.
+    async fn send_code(
+        &self,
+        ctx: &RequestContext,
+        user: &User,
+        phone: &str,
+        kind: SendKind,
+    ) -> Result<Timestamp, SignInError> {
+        let s = &ctx.portal.settings.sms;
+        let now = self.core.clock.now();
+        let day = jiff::SignedDuration::from_hours(24);
+        let refused = |until| SignInError::SmsSendLimited { until };
+        if !self.prefix_allowed(ctx, phone) {
+            return Err(refused(later(now, day)));
+        }
+        let cooldown_key = keys::sms_cooldown(ctx.portal.id, phone);
+        let cooldown = Rule::per(1, s.resend_cooldown);
+        let mut wants = vec![
+            (keys::sms_phone(ctx.portal.id, phone), Rule::per(s.per_phone_daily, day)),
+            (keys::sms_user(user.id), Rule::per(s.per_user_daily, day)),
+            (
+                keys::sms_ip(ctx.portal.id, ctx.client_ip),
+                Rule::per(s.per_ip_hourly, jiff::SignedDuration::from_hours(1)),
+            ),
+        ];
+        if let Some(budget) = s.portal_daily_budget {
+            wants.push((keys::sms_portal(ctx.portal.id), Rule::per(budget, day)));
+        }
+        if kind == SendKind::SendSms {
+            // The cool-down goes first so that a refused resend spends none of the daily allowances.
+            wants.insert(0, (cooldown_key.clone(), cooldown));
+        }
+        if let Err(until) = self.core.acquire_all(&wants).await? {
+            return Err(refused(until));
+        }
+        if kind != SendKind::SendSms {
+            // Step 1 and setphone are never refused by the cool-down, but their codes start it.
+            self.core.store.record(&cooldown_key, &cooldown, now).await?;
+        }
+        let code = sms::generate_code(self.core.rng.as_ref());
+        let expires = later(now, self.core.limits.sms_code_validity);
+        let record = SmsCodeRecord {
+            user: user.id,
+            phone: phone.to_owned(),
+            code_hash: sms::code_hash(&self.core.key, user.id, phone, code),
+            issued_at: now,
+            expires_at: expires,
+        };
+        self.core.store.insert_sms_code(&record, self.core.limits.sms_max_outstanding, now).await?;
+        let text = sms::message_text(ctx.portal.settings.language, code);
+        let sealed = self.core.key.seal(
+            self.core.rng.as_ref(),
+            KeyContext::SmsOutbox,
+            b"",
+            text.as_bytes(),
+        )?;
+        self.core
+            .store
+            .enqueue_sms(&NewOutboxMessage {
+                portal: ctx.portal.id,
+                to: phone.to_owned(),
+                sealed_text: sealed,
+                created_at: now,
+            })
+            .await?;
+        Ok(expires)
+    }
+
+    async fn login_sms_step(
+        &self,
+        ctx: &RequestContext,
+        user: &User,
+    ) -> Result<LoginOutcome, SignInError> {
+        let (Some(phone), true) = (&user.phone, user.phone_activated) else {
+            return Ok(LoginOutcome::SmsPending { expires: None, phone_noise: None });
+        };
+        let now = self.core.clock.now();
+        let expires = match self.core.store.newest_sms_code(user.id, phone, now).await? {
+            Some(code) => code.expires_at,
+            None => self.send_code(ctx, user, phone, SendKind::Login).await?,
+        };
+        Ok(LoginOutcome::SmsPending { expires: Some(expires), phone_noise: Some(noise(phone)) })
+    }
+
+    async fn login_totp_step(&self, user: &User) -> Result<LoginOutcome, SignInError> {
+        let (secret, activated) = self.core.totp_secret(user.id).await?;
+        let tfa_key = (!activated).then(|| SecretString::new(totp::secret_base32(&secret)));
+        Ok(LoginOutcome::TotpPending { tfa_key })
+    }
+
+    /// `POST authentication/setphone` (spec §4).
+    pub async fn set_phone(
+        &self,
+        ctx: &RequestContext,
+        login: &LoginMethod,
+        mobile_phone: Option<&str>,
+    ) -> Result<LoginOutcome, SignInError> {
+        let user = self.resolve_user(ctx, login).await?;
+        if factor_for(ctx) != TfaMode::Sms {
+            return Err(SignInError::InvalidCredentials);
+        }
+        if user.phone.is_some() && user.phone_activated {
+            return Err(SignInError::PhoneAlreadyActivated);
+        }
+        let raw = mobile_phone
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .ok_or(SignInError::PhoneRequired)?;
+        let phone = Phone::parse(raw).map_err(|_| SignInError::InvalidPhone)?;
+        if !self.prefix_allowed(ctx, phone.digits()) {
+            return Err(SignInError::InvalidPhone);
+        }
+        let rule = Rule::per(1, ctx.portal.settings.sms.setphone_cooldown);
+        if let Err(until) = self.core.acquire(&keys::setphone(user.id), &rule).await? {
+            return Err(SignInError::SmsSendLimited { until });
+        }
+        if !self.core.store.set_phone_if_unactivated(user.id, phone.digits()).await? {
+            return Err(SignInError::PhoneAlreadyActivated);
+        }
+        // Codes sent to an earlier, never activated number must not activate this one.
+        self.core.store.burn_sms_codes(user.id).await?;
+        self.core
+            .audit(
+                ctx,
+                Some(user.id),
+                None,
+                AuditAction::UserUpdatedMobileNumber,
+                Some("phone set, not activated"),
+            )
+            .await?;
+        let expires = self.send_code(ctx, &user, phone.digits(), SendKind::SetPhone).await?;
+        Ok(LoginOutcome::SmsPending { expires: Some(expires), phone_noise: Some(phone.noise()) })
+    }
+
+    /// `POST authentication/sendsms` (spec §4).
+    pub async fn send_sms(
+        &self,
+        ctx: &RequestContext,
+        login: &LoginMethod,
+    ) -> Result<LoginOutcome, SignInError> {
+        let user = self.resolve_user(ctx, login).await?;
+        if factor_for(ctx) != TfaMode::Sms {
+            return Err(SignInError::InvalidCredentials);
+        }
+        let phone = user.phone.clone().ok_or(SignInError::PhoneRequired)?;
+        let expires = self.send_code(ctx, &user, &phone, SendKind::SendSms).await?;
+        Ok(LoginOutcome::SmsPending { expires: Some(expires), phone_noise: Some(noise(&phone)) })
+    }
+
+    /// Step 2, `POST authentication/{code}` (spec §4): an SMS code, a TOTP code or a backup code.
+    pub async fn verify_code(
+        &self,
+        ctx: &RequestContext,
+        login: &LoginMethod,
+        code: &str,
+    ) -> Result<TokenIssued, SignInError> {
+        let user = self.resolve_user(ctx, login).await?;
+        match factor_for(ctx) {
+            TfaMode::Sms => self.verify_sms(ctx, &user, code).await,
+            TfaMode::App => self.verify_totp(ctx, &user, code).await,
+            TfaMode::None => {
+                self.core
+                    .audit(
+                        ctx,
+                        Some(user.id),
+                        None,
+                        AuditAction::LoginFailViaApi,
+                        Some("second factor not applicable"),
+                    )
+                    .await?;
+                Err(SignInError::InvalidCredentials)
+            }
+        }
+    }
+
+    /// Takes the daily and the per-factor wrong-code slots, daily first.
+    async fn second_factor_slots(
+        &self,
+        user: UserId,
+        daily: &Rule,
+        per_factor: (String, Rule),
+    ) -> Result<Vec<Slot>, SignInError> {
+        let day = match self.core.acquire(&keys::second_factor_day(user), daily).await? {
+            Ok(s) => s,
+            Err(until) => return Err(SignInError::SecondFactorLocked { until }),
+        };
+        match self.core.acquire(&per_factor.0, &per_factor.1).await? {
+            Ok(s) => Ok(vec![day, s]),
+            Err(until) => {
+                self.core.store.release(day).await?;
+                Err(SignInError::CodeAttemptsExceeded { until })
+            }
+        }
+    }
+
+    async fn verify_sms(
+        &self,
+        ctx: &RequestContext,
+        user: &User,
+        code: &str,
+    ) -> Result<TokenIssued, SignInError> {
+        let Some(phone) = user.phone.clone() else {
+            self.core
+                .audit(ctx, Some(user.id), None, AuditAction::LoginFailViaApiSms, Some("no phone"))
+                .await?;
+            return Err(SignInError::InvalidCredentials);
+        };
+        let slots = self
+            .second_factor_slots(
+                user.id,
+                &self.core.limits.sms_second_factor_daily,
+                (keys::sms_wrong(ctx.portal.id, &phone), self.core.limits.sms_wrong),
+            )
+            .await?;
+        let now = self.core.clock.now();
+        let ok = match sms::parse_code(code) {
+            Some(c) => {
+                let hash = sms::code_hash(&self.core.key, user.id, &phone, c);
+                self.core.store.consume_sms_code(user.id, &phone, &hash, now).await?
+            }
+            None => false,
+        };
+        if !ok {
+            self.core
+                .audit(
+                    ctx,
+                    Some(user.id),
+                    None,
+                    AuditAction::LoginFailViaApiSms,
+                    Some("wrong, expired or used code"),
+                )
+                .await?;
+            return Err(SignInError::InvalidCredentials);
+        }
+        self.core.release_all(&slots).await?;
+        if !user.phone_activated && self.core.store.activate_phone(user.id, &phone).await? {
+            self.core
+                .audit(
+                    ctx,
+                    Some(user.id),
+                    None,
+                    AuditAction::UserUpdatedMobileNumber,
+                    Some("phone activated"),
+                )
+                .await?;
+        }
+        let issued =
+            self.core.issue_token(ctx, user, Via::Sms { phone_noise: noise(&phone) }).await?;
+        self.core.audit(ctx, Some(user.id), None, AuditAction::LoginSuccessViaApiSms, None).await?;
+        Ok(issued)
+    }
+
+    async fn verify_totp(
+        &self,
+        ctx: &RequestContext,
+        user: &User,
+        code: &str,
+    ) -> Result<TokenIssued, SignInError> {
+        let Some(record) = self.core.store.totp(user.id).await? else {
+            // No secret was ever issued: the user has not done step 1, so no code can be right.
+            self.core
+                .audit(
+                    ctx,
+                    Some(user.id),
+                    None,
+                    AuditAction::LoginFailViaApiTfa,
+                    Some("no totp secret"),
+                )
+                .await?;
+            return Err(SignInError::InvalidCredentials);
+        };
+        let slots = self
+            .second_factor_slots(
+                user.id,
+                &self.core.limits.second_factor_daily,
+                (keys::tfa_minute(user.id), self.core.limits.tfa_wrong_per_minute),
+            )
+            .await?;
+        let secret = self
+            .core
+            .key
+            .open(KeyContext::TotpSecret, &totp_binding(user.id), &record.sealed_secret)
+            .map_err(|e| SignInError::Internal(format!("totp secret: {e}")))?;
+        let now = self.core.clock.now();
+        let mut used_backup = false;
+        let mut ok = false;
+        if let Some(step) = totp::matching_step(&secret, code, now, ctx.portal.settings.totp_window)
+        {
+            ok = self.core.store.use_totp_step(user.id, step).await?;
+        } else if record.activated
+            && let Some(normalized) = backup::normalize(code)
+        {
+            let hash = backup::code_hash(&self.core.key, user.id, &normalized);
+            ok = self.core.store.use_backup_code(user.id, &hash).await?;
+            used_backup = ok;
+        }
+        if !ok {
+            self.core
+                .audit(
+                    ctx,
+                    Some(user.id),
+                    None,
+                    AuditAction::LoginFailViaApiTfa,
+                    Some("wrong or used code"),
+                )
+                .await?;
+            return Err(SignInError::InvalidCredentials);
+        }
+        self.core.release_all(&slots).await?;
+        if !record.activated {
+            let (hashes, reveal) = self.core.new_backup_set(ctx, user.id)?;
+            if self.core.store.activate_totp(user.id, &hashes, &reveal).await? {
+                self.core
+                    .audit(ctx, Some(user.id), None, AuditAction::UserConnectedTfaApp, None)
+                    .await?;
+            }
+        }
+        let issued = self.core.issue_token(ctx, user, Via::Totp).await?;
+        let reason = used_backup.then_some("backup code");
+        self.core
+            .audit(ctx, Some(user.id), None, AuditAction::LoginSuccessViaApiTfa, reason)
+            .await?;
+        Ok(issued)
+    }
+}
