@@ -39,49 +39,20 @@ pub enum PgError {
     },
 }
 
-/// What a store call can fail with: PostgreSQL's error, the pool's, or one of ours (decoding,
-/// ranges). Port methods use `?` on all three; [`StoreError::from`] sorts them at the end.
-#[derive(Debug)]
-pub(crate) enum DbError {
-    Pg(tokio_postgres::Error),
-    Pool(PoolError),
-    Store(StoreError),
+auth_sql::db_error! {
+    /// What a store call can fail with: PostgreSQL's error, the pool's, or one of ours (decoding,
+    /// ranges). Port methods use `?` on all three; [`StoreError::from`] sorts them at the end. The
+    /// shape is auth-sql's, shared with the SQLite adapter.
+    #[derive(Debug)]
+    pub(crate) enum DbError {
+        /// PostgreSQL's error (or the client's, without a SQLSTATE).
+        Pg(tokio_postgres::Error) => from_pg,
+        /// The pool's: no free connection in time, a closed pool, or a failed connect.
+        Pool(PoolError) => from_pool,
+    }
 }
 
 pub(crate) type DbResult<T> = Result<T, DbError>;
-
-impl From<tokio_postgres::Error> for DbError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        DbError::Pg(e)
-    }
-}
-
-impl From<PoolError> for DbError {
-    fn from(e: PoolError) -> Self {
-        DbError::Pool(e)
-    }
-}
-
-impl From<StoreError> for DbError {
-    fn from(e: StoreError) -> Self {
-        DbError::Store(e)
-    }
-}
-
-/// Stored data that cannot be read back.
-pub(crate) fn corrupt(msg: impl Into<String>) -> DbError {
-    DbError::Store(StoreError::Corrupt(msg.into()))
-}
-
-impl From<DbError> for StoreError {
-    fn from(e: DbError) -> Self {
-        match e {
-            DbError::Store(e) => e,
-            DbError::Pg(e) => from_pg(&e),
-            DbError::Pool(e) => from_pool(&e),
-        }
-    }
-}
 
 /// What kind of store failure a SQLSTATE is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use auth_core::ports::{StoreError, StoreResult};
+use auth_sql::Columns;
 use deadpool_postgres::{
     Hook, HookError, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Transaction,
 };
@@ -108,7 +109,7 @@ impl PgStore {
                 .await?
                 .query_one("SELECT coalesce(max(version), 0)::BIGINT FROM schema_version", &[])
                 .await?;
-            crate::codec::get(&row, 0)
+            row.big_int(0)
         })
         .await
     }

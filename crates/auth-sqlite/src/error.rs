@@ -43,42 +43,19 @@ pub enum SqliteError {
     },
 }
 
-/// What a store job can fail with: SQLite's error, or one of ours (decoding, ranges).
-///
-/// Jobs use `?` on both; the store's `run` turns the result into a [`StoreError`].
-#[derive(Debug)]
-pub(crate) enum DbError {
-    Sql(rusqlite::Error),
-    Store(StoreError),
+auth_sql::db_error! {
+    /// What a store job can fail with: SQLite's error, or one of ours (decoding, ranges).
+    ///
+    /// Jobs use `?` on both; the store's `run` turns the result into a [`StoreError`] with
+    /// [`from_sqlite`]. The shape is auth-sql's, shared with the PostgreSQL adapter.
+    #[derive(Debug)]
+    pub(crate) enum DbError {
+        /// SQLite's own error, sorted by its code.
+        Sql(rusqlite::Error) => from_sqlite,
+    }
 }
 
 pub(crate) type DbResult<T> = Result<T, DbError>;
-
-impl From<rusqlite::Error> for DbError {
-    fn from(e: rusqlite::Error) -> Self {
-        DbError::Sql(e)
-    }
-}
-
-impl From<StoreError> for DbError {
-    fn from(e: StoreError) -> Self {
-        DbError::Store(e)
-    }
-}
-
-/// Stored data that cannot be read back.
-pub(crate) fn corrupt(msg: impl Into<String>) -> DbError {
-    DbError::Store(StoreError::Corrupt(msg.into()))
-}
-
-impl From<DbError> for StoreError {
-    fn from(e: DbError) -> Self {
-        match e {
-            DbError::Store(e) => e,
-            DbError::Sql(e) => from_sqlite(&e),
-        }
-    }
-}
 
 /// Maps SQLite's error codes onto the three kinds of store failure.
 ///

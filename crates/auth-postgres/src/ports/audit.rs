@@ -3,11 +3,10 @@
 
 use async_trait::async_trait;
 use auth_core::ports::{AuditStore, StoreResult};
-use auth_core::{AuditAction, AuditEvent, AuditFilter, UserId};
-use uuid::Uuid;
+use auth_core::{AuditAction, AuditEvent, AuditFilter};
+use auth_sql::codec::ts;
+use auth_sql::records;
 
-use crate::codec::{get, instant, portal_id, ts};
-use crate::error::corrupt;
 use crate::store::{PgStore, done};
 
 /// An action's upstream code as an INTEGER (the codes are four-digit numbers).
@@ -69,25 +68,7 @@ impl AuditStore for PgStore {
                     ],
                 )
                 .await?;
-            rows.iter()
-                .map(|r| {
-                    let code: i32 = get(r, 4)?;
-                    let ip: String = get(r, 5)?;
-                    Ok(AuditEvent {
-                        at: instant(r, 0)?,
-                        portal: portal_id(r, 1)?,
-                        user: get::<Option<Uuid>>(r, 2)?.map(UserId),
-                        login: get(r, 3)?,
-                        action: u32::try_from(code)
-                            .ok()
-                            .and_then(AuditAction::from_code)
-                            .ok_or_else(|| corrupt(format!("unknown audit action {code}")))?,
-                        ip: ip.parse().map_err(|_| corrupt(format!("bad audit ip {ip:?}")))?,
-                        user_agent: get(r, 6)?,
-                        reason: get(r, 7)?,
-                    })
-                })
-                .collect()
+            rows.iter().map(records::audit_event).collect()
         })
         .await
     }

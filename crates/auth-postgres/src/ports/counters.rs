@@ -16,9 +16,10 @@ use async_trait::async_trait;
 use auth_core::ports::{CounterStore, StoreResult};
 use auth_core::throttle::{Acquire, Rule, Slot};
 use auth_core::{SignedDuration, Timestamp};
+use auth_sql::Columns;
+use auth_sql::codec::{later, ts};
 use deadpool_postgres::Transaction;
 
-use crate::codec::{get, instant, later, opt_instant, ts};
 use crate::error::DbResult;
 use crate::store::{PgStore, begin, done};
 
@@ -35,7 +36,7 @@ async fn lock_key(tx: &Transaction<'_>, key: &str) -> DbResult<Option<Timestamp>
         )
         .await?;
     let row = tx.query_one(&st, &[&key]).await?;
-    opt_instant(&row, 0)
+    row.opt_instant(0)
 }
 
 /// Drops the key's events that no rule decision can need any more (older than the retention).
@@ -51,7 +52,7 @@ async fn add_event(tx: &Transaction<'_>, key: &str, now: Timestamp) -> DbResult<
     let st = tx
         .prepare_cached("INSERT INTO counter_events (key, at) VALUES ($1, $2) RETURNING id")
         .await?;
-    get(&tx.query_one(&st, &[&key, &ts(now)]).await?, 0)
+    tx.query_one(&st, &[&key, &ts(now)]).await?.big_int(0)
 }
 
 #[async_trait]
@@ -73,7 +74,7 @@ impl CounterStore for PgStore {
                 .query(&events, &[&key])
                 .await?
                 .iter()
-                .map(|r| instant(r, 0))
+                .map(|r| r.instant(0))
                 .collect::<DbResult<Vec<_>>>()?;
             let answer = match rule.refused_until(now, &times) {
                 Some(until) => {

@@ -9,34 +9,18 @@
 use async_trait::async_trait;
 use auth_core::ports::{NewOutboxMessage, OutboxMessage, OutboxStore, StoreResult};
 use auth_core::{SignedDuration, Timestamp};
-use tokio_postgres::Row;
+use auth_sql::codec::{later, ts};
+use auth_sql::{Columns, records};
 
-use crate::codec::{get, instant, later, opt_instant, portal_id, ts};
-use crate::error::{DbResult, corrupt};
+use crate::error::DbResult;
 use crate::store::{PgStore, done};
 
-/// The columns [`message`] reads, in its order.
+/// The columns `auth_sql::records::message` reads, in its order.
 macro_rules! columns {
     () => {
         "id, portal_id, to_phone, sealed_text, created_at, attempts, next_attempt_at, sent_at, \
          last_error"
     };
-}
-
-fn message(r: &Row) -> DbResult<OutboxMessage> {
-    let attempts: i32 = get(r, 5)?;
-    Ok(OutboxMessage {
-        id: get(r, 0)?,
-        portal: portal_id(r, 1)?,
-        to: get(r, 2)?,
-        sealed_text: get(r, 3)?,
-        created_at: instant(r, 4)?,
-        attempts: u32::try_from(attempts)
-            .map_err(|_| corrupt(format!("outbox attempts {attempts} out of range")))?,
-        next_attempt_at: instant(r, 6)?,
-        sent_at: opt_instant(r, 7)?,
-        last_error: get(r, 8)?,
-    })
 }
 
 #[async_trait]
@@ -52,7 +36,7 @@ impl OutboxStore for PgStore {
                 .await?;
             let row =
                 c.query_one(&st, &[&m.portal.0, &m.to, &m.sealed_text, &ts(m.created_at)]).await?;
-            get(&row, 0)
+            row.big_int(0)
         })
         .await
     }
@@ -74,7 +58,7 @@ impl OutboxStore for PgStore {
                 ))
                 .await?;
             let rows = c.query(&st, &[&ts(now), &ts(later(now, lease)), &i64::from(limit)]).await?;
-            let mut claimed = rows.iter().map(message).collect::<DbResult<Vec<_>>>()?;
+            let mut claimed = rows.iter().map(records::message).collect::<DbResult<Vec<_>>>()?;
             // RETURNING gives no order guarantee; callers get the oldest first.
             claimed.sort_by_key(|m| m.id);
             Ok(claimed)
@@ -126,7 +110,7 @@ impl OutboxStore for PgStore {
                     " FROM outbox ORDER BY id DESC LIMIT $1"
                 ))
                 .await?;
-            c.query(&st, &[&i64::from(limit)]).await?.iter().map(message).collect()
+            c.query(&st, &[&i64::from(limit)]).await?.iter().map(records::message).collect()
         })
         .await
     }

@@ -9,25 +9,14 @@
 
 use async_trait::async_trait;
 use auth_core::Portal;
-use auth_core::PortalSettings;
 use auth_core::ports::{PortalStore, StoreError, StoreResult};
+use auth_sql::codec::{distinct_hosts, int4, ts};
+use auth_sql::{Columns, records};
 use deadpool_postgres::Transaction;
 
-use crate::codec::{get, instant, int4, portal_id, ts};
-use crate::error::{DbResult, corrupt};
+use crate::codec::get;
+use crate::error::DbResult;
 use crate::store::{PgStore, begin, done};
-
-/// The hosts to store: in order, each once. A portal listing one host twice is the same portal;
-/// storing it twice would trip the primary key against itself.
-fn distinct_hosts(hosts: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(hosts.len());
-    for h in hosts {
-        if !out.contains(h) {
-            out.push(h.clone());
-        }
-    }
-    out
-}
 
 /// Refuses hosts that belong to another portal.
 ///
@@ -40,7 +29,7 @@ async fn check_hosts(tx: &Transaction<'_>, portal: &Portal) -> DbResult<()> {
         )
         .await?;
     if let Some(row) = tx.query_opt(&st, &[&portal.hosts, &portal.id.0]).await? {
-        let host: String = get(&row, 0)?;
+        let host = row.text(0)?;
         return Err(StoreError::Conflict(format!("host {host} belongs to another portal")).into());
     }
     Ok(())
@@ -118,21 +107,8 @@ impl PortalStore for PgStore {
                      GROUP BY p.seq, p.id ORDER BY p.seq",
                 )
                 .await?;
-            c.query(&st, &[])
-                .await?
-                .iter()
-                .map(|r| {
-                    let settings: String = get(r, 2)?;
-                    Ok(Portal {
-                        id: portal_id(r, 0)?,
-                        name: get(r, 1)?,
-                        settings: PortalSettings::decode(&settings)
-                            .map_err(|e| corrupt(format!("portal settings: {e}")))?,
-                        created_at: instant(r, 3)?,
-                        hosts: get(r, 4)?,
-                    })
-                })
-                .collect()
+            // The hosts are the fifth column, after the ones `auth_sql::records::portal` reads.
+            c.query(&st, &[]).await?.iter().map(|r| records::portal(r, |_| get(r, 4))).collect()
         })
         .await
     }

@@ -8,8 +8,9 @@
 use async_trait::async_trait;
 use auth_core::ports::{SmsCodeRecord, SmsCodeStore, StoreResult};
 use auth_core::{Timestamp, UserId};
+use auth_sql::codec::ts;
+use auth_sql::{Columns, records};
 
-use crate::codec::{get, hash, instant, ts, user_id};
 use crate::store::{PgStore, begin, done, lock};
 
 fn lock_name(user: UserId) -> String {
@@ -79,16 +80,11 @@ impl SmsCodeStore for PgStore {
                      ORDER BY issued_at DESC, id DESC LIMIT 1",
                 )
                 .await?;
-            let Some(r) = c.query_opt(&st, &[&user.0, &phone, &ts(now)]).await? else {
-                return Ok(None);
-            };
-            Ok(Some(SmsCodeRecord {
-                user: user_id(&r, 0)?,
-                phone: get(&r, 1)?,
-                code_hash: hash(&r, 2)?,
-                issued_at: instant(&r, 3)?,
-                expires_at: instant(&r, 4)?,
-            }))
+            c.query_opt(&st, &[&user.0, &phone, &ts(now)])
+                .await?
+                .as_ref()
+                .map(records::sms_code)
+                .transpose()
         })
         .await
     }
@@ -114,7 +110,7 @@ impl SmsCodeStore for PgStore {
                 .await?;
             let row =
                 tx.query_one(&check, &[&user.0, &phone, &code_hash.as_slice(), &ts(now)]).await?;
-            let hit: bool = get(&row, 0)?;
+            let hit = row.bool(0)?;
             if hit {
                 let burn = tx.prepare_cached("DELETE FROM sms_codes WHERE user_id = $1").await?;
                 tx.execute(&burn, &[&user.0]).await?;

@@ -5,9 +5,9 @@
 use async_trait::async_trait;
 use auth_core::ports::{StoreResult, TokenRecord, TokenStore};
 use auth_core::{PortalId, Timestamp, User, UserId};
+use auth_sql::codec::ts;
+use auth_sql::records;
 
-use crate::codec::{hash, instant, portal_id, ts, user_id};
-use crate::ports::users::user;
 use crate::store::{PgStore, done};
 
 #[async_trait]
@@ -44,16 +44,11 @@ impl TokenStore for PgStore {
                      WHERE hash = $1",
                 )
                 .await?;
-            let Some(r) = c.query_opt(&st, &[&token_hash.as_slice()]).await? else {
-                return Ok(None);
-            };
-            Ok(Some(TokenRecord {
-                hash: hash(&r, 0)?,
-                user: user_id(&r, 1)?,
-                portal: portal_id(&r, 2)?,
-                issued_at: instant(&r, 3)?,
-                expires_at: instant(&r, 4)?,
-            }))
+            c.query_opt(&st, &[&token_hash.as_slice()])
+                .await?
+                .as_ref()
+                .map(records::token)
+                .transpose()
         })
         .await
     }
@@ -63,7 +58,7 @@ impl TokenStore for PgStore {
         token_hash: &[u8; 32],
     ) -> StoreResult<Option<(TokenRecord, User)>> {
         // One statement for the hot path of every authenticated request: the user's columns first,
-        // in the order `users::user` reads them, then the token's.
+        // in the order `auth_sql::records::session` reads them.
         done(async {
             let c = self.client().await?;
             let st = c
@@ -74,17 +69,11 @@ impl TokenStore for PgStore {
                      FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = $1",
                 )
                 .await?;
-            let Some(r) = c.query_opt(&st, &[&token_hash.as_slice()]).await? else {
-                return Ok(None);
-            };
-            let token = TokenRecord {
-                hash: hash(&r, 11)?,
-                user: user_id(&r, 12)?,
-                portal: portal_id(&r, 13)?,
-                issued_at: instant(&r, 14)?,
-                expires_at: instant(&r, 15)?,
-            };
-            Ok(Some((token, user(&r)?)))
+            c.query_opt(&st, &[&token_hash.as_slice()])
+                .await?
+                .as_ref()
+                .map(records::session)
+                .transpose()
         })
         .await
     }

@@ -11,10 +11,11 @@
 use async_trait::async_trait;
 use auth_core::UserId;
 use auth_core::ports::{BackupCodeRecord, StoreResult, TotpRecord, TotpStore};
+use auth_sql::codec::{int4, step};
+use auth_sql::{Columns, records};
 use deadpool_postgres::Transaction;
 
-use crate::codec::{get, hash, int4, step};
-use crate::error::{DbResult, corrupt};
+use crate::error::DbResult;
 use crate::store::{PgStore, begin, done, lock};
 
 fn lock_name(user: UserId) -> String {
@@ -68,12 +69,7 @@ impl TotpStore for PgStore {
                     "SELECT sealed_secret, activated, last_step FROM totp WHERE user_id = $1",
                 )
                 .await?;
-            let Some(r) = c.query_opt(&st, &[&user.0]).await? else { return Ok(None) };
-            let last_step = match get::<Option<i64>>(&r, 2)? {
-                Some(s) => Some(u64::try_from(s).map_err(|_| corrupt("negative TOTP step"))?),
-                None => None,
-            };
-            Ok(Some(TotpRecord { sealed_secret: get(&r, 0)?, activated: get(&r, 1)?, last_step }))
+            c.query_opt(&st, &[&user.0]).await?.as_ref().map(records::totp).transpose()
         })
         .await
     }
@@ -163,11 +159,7 @@ impl TotpStore for PgStore {
                      ORDER BY position, id",
                 )
                 .await?;
-            c.query(&st, &[&user.0])
-                .await?
-                .iter()
-                .map(|r| Ok(BackupCodeRecord { code_hash: hash(r, 0)?, used: get(r, 1)? }))
-                .collect()
+            c.query(&st, &[&user.0]).await?.iter().map(records::backup_code).collect()
         })
         .await
     }
@@ -213,7 +205,7 @@ impl TotpStore for PgStore {
             let st = c
                 .prepare_cached("DELETE FROM backup_reveals WHERE user_id = $1 RETURNING sealed")
                 .await?;
-            c.query_opt(&st, &[&user.0]).await?.map(|r| get(&r, 0)).transpose()
+            c.query_opt(&st, &[&user.0]).await?.map(|r| r.bytes(0)).transpose()
         })
         .await
     }

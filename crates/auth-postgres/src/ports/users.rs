@@ -9,13 +9,13 @@ use async_trait::async_trait;
 use auth_core::password::PasswordHash;
 use auth_core::ports::{StoreResult, UserStore};
 use auth_core::{PortalId, User, UserId};
-use tokio_postgres::Row;
+use auth_sql::codec::ts;
+use auth_sql::{Columns, records};
 
-use crate::codec::{get, instant, portal_id, ts, user_id};
-use crate::error::DbResult;
 use crate::store::{PgStore, done};
 
-/// `SELECT` of a user's columns in the order [`user`] reads them, followed by `$tail`.
+/// `SELECT` of a user's columns in the order `auth_sql::records::user` reads them, followed by
+/// `$tail`.
 macro_rules! select_user {
     ($tail:literal) => {
         concat!(
@@ -24,22 +24,6 @@ macro_rules! select_user {
             $tail
         )
     };
-}
-
-pub(super) fn user(row: &Row) -> DbResult<User> {
-    Ok(User {
-        id: user_id(row, 0)?,
-        portal: portal_id(row, 1)?,
-        email: get(row, 2)?,
-        first_name: get(row, 3)?,
-        last_name: get(row, 4)?,
-        is_admin: get(row, 5)?,
-        disabled: get(row, 6)?,
-        password_hash: PasswordHash::from_phc(get::<String>(row, 7)?),
-        phone: get(row, 8)?,
-        phone_activated: get(row, 9)?,
-        created_at: instant(row, 10)?,
-    })
 }
 
 #[async_trait]
@@ -81,7 +65,7 @@ impl UserStore for PgStore {
         done(async {
             let c = self.client().await?;
             let st = c.prepare_cached(select_user!("WHERE id = $1")).await?;
-            c.query_opt(&st, &[&id.0]).await?.as_ref().map(user).transpose()
+            c.query_opt(&st, &[&id.0]).await?.as_ref().map(records::user).transpose()
         })
         .await
     }
@@ -95,7 +79,11 @@ impl UserStore for PgStore {
             let c = self.client().await?;
             let st =
                 c.prepare_cached(select_user!("WHERE portal_id = $1 AND email_lower = $2")).await?;
-            c.query_opt(&st, &[&portal.0, &email_lower]).await?.as_ref().map(user).transpose()
+            c.query_opt(&st, &[&portal.0, &email_lower])
+                .await?
+                .as_ref()
+                .map(records::user)
+                .transpose()
         })
         .await
     }
@@ -109,7 +97,7 @@ impl UserStore for PgStore {
                     "WHERE ($1::uuid IS NULL OR portal_id = $1) ORDER BY seq"
                 ))
                 .await?;
-            c.query(&st, &[&portal.map(|p| p.0)]).await?.iter().map(user).collect()
+            c.query(&st, &[&portal.map(|p| p.0)]).await?.iter().map(records::user).collect()
         })
         .await
     }
@@ -118,7 +106,7 @@ impl UserStore for PgStore {
         done(async {
             let c = self.client().await?;
             let st = c.prepare_cached("SELECT count(*) FROM users").await?;
-            let n: i64 = get(&c.query_one(&st, &[]).await?, 0)?;
+            let n = c.query_one(&st, &[]).await?.big_int(0)?;
             Ok(u64::try_from(n).unwrap_or(0))
         })
         .await

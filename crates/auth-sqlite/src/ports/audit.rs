@@ -3,11 +3,12 @@
 
 use async_trait::async_trait;
 use auth_core::ports::{AuditStore, StoreResult};
-use auth_core::{AuditAction, AuditEvent, AuditFilter, UserId};
+use auth_core::{AuditAction, AuditEvent, AuditFilter};
+use auth_sql::codec::ts;
+use auth_sql::records;
 use rusqlite::params;
 
-use crate::codec::{collect, instant, opt_uuid, portal_id, ts};
-use crate::error::corrupt;
+use crate::codec::collect;
 use crate::store::SqliteStore;
 
 #[async_trait]
@@ -50,21 +51,7 @@ impl AuditStore for SqliteStore {
                 f.action.map(AuditAction::code),
                 i64::from(limit)
             ])?;
-            collect(rows, |r| {
-                let code: u32 = r.get(4)?;
-                let ip: String = r.get(5)?;
-                Ok(AuditEvent {
-                    at: instant(r, 0)?,
-                    portal: portal_id(r, 1)?,
-                    user: opt_uuid(r, 2)?.map(UserId),
-                    login: r.get(3)?,
-                    action: AuditAction::from_code(code)
-                        .ok_or_else(|| corrupt(format!("unknown audit action {code}")))?,
-                    ip: ip.parse().map_err(|_| corrupt(format!("bad audit ip {ip:?}")))?,
-                    user_agent: r.get(6)?,
-                    reason: r.get(7)?,
-                })
-            })
+            collect(rows, |r| records::audit_event(r))
         })
         .await
     }

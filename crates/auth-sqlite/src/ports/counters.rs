@@ -9,9 +9,11 @@ use async_trait::async_trait;
 use auth_core::Timestamp;
 use auth_core::ports::{CounterStore, StoreResult};
 use auth_core::throttle::{Acquire, Rule, Slot};
+use auth_sql::Columns;
+use auth_sql::codec::{later, ts};
 use rusqlite::{Transaction, params};
 
-use crate::codec::{collect, first, instant, later, ts};
+use crate::codec::{collect, first};
 use crate::error::DbResult;
 use crate::store::SqliteStore;
 
@@ -38,13 +40,13 @@ impl CounterStore for SqliteStore {
         self.write(move |tx| {
             prune(tx, &key, &rule, now)?;
             let mut block = tx.prepare_cached("SELECT until FROM counter_blocks WHERE key = ?1")?;
-            if let Some(until) = first(block.query([&key])?, |r| instant(r, 0))?
+            if let Some(until) = first(block.query([&key])?, |r| r.instant(0))?
                 && until > now
             {
                 return Ok(Acquire::Refused { until });
             }
             let mut events = tx.prepare_cached("SELECT at FROM counter_events WHERE key = ?1")?;
-            let times = collect(events.query([&key])?, |r| instant(r, 0))?;
+            let times = collect(events.query([&key])?, |r| r.instant(0))?;
             if let Some(until) = rule.refused_until(now, &times) {
                 tx.prepare_cached(
                     "INSERT INTO counter_blocks (key, until) VALUES (?1, ?2) \

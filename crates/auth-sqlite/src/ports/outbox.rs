@@ -7,30 +7,16 @@
 use async_trait::async_trait;
 use auth_core::ports::{NewOutboxMessage, OutboxMessage, OutboxStore, StoreResult};
 use auth_core::{SignedDuration, Timestamp};
-use rusqlite::{Row, params};
+use auth_sql::codec::{later, ts};
+use auth_sql::records;
+use rusqlite::params;
 
-use crate::codec::{bytes, collect, instant, later, opt_instant, portal_id, ts};
-use crate::error::{DbResult, corrupt};
+use crate::codec::collect;
 use crate::store::SqliteStore;
 
+/// The columns `auth_sql::records::message` reads, in its order.
 const COLUMNS: &str = "id, portal, to_phone, sealed_text, created_at, attempts, next_attempt_at, \
                        sent_at, last_error";
-
-fn message(r: &Row<'_>) -> DbResult<OutboxMessage> {
-    let attempts: i64 = r.get(5)?;
-    Ok(OutboxMessage {
-        id: r.get(0)?,
-        portal: portal_id(r, 1)?,
-        to: r.get(2)?,
-        sealed_text: bytes(r, 3)?,
-        created_at: instant(r, 4)?,
-        attempts: u32::try_from(attempts)
-            .map_err(|_| corrupt(format!("outbox attempts {attempts} out of range")))?,
-        next_attempt_at: instant(r, 6)?,
-        sent_at: opt_instant(r, 7)?,
-        last_error: r.get(8)?,
-    })
-}
 
 #[async_trait]
 impl OutboxStore for SqliteStore {
@@ -67,7 +53,7 @@ impl OutboxStore for SqliteStore {
             let mut st = tx.prepare_cached(&sql)?;
             let mut claimed = collect(
                 st.query(params![ts(now), ts(later(now, lease)), i64::from(limit)])?,
-                message,
+                |r| records::message(r),
             )?;
             // RETURNING gives no order guarantee; callers get the oldest first.
             claimed.sort_by_key(|m| m.id);
@@ -109,7 +95,7 @@ impl OutboxStore for SqliteStore {
         self.run_read(move |c| {
             let sql = format!("SELECT {COLUMNS} FROM outbox ORDER BY id DESC LIMIT ?1");
             let mut st = c.prepare_cached(&sql)?;
-            collect(st.query([i64::from(limit)])?, message)
+            collect(st.query([i64::from(limit)])?, |r| records::message(r))
         })
         .await
     }

@@ -4,26 +4,16 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use auth_core::Portal;
 use auth_core::ports::{PortalStore, StoreError, StoreResult};
-use auth_core::{Portal, PortalSettings};
+use auth_sql::codec::{distinct_hosts, int8, ts};
+use auth_sql::{Columns, records};
 use rusqlite::{Transaction, params};
 use uuid::Uuid;
 
-use crate::codec::{collect, instant, portal_id, ts, uuid};
-use crate::error::{DbResult, corrupt};
+use crate::codec::collect;
+use crate::error::DbResult;
 use crate::store::SqliteStore;
-
-/// The hosts to store: in order, each once. A portal listing one host twice is the same portal;
-/// storing it twice would trip UNIQUE(host) against itself.
-fn distinct_hosts(hosts: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(hosts.len());
-    for h in hosts {
-        if !out.contains(h) {
-            out.push(h.clone());
-        }
-    }
-    out
-}
 
 /// Refuses hosts that belong to another portal, then stores `hosts` as the portal's.
 ///
@@ -46,7 +36,7 @@ fn store_hosts(tx: &Transaction<'_>, portal: &Portal) -> DbResult<()> {
     let mut insert =
         tx.prepare_cached("INSERT INTO portal_hosts (host, portal, position) VALUES (?1, ?2, ?3)")?;
     for (i, h) in distinct_hosts(&portal.hosts).iter().enumerate() {
-        insert.execute(params![h, id, i64::try_from(i).unwrap_or(i64::MAX)])?;
+        insert.execute(params![h, id, int8(i)])?;
     }
     Ok(())
 }
@@ -103,26 +93,14 @@ impl PortalStore for SqliteStore {
             let mut st = tx.prepare_cached(
                 "SELECT portal, host FROM portal_hosts ORDER BY portal, position",
             )?;
-            for (portal, host) in
-                collect(st.query([])?, |r| Ok((uuid(r, 0)?, r.get::<_, String>(1)?)))?
-            {
+            for (portal, host) in collect(st.query([])?, |r| Ok((r.uuid(0)?, r.text(1)?)))? {
                 hosts.entry(portal).or_default().push(host);
             }
             let mut st = tx.prepare_cached(
                 "SELECT id, name, settings, created_at FROM portals ORDER BY seq",
             )?;
             collect(st.query([])?, |r| {
-                let id = portal_id(r, 0)?;
-                let text: String = r.get(2)?;
-                let settings = PortalSettings::decode(&text)
-                    .map_err(|e| corrupt(format!("settings of portal {id}: {e}")))?;
-                Ok(Portal {
-                    id,
-                    name: r.get(1)?,
-                    hosts: hosts.get(&id.0).cloned().unwrap_or_default(),
-                    settings,
-                    created_at: instant(r, 3)?,
-                })
+                records::portal(r, |id| Ok(hosts.get(&id.0).cloned().unwrap_or_default()))
             })
         })
         .await

@@ -7,9 +7,11 @@
 use async_trait::async_trait;
 use auth_core::ports::{SmsCodeRecord, SmsCodeStore, StoreResult};
 use auth_core::{Timestamp, UserId};
+use auth_sql::codec::ts;
+use auth_sql::records;
 use rusqlite::params;
 
-use crate::codec::{first, hash, instant, ts, user_id};
+use crate::codec::first;
 use crate::store::SqliteStore;
 
 #[async_trait]
@@ -61,13 +63,7 @@ impl SmsCodeStore for SqliteStore {
                  ORDER BY issued_at DESC, id DESC LIMIT 1",
             )?;
             first(st.query(params![user.0.as_bytes().as_slice(), phone, ts(now)])?, |r| {
-                Ok(SmsCodeRecord {
-                    user: user_id(r, 0)?,
-                    phone: r.get(1)?,
-                    code_hash: hash(r, 2)?,
-                    issued_at: instant(r, 3)?,
-                    expires_at: instant(r, 4)?,
-                })
+                records::sms_code(r)
             })
         })
         .await

@@ -4,10 +4,11 @@
 use async_trait::async_trait;
 use auth_core::ports::{StoreResult, TokenRecord, TokenStore};
 use auth_core::{PortalId, Timestamp, User, UserId};
+use auth_sql::codec::ts;
+use auth_sql::records;
 use rusqlite::params;
 
-use crate::codec::{first, hash, instant, portal_id, ts, user_id};
-use crate::ports::users::user;
+use crate::codec::first;
 use crate::store::SqliteStore;
 
 fn count(n: usize) -> u64 {
@@ -45,15 +46,7 @@ impl TokenStore for SqliteStore {
             let mut st = c.prepare_cached(
                 "SELECT hash, user, portal, issued_at, expires_at FROM tokens WHERE hash = ?1",
             )?;
-            first(st.query([h.as_slice()])?, |r| {
-                Ok(TokenRecord {
-                    hash: hash(r, 0)?,
-                    user: user_id(r, 1)?,
-                    portal: portal_id(r, 2)?,
-                    issued_at: instant(r, 3)?,
-                    expires_at: instant(r, 4)?,
-                })
-            })
+            first(st.query([h.as_slice()])?, |r| records::token(r))
         })
         .await
     }
@@ -64,7 +57,7 @@ impl TokenStore for SqliteStore {
     ) -> StoreResult<Option<(TokenRecord, User)>> {
         let h = *token_hash;
         // One statement for the hot path of every authenticated request: the user's columns first,
-        // in the order `users::user` reads them, then the token's. It runs inline when it cannot wait.
+        // in the order `auth_sql::records::session` reads them. It runs inline when it cannot wait.
         self.run_read_inline(move |c| {
             let mut st = c.prepare_cached(
                 "SELECT u.id, u.portal, u.email, u.first_name, u.last_name, u.is_admin, u.disabled, \
@@ -72,16 +65,7 @@ impl TokenStore for SqliteStore {
                  t.hash, t.user, t.portal, t.issued_at, t.expires_at \
                  FROM tokens t JOIN users u ON u.id = t.user WHERE t.hash = ?1",
             )?;
-            first(st.query([h.as_slice()])?, |r| {
-                let token = TokenRecord {
-                    hash: hash(r, 11)?,
-                    user: user_id(r, 12)?,
-                    portal: portal_id(r, 13)?,
-                    issued_at: instant(r, 14)?,
-                    expires_at: instant(r, 15)?,
-                };
-                Ok((token, user(r)?))
-            })
+            first(st.query([h.as_slice()])?, |r| records::session(r))
         })
         .await
     }

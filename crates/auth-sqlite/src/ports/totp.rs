@@ -8,10 +8,12 @@
 use async_trait::async_trait;
 use auth_core::UserId;
 use auth_core::ports::{BackupCodeRecord, StoreResult, TotpRecord, TotpStore};
+use auth_sql::codec::{int8, step};
+use auth_sql::{Columns, records};
 use rusqlite::{Transaction, params};
 
-use crate::codec::{bytes, collect, first, hash, step};
-use crate::error::{DbResult, corrupt};
+use crate::codec::{collect, first};
+use crate::error::DbResult;
 use crate::store::SqliteStore;
 
 /// Replaces the user's backup codes (in issue order) and the pending reveal.
@@ -27,7 +29,7 @@ fn put_backup(
         "INSERT INTO backup_codes (user, position, code_hash, used) VALUES (?1, ?2, ?3, 0)",
     )?;
     for (i, h) in hashes.iter().enumerate() {
-        insert.execute(params![user, i64::try_from(i).unwrap_or(i64::MAX), h.as_slice()])?;
+        insert.execute(params![user, int8(i), h.as_slice()])?;
     }
     match reveal {
         Some(r) => tx
@@ -48,13 +50,7 @@ impl TotpStore for SqliteStore {
             let mut st = c.prepare_cached(
                 "SELECT sealed_secret, activated, last_step FROM totp WHERE user = ?1",
             )?;
-            first(st.query([user.0.as_bytes().as_slice()])?, |r| {
-                let last_step = match r.get::<_, Option<i64>>(2)? {
-                    Some(s) => Some(u64::try_from(s).map_err(|_| corrupt("negative TOTP step"))?),
-                    None => None,
-                };
-                Ok(TotpRecord { sealed_secret: bytes(r, 0)?, activated: r.get(1)?, last_step })
-            })
+            first(st.query([user.0.as_bytes().as_slice()])?, |r| records::totp(r))
         })
         .await
     }
@@ -126,9 +122,7 @@ impl TotpStore for SqliteStore {
             let mut st = c.prepare_cached(
                 "SELECT code_hash, used FROM backup_codes WHERE user = ?1 ORDER BY position, id",
             )?;
-            collect(st.query([user.0.as_bytes().as_slice()])?, |r| {
-                Ok(BackupCodeRecord { code_hash: hash(r, 0)?, used: r.get(1)? })
-            })
+            collect(st.query([user.0.as_bytes().as_slice()])?, |r| records::backup_code(r))
         })
         .await
     }
@@ -165,7 +159,7 @@ impl TotpStore for SqliteStore {
         self.run(move |c| {
             let mut st =
                 c.prepare_cached("DELETE FROM backup_reveals WHERE user = ?1 RETURNING sealed")?;
-            first(st.query([user.0.as_bytes().as_slice()])?, |r| bytes(r, 0))
+            first(st.query([user.0.as_bytes().as_slice()])?, |r| r.bytes(0))
         })
         .await
     }

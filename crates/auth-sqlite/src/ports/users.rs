@@ -7,13 +7,15 @@ use async_trait::async_trait;
 use auth_core::password::PasswordHash;
 use auth_core::ports::{StoreResult, UserStore};
 use auth_core::{PortalId, User, UserId};
-use rusqlite::{Row, params};
+use auth_sql::codec::ts;
+use auth_sql::records;
+use rusqlite::params;
 
-use crate::codec::{collect, first, instant, portal_id, ts, user_id};
-use crate::error::DbResult;
+use crate::codec::{collect, first};
 use crate::store::SqliteStore;
 
-/// `SELECT` of a user's columns in the order [`user`] reads them, followed by `$tail`.
+/// `SELECT` of a user's columns in the order `auth_sql::records::user` reads them, followed by
+/// `$tail`.
 macro_rules! select_user {
     ($tail:literal) => {
         concat!(
@@ -22,22 +24,6 @@ macro_rules! select_user {
             $tail
         )
     };
-}
-
-pub(super) fn user(row: &Row<'_>) -> DbResult<User> {
-    Ok(User {
-        id: user_id(row, 0)?,
-        portal: portal_id(row, 1)?,
-        email: row.get(2)?,
-        first_name: row.get(3)?,
-        last_name: row.get(4)?,
-        is_admin: row.get(5)?,
-        disabled: row.get(6)?,
-        password_hash: PasswordHash::from_phc(row.get::<_, String>(7)?),
-        phone: row.get(8)?,
-        phone_activated: row.get(9)?,
-        created_at: instant(row, 10)?,
-    })
 }
 
 #[async_trait]
@@ -74,7 +60,7 @@ impl UserStore for SqliteStore {
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
         self.run_read(move |c| {
             let mut st = c.prepare_cached(select_user!("WHERE id = ?1"))?;
-            first(st.query([id.0.as_bytes().as_slice()])?, user)
+            first(st.query([id.0.as_bytes().as_slice()])?, |r| records::user(r))
         })
         .await
     }
@@ -88,7 +74,9 @@ impl UserStore for SqliteStore {
         self.run_read(move |c| {
             let mut st =
                 c.prepare_cached(select_user!("WHERE portal = ?1 AND email_lower = ?2"))?;
-            first(st.query(params![portal.0.as_bytes().as_slice(), email_lower])?, user)
+            first(st.query(params![portal.0.as_bytes().as_slice(), email_lower])?, |r| {
+                records::user(r)
+            })
         })
         .await
     }
@@ -97,11 +85,11 @@ impl UserStore for SqliteStore {
         self.run_read(move |c| match portal {
             Some(p) => {
                 let mut st = c.prepare_cached(select_user!("WHERE portal = ?1 ORDER BY seq"))?;
-                collect(st.query([p.0.as_bytes().as_slice()])?, user)
+                collect(st.query([p.0.as_bytes().as_slice()])?, |r| records::user(r))
             }
             None => {
                 let mut st = c.prepare_cached(select_user!("ORDER BY seq"))?;
-                collect(st.query([])?, user)
+                collect(st.query([])?, |r| records::user(r))
             }
         })
         .await

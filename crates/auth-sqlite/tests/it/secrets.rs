@@ -88,6 +88,7 @@ fn ctx(portal: Arc<Portal>) -> RequestContext {
     RequestContext {
         portal,
         client_ip: "192.0.2.10".parse::<IpAddr>().unwrap(),
+        client_ip_known: true,
         user_agent: Some("secrets-test".into()),
     }
 }
