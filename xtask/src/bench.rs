@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use auth_core::password::HashParams;
+use auth_wire::Endpoint;
 use serde_json::{Value, json};
 
 use self::load::{Conn, Window, closed_loop, open_loop};
@@ -444,14 +445,14 @@ async fn scenarios(
 
     // 1. healthz
     let c = args.connections;
-    let w = Rc::new(Get { path: HEALTHZ, host: HOST.into(), token: None, needle: "" });
+    let w = Rc::new(Get { path: HEALTHZ.as_str(), host: HOST.into(), token: None, needle: "" });
     let rec = closed_loop(addr, c, w, plan.healthz).await?;
     push(Row::from_recorder("healthz", format!("closed, {c} conns"), &rec, &["200"]));
 
     // 2. self
     let self_get = || {
         Rc::new(Get {
-            path: SELF,
+            path: SELF.as_str(),
             host: HOST.into(),
             token: Some(token.clone()),
             needle: "\"userName\":",
@@ -477,7 +478,8 @@ async fn scenarios(
 
     // 6. overload: logins at 4× the hash rate, healthz and self probed at the same time.
     let rate = (h.per_s + h2.per_s) / 2.0 * OVERLOAD_FACTOR;
-    let health = Rc::new(Get { path: HEALTHZ, host: HOST.into(), token: None, needle: "" });
+    let health =
+        Rc::new(Get { path: HEALTHZ.as_str(), host: HOST.into(), token: None, needle: "" });
     let (logins, healthz, me) = tokio::join!(
         open_loop(addr, rate, 1024, Rc::new(Login::new(&login_users, true, true)), plan.overload),
         open_loop(addr, PROBE_RATE, 32, health, plan.overload),
@@ -546,7 +548,7 @@ fn print_row(r: &Row) {
 /// Logs `user` in and returns the token.
 async fn login_token(addr: std::net::SocketAddr, user: &User) -> anyhow::Result<String> {
     let mut conn = Conn::open(addr).await?;
-    let reply = conn.send(workloads::post(LOGIN, &user.host, user.body(true))).await?;
+    let reply = conn.send(workloads::post(&LOGIN, &user.host, user.body(true))).await?;
     anyhow::ensure!(reply.status == 200, "login of {} answered {}", user.email, reply.status);
     workloads::json_str(&reply.body, "token")
         .map(str::to_owned)
@@ -582,7 +584,7 @@ async fn activate_all(addr: std::net::SocketAddr, users: &[User]) -> anyhow::Res
 
 async fn activate(conn: &mut Conn, user: &User) -> anyhow::Result<TfaUser> {
     let body = user.body(true);
-    let reply = conn.send(workloads::post(LOGIN, &user.host, body.clone())).await?;
+    let reply = conn.send(workloads::post(&LOGIN, &user.host, body.clone())).await?;
     anyhow::ensure!(reply.status == 200, "2FA step 1 of {} answered {}", user.email, reply.status);
     let key =
         workloads::json_str(&reply.body, "tfaKey").context("no tfaKey in the first 2FA answer")?;
@@ -593,7 +595,7 @@ async fn activate(conn: &mut Conn, user: &User) -> anyhow::Result<TfaUser> {
         let now = workloads::current_step();
         let step = if attempt == 0 { now.saturating_sub(1) } else { now };
         let code = auth_core::totp::code_at_step(&secret, step);
-        let path = format!("{LOGIN}/{code}");
+        let path = Endpoint::Code.path(&[&code], None);
         let reply = conn.send(workloads::post(&path, &user.host, body.clone())).await?;
         if reply.status == 200 {
             return Ok(TfaUser::new(user.clone(), secret, step));

@@ -17,7 +17,9 @@ pub(crate) enum Job {
     Fmt,
     /// `cargo clippy --workspace --all-targets -- -D warnings`: lints are warnings locally and errors here.
     Clippy,
-    /// `cargo test --workspace`: the README's test command, including xtask's own tidy test.
+    /// `cargo test --workspace`: the README's test command, including xtask's own tidy test. Under
+    /// `CI=true` it refuses to start without `AUTH_TEST_POSTGRES_URL`, so the PostgreSQL tests cannot
+    /// pass by skipping.
     Test,
     /// `cargo xtask layering`: the crate graph keeps its shape.
     Layering,
@@ -25,6 +27,8 @@ pub(crate) enum Job {
     Tidy,
     /// `cargo xtask deny`: licences, bans and sources of every dependency.
     Deny,
+    /// `cargo check` of the fuzz targets (their own workspace), so they cannot rot between fuzz runs.
+    Fuzz,
 }
 
 impl Job {
@@ -36,6 +40,7 @@ impl Job {
             Job::Layering => "layering",
             Job::Tidy => "tidy",
             Job::Deny => "deny",
+            Job::Fuzz => "fuzz-check",
         }
     }
 }
@@ -101,7 +106,14 @@ fn run_job(job: Job, require_deny: bool) -> anyhow::Result<Outcome> {
                 "warnings",
             ]))?;
         }
-        Job::Test => run_cmd(cargo().args(["test", "--workspace"]))?,
+        Job::Test => {
+            require_real_components()?;
+            run_cmd(cargo().args(["test", "--workspace"]))?;
+        }
+        Job::Fuzz => {
+            // The fuzz crate is its own workspace (libfuzzer-sys needs nightly flags only to run).
+            run_cmd(cargo().args(["check", "--manifest-path", "fuzz/Cargo.toml", "--bins"]))?;
+        }
         Job::Layering => layering::run()?,
         Job::Tidy => tidy::run()?,
         Job::Deny => {
@@ -117,4 +129,28 @@ fn run_job(job: Job, require_deny: bool) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Passed)
+}
+
+/// The variables that name the real components the tests start or use; under `CI=true` a missing one
+/// is a failure, not a skip (a skipped test there would pass without proving anything).
+const REAL_COMPONENTS: &[(&str, &str)] =
+    &[("AUTH_TEST_POSTGRES_URL", "source .ci/postgres.sh (it starts a throwaway cluster)")];
+
+fn require_real_components() -> anyhow::Result<()> {
+    if std::env::var("CI").as_deref() != Ok("true") {
+        return Ok(());
+    }
+    let missing: Vec<String> = REAL_COMPONENTS
+        .iter()
+        .filter(|(var, _)| std::env::var_os(var).is_none_or(|v| v.is_empty()))
+        .map(|(var, how)| format!("{var} is not set: {how}"))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "CI=true, but the tests would skip real components:\n  {}",
+            missing.join("\n  ")
+        )
+    }
 }

@@ -6,85 +6,145 @@
 
 use crate::{cargo, output};
 
-/// A package and the crates its normal dependency tree must not contain.
-struct Rule {
-    package: &'static str,
-    forbidden: &'static [&'static str],
-    /// Whether any other `auth-*` crate is forbidden as well.
-    no_other_auth_crates: bool,
+/// One line of the architecture: crates that only some packages may depend on.
+struct Principle {
     why: &'static str,
+    /// The crates that embody the concern (a driver, a transport, a format).
+    crates: &'static [&'static str],
+    /// The packages that must not have them.
+    packages: &'static [&'static str],
+    /// Whether only direct dependencies count: a package may reach a format crate through auth-wire,
+    /// it just must not use one itself.
+    direct_only: bool,
 }
 
-const RULES: &[Rule] = &[
-    Rule {
-        package: "auth-core",
-        // serde_core is listed because serde 1.0.220+ moved its traits there, and some crates
-        // (jiff, for one) pull it in with a single feature and no `serde` in sight.
-        forbidden: &[
-            "tokio",
-            "hyper",
-            "hyper-util",
-            "reqwest",
+/// The packages of ours that must stay clear of a concern unless they own it.
+const CORE: &str = "auth-core";
+const WIRE: &str = "auth-wire";
+const HTTP: &str = "auth-http";
+const SQLITE: &str = "auth-sqlite";
+const POSTGRES: &str = "auth-postgres";
+const SQL: &str = "auth-sql";
+
+const PRINCIPLES: &[Principle] = &[
+    Principle {
+        why: "only the store adapters know SQL",
+        crates: &[
             "rusqlite",
             "libsqlite3-sys",
-            "serde",
-            "serde_core",
-            "serde_json",
+            "tokio-postgres",
+            "postgres-types",
+            "postgres-protocol",
+            "deadpool-postgres",
+            "auth-sqlite",
+            "auth-postgres",
+            "auth-sql",
         ],
-        no_other_auth_crates: true,
-        why: "auth-core is pure rules: no runtime, transport, storage or wire format",
+        packages: &[CORE, WIRE, HTTP],
+        direct_only: false,
     },
-    Rule {
-        package: "auth-wire",
-        forbidden: &["tokio", "hyper", "rusqlite"],
-        no_other_auth_crates: true,
-        why: "auth-wire is what clients depend on: wire types only, no domain code or transport",
+    Principle {
+        why: "only auth-http knows HTTP statuses and transport",
+        crates: &[
+            "hyper",
+            "hyper-util",
+            "http",
+            "http-body",
+            "reqwest",
+            "auth-http",
+            "auth-server",
+        ],
+        packages: &[CORE, WIRE, SQLITE, POSTGRES, SQL],
+        direct_only: false,
     },
-    Rule {
-        package: "auth-http",
-        forbidden: &["rusqlite", "auth-sqlite", "auth-server"],
-        no_other_auth_crates: false,
-        why: "auth-http knows HTTP and nothing of SQL; the server wires the store in",
+    Principle {
+        why: "only auth-wire knows the wire format",
+        crates: &["serde_json", "quick-xml", "form_urlencoded"],
+        packages: &[HTTP, SQLITE, POSTGRES, SQL],
+        direct_only: true,
     },
-    Rule {
-        package: "auth-sqlite",
-        forbidden: &["hyper", "auth-http", "auth-wire", "auth-server"],
-        no_other_auth_crates: false,
-        why: "auth-sqlite knows SQL and nothing of HTTP or the wire format",
+    Principle {
+        why: "auth-core is pure rules: no runtime and no serialisation of its own",
+        // serde_core is listed because serde 1.0.220+ moved its traits there, and some crates
+        // (jiff, for one) pull it in with a single feature and no `serde` in sight.
+        crates: &["tokio", "serde", "serde_core", "serde_json", "auth-wire"],
+        packages: &[CORE],
+        direct_only: false,
+    },
+    Principle {
+        why: "auth-wire is what clients depend on alone: no domain code, no runtime",
+        crates: &["tokio", "auth-core"],
+        packages: &[WIRE],
+        direct_only: false,
+    },
+    Principle {
+        why: "auth-server is the composition root: it depends on everything and nothing on it",
+        crates: &["auth-server"],
+        packages: &[CORE, WIRE, HTTP, SQLITE, POSTGRES, SQL],
+        direct_only: false,
+    },
+    Principle {
+        why: "a store adapter knows nothing of the other store or of the wire",
+        crates: &["auth-wire", "auth-sqlite", "auth-postgres"],
+        packages: &[SQLITE, POSTGRES, SQL],
+        direct_only: false,
     },
 ];
 
+/// The crates `package`'s tree must not contain, each with the principle that forbids it.
+fn banned_for(package: &str, direct: bool) -> Vec<(&'static str, &'static str)> {
+    let mut out = Vec::new();
+    for p in PRINCIPLES.iter().filter(|p| p.direct_only == direct && p.packages.contains(&package))
+    {
+        for c in p.crates.iter().filter(|c| **c != package) {
+            out.push((*c, p.why));
+        }
+    }
+    out
+}
+
 pub(crate) fn run() -> anyhow::Result<()> {
     let mut problems = Vec::new();
-    for rule in RULES {
-        let tree = output(cargo().args([
-            "tree",
-            "--quiet",
-            "-p",
-            rule.package,
-            "-e",
-            "normal",
-            "--all-features",
-            "--prefix",
-            "none",
-        ]))?;
+    let mut packages: Vec<&str> =
+        PRINCIPLES.iter().flat_map(|p| p.packages.iter().copied()).collect();
+    packages.sort_unstable();
+    packages.dedup();
+    for package in packages {
         let mut seen = Vec::new();
-        for (name, version) in tree.lines().filter_map(crate_of) {
-            let banned = rule.forbidden.contains(&name)
-                || (rule.no_other_auth_crates && name.starts_with("auth-") && name != rule.package);
-            let spec = format!("{name}@{version}");
-            if banned && !seen.contains(&spec) {
-                seen.push(spec.clone());
-                problems.push(format!(
-                    "{} depends on {spec} ({})\n{}",
-                    rule.package,
-                    rule.why,
-                    why_path(rule.package, &spec)
-                ));
+        for direct in [false, true] {
+            let banned = banned_for(package, direct);
+            if banned.is_empty() {
+                continue;
+            }
+            let mut args = vec![
+                "tree",
+                "--quiet",
+                "-p",
+                package,
+                "-e",
+                "normal",
+                "--all-features",
+                "--prefix",
+                "none",
+            ];
+            if direct {
+                args.extend(["--depth", "1"]);
+            }
+            let tree = output(cargo().args(&args))?;
+            for (name, version) in tree.lines().filter_map(crate_of) {
+                let Some((_, why)) = banned.iter().find(|(c, _)| *c == name) else { continue };
+                let spec = format!("{name}@{version}");
+                if !seen.contains(&spec) {
+                    seen.push(spec.clone());
+                    problems.push(format!(
+                        "{package} depends on {spec} ({why})\n{}",
+                        why_path(package, &spec)
+                    ));
+                }
             }
         }
         if seen.is_empty() {
-            println!("layering: {} ok", rule.package);
+            println!("layering: {package} ok");
         }
     }
     if !problems.is_empty() {
@@ -122,7 +182,20 @@ fn why_path(package: &str, spec: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::crate_of;
+    use super::{HTTP, WIRE, banned_for, crate_of};
+
+    #[test]
+    fn principles_name_what_each_package_may_not_use() {
+        let http: Vec<_> = banned_for(HTTP, false).into_iter().map(|(c, _)| c).collect();
+        assert!(http.contains(&"tokio-postgres") && http.contains(&"auth-postgres"), "{http:?}");
+        assert!(!http.contains(&"hyper"), "auth-http owns HTTP");
+        let http_direct: Vec<_> = banned_for(HTTP, true).into_iter().map(|(c, _)| c).collect();
+        assert!(http_direct.contains(&"serde_json"), "{http_direct:?}");
+        let wire: Vec<_> = banned_for(WIRE, false).into_iter().map(|(c, _)| c).collect();
+        assert!(
+            wire.contains(&"hyper") && wire.contains(&"auth-core") && !wire.contains(&"serde_json")
+        );
+    }
 
     #[test]
     fn parses_tree_lines() {

@@ -384,3 +384,40 @@ fn base64_encode(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(s)
 }
+
+/// Issue 11: the endpoint table is the one definition of routing, 405/`Allow`, the metrics and the
+/// client's paths. Every row, with the path the client side builds for it, reaches an answer of its
+/// own (not 404 or 405), is refused with 405 naming its method under a method no row uses, and is
+/// counted under its own name; so adding a row is enough for all four.
+#[tokio::test]
+async fn every_row_of_the_endpoint_table_is_routed_refused_and_counted() {
+    use auth_wire::Endpoint;
+    let s = start(TfaMode::None, HttpConfig::default()).await;
+    let mut answered = Vec::new();
+    for &e in Endpoint::ALL {
+        let path = e.path(&["123456"], None);
+        let method = e.method().as_str();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: portal.example\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        );
+        let (status, _, body) = raw(s.addr, &request).await;
+        assert!(status != 404 && status != 405, "{method} {path}: {status} {body}");
+        answered.push((e, status));
+        let request = format!(
+            "PATCH {path} HTTP/1.1\r\nHost: portal.example\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        );
+        let (status, head, _) = raw(s.addr, &request).await;
+        assert_eq!(status, 405, "PATCH {path}");
+        let allow = head
+            .lines()
+            .find_map(|l| l.strip_prefix("allow: ").or_else(|| l.strip_prefix("Allow: ")))
+            .unwrap_or_else(|| panic!("no Allow for {path}: {head}"));
+        assert!(allow.split(", ").any(|m| m == method), "{path}: Allow {allow}");
+    }
+    let (_, _, metrics) = raw(s.addr, &get("/metrics", "")).await;
+    for (e, status) in answered {
+        let series =
+            format!("auth_http_requests_total{{route=\"{}\",status=\"{status}\"}}", e.name());
+        assert!(metrics.contains(&series), "{series} missing from\n{metrics}");
+    }
+}

@@ -48,6 +48,8 @@ pub enum ErrorCode {
     Busy,
     /// Anything unexpected (500).
     Internal,
+    /// A second-factor change with a token that is not fresh (401, spec §5.8).
+    ReauthenticationRequired,
 }
 
 /// The text was not one of the known error codes.
@@ -57,7 +59,7 @@ pub struct UnknownErrorCode(pub String);
 
 impl ErrorCode {
     /// Every code, in the order of the spec table (useful for documentation generators and tests).
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::InvalidCredentials,
         ErrorCode::LoginThrottled,
         ErrorCode::SmsSendLimited,
@@ -78,6 +80,7 @@ impl ErrorCode {
         ErrorCode::UnsupportedMediaType,
         ErrorCode::Busy,
         ErrorCode::Internal,
+        ErrorCode::ReauthenticationRequired,
     ];
 
     /// The wire string, e.g. `invalid_credentials`.
@@ -103,6 +106,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::Busy => "busy",
             ErrorCode::Internal => "internal",
+            ErrorCode::ReauthenticationRequired => "reauthentication_required",
         }
     }
 
@@ -114,7 +118,9 @@ impl ErrorCode {
     /// The HTTP status the spec gives this code.
     pub const fn status_code(self) -> u16 {
         match self {
-            ErrorCode::InvalidCredentials | ErrorCode::Unauthorized => 401,
+            ErrorCode::InvalidCredentials
+            | ErrorCode::Unauthorized
+            | ErrorCode::ReauthenticationRequired => 401,
             ErrorCode::LoginThrottled
             | ErrorCode::SmsSendLimited
             | ErrorCode::CodeAttemptsExceeded
@@ -161,6 +167,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "Unsupported content type",
             ErrorCode::Busy => "Server is busy",
             ErrorCode::Internal => "Internal error",
+            ErrorCode::ReauthenticationRequired => "Sign in again to change two-factor settings",
         }
     }
 }

@@ -7,9 +7,11 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use auth_core::totp;
+use auth_wire::Endpoint;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
@@ -17,12 +19,13 @@ use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
 
 use super::load::{Conn, Outcome, Reply, Workload};
 
-/// `POST /api/2.0/authentication`.
-pub(crate) const LOGIN: &str = "/api/2.0/authentication";
+/// `POST /api/2.0/authentication`, from the endpoint table.
+pub(crate) static LOGIN: LazyLock<String> =
+    LazyLock::new(|| Endpoint::Authenticate.path(&[], None));
 /// `GET /api/2.0/people/@self`.
-pub(crate) const SELF: &str = "/api/2.0/people/@self";
+pub(crate) static SELF: LazyLock<String> = LazyLock::new(|| Endpoint::SelfProfile.path(&[], None));
 /// `GET /healthz`.
-pub(crate) const HEALTHZ: &str = "/healthz";
+pub(crate) static HEALTHZ: LazyLock<String> = LazyLock::new(|| Endpoint::Healthz.path(&[], None));
 
 /// A seeded user: login, password, and the portal host it belongs to.
 #[derive(Clone, Debug)]
@@ -113,7 +116,7 @@ impl Workload for Login {
             let Some((host, body)) = self.bodies.get(i % self.bodies.len().max(1)) else {
                 return Outcome::Starved;
             };
-            let reply = conn.send(post(LOGIN, host, body.clone())).await;
+            let reply = conn.send(post(&LOGIN, host, body.clone())).await;
             if self.accept_busy
                 && let Ok(r) = &reply
                 && r.status.as_u16() == 503
@@ -198,12 +201,12 @@ impl Workload for LoginTfa {
             let Some((u, step)) = self.take() else { return Outcome::Starved };
             let host = &u.user.host;
             let first =
-                expect(conn.send(post(LOGIN, host, u.body.clone())).await, 200, "\"tfa\":true");
+                expect(conn.send(post(&LOGIN, host, u.body.clone())).await, 200, "\"tfa\":true");
             if first != Outcome::Ok(200) {
                 return first;
             }
             let code = totp::code_at_step(&u.secret, step);
-            let path = format!("{LOGIN}/{code}");
+            let path = Endpoint::Code.path(&[&code], None);
             expect(conn.send(post(&path, host, u.body.clone())).await, 200, "\"token\":\"")
         })
     }
