@@ -249,9 +249,7 @@ fn read_only_database_gives_busy_then_recovers() {
     let before = token_of(&server.post_form("/api/2.0/authentication", &creds()));
     let files = database_files(&server.data_dir());
     if !chattr("+i", &files) {
-        eprintln!(
-            "skipped: `chattr +i` is not possible here (needs root on ext2/3/4, xfs or btrfs)"
-        );
+        auth_tests::skip("`chattr +i` is not possible here (needs root on ext2/3/4, xfs or btrfs)");
         return;
     }
     let guard = Immutable(files);
@@ -304,7 +302,7 @@ fn fill(file: &Path) {
 fn full_disk_gives_busy_then_recovers() {
     let data = DataDir::new();
     let Some(mount) = Tmpfs::mount(&data.path(), "8m") else {
-        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        auth_tests::skip("cannot mount a tmpfs here (needs root)");
         return;
     };
     data.run_cli(&["portal", "set", "--tfa", "none"]).ok();

@@ -17,5 +17,7 @@ mod races;
 mod robustness;
 /// Two server nodes on one PostgreSQL database: limits, single use and revocation across nodes.
 mod scaleout;
+/// The second security round (issue 12): bypasses found by review, each pinned over real HTTP.
+mod security;
 /// Starting and stopping `serve`: data directory set-up, the first administrator, config errors.
 mod startup;

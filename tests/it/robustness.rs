@@ -53,7 +53,14 @@ fn five_hundred_slow_clients_do_not_stop_a_login_and_are_cut_off() {
     let data = DataDir::new();
     data.run_cli(&["user", "add", "--email", EMAIL, "--password", PASSWORD]).ok();
     let server =
-        TestServer::start_in(data, ServerOptions::new().env("AUTH_HTTP__HEADER_TIMEOUT_SECS", "3"));
+        // The slow clients and the normal one share 127.0.0.1 here, so the per-address cap (issue 12,
+        // tested in `security`) is lifted for this test of the header timeout.
+        TestServer::start_in(
+            data,
+            ServerOptions::new()
+                .env("AUTH_HTTP__HEADER_TIMEOUT_SECS", "3")
+                .env("AUTH_HTTP__MAX_CONNECTIONS_PER_IP", "10000"),
+        );
     let addr = server.addr();
 
     // 500 connections that send their request one byte per second.
@@ -160,9 +167,10 @@ fn fingerprint(r: &Response) -> (u16, Vec<(String, String)>, Vec<u8>) {
 #[test]
 fn unknown_user_and_wrong_password_look_and_take_the_same() {
     const SAMPLES: usize = 200;
-    // Real hashing cost for this server (8 MiB, the tests' default is 8 KiB) so the hash, not I/O noise,
-    // dominates a login; the user's hash is made with the same parameters the dummy hash uses.
-    let hashing = [("AUTH_HASHING__M_COST_KIB", "8192"), ("AUTH_HASHING__T_COST", "1")];
+    // Issue 12: the production hashing cost (the server's defaults; the tests' default is 8 KiB), so a
+    // login costs what it costs in production and any work one path skips shows against it. The
+    // user's hash is made with the same parameters the dummy hash uses.
+    let hashing = [("AUTH_HASHING__M_COST_KIB", "19456"), ("AUTH_HASHING__T_COST", "2")];
     let data = DataDir::new();
     data.run_cli(&["portal", "set", "--set", "login_limit=100000"]).ok();
     data.run_cli_env(&["user", "add", "--email", EMAIL, "--password", PASSWORD], &hashing).ok();
@@ -212,11 +220,11 @@ fn unknown_user_and_wrong_password_look_and_take_the_same() {
             diff * 100.0
         );
         rounds.push((k, u, diff));
-        if diff < 0.10 {
+        // Without the dummy hash an unknown user would answer in a tenth of the time; 5% is the
+        // noise of two busy cores, far below that, and below one store round trip per login.
+        if diff < 0.05 {
             return;
         }
     }
-    panic!(
-        "medians differ by 10% or more in every round (known µs, unknown µs, share): {rounds:?}"
-    );
+    panic!("medians differ by 5% or more in every round (known µs, unknown µs, share): {rounds:?}");
 }

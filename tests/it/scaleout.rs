@@ -3,9 +3,8 @@
 //!
 //! The nodes share one data directory (one server key, one SMS file) and a fresh database created for
 //! the test on the cluster named by `AUTH_TEST_POSTGRES_URL` (`.ci/run` starts one). Without that
-//! variable the tests say why they are skipped and pass.
+//! variable the tests say loudly why they are skipped; under `CI=true` that is a failure.
 
-use std::io::Write as _;
 use std::thread;
 
 use auth_tests::{DataDir, Request, Response, ServerOptions, TestServer};
@@ -44,10 +43,9 @@ fn with_dbname(url: &str, name: &str) -> String {
 impl Db {
     fn create(test: &str) -> Option<Db> {
         let Ok(server) = std::env::var("AUTH_TEST_POSTGRES_URL") else {
-            let line = format!(
-                "SKIPPED scale-out test {test}: AUTH_TEST_POSTGRES_URL is not set; .ci/run sets it (locally: source .ci/postgres.sh)\n"
-            );
-            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            auth_tests::skip(&format!(
+                "scale-out test {test}: AUTH_TEST_POSTGRES_URL is not set; .ci/run sets it (locally: source .ci/postgres.sh)"
+            ));
             return None;
         };
         let nanos = std::time::SystemTime::now()

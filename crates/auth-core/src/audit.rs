@@ -1,4 +1,5 @@
-//! The audit trail: what happened, to whom, from where, with the upstream action codes (spec §7).
+//! The audit trail: what happened, to whom, from where, with the upstream action codes (spec §7) and,
+//! where upstream has none, codes of our own from 9001 on (listed in `docs/SECURITY.md`).
 //!
 //! An event never carries a password, code or token; `reason` says why a login failed in words an
 //! operator can act on ("wrong password", "unknown user"), which the client never sees.
@@ -34,11 +35,23 @@ pub enum AuditAction {
     UserDisconnectedTfaApp,
     /// `Logout` (1006).
     Logout,
+    /// Ours (9001): an SMS send refused by a send limit (spec §5.3), so SMS pumping shows in the trail.
+    SmsSendRefused,
+    /// Ours (9002): the operator disabled the user (and so ended their tokens).
+    UserDisabled,
+    /// Ours (9003): the operator enabled the user again.
+    UserEnabled,
+    /// Ours (9004): the operator set a new password (and so ended the user's tokens).
+    PasswordSetByAdmin,
+    /// Ours (9005): every token of the user was ended ("log out everywhere").
+    LoggedOutEverywhere,
+    /// Ours (9006): the user replaced their backup codes (`PUT settings/tfaappnewcodes`).
+    BackupCodesRegenerated,
 }
 
 impl AuditAction {
     /// Every action, in code order.
-    pub const ALL: [AuditAction; 11] = [
+    pub const ALL: [AuditAction; 17] = [
         AuditAction::Logout,
         AuditAction::LoginSuccessViaApi,
         AuditAction::LoginSuccessViaApiSms,
@@ -50,6 +63,12 @@ impl AuditAction {
         AuditAction::UserUpdatedMobileNumber,
         AuditAction::UserConnectedTfaApp,
         AuditAction::UserDisconnectedTfaApp,
+        AuditAction::SmsSendRefused,
+        AuditAction::UserDisabled,
+        AuditAction::UserEnabled,
+        AuditAction::PasswordSetByAdmin,
+        AuditAction::LoggedOutEverywhere,
+        AuditAction::BackupCodesRegenerated,
     ];
 
     /// The upstream number.
@@ -66,6 +85,12 @@ impl AuditAction {
             AuditAction::UserConnectedTfaApp => 4032,
             AuditAction::UserDisconnectedTfaApp => 4033,
             AuditAction::Logout => 1006,
+            AuditAction::SmsSendRefused => 9001,
+            AuditAction::UserDisabled => 9002,
+            AuditAction::UserEnabled => 9003,
+            AuditAction::PasswordSetByAdmin => 9004,
+            AuditAction::LoggedOutEverywhere => 9005,
+            AuditAction::BackupCodesRegenerated => 9006,
         }
     }
 
@@ -83,6 +108,12 @@ impl AuditAction {
             AuditAction::UserConnectedTfaApp => "UserConnectedTfaApp",
             AuditAction::UserDisconnectedTfaApp => "UserDisconnectedTfaApp",
             AuditAction::Logout => "Logout",
+            AuditAction::SmsSendRefused => "SmsSendRefused",
+            AuditAction::UserDisabled => "UserDisabled",
+            AuditAction::UserEnabled => "UserEnabled",
+            AuditAction::PasswordSetByAdmin => "PasswordSetByAdmin",
+            AuditAction::LoggedOutEverywhere => "LoggedOutEverywhere",
+            AuditAction::BackupCodesRegenerated => "BackupCodesRegenerated",
         }
     }
 

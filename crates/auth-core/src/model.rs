@@ -178,6 +178,8 @@ fn bad(key: &str, reason: impl Into<String>) -> SettingsError {
 impl PortalSettings {
     /// True when requests from `ip` are exempt from the second factor.
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        // An IPv4-mapped IPv6 address is its IPv4 address (spec §5.1).
+        let ip = ip.to_canonical();
         self.trusted_ips.iter().any(|net| net.contains(&ip))
     }
 

@@ -31,7 +31,7 @@ use crate::token;
 
 pub use admin::{Admin, NewUser};
 pub use sessions::{Session, Sessions};
-pub use sign_in::{LoginMethod, Password, SignIn, SocialProof};
+pub use sign_in::{LoginMethod, NOT_A_LOGIN, Password, SignIn, SocialProof};
 pub use tfa_settings::{BackupCodeView, TfaSettings};
 
 /// Who is asking: the portal the request was addressed to, and where it came from.
@@ -39,8 +39,11 @@ pub use tfa_settings::{BackupCodeView, TfaSettings};
 pub struct RequestContext {
     /// The portal resolved from the `Host` header.
     pub portal: Arc<Portal>,
-    /// The real client IP (after trusted proxies).
+    /// The real client IP (after trusted proxies; IPv4-mapped IPv6 addresses as IPv4).
     pub client_ip: IpAddr,
+    /// False when a trusted proxy forwarded something unparsable: `client_ip` is then the proxy's own
+    /// address, good for counting limits but never matched against the portal's `trusted_ips`.
+    pub client_ip_known: bool,
     /// The `User-Agent`, for the audit trail.
     pub user_agent: Option<String>,
 }

@@ -54,6 +54,34 @@ mod tests {
         fn decode_never_panics(s in "\\PC{0,60}") {
             let _ = decode(&s);
         }
+
+        /// Issue 12: strings of exactly the token's length from the base64url alphabet and its
+        /// near misses (padding, the standard alphabet's `+` and `/`, other characters): decoding
+        /// accepts exactly the canonical encodings of 32 bytes.
+        #[test]
+        fn decode_accepts_exactly_the_encodings(s in "[A-Za-z0-9_=+/.-]{43}") {
+            match decode(&s) {
+                Some(bytes) => {
+                    let again = encode(&bytes);
+                    prop_assert_eq!(again.expose(), s.as_str());
+                }
+                None => prop_assert!(
+                    s.bytes().any(|b| !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+                        || !encode_round_trips(&s)
+                ),
+            }
+        }
+    }
+
+    /// Whether a 43-character base64url string is the encoding of the bytes it decodes to (the last
+    /// character carries two unused bits that must be zero).
+    fn encode_round_trips(s: &str) -> bool {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .ok()
+            .and_then(|v| <[u8; 32]>::try_from(v).ok())
+            .is_some_and(|b| encode(&b).expose() == s)
     }
 
     #[test]

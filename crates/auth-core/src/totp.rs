@@ -64,6 +64,19 @@ pub fn matching_step(secret: &[u8], code: &str, now: Timestamp, window: u8) -> O
     found
 }
 
+/// The most failed second-factor guesses a day may allow with this window so that the chance of
+/// guessing in stays at most 1 in 10 000 per day (spec §5.6).
+///
+/// One guess hits with probability (2·window + 1)/10⁶ for the TOTP codes the window accepts, plus a
+/// vanishing term for the backup codes (five in 32⁸). So at most ⌊100/(2w+1)⌋ guesses may be allowed,
+/// one fewer when that quotient is exact, because then the backup-code term would tip the product over
+/// the bound. Window 1 allows 33 (the default daily limit of 20 is stricter), window 10 allows 4.
+pub fn daily_guess_limit(window: u8) -> u32 {
+    let codes = 2 * u32::from(window) + 1;
+    let most = 100 / codes;
+    if 100 % codes == 0 { most.saturating_sub(1) } else { most }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

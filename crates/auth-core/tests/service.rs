@@ -73,6 +73,7 @@ impl Fx {
         RequestContext {
             portal: self.portal.clone(),
             client_ip: ip.parse::<IpAddr>().unwrap(),
+            client_ip_known: true,
             user_agent: Some("tests".into()),
         }
     }
@@ -214,6 +215,8 @@ async fn failures_look_the_same_and_are_audited_with_reasons() {
         vec![
             (AuditAction::LoginFailViaApi, "wrong password".into()),
             (AuditAction::LoginFailViaApi, "unknown user".into()),
+            // Issue 12: the operator's disable is audited too.
+            (AuditAction::UserDisabled, "disabled by admin; tokens ended".into()),
             (AuditAction::LoginFailViaApi, "user disabled".into()),
         ]
     );
@@ -223,6 +226,49 @@ async fn failures_look_the_same_and_are_audited_with_reasons() {
             !text.contains(PASSWORD) && !text.contains("Tr0ub4dor"),
             "no password in the audit trail"
         );
+    }
+}
+
+/// Issue 12, finding 9: a password typed into the user-name field never reaches the audit trail; a
+/// login that looks like an e-mail or a user id is kept, so operators can still follow attacks.
+#[tokio::test]
+async fn issue_12_a_password_typed_as_user_name_is_not_audited_verbatim() {
+    let fx = Fx::new(TfaMode::None).await;
+    for typed in ["Tr0ub4dor&3-secret", "nobody@example.com", &fx.user.id.to_string()] {
+        assert!(is_invalid(&fx.w.service.sign_in().login(&fx.ctx(), &pw(typed, "x")).await));
+    }
+    let events = fx.w.service.admin().audit_events(&AuditFilter::default(), 10).await.unwrap();
+    let logins: Vec<_> = events.iter().rev().map(|e| e.login.clone()).collect();
+    assert_eq!(
+        logins,
+        vec![
+            Some(auth_core::service::NOT_A_LOGIN.to_owned()),
+            Some("nobody@example.com".to_owned()),
+            Some(fx.user.id.to_string()),
+        ]
+    );
+    assert!(events.iter().all(|e| !format!("{e:?}").to_lowercase().contains("tr0ub4dor")));
+}
+
+/// Issue 12, finding 9: the operator's set-password and log-out-everywhere are audited, and so is every
+/// refused SMS send.
+#[tokio::test]
+async fn issue_12_admin_changes_and_refused_sends_are_audited() {
+    let fx = Fx::new(TfaMode::Sms).await;
+    let admin = fx.w.service.admin();
+    admin.set_password(fx.user.id, &SecretString::new("a new password")).await.unwrap();
+    assert_eq!(admin.logout_everywhere(fx.user.id).await.unwrap(), 0);
+    let good = pw("ada@example.com", "a new password");
+    fx.w.service.sign_in().set_phone(&fx.ctx(), &good, Some("+7 912 345-67-89")).await.unwrap();
+    let r = fx.w.service.sign_in().send_sms(&fx.ctx(), &good).await;
+    assert!(matches!(r, Err(SignInError::SmsSendLimited { .. })), "{r:?}");
+    let actions = fx.actions().await;
+    for want in [
+        AuditAction::PasswordSetByAdmin,
+        AuditAction::LoggedOutEverywhere,
+        AuditAction::SmsSendRefused,
+    ] {
+        assert!(actions.contains(&want), "{want:?} missing from {actions:?}");
     }
 }
 
@@ -762,6 +808,36 @@ async fn guessing_bound_holds_for_the_configured_limits() {
     assert!(!key.is_empty());
 }
 
+/// Issue 12, finding 6: a wider TOTP window accepts more codes per guess, so the daily lock must tighten
+/// with it. For every allowed window, count the failed guesses a day allows and check the bound.
+#[tokio::test]
+async fn issue_12_guessing_bound_holds_for_every_totp_window() {
+    for window in 0..=10u8 {
+        let mut fx = Fx::new(TfaMode::App).await;
+        fx.settings(|s| s.totp_window = window).await;
+        fx.activate_app().await;
+        let mut failed = 0u32;
+        loop {
+            let r = fx.w.service.sign_in().verify_code(&fx.ctx(), &fx.good(), "000000").await;
+            match r {
+                Err(SignInError::InvalidCredentials) => failed += 1,
+                Err(SignInError::CodeAttemptsExceeded { .. }) => fx.advance(60),
+                Err(SignInError::SecondFactorLocked { .. }) => break,
+                // "000000" may be right by chance within a wide window: that is a success, not a guess.
+                Ok(_) => fx.advance(60),
+                other => panic!("unexpected {other:?}"),
+            }
+            assert!(failed <= 100, "window {window}: no daily lock after {failed} failures");
+        }
+        let codes = f64::from(2 * u32::from(window) + 1);
+        let backup_space = 32f64.powi(auth_core::backup::CODE_LEN as i32);
+        let p_one = codes / 1e6 + 5.0 / backup_space;
+        let p_day = f64::from(failed) * p_one;
+        assert!(p_day <= 1e-4, "window {window}: {failed} failures a day, P(day) = {p_day}");
+        assert!(failed >= 4, "window {window}: the lock must still leave room for typos");
+    }
+}
+
 /// The same bound for SMS codes: six may be outstanding, so the daily lock for SMS is 15 guesses.
 #[tokio::test]
 async fn sms_guessing_bound_holds_for_the_configured_limits() {
@@ -928,8 +1004,12 @@ async fn portals_are_chosen_by_host_once_there_are_several() {
         Err(PortalError::PortalNotFound)
     ));
     // A user of one portal cannot log in through the other.
-    let ctx =
-        RequestContext { portal: two, client_ip: "192.0.2.1".parse().unwrap(), user_agent: None };
+    let ctx = RequestContext {
+        portal: two,
+        client_ip: "192.0.2.1".parse().unwrap(),
+        client_ip_known: true,
+        user_agent: None,
+    };
     assert!(is_invalid(&s.sign_in().login(&ctx, &fx.good()).await));
 }
 
@@ -994,14 +1074,21 @@ async fn race(fx: &Fx, code: &str) -> usize {
         let (s, ctx, c, code) = (fx.w.service.clone(), fx.ctx(), fx.good(), code.to_owned());
         handles.push(tokio::spawn(async move { s.sign_in().verify_code(&ctx, &c, &code).await }));
     }
-    let mut ok = 0;
+    let (mut ok, mut checked) = (0, 0);
     for h in handles {
         match h.await.unwrap() {
             Ok(_) => ok += 1,
-            Err(SignInError::InvalidCredentials) => {}
+            Err(SignInError::InvalidCredentials) => checked += 1,
+            // The daily lock is capped by the TOTP window's guessing bound (spec §5.6): racers beyond
+            // it are refused before their code is looked at.
+            Err(SignInError::SecondFactorLocked { .. }) => {}
             Err(e) => panic!("unexpected {e:?}"),
         }
     }
+    assert!(ok + checked >= 30, "only {} racers reached the code", ok + checked);
+    // The next race starts with a fresh daily counter.
+    let day = auth_core::throttle::keys::second_factor_day(fx.user.id);
+    auth_core::ports::CounterStore::reset(fx.w.store.as_ref(), &day).await.unwrap();
     ok
 }
 

@@ -71,7 +71,13 @@ impl Router {
     {
         let started = std::time::Instant::now();
         let method = req.method().clone();
-        let (endpoint, resp) = self.dispatch(req).await;
+        let (endpoint, mut resp) = self.dispatch(req).await;
+        // Tokens, codes and profiles must never sit in a shared or browser cache (spec §5.8); one
+        // header on every answer, errors included, is simpler than deciding which could be cached.
+        resp.headers_mut().insert(
+            hyper::header::CACHE_CONTROL,
+            hyper::header::HeaderValue::from_static("no-store"),
+        );
         let took = started.elapsed();
         self.metrics.record(endpoint, resp.status().as_u16(), took);
         let route = endpoint.map_or("not_found", Endpoint::name);
@@ -144,10 +150,12 @@ impl Router {
         let portal = self.service.portal_for_host(host).await?;
         let peer =
             req.extensions().get::<PeerAddr>().map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.ip());
-        let forwarded = header(&req, hyper::header::HeaderName::from_static("x-forwarded-for"));
+        let forwarded = req.headers().get_all("x-forwarded-for").iter().map(|v| v.as_bytes());
+        let client = crate::client_ip(peer, forwarded, &self.config.trusted_proxies);
         let ctx = RequestContext {
             portal,
-            client_ip: crate::client_ip(peer, forwarded, &self.config.trusted_proxies),
+            client_ip: client.ip,
+            client_ip_known: client.known,
             user_agent: header(&req, USER_AGENT).map(|ua| ua.chars().take(256).collect()),
         };
         let token = bearer_token(&req);

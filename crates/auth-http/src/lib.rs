@@ -37,6 +37,12 @@ pub struct HttpConfig {
     pub body_timeout: Duration,
     /// Connections served at once; more wait in the kernel's accept queue.
     pub max_connections: usize,
+    /// Connections served at once from one client address (an IPv6 client by its /64); one more is
+    /// closed at once. Trusted proxies are exempt, since every client behind them shares their address.
+    pub max_connections_per_ip: usize,
+    /// A response write that makes no progress for this long ends the connection (a client that
+    /// stops reading must not hold a connection for ever).
+    pub write_timeout: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
     /// Peers whose `X-Forwarded-For` is believed.
@@ -54,6 +60,8 @@ impl Default for HttpConfig {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             max_connections: 10_000,
+            max_connections_per_ip: 256,
+            write_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
             trusted_proxies: Vec::new(),
             max_credential_requests: 1024,
@@ -112,39 +120,85 @@ where
     }
 }
 
+/// Where a request comes from, as far as the transport can tell (spec §5.1 "Client IP").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientIp {
+    /// The address limits are counted by: the client, or the proxy itself when the client is unknown.
+    pub ip: IpAddr,
+    /// False when a trusted proxy forwarded an entry that cannot be parsed: then nobody knows the
+    /// client, and the address must never be matched against a portal's `trusted_ips`.
+    pub known: bool,
+}
+
 /// The client IP: the socket peer, or — when the peer is a trusted proxy — the right-most
-/// `X-Forwarded-For` address that is not itself a trusted proxy.
-pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -> IpAddr {
+/// `X-Forwarded-For` address that is not itself a trusted proxy, reading every header line in order
+/// as one list (a client's own line must not hide the line its proxy appended).
+///
+/// An entry that cannot be parsed (or a line that is not ASCII) makes the client unknown: counted as
+/// the proxy's own address. IPv4-mapped IPv6 addresses are their IPv4 address everywhere.
+pub fn client_ip<'h>(
+    peer: IpAddr,
+    forwarded_for: impl IntoIterator<Item = &'h [u8]>,
+    trusted: &[IpNet],
+) -> ClientIp {
+    let peer = peer.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    let known_peer = ClientIp { ip: peer, known: true };
     if !is_trusted(&peer) {
-        return peer;
+        return known_peer;
     }
-    let Some(xff) = forwarded_for else { return peer };
-    for part in xff.rsplit(',') {
-        match part.trim().parse::<IpAddr>() {
-            Ok(ip) if is_trusted(&ip) => continue,
-            Ok(ip) => return ip,
-            // A garbled hop: trust nothing beyond it.
-            Err(_) => return peer,
+    let unknown = ClientIp { ip: peer, known: false };
+    let mut entries = Vec::new();
+    for line in forwarded_for {
+        let Ok(text) = std::str::from_utf8(line) else { return unknown };
+        if !text.is_ascii() {
+            return unknown;
+        }
+        entries.extend(text.split(',').map(str::trim));
+    }
+    let mut parsed = Vec::with_capacity(entries.len());
+    for entry in entries {
+        match entry.parse::<IpAddr>() {
+            Ok(ip) => parsed.push(ip.to_canonical()),
+            // A garbled hop anywhere: the list cannot be trusted to say who the client is.
+            Err(_) => return unknown,
         }
     }
-    peer
+    parsed
+        .into_iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .map_or(known_peer, |ip| ClientIp { ip, known: true })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn check(peer: &str, lines: &[&str], want: &str, known: bool) {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+        let got = client_ip(peer.parse().unwrap(), lines.iter().map(|l| l.as_bytes()), &trusted);
+        assert_eq!(got, ClientIp { ip: want.parse().unwrap(), known }, "{peer} {lines:?}");
+    }
+
     #[test]
     fn client_ip_trusts_only_configured_proxies() {
-        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert_eq!(client_ip(ip("203.0.113.9"), Some("1.2.3.4"), &trusted), ip("203.0.113.9"));
-        assert_eq!(
-            client_ip(ip("10.0.0.1"), Some("1.2.3.4, 198.51.100.7, 10.0.0.2"), &trusted),
-            ip("198.51.100.7")
-        );
-        assert_eq!(client_ip(ip("10.0.0.1"), None, &trusted), ip("10.0.0.1"));
-        assert_eq!(client_ip(ip("10.0.0.1"), Some("garbage"), &trusted), ip("10.0.0.1"));
+        check("203.0.113.9", &["1.2.3.4"], "203.0.113.9", true);
+        check("10.0.0.1", &["1.2.3.4, 198.51.100.7, 10.0.0.2"], "198.51.100.7", true);
+        check("10.0.0.1", &[], "10.0.0.1", true);
+        check("10.0.0.1", &["10.0.0.3"], "10.0.0.1", true);
+        // Every line is read, in order, as one list: the proxy's line comes last.
+        check("10.0.0.1", &["192.0.2.1", "198.51.100.7"], "198.51.100.7", true);
+        check("10.0.0.1", &["198.51.100.7", "10.0.0.9"], "198.51.100.7", true);
+        // Anything unparsable, anywhere, makes the client unknown, counted as the proxy.
+        check("10.0.0.1", &["garbage"], "10.0.0.1", false);
+        check("10.0.0.1", &["1.2.3.4, garbage"], "10.0.0.1", false);
+        check("10.0.0.1", &["garbage", "1.2.3.4"], "10.0.0.1", false);
+        check("10.0.0.1", &["1.2.3.4,"], "10.0.0.1", false);
+        check("10.0.0.1", &["1.2.3.4 \u{e9}"], "10.0.0.1", false);
+        // IPv4-mapped addresses are IPv4, for the peer and the entries alike.
+        check("::ffff:10.0.0.1", &["::ffff:198.51.100.7"], "198.51.100.7", true);
+        check("::ffff:203.0.113.9", &[], "203.0.113.9", true);
+        check("::1", &["2001:db8::1"], "2001:db8::1", true);
     }
 }

@@ -1,8 +1,10 @@
-//! Running the router on a TCP listener: a connection limit, the header-read timeout, and graceful
-//! shutdown that lets in-flight requests finish.
+//! Running the router on a TCP listener: a connection limit in all and per client address, the
+//! header-read and write timeouts, and graceful shutdown that lets in-flight requests finish.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -21,6 +23,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let limit = Arc::new(Semaphore::new(router.config.max_connections.max(1)));
+    let per_ip = Arc::new(PerIp::new(router.config.max_connections_per_ip.max(1)));
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
@@ -46,7 +49,16 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let trusted_proxy = router.config.trusted_proxies.iter().any(|n| n.contains(&peer.ip()));
+        let slot = if trusted_proxy { None } else { per_ip.take(peer.ip()) };
+        if !trusted_proxy && slot.is_none() {
+            // Dropping the stream closes it: one address cannot hold every connection of the server.
+            tracing::debug!(peer = %peer.ip(), "connection refused: per-address limit");
+            continue;
+        }
         let _ = stream.set_nodelay(true);
+        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(router.config.write_timeout));
         let router = router.clone();
         let svc =
             hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
@@ -54,13 +66,14 @@ pub async fn serve(
                 let router = router.clone();
                 async move { Ok::<_, std::convert::Infallible>(router.handle(req).await) }
             });
-        let conn = builder.serve_connection(TokioIo::new(stream), svc);
+        let conn = builder.serve_connection(TokioIo::new(Box::pin(stream)), svc);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
             drop(permit);
+            drop(slot);
         });
     }
     drop(listener);
@@ -71,4 +84,80 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// Connections per client address, an IPv6 client counted by its /64 (one host can hold a whole /64).
+struct PerIp {
+    max: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One counted connection; dropping it gives the place back.
+struct IpSlot {
+    owner: Arc<PerIp>,
+    key: IpAddr,
+}
+
+impl PerIp {
+    fn new(max: usize) -> Self {
+        Self { max, open: Mutex::new(HashMap::new()) }
+    }
+
+    /// The address a connection is counted under.
+    fn key(ip: IpAddr) -> IpAddr {
+        match ip.to_canonical() {
+            IpAddr::V6(v6) => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(prefix.into())
+            }
+            v4 => v4,
+        }
+    }
+
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
+        let key = Self::key(ip);
+        let mut open = self.open.lock().ok()?;
+        let n = open.entry(key).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot { owner: self.clone(), key })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.owner.open.lock()
+            && let Some(n) = open.get_mut(&self.key)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_by_address_and_ipv6_by_its_64() {
+        let per_ip = Arc::new(PerIp::new(2));
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let a = per_ip.take(ip("2001:db8::1")).unwrap();
+        let _b = per_ip.take(ip("2001:db8::ffff:2")).unwrap();
+        assert!(per_ip.take(ip("2001:db8::3")).is_none(), "one /64 shares the limit");
+        assert!(per_ip.take(ip("2001:db8:0:1::1")).is_some(), "another /64 has its own");
+        drop(a);
+        assert!(
+            per_ip.take(ip("2001:db8::3")).is_some(),
+            "a closed connection gives its place back"
+        );
+        let _c = per_ip.take(ip("192.0.2.1")).unwrap();
+        let _d = per_ip.take(ip("::ffff:192.0.2.1")).unwrap();
+        assert!(per_ip.take(ip("192.0.2.1")).is_none(), "IPv4-mapped is the IPv4 address");
+    }
 }

@@ -163,6 +163,8 @@ const KEYS: &[(&str, Kind)] = &[
     ("http.body_timeout_secs", Kind::U64),
     ("http.shutdown_grace_secs", Kind::U64),
     ("http.max_connections", Kind::U64),
+    ("http.max_connections_per_ip", Kind::U64),
+    ("http.write_timeout_secs", Kind::U64),
     ("http.trusted_proxies", Kind::List),
     ("hashing.m_cost_kib", Kind::U32),
     ("hashing.t_cost", Kind::U32),
@@ -250,6 +252,8 @@ struct RawHttp {
     body_timeout_secs: u64,
     shutdown_grace_secs: u64,
     max_connections: u64,
+    max_connections_per_ip: u64,
+    write_timeout_secs: u64,
     trusted_proxies: Vec<String>,
 }
 
@@ -262,6 +266,8 @@ impl Default for RawHttp {
             body_timeout_secs: d.body_timeout.as_secs(),
             shutdown_grace_secs: d.shutdown_grace.as_secs(),
             max_connections: d.max_connections as u64,
+            max_connections_per_ip: d.max_connections_per_ip as u64,
+            write_timeout_secs: d.write_timeout.as_secs(),
             trusted_proxies: Vec::new(),
         }
     }
@@ -444,6 +450,15 @@ impl Config {
             )?),
             max_connections: usize::try_from(positive(h.max_connections, "http.max_connections")?)
                 .context("http.max_connections: too large")?,
+            max_connections_per_ip: usize::try_from(positive(
+                h.max_connections_per_ip,
+                "http.max_connections_per_ip",
+            )?)
+            .context("http.max_connections_per_ip: too large")?,
+            write_timeout: Duration::from_secs(positive(
+                h.write_timeout_secs,
+                "http.write_timeout_secs",
+            )?),
             // Set below from the hashing pool, which these requests wait for.
             max_credential_requests: 1,
             trusted_proxies: h

@@ -205,7 +205,12 @@ impl Admin {
         if disabled {
             self.core.store.revoke_user_tokens(user).await?;
         }
-        Ok(())
+        let (action, reason) = if disabled {
+            (AuditAction::UserDisabled, "disabled by admin; tokens ended")
+        } else {
+            (AuditAction::UserEnabled, "enabled by admin")
+        };
+        self.admin_audit_id(user, action, reason).await
     }
 
     /// Sets a new password and revokes the user's tokens.
@@ -222,7 +227,12 @@ impl Admin {
             return Err(AdminError::UserNotFound);
         }
         self.core.store.revoke_user_tokens(user).await?;
-        Ok(())
+        self.admin_audit_id(
+            user,
+            AuditAction::PasswordSetByAdmin,
+            "password set by admin; tokens ended",
+        )
+        .await
     }
 
     /// Forgets the user's phone and outstanding codes; the next login asks for a number again.
@@ -242,7 +252,25 @@ impl Admin {
 
     /// Revokes every token of the user.
     pub async fn logout_everywhere(&self, user: UserId) -> Result<u64, AdminError> {
-        Ok(self.core.store.revoke_user_tokens(user).await?)
+        let ended = self.core.store.revoke_user_tokens(user).await?;
+        self.admin_audit_id(
+            user,
+            AuditAction::LoggedOutEverywhere,
+            &format!("{ended} tokens ended"),
+        )
+        .await?;
+        Ok(ended)
+    }
+
+    /// [`Admin::admin_audit`] for a user known by id.
+    async fn admin_audit_id(
+        &self,
+        user: UserId,
+        action: AuditAction,
+        reason: &str,
+    ) -> Result<(), AdminError> {
+        let found = self.core.store.user_by_id(user).await?.ok_or(AdminError::UserNotFound)?;
+        self.admin_audit(&found, action, reason).await
     }
 
     async fn admin_audit(

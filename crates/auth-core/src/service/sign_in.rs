@@ -85,6 +85,20 @@ impl LoginMethod {
     }
 }
 
+/// What a failed login's audit event says the login was: the login itself when it looks like an e-mail
+/// or a user id, else a fixed marker, because people type their password into the user-name field
+/// and the audit trail must never hold one (spec §7).
+fn audit_login(login_lower: &str) -> &str {
+    if login_lower.contains('@') || login_lower.parse::<UserId>().is_ok() {
+        login_lower
+    } else {
+        NOT_A_LOGIN
+    }
+}
+
+/// The audit trail's stand-in for a typed login that is neither an e-mail nor a user id.
+pub const NOT_A_LOGIN: &str = "(not an e-mail or user id)";
+
 /// Why a code is being sent: only `sendsms` is subject to the resend cool-down.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SendKind {
@@ -109,7 +123,7 @@ impl std::fmt::Debug for SignIn {
 pub(crate) fn factor_for(ctx: &RequestContext) -> TfaMode {
     match ctx.portal.settings.tfa {
         TfaMode::None => TfaMode::None,
-        _ if ctx.portal.settings.is_trusted(ctx.client_ip) => TfaMode::None,
+        _ if ctx.client_ip_known && ctx.portal.settings.is_trusted(ctx.client_ip) => TfaMode::None,
         mode => mode,
     }
 }
@@ -162,7 +176,7 @@ impl SignIn {
                 c.audit(
                     ctx,
                     None,
-                    Some(&login_lower),
+                    Some(audit_login(&login_lower)),
                     AuditAction::LoginFailBruteForce,
                     Some("login throttle"),
                 )
@@ -201,8 +215,14 @@ impl SignIn {
             }
             (found, reason) => {
                 let user = found.map(|u| u.id);
-                c.audit(ctx, user, Some(&login_lower), AuditAction::LoginFailViaApi, reason)
-                    .await?;
+                c.audit(
+                    ctx,
+                    user,
+                    Some(audit_login(&login_lower)),
+                    AuditAction::LoginFailViaApi,
+                    reason,
+                )
+                .await?;
                 Err(SignInError::InvalidCredentials)
             }
         }
@@ -286,6 +306,25 @@ impl SignIn {
             }
         }
     }
+    /// Audits a refused send (spec §7: SMS pumping must show in the trail) and answers the refusal;
+    /// a failure to audit is the answer instead.
+    async fn send_refused(
+        &self,
+        ctx: &RequestContext,
+        user: &User,
+        until: Timestamp,
+        reason: &str,
+    ) -> SignInError {
+        match self
+            .core
+            .audit(ctx, Some(user.id), None, AuditAction::SmsSendRefused, Some(reason))
+            .await
+        {
+            Ok(()) => SignInError::SmsSendLimited { until },
+            Err(e) => e.into(),
+        }
+    }
+
     fn prefix_allowed(&self, ctx: &RequestContext, phone: &str) -> bool {
         let prefixes = &ctx.portal.settings.sms.allowed_prefixes;
         prefixes.is_empty() || prefixes.iter().any(|p| phone.starts_with(p.as_str()))
@@ -303,9 +342,10 @@ impl SignIn {
         let s = &ctx.portal.settings.sms;
         let now = self.core.clock.now();
         let day = jiff::SignedDuration::from_hours(24);
-        let refused = |until| SignInError::SmsSendLimited { until };
         if !self.prefix_allowed(ctx, phone) {
-            return Err(refused(later(now, day)));
+            return Err(self
+                .send_refused(ctx, user, later(now, day), "country prefix not allowed")
+                .await);
         }
         let cooldown_key = keys::sms_cooldown(ctx.portal.id, phone);
         let cooldown = Rule::per(1, s.resend_cooldown);
@@ -325,7 +365,7 @@ impl SignIn {
             wants.insert(0, (cooldown_key.clone(), cooldown));
         }
         if let Err(until) = self.core.acquire_all(&wants).await? {
-            return Err(refused(until));
+            return Err(self.send_refused(ctx, user, until, "send limit").await);
         }
         if kind != SendKind::SendSms {
             // Step 1 and setphone are never refused by the cool-down, but their codes start it.
@@ -406,7 +446,7 @@ impl SignIn {
         }
         let rule = Rule::per(1, ctx.portal.settings.sms.setphone_cooldown);
         if let Err(until) = self.core.acquire(&keys::setphone(user.id), &rule).await? {
-            return Err(SignInError::SmsSendLimited { until });
+            return Err(self.send_refused(ctx, &user, until, "setphone cool-down").await);
         }
         if !self.core.store.set_phone_if_unactivated(user.id, phone.digits()).await? {
             return Err(SignInError::PhoneAlreadyActivated);
@@ -563,10 +603,15 @@ impl SignIn {
                 .await?;
             return Err(SignInError::InvalidCredentials);
         };
+        // A wider window accepts more codes per guess, so the daily lock tightens with it (spec §5.6).
+        let configured = self.core.limits.second_factor_daily;
+        let window = ctx.portal.settings.totp_window;
+        let daily =
+            Rule { limit: configured.limit.min(totp::daily_guess_limit(window)), ..configured };
         let slots = self
             .second_factor_slots(
                 user.id,
-                &self.core.limits.second_factor_daily,
+                &daily,
                 (keys::tfa_minute(user.id), self.core.limits.tfa_wrong_per_minute),
             )
             .await?;
