@@ -4,10 +4,10 @@
 //! [`PgStore`] implements [`UserStore`](auth_core::ports::UserStore),
 //! [`PortalStore`](auth_core::ports::PortalStore), [`SmsCodeStore`](auth_core::ports::SmsCodeStore),
 //! [`TotpStore`](auth_core::ports::TotpStore), [`TokenStore`](auth_core::ports::TokenStore),
-//! [`CounterStore`](auth_core::ports::CounterStore), [`AuditStore`](auth_core::ports::AuditStore) and
-//! [`OutboxStore`](auth_core::ports::OutboxStore), so it is an [`auth_core::Store`]. Its semantics
-//! mirror the in-memory reference store of auth-core's testkit exactly, and its schema mirrors the
-//! SQLite adapter's.
+//! [`CounterStore`](auth_core::ports::CounterStore), [`AuditStore`](auth_core::ports::AuditStore),
+//! [`OutboxStore`](auth_core::ports::OutboxStore) and [`MetaStore`](auth_core::ports::MetaStore), so
+//! it is an [`auth_core::Store`]. Its semantics mirror the in-memory reference store of auth-core's
+//! testkit exactly, and its schema mirrors the SQLite adapter's.
 //!
 //! # Atomicity
 //!
@@ -15,8 +15,10 @@
 //! READ COMMITTED, so several nodes on one database agree. Where a decision reads several rows before
 //! it writes (throttle counters, SMS codes, backup-code replacement) the transaction first upserts a
 //! per-key row, whose row lock queues the other transactions about the same key until it commits;
-//! every later statement of the transaction then sees what they committed. The port modules say which
-//! statement keeps which promise, and the crate's README sums it up.
+//! every later statement of the transaction then sees what they committed. A token insert reads its
+//! user and portal rows `FOR SHARE`, and the changes that end tokens update those rows before they
+//! delete the tokens, so the two meet on the same row locks (`ports/tokens.rs`). The port modules say
+//! which statement keeps which promise, and the crate's README sums it up.
 //!
 //! Every connection sets `default_transaction_isolation` to READ COMMITTED, so a server configured
 //! for SERIALIZABLE by default does not turn lost races into serialization errors: the statements are

@@ -1,6 +1,6 @@
 //! How domain values are written to columns and read back, the same in every SQL store: instants as
-//! i64 nanoseconds, TOTP steps as i64, list positions as saturating integers, a portal's hosts as one
-//! row each, and the shape checks of ids and hashes read as bytes.
+//! i64 nanoseconds, TOTP steps and revisions as i64, list positions as saturating integers, a
+//! portal's hosts as one row each, and the shape checks of ids and hashes read as bytes.
 //!
 //! Reading checks every shape and answers [`Corrupt`] instead of panicking on a damaged or foreign
 //! value. Which column type holds which value is the adapter's business (see [`crate::Columns`]).
@@ -51,6 +51,19 @@ pub fn step(s: u64) -> Result<i64, Corrupt> {
 /// The inverse of [`step`]: a negative stored step was not written by [`step`].
 pub fn step_from(n: i64) -> Result<u64, Corrupt> {
     u64::try_from(n).map_err(|_| corrupt("negative TOTP step"))
+}
+
+/// A revision (of a user or a portal) as stored. Revisions count changes from 0, far below
+/// `i64::MAX`; a larger one cannot have been read from a store, so it is refused rather than wrapped
+/// into a negative number that would compare wrongly.
+pub fn revision(r: u64) -> Result<i64, Corrupt> {
+    i64::try_from(r).map_err(|_| corrupt(format!("revision {r} out of range")))
+}
+
+/// The inverse of [`revision`]: a negative stored revision was not written by [`revision`] or by a
+/// bump from 0.
+pub fn revision_from(n: i64) -> Result<u64, Corrupt> {
+    u64::try_from(n).map_err(|_| corrupt(format!("negative revision {n}")))
 }
 
 /// A count or position as a 32-bit column value (PostgreSQL's INT4), saturating: lists this long do
@@ -109,6 +122,16 @@ mod tests {
         assert!(step(u64::MAX).is_err());
         assert_eq!(step_from(59_000_000).ok(), Some(59_000_000));
         assert_eq!(step_from(-1), Err(corrupt("negative TOTP step")));
+    }
+
+    #[test]
+    fn revisions_beyond_i64_are_refused() {
+        assert_eq!(revision(0).ok(), Some(0));
+        assert_eq!(revision(7).ok(), Some(7));
+        assert_eq!(revision(i64::MAX as u64).ok(), Some(i64::MAX));
+        assert!(revision(u64::MAX).is_err());
+        assert_eq!(revision_from(7).ok(), Some(7));
+        assert_eq!(revision_from(-1), Err(corrupt("negative revision -1")));
     }
 
     #[test]

@@ -13,10 +13,11 @@ use crate::codec::{self, Corrupt, corrupt};
 use crate::columns::Columns;
 
 /// How many columns [`user`] reads; [`session`] reads the token's after them.
-pub const USER_COLUMNS: usize = 11;
+pub const USER_COLUMNS: usize = 12;
 
 /// A user from `id, portal, email, first_name, last_name, is_admin, disabled, password_hash, phone,
-/// phone_activated, created_at`.
+/// phone_activated, created_at, revision`. The revision comes last because it was added by a later
+/// migration; listing it there keeps every other column's index what it was.
 pub fn user<E, R>(r: &R) -> Result<User, E>
 where
     E: From<Corrupt>,
@@ -34,6 +35,7 @@ where
         phone: r.opt_text(8)?,
         phone_activated: r.bool(9)?,
         created_at: r.instant(10)?,
+        revision: codec::revision_from(r.big_int(11)?)?,
     })
 }
 
@@ -153,9 +155,10 @@ where
     })
 }
 
-/// A portal from `id, name, settings, created_at`, where `settings` is the `PortalSettings::encode`
-/// text. The hosts live in rows of their own, which the dialects gather differently (SQLite in a
-/// second query, PostgreSQL in an array column of the same row), so `hosts` fetches them by id.
+/// A portal from `id, name, settings, created_at, revision`, where `settings` is the
+/// `PortalSettings::encode` text. The hosts live in rows of their own, which the dialects gather
+/// differently (SQLite in a second query, PostgreSQL in an array column of the same row), so `hosts`
+/// fetches them by id.
 pub fn portal<E, R, F>(r: &R, hosts: F) -> Result<Portal, E>
 where
     E: From<Corrupt>,
@@ -166,7 +169,14 @@ where
     let text = r.text(2)?;
     let settings = PortalSettings::decode(&text)
         .map_err(|e| corrupt(format!("settings of portal {id}: {e}")))?;
-    Ok(Portal { id, name: r.text(1)?, settings, created_at: r.instant(3)?, hosts: hosts(id)? })
+    Ok(Portal {
+        id,
+        name: r.text(1)?,
+        settings,
+        created_at: r.instant(3)?,
+        revision: codec::revision_from(r.big_int(4)?)?,
+        hosts: hosts(id)?,
+    })
 }
 
 #[cfg(test)]
@@ -299,6 +309,7 @@ mod tests {
             V::Null,
             V::Int(0),
             V::Int(1_700_000_000_123_456_789),
+            V::Int(3),
         ]
     }
 
@@ -315,6 +326,7 @@ mod tests {
             phone: None,
             phone_activated: false,
             created_at: at(1_700_000_000_123_456_789),
+            revision: 3,
         }
     }
 
@@ -341,6 +353,12 @@ mod tests {
         wrong_type[2] = V::Int(3);
         let mut null_instant = user_row();
         null_instant[10] = V::Null;
+        let mut fresh = user_row();
+        fresh[11] = V::Int(0);
+        let mut negative_revision = user_row();
+        negative_revision[11] = V::Int(-1);
+        let mut no_revision = user_row();
+        no_revision.truncate(11);
         check(
             user,
             vec![
@@ -363,6 +381,17 @@ mod tests {
                     "null instant",
                     null_instant,
                     Err("store unavailable: driver: column 10 has another type"),
+                ),
+                ("revision 0", fresh, Ok(User { revision: 0, ..want_user() })),
+                (
+                    "negative revision",
+                    negative_revision,
+                    Err("store data invalid: negative revision -1"),
+                ),
+                (
+                    "no revision column",
+                    no_revision,
+                    Err("store unavailable: driver: column 11 has another type"),
                 ),
             ],
         );
@@ -389,7 +418,7 @@ mod tests {
             session,
             vec![
                 ("session", joined, Ok((want_token(), want_user()))),
-                ("short hash", short, Err("store data invalid: column 11: not a 32-byte hash")),
+                ("short hash", short, Err("store data invalid: column 12: not a 32-byte hash")),
             ],
         );
     }
@@ -586,18 +615,24 @@ mod tests {
             vec![
                 (
                     "plain",
-                    vec![V::Id(2), V::Text("P"), V::Text(text), V::Int(5)],
+                    vec![V::Id(2), V::Text("P"), V::Text(text), V::Int(5), V::Int(4)],
                     Ok(Portal {
                         id: pid(2),
                         name: "P".into(),
                         hosts: vec!["2.example".into()],
                         settings,
                         created_at: at(5),
+                        revision: 4,
                     }),
                 ),
                 (
+                    "negative revision",
+                    vec![V::Id(2), V::Text("P"), V::Text(text), V::Int(5), V::Int(-4)],
+                    Err("store data invalid: negative revision -4"),
+                ),
+                (
                     "bad settings",
-                    vec![V::Id(2), V::Text("P"), V::Text("bogus=1"), V::Int(5)],
+                    vec![V::Id(2), V::Text("P"), V::Text("bogus=1"), V::Int(5), V::Int(0)],
                     Err(
                         "store data invalid: settings of portal 02020202-0202-0202-0202-020202020202: \
                          invalid portal setting bogus: unknown setting",

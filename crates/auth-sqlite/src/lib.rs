@@ -3,9 +3,10 @@
 //! [`SqliteStore`] implements [`UserStore`](auth_core::ports::UserStore),
 //! [`PortalStore`](auth_core::ports::PortalStore), [`SmsCodeStore`](auth_core::ports::SmsCodeStore),
 //! [`TotpStore`](auth_core::ports::TotpStore), [`TokenStore`](auth_core::ports::TokenStore),
-//! [`CounterStore`](auth_core::ports::CounterStore), [`AuditStore`](auth_core::ports::AuditStore) and
-//! [`OutboxStore`](auth_core::ports::OutboxStore), so it is an [`auth_core::Store`]. Its semantics
-//! mirror the in-memory reference store of auth-core's testkit exactly.
+//! [`CounterStore`](auth_core::ports::CounterStore), [`AuditStore`](auth_core::ports::AuditStore),
+//! [`OutboxStore`](auth_core::ports::OutboxStore) and [`MetaStore`](auth_core::ports::MetaStore), so
+//! it is an [`auth_core::Store`]. Its semantics mirror the in-memory reference store of auth-core's
+//! testkit exactly.
 //!
 //! # Durability: `journal_mode=WAL`, `synchronous=FULL`
 //!

@@ -14,7 +14,7 @@
 
 use async_trait::async_trait;
 use auth_core::ports::{CounterStore, StoreResult};
-use auth_core::throttle::{Acquire, Rule, Slot};
+use auth_core::throttle::{Acquire, Rule, Slot, keys};
 use auth_core::{SignedDuration, Timestamp};
 use auth_sql::Columns;
 use auth_sql::codec::{later, ts};
@@ -119,23 +119,47 @@ impl CounterStore for PgStore {
         .await
     }
 
-    async fn purge_counters(&self, before: Timestamp) -> StoreResult<u64> {
+    async fn purge_counters(&self, before: Timestamp, known_before: Timestamp) -> StoreResult<u64> {
         // A key row is deleted only when no event of it is left and its block has ended; an acquire
-        // holding the row makes the delete wait and then re-check against the committed events.
+        // holding the row makes the delete wait and then re-check against the committed events. The
+        // known-client keys (one prefix) keep their events and blocks until their own, older cutoff;
+        // `left` compares the prefix exactly, where `LIKE` would read `_` and `%` as wildcards. The
+        // casts type the parameters, which a `CASE` of parameters alone would leave as text.
         done(async {
+            let (before, known_before) = (ts(before), ts(known_before));
             let mut c = self.client().await?;
             let tx = begin(&mut c).await?;
-            let st = tx.prepare_cached("DELETE FROM counter_events WHERE at < $1").await?;
-            let n = tx.execute(&st, &[&ts(before)]).await?;
             let st = tx
                 .prepare_cached(
-                    "DELETE FROM counter_keys k WHERE (k.blocked_until IS NULL OR k.blocked_until < $1) \
+                    "DELETE FROM counter_events WHERE at < CASE \
+                     WHEN left(key, length($3::text)) = $3 THEN $2::bigint ELSE $1::bigint END",
+                )
+                .await?;
+            let n = tx.execute(&st, &[&before, &known_before, &keys::KNOWN_PREFIX]).await?;
+            let st = tx
+                .prepare_cached(
+                    "DELETE FROM counter_keys k WHERE (k.blocked_until IS NULL \
+                     OR k.blocked_until < CASE WHEN left(k.key, length($3::text)) = $3 \
+                     THEN $2::bigint ELSE $1::bigint END) \
                      AND NOT EXISTS (SELECT 1 FROM counter_events e WHERE e.key = k.key)",
                 )
                 .await?;
-            tx.execute(&st, &[&ts(before)]).await?;
+            tx.execute(&st, &[&before, &known_before, &keys::KNOWN_PREFIX]).await?;
             tx.commit().await?;
             Ok(n)
+        })
+        .await
+    }
+
+    async fn count_since(&self, key: &str, since: Timestamp) -> StoreResult<u64> {
+        // One statement reads one snapshot; the `(key, at)` index answers it without a table scan.
+        done(async {
+            let c = self.client().await?;
+            let st = c
+                .prepare_cached("SELECT count(*) FROM counter_events WHERE key = $1 AND at >= $2")
+                .await?;
+            let n = c.query_one(&st, &[&key, &ts(since)]).await?.big_int(0)?;
+            Ok(u64::try_from(n).unwrap_or(0))
         })
         .await
     }

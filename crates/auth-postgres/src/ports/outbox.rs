@@ -1,10 +1,16 @@
 //! `OutboxStore`: the durable SMS outbox (texts sealed by the core).
 //!
 //! Claiming is one `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING …` that
-//! moves the claimed rows' `next_attempt_at` to the end of the lease. A node claiming at the same time
-//! skips the rows another node has locked instead of waiting for them, and a row that another node
-//! claimed and committed meanwhile is re-checked against `next_attempt_at <= now` and dropped, so
-//! several nodes never claim one message twice within a lease.
+//! moves the claimed rows' `next_attempt_at` to the end of the lease and records the claimant's
+//! `claim` on them. A node claiming at the same time skips the rows another node has locked instead of
+//! waiting for them, and a row that another node claimed and committed meanwhile is re-checked against
+//! `next_attempt_at <= now` and dropped, so several nodes never claim one message twice within a
+//! lease.
+//!
+//! Renewing a lease and writing a result are single `UPDATE … WHERE id = $1 AND claim = $2 AND
+//! sent_at IS NULL` statements. One that meets a concurrent claim waits for its row lock and then
+//! re-checks the condition on the row that claim committed (READ COMMITTED), so a worker whose lease
+//! ran out and whose message another node took changes nothing, and is told so.
 
 use async_trait::async_trait;
 use auth_core::ports::{NewOutboxMessage, OutboxMessage, OutboxStore, StoreResult};
@@ -46,18 +52,21 @@ impl OutboxStore for PgStore {
         now: Timestamp,
         lease: SignedDuration,
         limit: u32,
+        claim: i64,
     ) -> StoreResult<Vec<OutboxMessage>> {
         done(async {
             let c = self.client().await?;
             let st = c
                 .prepare_cached(concat!(
-                    "UPDATE outbox SET next_attempt_at = $2 WHERE id IN (SELECT id FROM outbox \
-                     WHERE sent_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $3 \
-                     FOR UPDATE SKIP LOCKED) RETURNING ",
+                    "UPDATE outbox SET next_attempt_at = $2, claim = $4 WHERE id IN (SELECT id \
+                     FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= $1 ORDER BY id \
+                     LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING ",
                     columns!()
                 ))
                 .await?;
-            let rows = c.query(&st, &[&ts(now), &ts(later(now, lease)), &i64::from(limit)]).await?;
+            let rows = c
+                .query(&st, &[&ts(now), &ts(later(now, lease)), &i64::from(limit), &claim])
+                .await?;
             let mut claimed = rows.iter().map(records::message).collect::<DbResult<Vec<_>>>()?;
             // RETURNING gives no order guarantee; callers get the oldest first.
             claimed.sort_by_key(|m| m.id);
@@ -66,16 +75,30 @@ impl OutboxStore for PgStore {
         .await
     }
 
-    async fn mark_sms_sent(&self, id: i64, at: Timestamp) -> StoreResult<()> {
+    async fn renew_sms_claim(&self, id: i64, claim: i64, until: Timestamp) -> StoreResult<bool> {
         done(async {
             let c = self.client().await?;
             let st = c
                 .prepare_cached(
-                    "UPDATE outbox SET sent_at = $2, attempts = attempts + 1 WHERE id = $1",
+                    "UPDATE outbox SET next_attempt_at = $3 \
+                     WHERE id = $1 AND claim = $2 AND sent_at IS NULL",
                 )
                 .await?;
-            c.execute(&st, &[&id, &ts(at)]).await?;
-            Ok(())
+            Ok(c.execute(&st, &[&id, &claim, &ts(until)]).await? == 1)
+        })
+        .await
+    }
+
+    async fn mark_sms_sent(&self, id: i64, claim: i64, at: Timestamp) -> StoreResult<bool> {
+        done(async {
+            let c = self.client().await?;
+            let st = c
+                .prepare_cached(
+                    "UPDATE outbox SET sent_at = $3, attempts = attempts + 1 \
+                     WHERE id = $1 AND claim = $2 AND sent_at IS NULL",
+                )
+                .await?;
+            Ok(c.execute(&st, &[&id, &claim, &ts(at)]).await? == 1)
         })
         .await
     }
@@ -83,19 +106,21 @@ impl OutboxStore for PgStore {
     async fn mark_sms_failed(
         &self,
         id: i64,
+        claim: i64,
         next_attempt_at: Timestamp,
         error: &str,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
+        // The claim stays on the row: the next claimant overwrites it, and until then this worker
+        // still holds the message (as in the reference store).
         done(async {
             let c = self.client().await?;
             let st = c
                 .prepare_cached(
-                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, \
-                     last_error = $3 WHERE id = $1",
+                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $3, \
+                     last_error = $4 WHERE id = $1 AND claim = $2 AND sent_at IS NULL",
                 )
                 .await?;
-            c.execute(&st, &[&id, &ts(next_attempt_at), &error]).await?;
-            Ok(())
+            Ok(c.execute(&st, &[&id, &claim, &ts(next_attempt_at), &error]).await? == 1)
         })
         .await
     }

@@ -4,13 +4,15 @@
 //! Insert and update are transactions: the hosts are checked, the portal row written, and its hosts
 //! replaced. Two nodes adding one host at once both pass the check, and the primary key refuses the
 //! second insert as a unique violation, answered as `Conflict` like the check's own refusal. The
-//! update writes the portal row before its hosts, so concurrent updates of one portal queue on that
-//! row and each replaces the hosts the previous one committed.
+//! update writes the portal row (bumping its `revision`) before its hosts, so concurrent updates of
+//! one portal queue on that row and each replaces the hosts the previous one committed. With
+//! `end_tokens` it then deletes the portal's tokens in a later statement of the same transaction,
+//! which is what keeps a token insert under the old revision from surviving it (see `tokens.rs`).
 
 use async_trait::async_trait;
 use auth_core::Portal;
 use auth_core::ports::{PortalStore, StoreError, StoreResult};
-use auth_sql::codec::{distinct_hosts, int4, ts};
+use auth_sql::codec::{distinct_hosts, int4, revision, ts};
 use auth_sql::{Columns, records};
 use deadpool_postgres::Transaction;
 
@@ -52,15 +54,18 @@ async fn store_hosts(tx: &Transaction<'_>, portal: &Portal) -> DbResult<()> {
 impl PortalStore for PgStore {
     async fn insert_portal(&self, p: &Portal) -> StoreResult<()> {
         done(async {
+            let rev = revision(p.revision)?;
             let mut c = self.client().await?;
             let tx = begin(&mut c).await?;
             check_hosts(&tx, p).await?;
             let st = tx
                 .prepare_cached(
-                    "INSERT INTO portals (id, name, settings, created_at) VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO portals (id, name, settings, created_at, revision) \
+                     VALUES ($1, $2, $3, $4, $5)",
                 )
                 .await?;
-            tx.execute(&st, &[&p.id.0, &p.name, &p.settings.encode(), &ts(p.created_at)]).await?;
+            tx.execute(&st, &[&p.id.0, &p.name, &p.settings.encode(), &ts(p.created_at), &rev])
+                .await?;
             store_hosts(&tx, p).await?;
             tx.commit().await?;
             Ok(())
@@ -68,16 +73,18 @@ impl PortalStore for PgStore {
         .await
     }
 
-    async fn update_portal(&self, p: &Portal) -> StoreResult<bool> {
+    async fn update_portal(&self, p: &Portal, end_tokens: bool) -> StoreResult<bool> {
         // The whole record is replaced, `created_at` included, as the reference store does; callers
-        // pass the portal they read, so in practice only name, hosts and settings change.
+        // pass the portal they read, so in practice only name, hosts and settings change. The
+        // revision is the store's own: the passed one is ignored and the stored one bumped.
         done(async {
             let mut c = self.client().await?;
             let tx = begin(&mut c).await?;
             check_hosts(&tx, p).await?;
             let st = tx
                 .prepare_cached(
-                    "UPDATE portals SET name = $2, settings = $3, created_at = $4 WHERE id = $1",
+                    "UPDATE portals SET name = $2, settings = $3, created_at = $4, \
+                     revision = revision + 1 WHERE id = $1",
                 )
                 .await?;
             let n = tx
@@ -88,6 +95,10 @@ impl PortalStore for PgStore {
                 return Ok(false);
             }
             store_hosts(&tx, p).await?;
+            if end_tokens {
+                let st = tx.prepare_cached("DELETE FROM tokens WHERE portal_id = $1").await?;
+                tx.execute(&st, &[&p.id.0]).await?;
+            }
             tx.commit().await?;
             Ok(true)
         })
@@ -100,15 +111,15 @@ impl PortalStore for PgStore {
             let c = self.client().await?;
             let st = c
                 .prepare_cached(
-                    "SELECT p.id, p.name, p.settings, p.created_at, \
+                    "SELECT p.id, p.name, p.settings, p.created_at, p.revision, \
                      coalesce(array_agg(h.host ORDER BY h.position) \
                               FILTER (WHERE h.host IS NOT NULL), '{}') \
                      FROM portals p LEFT JOIN portal_hosts h ON h.portal_id = p.id \
                      GROUP BY p.seq, p.id ORDER BY p.seq",
                 )
                 .await?;
-            // The hosts are the fifth column, after the ones `auth_sql::records::portal` reads.
-            c.query(&st, &[]).await?.iter().map(|r| records::portal(r, |_| get(r, 4))).collect()
+            // The hosts are the sixth column, after the ones `auth_sql::records::portal` reads.
+            c.query(&st, &[]).await?.iter().map(|r| records::portal(r, |_| get(r, 5))).collect()
         })
         .await
     }

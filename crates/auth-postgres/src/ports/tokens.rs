@@ -1,36 +1,116 @@
 //! `TokenStore`: issued tokens by their SHA-256. Revoking deletes the row, so every node stops
 //! accepting the token with the commit: the next lookup on any node no longer finds it.
 //! Inserts are durable on return as long as the server keeps `synchronous_commit` on (its default).
+//!
+//! # Revisions
+//!
+//! A token is stored only while its user's and its portal's revisions are the ones the login read,
+//! and every change that ends tokens (a password change, a disable, a log-out everywhere, a portal
+//! update with `end_tokens`) bumps the revision and deletes the tokens in one transaction. At READ
+//! COMMITTED a plain `INSERT … SELECT … WHERE EXISTS (…)` would not be enough: its snapshot could
+//! predate a bump that has not committed yet, while the bump's `DELETE` had already run before the
+//! insert, and the token would survive the change. So the two sides meet on the row lock instead:
+//!
+//! - The insert is one statement that reads the user and the portal row `FOR SHARE` and inserts only
+//!   when both are at the expected revision. `FOR SHARE` waits for a transaction that has updated
+//!   either row, and then re-checks the revision on the row version it committed (READ COMMITTED's
+//!   re-check of a locked row), so an insert that meets a bump finds the new revision and stores
+//!   nothing. `FOR SHARE` rather than `FOR KEY SHARE`, because only the former conflicts with the
+//!   lock of an `UPDATE` that changes no key; concurrent logins of one user share the lock.
+//! - The change first `UPDATE`s the row (bumping the revision), which waits for every insert holding
+//!   the share lock to commit, and only then deletes the tokens in a second statement, whose fresh
+//!   snapshot sees the tokens those inserts committed.
+//!
+//! Either the insert locks first, and its token is committed before the change's `DELETE` begins and
+//! is deleted by it, or the change locks first, and the insert waits and then sees the new revision.
+//! One statement with a data-modifying `WITH` would not do for the change: all of its parts share one
+//! snapshot, taken before the lock wait. No cycle of waits can form either: a change waits for an
+//! insert only in its first write, before it holds any lock, and an insert waits only for changes.
 
 use async_trait::async_trait;
-use auth_core::ports::{StoreResult, TokenRecord, TokenStore};
+use auth_core::ports::{Revisions, StoreResult, TokenRecord, TokenStore};
 use auth_core::{PortalId, Timestamp, User, UserId};
-use auth_sql::codec::ts;
+use auth_sql::codec::{revision, ts};
 use auth_sql::records;
+use deadpool_postgres::Transaction;
 
-use crate::store::{PgStore, done};
+use crate::error::DbResult;
+use crate::store::{PgStore, begin, done};
+
+/// Bumps the user's revision (taking its row lock until the commit), then deletes every token of the
+/// user but `keep`; returns how many were deleted. The order is the one the module comment needs.
+async fn end_user_tokens(
+    tx: &Transaction<'_>,
+    user: UserId,
+    keep: Option<&[u8; 32]>,
+) -> DbResult<u64> {
+    let st = tx.prepare_cached("UPDATE users SET revision = revision + 1 WHERE id = $1").await?;
+    tx.execute(&st, &[&user.0]).await?;
+    delete_user_tokens(tx, user, keep).await
+}
+
+/// Deletes every token of the user but `keep`; returns how many. The caller has already bumped the
+/// user's revision in the same transaction, in an earlier statement (see the module comment).
+pub(super) async fn delete_user_tokens(
+    tx: &Transaction<'_>,
+    user: UserId,
+    keep: Option<&[u8; 32]>,
+) -> DbResult<u64> {
+    Ok(match keep {
+        Some(keep) => {
+            let st =
+                tx.prepare_cached("DELETE FROM tokens WHERE user_id = $1 AND hash <> $2").await?;
+            tx.execute(&st, &[&user.0, &keep.as_slice()]).await?
+        }
+        None => {
+            let st = tx.prepare_cached("DELETE FROM tokens WHERE user_id = $1").await?;
+            tx.execute(&st, &[&user.0]).await?
+        }
+    })
+}
 
 #[async_trait]
 impl TokenStore for PgStore {
-    async fn insert_token(&self, t: &TokenRecord) -> StoreResult<()> {
+    async fn insert_token(&self, t: &TokenRecord, expect: Revisions) -> StoreResult<bool> {
+        // Stored revisions are never above i64::MAX, so an expected one beyond it matches nothing.
+        let (Ok(user_rev), Ok(portal_rev)) = (revision(expect.user), revision(expect.portal))
+        else {
+            return Ok(false);
+        };
+        // One statement: the share locks, the revision checks and the insert (see the module
+        // comment). The user and portal ids match one row each, so the join yields at most one row.
         // A second insert of one hash replaces the first, as in the reference store (a real
-        // collision of 256-bit random tokens does not happen).
+        // collision of 256-bit random tokens does not happen). The casts type the parameters that
+        // only appear in the select list, which PostgreSQL would otherwise take for text.
         done(async {
             let c = self.client().await?;
             let st = c
                 .prepare_cached(
                     "INSERT INTO tokens (hash, user_id, portal_id, issued_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hash) DO UPDATE SET \
+                     SELECT $1::bytea, u.id, p.id, $4::bigint, $5::bigint \
+                     FROM users u, portals p \
+                     WHERE u.id = $2 AND u.revision = $6 AND p.id = $3 AND p.revision = $7 \
+                     FOR SHARE OF u, p \
+                     ON CONFLICT (hash) DO UPDATE SET \
                      user_id = excluded.user_id, portal_id = excluded.portal_id, \
                      issued_at = excluded.issued_at, expires_at = excluded.expires_at",
                 )
                 .await?;
-            c.execute(
-                &st,
-                &[&t.hash.as_slice(), &t.user.0, &t.portal.0, &ts(t.issued_at), &ts(t.expires_at)],
-            )
-            .await?;
-            Ok(())
+            let n = c
+                .execute(
+                    &st,
+                    &[
+                        &t.hash.as_slice(),
+                        &t.user.0,
+                        &t.portal.0,
+                        &ts(t.issued_at),
+                        &ts(t.expires_at),
+                        &user_rev,
+                        &portal_rev,
+                    ],
+                )
+                .await?;
+            Ok(n == 1)
         })
         .await
     }
@@ -65,7 +145,7 @@ impl TokenStore for PgStore {
                 .prepare_cached(
                     "SELECT u.id, u.portal_id, u.email, u.first_name, u.last_name, u.is_admin, \
                      u.disabled, u.password_hash, u.phone, u.phone_activated, u.created_at, \
-                     t.hash, t.user_id, t.portal_id, t.issued_at, t.expires_at \
+                     u.revision, t.hash, t.user_id, t.portal_id, t.issued_at, t.expires_at \
                      FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = $1",
                 )
                 .await?;
@@ -89,9 +169,22 @@ impl TokenStore for PgStore {
 
     async fn revoke_user_tokens(&self, user: UserId) -> StoreResult<u64> {
         done(async {
-            let c = self.client().await?;
-            let st = c.prepare_cached("DELETE FROM tokens WHERE user_id = $1").await?;
-            Ok(c.execute(&st, &[&user.0]).await?)
+            let mut c = self.client().await?;
+            let tx = begin(&mut c).await?;
+            let n = end_user_tokens(&tx, user, None).await?;
+            tx.commit().await?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn revoke_user_tokens_except(&self, user: UserId, keep: &[u8; 32]) -> StoreResult<u64> {
+        done(async {
+            let mut c = self.client().await?;
+            let tx = begin(&mut c).await?;
+            let n = end_user_tokens(&tx, user, Some(keep)).await?;
+            tx.commit().await?;
+            Ok(n)
         })
         .await
     }

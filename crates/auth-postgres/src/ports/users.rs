@@ -4,15 +4,21 @@
 //! violation, answered as `Conflict`, so there is no check-then-insert race between nodes. The
 //! conditional phone updates are single `UPDATE … WHERE` statements: the check and the write happen
 //! together, and a concurrent writer's change is re-checked before this one applies.
+//!
+//! A password change and a disable are transactions of two statements, in this order: an `UPDATE`
+//! that writes the user and bumps its `revision` (and so holds the user's row lock until the commit),
+//! then a `DELETE` of the user's tokens. `tokens.rs` explains why the order keeps a login in flight
+//! from getting a token that survives the change.
 
 use async_trait::async_trait;
 use auth_core::password::PasswordHash;
 use auth_core::ports::{StoreResult, UserStore};
 use auth_core::{PortalId, User, UserId};
-use auth_sql::codec::ts;
+use auth_sql::codec::{revision, ts};
 use auth_sql::{Columns, records};
 
-use crate::store::{PgStore, done};
+use super::tokens::delete_user_tokens;
+use crate::store::{PgStore, begin, done};
 
 /// `SELECT` of a user's columns in the order `auth_sql::records::user` reads them, followed by
 /// `$tail`.
@@ -20,7 +26,7 @@ macro_rules! select_user {
     ($tail:literal) => {
         concat!(
             "SELECT id, portal_id, email, first_name, last_name, is_admin, disabled, password_hash, \
-             phone, phone_activated, created_at FROM users ",
+             phone, phone_activated, created_at, revision FROM users ",
             $tail
         )
     };
@@ -30,12 +36,13 @@ macro_rules! select_user {
 impl UserStore for PgStore {
     async fn insert_user(&self, u: &User) -> StoreResult<()> {
         done(async {
+            let rev = revision(u.revision)?;
             let c = self.client().await?;
             let st = c
                 .prepare_cached(
                     "INSERT INTO users (id, portal_id, email, email_lower, first_name, last_name, \
-                     is_admin, disabled, password_hash, phone, phone_activated, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                     is_admin, disabled, password_hash, phone, phone_activated, created_at, \
+                     revision) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                 )
                 .await?;
             c.execute(
@@ -53,6 +60,7 @@ impl UserStore for PgStore {
                     &u.phone,
                     &u.phone_activated,
                     &ts(u.created_at),
+                    &rev,
                 ],
             )
             .await?;
@@ -114,18 +122,46 @@ impl UserStore for PgStore {
 
     async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> StoreResult<bool> {
         done(async {
-            let c = self.client().await?;
-            let st = c.prepare_cached("UPDATE users SET password_hash = $2 WHERE id = $1").await?;
-            Ok(c.execute(&st, &[&id.0, &hash.as_str()]).await? > 0)
+            let mut c = self.client().await?;
+            let tx = begin(&mut c).await?;
+            let st = tx
+                .prepare_cached(
+                    "UPDATE users SET password_hash = $2, revision = revision + 1 WHERE id = $1",
+                )
+                .await?;
+            if tx.execute(&st, &[&id.0, &hash.as_str()]).await? == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            delete_user_tokens(&tx, id, None).await?;
+            tx.commit().await?;
+            Ok(true)
         })
         .await
     }
 
     async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
         done(async {
-            let c = self.client().await?;
-            let st = c.prepare_cached("UPDATE users SET disabled = $2 WHERE id = $1").await?;
-            Ok(c.execute(&st, &[&id.0, &disabled]).await? > 0)
+            let mut c = self.client().await?;
+            if !disabled {
+                // Enabling ends nothing, so it is the flag alone: tokens issued meanwhile stay valid.
+                let st =
+                    c.prepare_cached("UPDATE users SET disabled = false WHERE id = $1").await?;
+                return Ok(c.execute(&st, &[&id.0]).await? > 0);
+            }
+            let tx = begin(&mut c).await?;
+            let st = tx
+                .prepare_cached(
+                    "UPDATE users SET disabled = true, revision = revision + 1 WHERE id = $1",
+                )
+                .await?;
+            if tx.execute(&st, &[&id.0]).await? == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            delete_user_tokens(&tx, id, None).await?;
+            tx.commit().await?;
+            Ok(true)
         })
         .await
     }

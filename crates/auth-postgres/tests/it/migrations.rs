@@ -1,7 +1,11 @@
-//! Connecting and migrating: nodes starting at once on a fresh database, a database migrated by a
-//! newer build, unusable configurations, and how failures surface as `StoreError` kinds.
+//! Connecting and migrating: nodes starting at once on a fresh database, a database left at an older
+//! schema version by the previous release, a database migrated by a newer build, unusable
+//! configurations, and how failures surface as `StoreError` kinds.
 
-use auth_core::ports::{StoreError, TokenStore, UserStore};
+use auth_core::ports::{
+    MetaStore, OutboxStore, PortalStore, Revisions, StoreError, TokenStore, UserStore,
+};
+use auth_core::{PortalId, SignedDuration, Timestamp, UserId};
 use auth_postgres::{PgError, PgStore, SCHEMA_VERSION};
 use futures_util::future::join_all;
 
@@ -24,6 +28,87 @@ async fn nodes_starting_at_once_migrate_once() {
     // Connecting again to a migrated database changes nothing.
     let again = PgStore::connect(&db.url, 1).await.unwrap();
     again.ping().await.unwrap();
+}
+
+/// A database at schema version 1, as the previous release left it, is upgraded on connect: its
+/// rows read back at revision 0, its tokens keep working under those revisions, a message it had
+/// leased can be claimed under a claim, and the new `meta` table answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_database_is_upgraded_in_place() {
+    let Some(db) = TestDb::create("a_version_1_database_is_upgraded_in_place").await else {
+        return;
+    };
+    let (u, p) = (UserId::from_random_bytes([5; 16]), PortalId::from_random_bytes([6; 16]));
+    let t0 = Timestamp::constant(1_768_031_184, 123_456_789);
+    let at = i64::try_from(t0.as_nanosecond()).unwrap();
+    let old = client(&db.url).await;
+    // What version 1 of `migrate.rs` left behind: its table of versions, the first migration, and
+    // the row that records it.
+    old.batch_execute(
+        "CREATE TABLE schema_version (version INT4 NOT NULL PRIMARY KEY, \
+         applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .await
+    .unwrap();
+    old.batch_execute(include_str!("../../migrations/0001_init.sql")).await.unwrap();
+    old.batch_execute("INSERT INTO schema_version (version) VALUES (1)").await.unwrap();
+    old.execute(
+        "INSERT INTO users (id, portal_id, email, email_lower, first_name, last_name, is_admin, \
+         disabled, password_hash, phone, phone_activated, created_at) VALUES \
+         ($1, $2, 'old@example.com', 'old@example.com', 'A', 'B', false, false, 'x', NULL, false, $3)",
+        &[&u.0, &p.0, &at],
+    )
+    .await
+    .unwrap();
+    old.execute(
+        "INSERT INTO portals (id, name, settings, created_at) VALUES ($1, 'old', '', $2)",
+        &[&p.0, &at],
+    )
+    .await
+    .unwrap();
+    old.execute(
+        "INSERT INTO portal_hosts (host, portal_id, position) VALUES ('old.example', $1, 0)",
+        &[&p.0],
+    )
+    .await
+    .unwrap();
+    old.execute(
+        "INSERT INTO tokens (hash, user_id, portal_id, issued_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $4)",
+        &[&[1u8; 32].as_slice(), &u.0, &p.0, &at],
+    )
+    .await
+    .unwrap();
+    old.execute(
+        "INSERT INTO outbox (portal_id, to_phone, sealed_text, created_at, attempts, \
+         next_attempt_at) VALUES ($1, '79000000000', '\\x010203', $2, 0, $2)",
+        &[&p.0, &at],
+    )
+    .await
+    .unwrap();
+
+    let store = PgStore::connect(&db.url, 2).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), i64::from(SCHEMA_VERSION));
+    let user = store.user_by_id(u).await.unwrap().unwrap();
+    assert_eq!((user.email.as_str(), user.created_at, user.revision), ("old@example.com", t0, 0));
+    let portals = store.list_portals().await.unwrap();
+    assert_eq!(
+        portals.iter().map(|p| (p.id, p.hosts.clone(), p.revision)).collect::<Vec<_>>(),
+        vec![(p, vec!["old.example".to_owned()], 0)]
+    );
+    let (token, joined) = store.session_by_token_hash(&[1; 32]).await.unwrap().unwrap();
+    assert_eq!((token.user, joined), (u, user));
+    let fresh = auth_core::ports::TokenRecord { hash: [2; 32], ..token };
+    assert!(store.insert_token(&fresh, Revisions { user: 0, portal: 0 }).await.unwrap());
+    assert_eq!(store.revoke_user_tokens_except(u, &[2; 32]).await.unwrap(), 1);
+    assert!(!store.insert_token(&fresh, Revisions { user: 0, portal: 0 }).await.unwrap());
+    assert_eq!(store.user_by_id(u).await.unwrap().unwrap().revision, 1);
+
+    let claimed = store.claim_due_sms(t0, SignedDuration::from_secs(60), 10, 42).await.unwrap();
+    assert_eq!(claimed.len(), 1, "the old message is due");
+    assert!(!store.mark_sms_sent(claimed[0].id, 41, t0).await.unwrap(), "not its claim");
+    assert!(store.mark_sms_sent(claimed[0].id, 42, t0).await.unwrap());
+    assert_eq!(store.init_meta("upgraded", b"yes").await.unwrap(), b"yes".to_vec());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use auth_core::Timestamp;
 use auth_core::ports::{CounterStore, StoreResult};
-use auth_core::throttle::{Acquire, Rule, Slot};
+use auth_core::throttle::{Acquire, Rule, Slot, keys};
 use auth_sql::Columns;
 use auth_sql::codec::{later, ts};
 use rusqlite::{Transaction, params};
@@ -79,13 +79,36 @@ impl CounterStore for SqliteStore {
         .await
     }
 
-    async fn purge_counters(&self, before: Timestamp) -> StoreResult<u64> {
-        let before = ts(before);
+    async fn purge_counters(&self, before: Timestamp, known_before: Timestamp) -> StoreResult<u64> {
+        let (before, known_before) = (ts(before), ts(known_before));
+        // The known-client keys (one prefix) keep their events and blocks until their own, older
+        // cutoff. `substr` compares the prefix exactly, where `LIKE` would ignore ASCII case and
+        // read `_` and `%` as wildcards.
         self.write(move |tx| {
-            let n =
-                tx.prepare_cached("DELETE FROM counter_events WHERE at < ?1")?.execute([before])?;
-            tx.prepare_cached("DELETE FROM counter_blocks WHERE until < ?1")?.execute([before])?;
+            let n = tx
+                .prepare_cached(
+                    "DELETE FROM counter_events WHERE at < \
+                     CASE WHEN substr(key, 1, length(?3)) = ?3 THEN ?2 ELSE ?1 END",
+                )?
+                .execute(params![before, known_before, keys::KNOWN_PREFIX])?;
+            tx.prepare_cached(
+                "DELETE FROM counter_blocks WHERE until < \
+                 CASE WHEN substr(key, 1, length(?3)) = ?3 THEN ?2 ELSE ?1 END",
+            )?
+            .execute(params![before, known_before, keys::KNOWN_PREFIX])?;
             Ok(u64::try_from(n).unwrap_or(u64::MAX))
+        })
+        .await
+    }
+
+    async fn count_since(&self, key: &str, since: Timestamp) -> StoreResult<u64> {
+        let key = key.to_owned();
+        // One statement reads one snapshot; the `(key, at)` index answers it without a table scan.
+        self.run_read(move |c| {
+            let n: i64 = c
+                .prepare_cached("SELECT count(*) FROM counter_events WHERE key = ?1 AND at >= ?2")?
+                .query_row(params![key, ts(since)], |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
         })
         .await
     }

@@ -6,6 +6,7 @@
 
 mod audit;
 mod counters;
+mod meta;
 mod outbox;
 mod portals;
 mod sms;

@@ -1,8 +1,11 @@
 //! `OutboxStore`: the durable SMS outbox (texts sealed by the core).
 //!
 //! Claiming is one `UPDATE … RETURNING` in an `IMMEDIATE` transaction that moves the claimed rows'
-//! `next_attempt_at` to the end of the lease, so workers in several processes never claim one
-//! message twice within a lease.
+//! `next_attempt_at` to the end of the lease and records the claimant's `claim` on them, so workers
+//! in several processes never claim one message twice within a lease. Renewing the lease and writing
+//! a result are single `UPDATE … WHERE id = ? AND claim = ? AND sent_at IS NULL` statements: the
+//! check and the write happen together under the write lock, so a worker whose lease ran out and
+//! whose message another worker claimed changes nothing (and is told so).
 
 use async_trait::async_trait;
 use auth_core::ports::{NewOutboxMessage, OutboxMessage, OutboxStore, StoreResult};
@@ -43,16 +46,17 @@ impl OutboxStore for SqliteStore {
         now: Timestamp,
         lease: SignedDuration,
         limit: u32,
+        claim: i64,
     ) -> StoreResult<Vec<OutboxMessage>> {
         self.write(move |tx| {
             let sql = format!(
-                "UPDATE outbox SET next_attempt_at = ?2 WHERE id IN (SELECT id FROM outbox \
-                 WHERE sent_at IS NULL AND next_attempt_at <= ?1 ORDER BY id LIMIT ?3) \
+                "UPDATE outbox SET next_attempt_at = ?2, claim = ?4 WHERE id IN (SELECT id \
+                 FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= ?1 ORDER BY id LIMIT ?3) \
                  RETURNING {COLUMNS}"
             );
             let mut st = tx.prepare_cached(&sql)?;
             let mut claimed = collect(
-                st.query(params![ts(now), ts(later(now, lease)), i64::from(limit)])?,
+                st.query(params![ts(now), ts(later(now, lease)), i64::from(limit), claim])?,
                 |r| records::message(r),
             )?;
             // RETURNING gives no order guarantee; callers get the oldest first.
@@ -62,13 +66,28 @@ impl OutboxStore for SqliteStore {
         .await
     }
 
-    async fn mark_sms_sent(&self, id: i64, at: Timestamp) -> StoreResult<()> {
+    async fn renew_sms_claim(&self, id: i64, claim: i64, until: Timestamp) -> StoreResult<bool> {
         self.run(move |c| {
-            c.prepare_cached(
-                "UPDATE outbox SET sent_at = ?2, attempts = attempts + 1 WHERE id = ?1",
-            )?
-            .execute(params![id, ts(at)])?;
-            Ok(())
+            let n = c
+                .prepare_cached(
+                    "UPDATE outbox SET next_attempt_at = ?3 \
+                     WHERE id = ?1 AND claim = ?2 AND sent_at IS NULL",
+                )?
+                .execute(params![id, claim, ts(until)])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn mark_sms_sent(&self, id: i64, claim: i64, at: Timestamp) -> StoreResult<bool> {
+        self.run(move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE outbox SET sent_at = ?3, attempts = attempts + 1 \
+                     WHERE id = ?1 AND claim = ?2 AND sent_at IS NULL",
+                )?
+                .execute(params![id, claim, ts(at)])?;
+            Ok(n == 1)
         })
         .await
     }
@@ -76,17 +95,21 @@ impl OutboxStore for SqliteStore {
     async fn mark_sms_failed(
         &self,
         id: i64,
+        claim: i64,
         next_attempt_at: Timestamp,
         error: &str,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let error = error.to_owned();
+        // The claim stays on the row: the next claimant overwrites it, and until then this worker
+        // still holds the message (as in the reference store).
         self.run(move |c| {
-            c.prepare_cached(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 \
-                 WHERE id = ?1",
-            )?
-            .execute(params![id, ts(next_attempt_at), error])?;
-            Ok(())
+            let n = c
+                .prepare_cached(
+                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?3, \
+                     last_error = ?4 WHERE id = ?1 AND claim = ?2 AND sent_at IS NULL",
+                )?
+                .execute(params![id, claim, ts(next_attempt_at), error])?;
+            Ok(n == 1)
         })
         .await
     }

@@ -1,12 +1,16 @@
 //! `PortalStore`: portals, their settings (one TEXT column in `PortalSettings::encode` form) and
 //! their hosts (one row each, `host` unique across all portals).
+//!
+//! An update is one `IMMEDIATE` transaction that writes the portal, bumps its `revision`, replaces its
+//! hosts and, when asked, deletes its tokens, so a token insert under the old revision (one statement,
+//! see `tokens.rs`) either precedes it and is deleted, or follows it and stores nothing.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use auth_core::Portal;
 use auth_core::ports::{PortalStore, StoreError, StoreResult};
-use auth_sql::codec::{distinct_hosts, int8, ts};
+use auth_sql::codec::{distinct_hosts, int8, revision, ts};
 use auth_sql::{Columns, records};
 use rusqlite::{Transaction, params};
 use uuid::Uuid;
@@ -48,28 +52,32 @@ impl PortalStore for SqliteStore {
         self.write(move |tx| {
             check_hosts(tx, &p)?;
             tx.prepare_cached(
-                "INSERT INTO portals (id, name, settings, created_at) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO portals (id, name, settings, created_at, revision) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
             .execute(params![
                 p.id.0.as_bytes().as_slice(),
                 p.name,
                 p.settings.encode(),
-                ts(p.created_at)
+                ts(p.created_at),
+                revision(p.revision)?
             ])?;
             store_hosts(tx, &p)
         })
         .await
     }
 
-    async fn update_portal(&self, portal: &Portal) -> StoreResult<bool> {
+    async fn update_portal(&self, portal: &Portal, end_tokens: bool) -> StoreResult<bool> {
         // The whole record is replaced, `created_at` included, as the reference store does; callers
-        // pass the portal they read, so in practice only name, hosts and settings change.
+        // pass the portal they read, so in practice only name, hosts and settings change. The
+        // revision is the store's own: the passed one is ignored and the stored one bumped.
         let p = portal.clone();
         self.write(move |tx| {
             check_hosts(tx, &p)?;
             let n = tx
                 .prepare_cached(
-                    "UPDATE portals SET name = ?2, settings = ?3, created_at = ?4 WHERE id = ?1",
+                    "UPDATE portals SET name = ?2, settings = ?3, created_at = ?4, \
+                     revision = revision + 1 WHERE id = ?1",
                 )?
                 .execute(params![
                     p.id.0.as_bytes().as_slice(),
@@ -81,6 +89,13 @@ impl PortalStore for SqliteStore {
                 return Ok(false);
             }
             store_hosts(tx, &p)?;
+            if end_tokens {
+                tx.prepare_cached("DELETE FROM tokens WHERE portal = ?1")?.execute([p
+                    .id
+                    .0
+                    .as_bytes()
+                    .as_slice()])?;
+            }
             Ok(true)
         })
         .await
@@ -97,7 +112,7 @@ impl PortalStore for SqliteStore {
                 hosts.entry(portal).or_default().push(host);
             }
             let mut st = tx.prepare_cached(
-                "SELECT id, name, settings, created_at FROM portals ORDER BY seq",
+                "SELECT id, name, settings, created_at, revision FROM portals ORDER BY seq",
             )?;
             collect(st.query([])?, |r| {
                 records::portal(r, |id| Ok(hosts.get(&id.0).cloned().unwrap_or_default()))

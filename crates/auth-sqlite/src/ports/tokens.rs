@@ -1,41 +1,90 @@
 //! `TokenStore`: issued tokens by their SHA-256. Revoking deletes the row, so every process stops
 //! accepting the token with the commit. Inserts are durable on return (`synchronous=FULL`).
+//!
+//! A token is stored only while its user's and its portal's revisions are the ones the login read:
+//! the insert is one `INSERT … SELECT … WHERE EXISTS (user at that revision) AND EXISTS (portal at
+//! that revision)`. A writing statement takes SQLite's write lock before it reads anything, and every
+//! change that ends tokens (a password change, a disable, a log-out everywhere, a portal update with
+//! `end_tokens`) bumps the revision and deletes the tokens in one `IMMEDIATE` transaction under the
+//! same lock. So the insert runs wholly before such a change, and its token is deleted by it, or
+//! wholly after, and then finds the new revision and stores nothing.
 
 use async_trait::async_trait;
-use auth_core::ports::{StoreResult, TokenRecord, TokenStore};
+use auth_core::ports::{Revisions, StoreResult, TokenRecord, TokenStore};
 use auth_core::{PortalId, Timestamp, User, UserId};
-use auth_sql::codec::ts;
+use auth_sql::codec::{revision, ts};
 use auth_sql::records;
-use rusqlite::params;
+use rusqlite::{Transaction, params};
 
 use crate::codec::first;
+use crate::error::DbResult;
 use crate::store::SqliteStore;
 
 fn count(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
+/// Bumps the user's revision, so logins that read the old one get no token, and then deletes every
+/// token of the user but `keep`; returns how many were deleted. Called inside the `IMMEDIATE`
+/// transaction of the change that ends them.
+fn end_user_tokens(tx: &Transaction<'_>, user: UserId, keep: Option<&[u8; 32]>) -> DbResult<u64> {
+    tx.prepare_cached("UPDATE users SET revision = revision + 1 WHERE id = ?1")?
+        .execute([user.0.as_bytes().as_slice()])?;
+    delete_user_tokens(tx, user, keep)
+}
+
+/// Deletes every token of the user but `keep`; returns how many. The caller has bumped the user's
+/// revision in the same transaction.
+pub(super) fn delete_user_tokens(
+    tx: &Transaction<'_>,
+    user: UserId,
+    keep: Option<&[u8; 32]>,
+) -> DbResult<u64> {
+    let user = user.0.as_bytes().as_slice();
+    let n = match keep {
+        Some(keep) => tx
+            .prepare_cached("DELETE FROM tokens WHERE user = ?1 AND hash <> ?2")?
+            .execute(params![user, keep.as_slice()])?,
+        None => tx.prepare_cached("DELETE FROM tokens WHERE user = ?1")?.execute([user])?,
+    };
+    Ok(count(n))
+}
+
 #[async_trait]
 impl TokenStore for SqliteStore {
-    async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()> {
+    async fn insert_token(&self, token: &TokenRecord, expect: Revisions) -> StoreResult<bool> {
         let t = token.clone();
-        // A second insert of one hash replaces the first, as in the reference store (a real
-        // collision of 256-bit random tokens does not happen).
+        // Stored revisions are never above i64::MAX, so an expected one beyond it matches nothing.
+        let (Ok(user_rev), Ok(portal_rev)) = (revision(expect.user), revision(expect.portal))
+        else {
+            return Ok(false);
+        };
+        // One statement: the revision checks and the insert happen under the write lock together
+        // (see the module comment). A second insert of one hash replaces the first, as in the
+        // reference store (a real collision of 256-bit random tokens does not happen). The WHERE
+        // clause also settles SQLite's parsing of `SELECT … ON CONFLICT`, which without one could
+        // read `ON` as a join condition.
         self.run(move |c| {
-            c.prepare_cached(
-                "INSERT INTO tokens (hash, user, portal, issued_at, expires_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (hash) DO UPDATE SET \
-                 user = excluded.user, portal = excluded.portal, \
-                 issued_at = excluded.issued_at, expires_at = excluded.expires_at",
-            )?
-            .execute(params![
-                t.hash.as_slice(),
-                t.user.0.as_bytes().as_slice(),
-                t.portal.0.as_bytes().as_slice(),
-                ts(t.issued_at),
-                ts(t.expires_at)
-            ])?;
-            Ok(())
+            let n = c
+                .prepare_cached(
+                    "INSERT INTO tokens (hash, user, portal, issued_at, expires_at) \
+                     SELECT ?1, ?2, ?3, ?4, ?5 \
+                     WHERE EXISTS (SELECT 1 FROM users WHERE id = ?2 AND revision = ?6) \
+                     AND EXISTS (SELECT 1 FROM portals WHERE id = ?3 AND revision = ?7) \
+                     ON CONFLICT (hash) DO UPDATE SET \
+                     user = excluded.user, portal = excluded.portal, \
+                     issued_at = excluded.issued_at, expires_at = excluded.expires_at",
+                )?
+                .execute(params![
+                    t.hash.as_slice(),
+                    t.user.0.as_bytes().as_slice(),
+                    t.portal.0.as_bytes().as_slice(),
+                    ts(t.issued_at),
+                    ts(t.expires_at),
+                    user_rev,
+                    portal_rev,
+                ])?;
+            Ok(n == 1)
         })
         .await
     }
@@ -61,7 +110,7 @@ impl TokenStore for SqliteStore {
         self.run_read_inline(move |c| {
             let mut st = c.prepare_cached(
                 "SELECT u.id, u.portal, u.email, u.first_name, u.last_name, u.is_admin, u.disabled, \
-                 u.password_hash, u.phone, u.phone_activated, u.created_at, \
+                 u.password_hash, u.phone, u.phone_activated, u.created_at, u.revision, \
                  t.hash, t.user, t.portal, t.issued_at, t.expires_at \
                  FROM tokens t JOIN users u ON u.id = t.user WHERE t.hash = ?1",
             )?;
@@ -81,13 +130,12 @@ impl TokenStore for SqliteStore {
     }
 
     async fn revoke_user_tokens(&self, user: UserId) -> StoreResult<u64> {
-        self.run(move |c| {
-            let n = c
-                .prepare_cached("DELETE FROM tokens WHERE user = ?1")?
-                .execute([user.0.as_bytes().as_slice()])?;
-            Ok(count(n))
-        })
-        .await
+        self.write(move |tx| end_user_tokens(tx, user, None)).await
+    }
+
+    async fn revoke_user_tokens_except(&self, user: UserId, keep: &[u8; 32]) -> StoreResult<u64> {
+        let keep = *keep;
+        self.write(move |tx| end_user_tokens(tx, user, Some(&keep))).await
     }
 
     async fn revoke_portal_tokens(&self, portal: PortalId) -> StoreResult<u64> {

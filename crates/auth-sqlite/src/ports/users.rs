@@ -1,16 +1,20 @@
 //! `UserStore`: users with their e-mail unique per portal (compared lower-cased), password hash and phone.
 //!
 //! The conditional phone updates are single `UPDATE … WHERE` statements: the check and the write
-//! happen together, whatever other processes do.
+//! happen together, whatever other processes do. A password change and a disable are `IMMEDIATE`
+//! transactions that write the user, bump its `revision` and delete its tokens together: a token
+//! insert (one statement, see `tokens.rs`) is decided wholly before or wholly after them, and after
+//! them it finds the new revision and stores nothing.
 
 use async_trait::async_trait;
 use auth_core::password::PasswordHash;
 use auth_core::ports::{StoreResult, UserStore};
 use auth_core::{PortalId, User, UserId};
-use auth_sql::codec::ts;
+use auth_sql::codec::{revision, ts};
 use auth_sql::records;
 use rusqlite::params;
 
+use super::tokens::delete_user_tokens;
 use crate::codec::{collect, first};
 use crate::store::SqliteStore;
 
@@ -20,7 +24,7 @@ macro_rules! select_user {
     ($tail:literal) => {
         concat!(
             "SELECT id, portal, email, first_name, last_name, is_admin, disabled, password_hash, \
-             phone, phone_activated, created_at FROM users ",
+             phone, phone_activated, created_at, revision FROM users ",
             $tail
         )
     };
@@ -35,8 +39,8 @@ impl UserStore for SqliteStore {
         self.run(move |c| {
             c.prepare_cached(
                 "INSERT INTO users (id, portal, email, email_lower, first_name, last_name, is_admin, \
-                 disabled, password_hash, phone, phone_activated, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 disabled, password_hash, phone, phone_activated, created_at, revision) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?
             .execute(params![
                 u.id.0.as_bytes().as_slice(),
@@ -51,6 +55,7 @@ impl UserStore for SqliteStore {
                 u.phone,
                 u.phone_activated,
                 ts(u.created_at),
+                revision(u.revision)?,
             ])?;
             Ok(())
         })
@@ -106,21 +111,44 @@ impl UserStore for SqliteStore {
 
     async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> StoreResult<bool> {
         let hash = hash.as_str().to_owned();
-        self.run(move |c| {
-            let n = c
-                .prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?
+        self.write(move |tx| {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE users SET password_hash = ?2, revision = revision + 1 WHERE id = ?1",
+                )?
                 .execute(params![id.0.as_bytes().as_slice(), hash])?;
-            Ok(n > 0)
+            if n == 0 {
+                return Ok(false);
+            }
+            delete_user_tokens(tx, id, None)?;
+            Ok(true)
         })
         .await
     }
 
     async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
-        self.run(move |c| {
-            let n = c
-                .prepare_cached("UPDATE users SET disabled = ?2 WHERE id = ?1")?
-                .execute(params![id.0.as_bytes().as_slice(), disabled])?;
-            Ok(n > 0)
+        if !disabled {
+            // Enabling ends nothing, so it is the flag alone: tokens issued meanwhile stay valid.
+            return self
+                .run(move |c| {
+                    let n = c
+                        .prepare_cached("UPDATE users SET disabled = 0 WHERE id = ?1")?
+                        .execute([id.0.as_bytes().as_slice()])?;
+                    Ok(n > 0)
+                })
+                .await;
+        }
+        self.write(move |tx| {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE users SET disabled = 1, revision = revision + 1 WHERE id = ?1",
+                )?
+                .execute([id.0.as_bytes().as_slice()])?;
+            if n == 0 {
+                return Ok(false);
+            }
+            delete_user_tokens(tx, id, None)?;
+            Ok(true)
         })
         .await
     }

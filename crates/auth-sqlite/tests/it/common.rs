@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use auth_core::password::PasswordHash;
-use auth_core::{PortalId, Timestamp, User, UserId};
+use auth_core::{Portal, PortalId, PortalSettings, Timestamp, User, UserId};
 
 /// The environment variable naming the role of a child process.
 pub(crate) const CHILD_ROLE: &str = "AUTH_SQLITE_TEST_CHILD";
@@ -123,5 +123,18 @@ pub(crate) fn user(id: UserId, portal: PortalId, email: &str) -> User {
         phone: None,
         phone_activated: false,
         created_at: t0(),
+        revision: 0,
+    }
+}
+
+/// A portal with one host, at revision 0: a token can only be stored for a portal that exists.
+pub(crate) fn portal(id: PortalId, host: &str) -> Portal {
+    Portal {
+        id,
+        name: format!("portal {host}"),
+        hosts: vec![host.to_owned()],
+        settings: PortalSettings::default(),
+        created_at: t0(),
+        revision: 0,
     }
 }

@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use auth_core::ports::RngExt;
 use auth_core::ports::{
-    CounterStore, NewOutboxMessage, OutboxStore, TokenRecord, TokenStore, TotpStore, UserStore,
+    CounterStore, NewOutboxMessage, OutboxStore, PortalStore, Revisions, TokenRecord, TokenStore,
+    TotpStore, UserStore,
 };
 use auth_core::testkit::SeqRng;
 use auth_core::throttle::{Acquire, Rule};
@@ -19,6 +20,9 @@ use auth_core::{PortalId, SignedDuration, UserId};
 use auth_sqlite::SqliteStore;
 
 use crate::common::{CHILD_DB, report, runtime, spawn_child, t0, user};
+
+/// Users and portals start at revision 0, and the child changes neither.
+const FRESH: Revisions = Revisions { user: 0, portal: 0 };
 
 const ROUND: &str = "AUTH_SQLITE_TEST_ROUND";
 const ROUNDS: u8 = 5;
@@ -68,7 +72,7 @@ pub(crate) fn child() {
                 issued_at: t0(),
                 expires_at: t0(),
             };
-            store.insert_token(&token).await.unwrap();
+            assert!(store.insert_token(&token, FRESH).await.unwrap(), "user and portal exist");
             report(&format!("token {}", hex(&h)));
             let Acquire::Granted(slot) =
                 store.acquire(&format!("crash:{round}"), &rule, t0()).await.unwrap()
@@ -98,7 +102,12 @@ fn sigkill_loses_nothing_reported_and_leaves_a_sound_file() {
     let rng = SeqRng::new(seed);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("crash.db");
-    drop(SqliteStore::open(&db).unwrap());
+    // The portal every child's tokens belong to, stored once before the rounds.
+    let store = SqliteStore::open(&db).unwrap();
+    runtime()
+        .block_on(store.insert_portal(&crate::common::portal(portal(), "crash.example")))
+        .unwrap();
+    drop(store);
 
     let mut committed: Vec<String> = Vec::new();
     for round in 0..ROUNDS {

@@ -56,7 +56,8 @@ pub(crate) fn child() {
         let steps = join_all((0..ATTEMPTS).map(|_| store.use_totp_step(user(), 1000)));
         let backups = join_all((0..ATTEMPTS).map(|_| store.use_backup_code(user(), &backup)));
         let claims = join_all(
-            (0..MESSAGES).map(|_| store.claim_due_sms(now, SignedDuration::from_secs(60), 1)),
+            (0..MESSAGES)
+                .map(|i| store.claim_due_sms(now, SignedDuration::from_secs(60), 1, i as i64)),
         );
         let (acquires, consumes, steps, backups, claims) =
             tokio::join!(acquires, consumes, steps, backups, claims);

@@ -1,13 +1,14 @@
 //! The store's own checks beyond the conformance suite: a differential run against auth-core's
-//! in-memory reference store (same random operations, same answers), persistence across reopen,
-//! schema-version and foreign-file refusal, error mapping under a held lock, and corrupt rows.
+//! in-memory reference store (same random operations, same answers), persistence across reopen, the
+//! upgrade of a file written at an older schema version, schema-version and foreign-file refusal,
+//! error mapping under a held lock, and corrupt rows.
 
 use std::time::Duration;
 
 use auth_core::password::PasswordHash;
 use auth_core::ports::{
-    CounterStore, NewOutboxMessage, OutboxMessage, PortalStore, RngExt, SmsCodeRecord, StoreError,
-    TokenRecord, TokenStore, UserStore,
+    CounterStore, MetaStore, NewOutboxMessage, OutboxMessage, OutboxStore, PortalStore, Revisions,
+    RngExt, SmsCodeRecord, StoreError, TokenRecord, TokenStore, UserStore,
 };
 use auth_core::testkit::{MemStore, SeqRng};
 use auth_core::throttle::{Acquire, Rule, Slot};
@@ -17,7 +18,7 @@ use auth_core::{
 };
 use auth_sqlite::{SCHEMA_VERSION, SqliteError, SqliteOptions, SqliteStore};
 
-use crate::common::{t0, user};
+use crate::common::{portal, t0, user};
 
 /// What one store remembers between operations: the slots and outbox ids it handed out, so the
 /// same logical slot or message can be named in both stores although their numbers differ.
@@ -58,6 +59,10 @@ async fn apply(store: &dyn Store, seen: &mut Seen, r: &[u32; 8]) -> String {
     let [op, a, b, c, d, e, f, g] = *r;
     let uid = |x: u32| UserId::from_random_bytes([(x % 4) as u8 + 1; 16]);
     let pid = |x: u32| PortalId::from_random_bytes([(x % 2) as u8 + 0x40; 16]);
+    // The portals the portal operations create; tokens name them, since a token is only stored for
+    // a portal that exists.
+    let tpid = |x: u32| PortalId::from_random_bytes([(x % 3) as u8 + 0x50; 16]);
+    let hash = |x: u32| [(x % 6) as u8; 32];
     let now = at(t0(), g % 2000);
     let phone = |x: u32| ["79000000001", "79000000002"][(x % 2) as usize];
     let email = |x: u32| ["ann@example.com", "ANN@example.com", "bo@example.com"][(x % 3) as usize];
@@ -68,7 +73,10 @@ async fn apply(store: &dyn Store, seen: &mut Seen, r: &[u32; 8]) -> String {
         ][(x % 2) as usize]
     };
     let key = |x: u32| ["k:one", "k:two"][(x % 2) as usize];
-    match op % 38 {
+    // Few claimants, so results are written both under the claim that holds and under one that
+    // does not.
+    let claim = |x: u32| i64::from(x % 3);
+    match op % 42 {
         0 | 1 => {
             let mut u = user(uid(a), pid(b), email(c));
             u.created_at = now;
@@ -122,19 +130,34 @@ async fn apply(store: &dyn Store, seen: &mut Seen, r: &[u32; 8]) -> String {
         24 => kind(store.take_backup_reveal(uid(a)).await),
         25 => {
             let t = TokenRecord {
-                hash: [(c % 6) as u8; 32],
+                hash: hash(c),
                 user: uid(a),
-                portal: pid(b),
+                portal: tpid(b),
                 issued_at: now,
                 expires_at: at(now, e % 400),
             };
-            kind(store.insert_token(&t).await)
+            // Mostly the revisions as a login would have read them, sometimes one that moved on.
+            let user_rev = store.user_by_id(uid(a)).await.ok().flatten().map_or(0, |u| u.revision);
+            let portal_rev = store
+                .list_portals()
+                .await
+                .ok()
+                .and_then(|l| l.into_iter().find(|p| p.id == tpid(b)))
+                .map_or(0, |p| p.revision);
+            let expect = Revisions {
+                user: user_rev + u64::from(f % 5 == 0),
+                portal: portal_rev + u64::from(f % 5 == 1),
+            };
+            format!(
+                "rev {user_rev}/{portal_rev} stored {}",
+                kind(store.insert_token(&t, expect).await)
+            )
         }
-        26 => kind(store.token_by_hash(&[(c % 6) as u8; 32]).await),
+        26 => kind(store.token_by_hash(&hash(c)).await),
         27 => match d % 4 {
-            0 => kind(store.revoke_token(&[(c % 6) as u8; 32]).await),
+            0 => kind(store.revoke_token(&hash(c)).await),
             1 => kind(store.revoke_user_tokens(uid(a)).await),
-            2 => kind(store.revoke_portal_tokens(pid(b)).await),
+            2 => kind(store.revoke_portal_tokens(tpid(b)).await),
             _ => kind(store.purge_expired_tokens(now).await),
         },
         28..=30 => match store.acquire(key(a), &rule(b), now).await {
@@ -199,24 +222,26 @@ async fn apply(store: &dyn Store, seen: &mut Seen, r: &[u32; 8]) -> String {
             }
         }
         35 => match store
-            .claim_due_sms(now, SignedDuration::from_secs(i64::from(e % 100)), f % 4)
+            .claim_due_sms(now, SignedDuration::from_secs(i64::from(e % 100)), f % 4, claim(c))
             .await
         {
             Ok(msgs) => outbox_view(seen, msgs),
             Err(e) => kind(Err::<(), _>(e)),
         },
         36 => match seen.outbox.get(c as usize % seen.outbox.len().max(1)).copied() {
-            Some(id) if d % 2 == 0 => kind(store.mark_sms_sent(id, now).await),
-            Some(id) => kind(store.mark_sms_failed(id, at(now, e % 400), &format!("e{e}")).await),
+            Some(id) if d % 2 == 0 => kind(store.mark_sms_sent(id, claim(b), now).await),
+            Some(id) => {
+                kind(store.mark_sms_failed(id, claim(b), at(now, e % 400), &format!("e{e}")).await)
+            }
             None => match store.recent_sms(f % 5).await {
                 Ok(msgs) => outbox_view(seen, msgs),
                 Err(e) => kind(Err::<(), _>(e)),
             },
         },
-        _ => {
+        37 => {
             let hosts = ["h1.example", "h2.example", "h3.example"];
             let mut p = Portal {
-                id: PortalId::from_random_bytes([(a % 3) as u8 + 0x50; 16]),
+                id: tpid(a),
                 name: format!("p{b}"),
                 hosts: hosts
                     .iter()
@@ -226,13 +251,25 @@ async fn apply(store: &dyn Store, seen: &mut Seen, r: &[u32; 8]) -> String {
                     .collect(),
                 settings: PortalSettings::default(),
                 created_at: now,
+                // Inserts store it; updates ignore it (the store owns the revision).
+                revision: u64::from(f % 2),
             };
             p.settings.tfa = if d % 2 == 0 { TfaMode::Sms } else { TfaMode::None };
             match e % 3 {
                 0 => kind(store.insert_portal(&p).await),
-                1 => kind(store.update_portal(&p).await),
+                1 => kind(store.update_portal(&p, f % 3 == 0).await),
                 _ => kind(store.list_portals().await),
             }
+        }
+        38 => kind(store.revoke_user_tokens_except(uid(a), &hash(c)).await),
+        39 => kind(store.count_since(key(a), at(now, e % 400)).await),
+        40 => match seen.outbox.get(c as usize % seen.outbox.len().max(1)).copied() {
+            Some(id) => kind(store.renew_sms_claim(id, claim(b), at(now, e % 400)).await),
+            None => "no message".into(),
+        },
+        _ => {
+            let name = ["meta:one", "meta:two"][(a % 2) as usize];
+            kind(store.init_meta(name, &[c as u8; 2]).await)
         }
     }
 }
@@ -253,9 +290,19 @@ async fn answers_like_the_reference_store() {
         answers.push_str(&got);
     }
     // The run is only worth something if the interesting outcomes happened.
-    for outcome in
-        ["Conflict", "Granted", "Refused", "true", "false", "Some(", "enqueued", "attempts: 1"]
-    {
+    for outcome in [
+        "Conflict",
+        "Granted",
+        "Refused",
+        "true",
+        "false",
+        "Some(",
+        "enqueued",
+        "attempts: 1",
+        "stored true",
+        "stored false",
+        "revision: 1",
+    ] {
         assert!(answers.contains(outcome), "no {outcome:?} in the differential run");
     }
 }
@@ -278,6 +325,77 @@ async fn data_survives_reopen_and_version_is_recorded() {
     assert_eq!(v, SCHEMA_VERSION);
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
+}
+
+/// A file at schema version 1, as the previous release wrote it, is upgraded when opened: its rows
+/// read back at revision 0, its tokens keep working under those revisions, a message it had leased
+/// can be claimed under a claim, and the new `meta` table answers.
+#[tokio::test]
+async fn a_version_1_database_is_upgraded_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    let (uid, pid) = (UserId::from_random_bytes([5; 16]), PortalId::from_random_bytes([6; 16]));
+    let nanos = |t: Timestamp| i64::try_from(t.as_nanosecond()).unwrap();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+        conn.execute_batch(include_str!("../../migrations/0001_init.sql")).unwrap();
+        conn.pragma_update(None, "application_id", 0x4155_5448).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        let (u, p) = (uid.0.as_bytes().as_slice(), pid.0.as_bytes().as_slice());
+        conn.execute(
+            "INSERT INTO users (id, portal, email, email_lower, first_name, last_name, is_admin, \
+             disabled, password_hash, phone, phone_activated, created_at) \
+             VALUES (?1, ?2, 'old@example.com', 'old@example.com', 'Grace', 'Hopper', 0, 0, \
+             '$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA', NULL, 0, ?3)",
+            rusqlite::params![u, p, nanos(t0())],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO portals (id, name, settings, created_at) VALUES (?1, 'portal old.example', \
+             ?2, ?3)",
+            rusqlite::params![p, PortalSettings::default().encode(), nanos(t0())],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO portal_hosts (host, portal, position) VALUES ('old.example', ?1, 0)",
+            [p],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO tokens (hash, user, portal, issued_at, expires_at) \
+             VALUES (?1, ?2, ?3, ?4, ?4)",
+            rusqlite::params![[1u8; 32].as_slice(), u, p, nanos(t0())],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO outbox (portal, to_phone, sealed_text, created_at, attempts, \
+             next_attempt_at) VALUES (?1, '79000000000', x'010203', ?2, 0, ?2)",
+            rusqlite::params![p, nanos(t0())],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let v: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+
+    let old = user(uid, pid, "old@example.com");
+    assert_eq!(store.user_by_id(uid).await.unwrap(), Some(old.clone()), "revision 0 by default");
+    assert_eq!(store.list_portals().await.unwrap(), vec![portal(pid, "old.example")]);
+    let (token, u) = store.session_by_token_hash(&[1; 32]).await.unwrap().unwrap();
+    assert_eq!((token.user, u), (uid, old));
+    let fresh = TokenRecord { hash: [2; 32], ..token };
+    assert!(store.insert_token(&fresh, Revisions { user: 0, portal: 0 }).await.unwrap());
+    assert_eq!(store.revoke_user_tokens_except(uid, &[2; 32]).await.unwrap(), 1);
+    assert!(!store.insert_token(&fresh, Revisions { user: 0, portal: 0 }).await.unwrap());
+    assert_eq!(store.user_by_id(uid).await.unwrap().unwrap().revision, 1);
+
+    let claimed = store.claim_due_sms(t0(), SignedDuration::from_secs(60), 10, 42).await.unwrap();
+    assert_eq!(claimed.len(), 1, "the old message is due");
+    assert!(!store.mark_sms_sent(claimed[0].id, 41, t0()).await.unwrap(), "not its claim");
+    assert!(store.mark_sms_sent(claimed[0].id, 42, t0()).await.unwrap());
+    assert_eq!(store.init_meta("upgraded", b"yes").await.unwrap(), b"yes".to_vec());
 }
 
 #[test]
@@ -347,6 +465,7 @@ async fn inline_session_lookups_see_other_processes_at_once() {
     let (uid, pid) = (UserId::from_random_bytes([3; 16]), PortalId::from_random_bytes([4; 16]));
     let u = user(uid, pid, "inline@example.com");
     writer.insert_user(&u).await.unwrap();
+    writer.insert_portal(&portal(pid, "inline.example")).await.unwrap();
     let token = TokenRecord {
         hash: [9; 32],
         user: uid,
@@ -354,7 +473,7 @@ async fn inline_session_lookups_see_other_processes_at_once() {
         issued_at: t0(),
         expires_at: at(t0(), 60),
     };
-    writer.insert_token(&token).await.unwrap();
+    assert!(writer.insert_token(&token, Revisions { user: 0, portal: 0 }).await.unwrap());
     let want = Some((token.clone(), u.clone()));
     assert_eq!(reader.session_by_token_hash(&[9; 32]).await.unwrap(), want);
     assert_eq!(blocking_only.session_by_token_hash(&[9; 32]).await.unwrap(), want);

@@ -89,6 +89,7 @@ fn ctx(portal: Arc<Portal>) -> RequestContext {
         portal,
         client_ip: "192.0.2.10".parse::<IpAddr>().unwrap(),
         client_ip_known: true,
+        device: None,
         user_agent: Some("secrets-test".into()),
     }
 }

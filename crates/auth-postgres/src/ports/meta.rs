@@ -1,0 +1,32 @@
+//! `MetaStore`: small named values the whole deployment agrees on, in the `meta` table.
+//!
+//! `init_meta` is one `INSERT … ON CONFLICT DO UPDATE … RETURNING`. PostgreSQL guarantees that such an
+//! upsert either inserts or, when the name exists or is being inserted by a concurrent transaction,
+//! waits for that transaction and then takes the conflict branch on the row it committed. The branch
+//! writes the stored value back unchanged and returns it, so of concurrent first calls, on any number
+//! of nodes, one inserts and every other one gets what it inserted.
+
+use async_trait::async_trait;
+use auth_core::ports::{MetaStore, StoreResult};
+use auth_sql::Columns;
+
+use crate::store::{PgStore, done};
+
+#[async_trait]
+impl MetaStore for PgStore {
+    async fn init_meta(&self, name: &str, value: &[u8]) -> StoreResult<Vec<u8>> {
+        // `DO UPDATE` rather than `DO NOTHING`, because only a row the statement touched is
+        // returned; this is called at start-up, so the row version it writes costs nothing.
+        done(async {
+            let c = self.client().await?;
+            let st = c
+                .prepare_cached(
+                    "INSERT INTO meta AS m (name, value) VALUES ($1, $2) \
+                     ON CONFLICT (name) DO UPDATE SET value = m.value RETURNING value",
+                )
+                .await?;
+            c.query_one(&st, &[&name, &value]).await?.bytes(0)
+        })
+        .await
+    }
+}

@@ -1,0 +1,29 @@
+//! `MetaStore`: small named values the whole deployment agrees on, in the `meta` table.
+//!
+//! `init_meta` is one upsert whose conflict branch writes the stored value back unchanged and
+//! returns it: the insert-or-read is one statement under SQLite's write lock, so of concurrent first
+//! calls, in any number of processes, one inserts and every other one reads what it inserted.
+
+use async_trait::async_trait;
+use auth_core::ports::{MetaStore, StoreResult};
+use auth_sql::Columns;
+use rusqlite::params;
+
+use crate::store::SqliteStore;
+
+#[async_trait]
+impl MetaStore for SqliteStore {
+    async fn init_meta(&self, name: &str, value: &[u8]) -> StoreResult<Vec<u8>> {
+        let (name, value) = (name.to_owned(), value.to_vec());
+        // `DO UPDATE` rather than `DO NOTHING`, because only a row the statement touched is
+        // returned; setting the value to itself keeps the first writer's.
+        self.run(move |c| {
+            c.prepare_cached(
+                "INSERT INTO meta (name, value) VALUES (?1, ?2) \
+                 ON CONFLICT (name) DO UPDATE SET value = meta.value RETURNING value",
+            )?
+            .query_row(params![name, value], |r| Ok(r.bytes(0)))?
+        })
+        .await
+    }
+}
