@@ -319,7 +319,17 @@ fn healthy(addr: SocketAddr) -> Result<(), String> {
 /// wrong passwords for its one user), 2 s header and body timeouts, and one user without a phone.
 fn hostile_server() -> TestServer {
     let data = DataDir::new();
-    data.run_cli(&["portal", "set", "--tfa", "sms", "--set", "login_limit=1000000"]).ok();
+    data.run_cli(&[
+        "portal",
+        "set",
+        "--tfa",
+        "sms",
+        "--set",
+        "login_limit=1000000",
+        "--set",
+        "account_limit=1000000",
+    ])
+    .ok();
     data.run_cli(&["user", "add", "--email", USER, "--password", PASS]).ok();
     TestServer::start_in(
         data,

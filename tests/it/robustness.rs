@@ -172,7 +172,15 @@ fn unknown_user_and_wrong_password_look_and_take_the_same() {
     // user's hash is made with the same parameters the dummy hash uses.
     let hashing = [("AUTH_HASHING__M_COST_KIB", "19456"), ("AUTH_HASHING__T_COST", "2")];
     let data = DataDir::new();
-    data.run_cli(&["portal", "set", "--set", "login_limit=100000"]).ok();
+    data.run_cli(&[
+        "portal",
+        "set",
+        "--set",
+        "login_limit=100000",
+        "--set",
+        "account_limit=100000",
+    ])
+    .ok();
     data.run_cli_env(&["user", "add", "--email", EMAIL, "--password", PASSWORD], &hashing).ok();
     let mut options = ServerOptions::new();
     for (k, v) in hashing {

@@ -129,3 +129,153 @@ fn issue_12_a_slow_body_flood_from_one_address_does_not_stop_others() {
     assert!(took < Duration::from_secs(3), "healthz and a login took {took:?} during the flood");
     drop(flood);
 }
+
+fn set_cookies(r: &Response) -> Vec<String> {
+    r.headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+/// The value of the `asc_device` cookie a login set.
+fn device_cookie(r: &Response) -> String {
+    set_cookies(r)
+        .iter()
+        .find_map(|c| c.strip_prefix("asc_device=").and_then(|v| v.split(';').next()))
+        .unwrap_or_else(|| panic!("no asc_device cookie: {:?}", r.headers))
+        .to_owned()
+}
+
+fn error_code(r: &Response) -> String {
+    r.json()["error"]["code"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Finding 2, over HTTP through a trusted proxy: guessing one account from many chosen client
+/// addresses is limited in total, while the owner still gets in from a known address or with the
+/// `asc_device` cookie.
+#[test]
+fn issue_12_the_per_account_limit_holds_across_forwarded_addresses() {
+    let s = server_with("none", &[], ServerOptions::new());
+    let home = login(&s, &["198.51.100.1"], PASSWORD);
+    assert_eq!(home.status, 200, "{}", home.text());
+    let device = device_cookie(&home);
+    for i in 1..=20 {
+        let r = login(&s, &[&format!("203.0.113.{i}")], "a guess");
+        assert_eq!((r.status, error_code(&r)), (401, "invalid_credentials".into()), "guess {i}");
+    }
+    let stranger = login(&s, &["192.0.2.77"], PASSWORD);
+    assert_eq!((stranger.status, error_code(&stranger)), (429, "login_throttled".into()));
+    assert!(stranger.header("retry-after").is_some());
+    let known = login(&s, &["198.51.100.1"], PASSWORD);
+    assert_eq!(known.status, 200, "a known address: {}", known.text());
+    let req = Request::post("/api/2.0/authentication")
+        .header("X-Forwarded-For", "192.0.2.78")
+        .header("Cookie", &format!("asc_device={device}"))
+        .body(FORM, creds(PASSWORD));
+    let with_cookie = s.send(req);
+    assert_eq!(with_cookie.status, 200, "the device cookie: {}", with_cookie.text());
+    // The e-mail in another case is the same account: its per-address counter is shared too.
+    for _ in 0..5 {
+        let req = Request::post("/api/2.0/authentication")
+            .header("X-Forwarded-For", "192.0.2.99")
+            .body(FORM, format!("userName={}&password=x", EMAIL.to_uppercase()));
+        assert_eq!(s.send(req).status, 429, "the per-account limit is still engaged");
+    }
+}
+
+/// Finding 3, over HTTP: once `portal set --tfa sms` returns (another process, the CLI), the
+/// running server issues no password-only token, although its portal cache had "none" a moment ago.
+#[test]
+fn issue_12_no_password_only_token_after_the_mode_changed() {
+    let s = server_with("none", &[], ServerOptions::new());
+    assert!(response(&login(&s, &[], PASSWORD))["token"].is_string(), "the cache holds \"none\"");
+    s.run_cli(&["portal", "set", "--tfa", "sms"]).ok();
+    let r = response(&login(&s, &[], PASSWORD));
+    assert_eq!(r["token"], Value::Null, "at once, not after the cache's lifetime: {r}");
+    assert_eq!(r["sms"], true);
+}
+
+/// Finding 5, over HTTP: a token that is not fresh cannot mint backup codes or reset the app; a
+/// fresh one can, and every other token of the user ends.
+#[test]
+fn issue_12_second_factor_changes_need_a_fresh_token() {
+    let s =
+        server_with("app", &[], ServerOptions::new().env("AUTH_SECURITY__FRESH_TOKEN_SECS", "2"));
+    let key = response(&login(&s, &[], PASSWORD))["tfaKey"].as_str().unwrap().to_owned();
+    let step_two = |offset: i64| {
+        let secret = data_encoding::BASE32_NOPAD.decode(key.as_bytes()).unwrap();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        let step = (now.as_secs() / 30) as i64 + offset;
+        let code = auth_core::totp::code_at_step(&secret, step as u64);
+        let r = s.post_form(&format!("/api/2.0/authentication/{code}"), &creds(PASSWORD));
+        (r.status == 200).then(|| response(&r)["token"].as_str().unwrap().to_owned())
+    };
+    let old = step_two(0).or_else(|| step_two(1)).expect("activation");
+    let with = |req: Request, t: &str| s.send(req.header("Authorization", t));
+    std::thread::sleep(Duration::from_millis(2500));
+    let stale = with(Request::put("/api/2.0/settings/tfaappnewcodes"), &old);
+    assert_eq!((stale.status, error_code(&stale)), (401, "reauthentication_required".into()));
+    let stale = with(Request::put("/api/2.0/settings/tfaappnewapp"), &old);
+    assert_eq!((stale.status, error_code(&stale)), (401, "reauthentication_required".into()));
+    let fresh = step_two(1).expect("a second login with the next step");
+    let codes = with(Request::put("/api/2.0/settings/tfaappnewcodes"), &fresh);
+    assert_eq!(codes.status, 200, "{}", codes.text());
+    assert_eq!(codes.json()["count"], 5);
+    let check =
+        |t: &str| with(Request::get("/api/2.0/authentication"), t).json()["response"].clone();
+    assert_eq!(check(&old), false, "the other token ended");
+    assert_eq!(check(&fresh), true, "the caller's token stays");
+    let audit = s.run_cli(&["audit", "--json", "--action", "BackupCodesRegenerated"]);
+    assert!(audit.ok().contains("BackupCodesRegenerated"), "{}", audit.ok());
+}
+
+/// Finding 4: a node started with another key than the database was set up with refuses to start,
+/// naming the key file, and leaves no stray key behind.
+#[test]
+fn issue_12_a_node_with_another_key_refuses_to_start() {
+    let s = server_with("none", &[], ServerOptions::new());
+    let (data, _) = s.stop();
+    let stray = data.path().join("mistyped.key");
+    let failure = TestServer::try_start_in(
+        data.share(),
+        ServerOptions::new().env("AUTH_SERVER_KEY_FILE", stray.to_str().unwrap()),
+    )
+    .expect_err("a server with a new key must not start");
+    assert!(failure.stderr.contains("mistyped.key"), "names the key file: {}", failure.stderr);
+    assert!(failure.stderr.contains("not the key this database"), "{}", failure.stderr);
+    assert!(!stray.exists(), "the key made for nothing is gone again");
+    // The right key still starts.
+    let again = TestServer::start_in(data, ServerOptions::new());
+    assert_eq!(again.get("/healthz").status, 200);
+}
+
+/// Finding 9: the database files are the owner's alone, the data directory too; `auth-server audit`
+/// cannot be made to drive the operator's terminal by what a client typed.
+#[test]
+fn issue_12_files_are_private_and_the_audit_listing_is_terminal_safe() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let s = server_with("none", &[], ServerOptions::new());
+    // HTTP keeps control characters out of headers, but a typed login that looks like an e-mail is
+    // audited as typed, and JSON can carry any character.
+    let login = "evil\u{1b}[2J\u{1b}]0;pwned\u{7}@example.com";
+    let body = serde_json::json!({"userName": login, "password": "wrong password"}).to_string();
+    let req = Request::post("/api/2.0/authentication").body("application/json", body);
+    assert_eq!(s.send(req).status, 401);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = s.data_dir();
+    assert_eq!(mode(&dir), 0o700, "data directory");
+    for f in ["auth.db", "auth.db-wal", "auth.db-shm", "server.key"] {
+        let p = dir.join(f);
+        if p.exists() {
+            assert_eq!(mode(&p), 0o600, "{f}");
+        }
+    }
+    let listing = s.run_cli(&["audit", "--last", "5"]);
+    let text = listing.ok();
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "raw control characters: {text:?}"
+    );
+    assert!(text.contains("evil\\u{1b}[2j"), "shown escaped (logins are lower-cased): {text}");
+}

@@ -32,6 +32,13 @@ pub enum KeyContext {
     BackupReveal,
     /// A sealed SMS text waiting in the outbox.
     SmsOutbox,
+    /// The keyed hash that names, in throttle keys, a typed login that matches no user.
+    LoginKey,
+    /// The MAC of an `asc_device` cookie (a known client, spec §5.1).
+    DeviceCookie,
+    /// The check value of the key itself, stored in the database so that a node started with
+    /// another key refuses to run.
+    KeyCheck,
 }
 
 impl KeyContext {
@@ -43,6 +50,9 @@ impl KeyContext {
             KeyContext::TotpSecret => b"totp-secret:",
             KeyContext::BackupReveal => b"backup-reveal:",
             KeyContext::SmsOutbox => b"sms-outbox",
+            KeyContext::KeyCheck => b"key-check",
+            KeyContext::LoginKey => b"login-key",
+            KeyContext::DeviceCookie => b"device-cookie",
         }
     }
 
@@ -113,6 +123,12 @@ impl ServerKey {
             out.copy_from_slice(&mac.finalize().into_bytes());
         }
         out
+    }
+
+    /// A value that identifies this key without revealing it (a keyed hash of a fixed text): equal for
+    /// equal keys, different for different ones.
+    pub fn check_value(&self) -> [u8; 32] {
+        self.keyed_hash(KeyContext::KeyCheck, &[b"auth-server key check v1"])
     }
 
     /// Seals `plaintext` for a purpose and its owner (`binding`, such as the user id's bytes; empty for
@@ -192,6 +208,13 @@ mod tests {
         let other = ServerKey::from_bytes([2; 32]);
         assert_ne!(key.keyed_hash(c, &[b"x"]), other.keyed_hash(c, &[b"x"]));
         assert_eq!(key.keyed_hash(c, &[b"x"]), key.keyed_hash(c, &[b"x"]));
+    }
+
+    #[test]
+    fn check_values_tell_keys_apart() {
+        let a = ServerKey::from_bytes([1; 32]);
+        assert_eq!(a.check_value(), ServerKey::from_bytes([1; 32]).check_value());
+        assert_ne!(a.check_value(), ServerKey::from_bytes([2; 32]).check_value());
     }
 
     /// Stored hashes and sealed values predate the enum: the label is the first hashed part and the

@@ -99,6 +99,10 @@ pub enum TfaSettingsError {
     /// another portal, which is as invisible as a missing one).
     #[error("forbidden")]
     Forbidden,
+    /// The change needs a fresh token: one issued by a complete login in the last few minutes
+    /// (spec §5.8), so a stolen long-lived token cannot mint lasting second factors.
+    #[error("reauthentication required")]
+    ReauthenticationRequired,
     /// The store is unavailable; try again shortly.
     #[error("busy: {0}")]
     Busy(String),

@@ -15,6 +15,7 @@
 pub mod audit;
 pub mod backup;
 pub mod crypto;
+pub mod device;
 pub mod error;
 pub mod ids;
 pub mod model;

@@ -124,6 +124,9 @@ pub struct PortalSettings {
     pub https: bool,
     /// Failed credential checks per (portal, login, IP).
     pub login_throttle: Rule,
+    /// Failed password checks per account from all addresses (spec §5.1, distributed guessing):
+    /// once reached, only known clients may try the password until the window's count falls.
+    pub account_throttle: Rule,
     /// Lifetime of issued tokens.
     pub token_lifetime: SignedDuration,
     /// SMS send limits.
@@ -151,6 +154,8 @@ impl Default for PortalSettings {
                 SignedDuration::from_secs(60),
                 SignedDuration::from_secs(60),
             ),
+            // The block is zero: refused "until the hour's count falls below the limit".
+            account_throttle: Rule::new(20, SignedDuration::from_hours(1), SignedDuration::ZERO),
             token_lifetime: SignedDuration::from_secs(30 * 24 * 3600),
             sms: SmsLimits::default(),
             totp_window: 1,
@@ -201,6 +206,9 @@ impl PortalSettings {
         if self.login_throttle.limit == 0 {
             return Err(bad("login_throttle", "limit must be at least 1"));
         }
+        if self.account_throttle.limit == 0 {
+            return Err(bad("account_throttle", "limit must be at least 1"));
+        }
         if self
             .sms
             .allowed_prefixes
@@ -224,6 +232,9 @@ impl PortalSettings {
             ("login_limit", self.login_throttle.limit.to_string()),
             ("login_window_s", self.login_throttle.window.as_secs().to_string()),
             ("login_block_s", self.login_throttle.block.as_secs().to_string()),
+            ("account_limit", self.account_throttle.limit.to_string()),
+            ("account_window_s", self.account_throttle.window.as_secs().to_string()),
+            ("account_block_s", self.account_throttle.block.as_secs().to_string()),
             ("token_lifetime_s", self.token_lifetime.as_secs().to_string()),
             ("sms_resend_cooldown_s", self.sms.resend_cooldown.as_secs().to_string()),
             ("sms_setphone_cooldown_s", self.sms.setphone_cooldown.as_secs().to_string()),
@@ -287,6 +298,9 @@ impl PortalSettings {
             "login_limit" => self.login_throttle.limit = num(key, v)?,
             "login_window_s" => self.login_throttle.window = secs(key, v)?,
             "login_block_s" => self.login_throttle.block = secs(key, v)?,
+            "account_limit" => self.account_throttle.limit = num(key, v)?,
+            "account_window_s" => self.account_throttle.window = secs(key, v)?,
+            "account_block_s" => self.account_throttle.block = secs(key, v)?,
             "token_lifetime_s" => self.token_lifetime = secs(key, v)?,
             "sms_resend_cooldown_s" => self.sms.resend_cooldown = secs(key, v)?,
             "sms_setphone_cooldown_s" => self.sms.setphone_cooldown = secs(key, v)?,
@@ -325,6 +339,9 @@ pub struct Portal {
     pub settings: PortalSettings,
     /// Creation time.
     pub created_at: Timestamp,
+    /// Bumped by the store on every change; a token is only issued under the revision the login read
+    /// (spec §5.8: no token under settings that a completed change has replaced).
+    pub revision: u64,
 }
 
 /// A user as stored.
@@ -352,6 +369,9 @@ pub struct User {
     pub phone_activated: bool,
     /// Creation time.
     pub created_at: Timestamp,
+    /// Bumped by the store whenever the user's tokens are ended (password change, disable, log out
+    /// everywhere); a token is only issued under the revision the login read (spec §5.8).
+    pub revision: u64,
 }
 
 impl User {

@@ -2,7 +2,11 @@
 //!
 //! Requests only enqueue (a durable write), so a gateway outage loses nothing and never slows a login.
 //! A worker in the server calls [`deliver_due`] in a loop. Claims are leases in the store, so several
-//! processes can run workers on one database without sending a message twice; a failed attempt is
+//! processes can run workers on one database without sending a message twice: each round claims under
+//! a random claim number, renews a message's lease just before sending it (a message whose lease ran
+//! out while earlier ones were being sent, and which another worker took, is skipped), and writes the
+//! result only while the claim still holds. Every message goes out with its id, which gateways pass on
+//! as an idempotency key, so even a send whose result was lost is recognisable. A failed attempt is
 //! retried with exponential backoff until the message is older than `max_age` (its code has long
 //! expired by then, so sending it would only confuse the user).
 
@@ -11,6 +15,7 @@ use jiff::{SignedDuration, Timestamp};
 use crate::crypto::{KeyContext, ServerKey};
 use crate::later;
 use crate::ports::{Clock, OutboxStore, SmsError, SmsGateway, SmsMessage, StoreError};
+use crate::primitives::{Rng, RngExt};
 use crate::secret::SecretString;
 
 /// How deliveries are retried.
@@ -57,11 +62,18 @@ pub struct DeliveryReport {
     pub retrying: u32,
     /// Given up (rejected by the gateway, unreadable, or too old).
     pub dropped: u32,
+    /// Skipped because another worker took them over after this round's lease ran out.
+    pub lost: u32,
 }
 
-/// Marks a message as never to be tried again.
-async fn give_up(store: &dyn OutboxStore, id: i64, why: &str) -> Result<(), StoreError> {
-    store.mark_sms_failed(id, Timestamp::MAX, why).await
+/// Marks a message as never to be tried again (if the claim still holds).
+async fn give_up(
+    store: &dyn OutboxStore,
+    id: i64,
+    claim: i64,
+    why: &str,
+) -> Result<bool, StoreError> {
+    store.mark_sms_failed(id, claim, Timestamp::MAX, why).await
 }
 
 /// Delivers every due message once; returns what happened.
@@ -70,39 +82,53 @@ pub async fn deliver_due(
     gateway: &dyn SmsGateway,
     key: &ServerKey,
     clock: &dyn Clock,
+    rng: &dyn Rng,
     policy: &RetryPolicy,
 ) -> Result<DeliveryReport, StoreError> {
     let now = clock.now();
+    let claim = i64::from_le_bytes(rng.bytes());
     let mut report = DeliveryReport::default();
-    for msg in store.claim_due_sms(now, policy.lease, policy.batch).await? {
+    let count = |report: &mut DeliveryReport, held: bool, f: fn(&mut DeliveryReport)| {
+        if held { f(report) } else { report.lost += 1 }
+    };
+    for msg in store.claim_due_sms(now, policy.lease, policy.batch, claim).await? {
         if now.duration_since(msg.created_at) > policy.max_age {
-            give_up(store, msg.id, "given up: older than the retry limit").await?;
-            report.dropped += 1;
+            let held =
+                give_up(store, msg.id, claim, "given up: older than the retry limit").await?;
+            count(&mut report, held, |r| r.dropped += 1);
             continue;
         }
         let Ok(text) = key.open(KeyContext::SmsOutbox, b"", &msg.sealed_text) else {
-            give_up(store, msg.id, "given up: text cannot be unsealed (server key changed?)")
-                .await?;
-            report.dropped += 1;
+            let why = "given up: text cannot be unsealed (server key changed?)";
+            let held = give_up(store, msg.id, claim, why).await?;
+            count(&mut report, held, |r| r.dropped += 1);
             continue;
         };
+        // The lease of a message late in a slow batch may have run out meanwhile: renew it, and
+        // leave the message alone if another worker has taken it.
+        if !store.renew_sms_claim(msg.id, claim, later(clock.now(), policy.lease)).await? {
+            report.lost += 1;
+            continue;
+        }
         let sms = SmsMessage {
+            id: msg.id,
             to: msg.to.clone(),
             text: SecretString::new(String::from_utf8_lossy(&text).into_owned()),
         };
         match gateway.deliver(&sms).await {
             Ok(()) => {
-                store.mark_sms_sent(msg.id, clock.now()).await?;
-                report.sent += 1;
+                let held = store.mark_sms_sent(msg.id, claim, clock.now()).await?;
+                count(&mut report, held, |r| r.sent += 1);
             }
             Err(SmsError::Rejected(why)) => {
-                give_up(store, msg.id, &format!("rejected: {why}")).await?;
-                report.dropped += 1;
+                let held = give_up(store, msg.id, claim, &format!("rejected: {why}")).await?;
+                count(&mut report, held, |r| r.dropped += 1);
             }
             Err(SmsError::Unavailable(why)) => {
                 let next = later(clock.now(), policy.backoff(msg.attempts));
-                store.mark_sms_failed(msg.id, next, &format!("unavailable: {why}")).await?;
-                report.retrying += 1;
+                let why = format!("unavailable: {why}");
+                let held = store.mark_sms_failed(msg.id, claim, next, &why).await?;
+                count(&mut report, held, |r| r.retrying += 1);
             }
         }
     }
@@ -111,7 +137,110 @@ pub async fn deliver_due(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use async_trait::async_trait;
+
     use super::*;
+    use crate::ports::NewOutboxMessage;
+    use crate::testkit::{FakeClock, MemStore, SeqRng};
+
+    /// A gateway that takes 5 s per message (on the fake clock), and while the 13th message of the
+    /// first node's batch is in flight lets a second node run a round of its own.
+    struct SlowNode {
+        store: Arc<MemStore>,
+        clock: Arc<FakeClock>,
+        key: ServerKey,
+        sent: Arc<Mutex<Vec<i64>>>,
+        calls: Mutex<u32>,
+    }
+
+    struct Fast(Arc<Mutex<Vec<i64>>>);
+
+    #[async_trait]
+    impl SmsGateway for Fast {
+        async fn deliver(&self, msg: &SmsMessage) -> Result<(), SmsError> {
+            self.0.lock().unwrap().push(msg.id);
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl SmsGateway for SlowNode {
+        async fn deliver(&self, msg: &SmsMessage) -> Result<(), SmsError> {
+            self.clock.advance(SignedDuration::from_secs(5));
+            self.sent.lock().unwrap().push(msg.id);
+            let n = {
+                let mut calls = self.calls.lock().unwrap();
+                *calls += 1;
+                *calls
+            };
+            if n == 13 {
+                let other = Fast(self.sent.clone());
+                let rng = SeqRng::new(7);
+                let policy = RetryPolicy::default();
+                deliver_due(
+                    self.store.as_ref(),
+                    &other,
+                    &self.key,
+                    self.clock.as_ref(),
+                    &rng,
+                    &policy,
+                )
+                .await
+                .unwrap();
+            }
+            Ok(())
+        }
+    }
+
+    /// Issue 12, finding 7: a batch that outlives its lease does not make two nodes send one message:
+    /// the second node takes over what the first has not reached, and the first skips those.
+    #[tokio::test]
+    async fn a_slow_batch_and_a_second_node_send_each_message_once() {
+        let store = Arc::new(MemStore::new());
+        let clock = Arc::new(FakeClock::new(Timestamp::constant(1_768_031_184, 0)));
+        let key = ServerKey::from_bytes([3; 32]);
+        let rng = SeqRng::new(1);
+        for i in 0..32 {
+            let sealed =
+                key.seal(&rng, KeyContext::SmsOutbox, b"", format!("Code: {i}").as_bytes());
+            let msg = NewOutboxMessage {
+                portal: crate::ids::PortalId::from_random_bytes([1; 16]),
+                to: format!("7912345{i:04}"),
+                sealed_text: sealed.unwrap(),
+                created_at: clock.now(),
+            };
+            store.enqueue_sms(&msg).await.unwrap();
+        }
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let gateway = SlowNode {
+            store: store.clone(),
+            clock: clock.clone(),
+            key: key.clone(),
+            sent: sent.clone(),
+            calls: Mutex::new(0),
+        };
+        let report = deliver_due(
+            store.as_ref(),
+            &gateway,
+            &key,
+            clock.as_ref(),
+            &rng,
+            &RetryPolicy::default(),
+        )
+        .await
+        .unwrap();
+        let mut ids = sent.lock().unwrap().clone();
+        let total = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), total, "a message was sent twice: {:?}", sent.lock().unwrap());
+        assert_eq!(total, 32, "and none was lost");
+        assert!(report.lost > 0, "the first node gave up what the second took: {report:?}");
+        let unsent = store.recent_sms(100).await.unwrap();
+        assert!(unsent.iter().all(|m| m.sent_at.is_some()), "every message is marked sent once");
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {

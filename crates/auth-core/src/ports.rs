@@ -52,9 +52,11 @@ pub trait UserStore: Send + Sync {
     async fn list_users(&self, portal: Option<PortalId>) -> StoreResult<Vec<User>>;
     /// How many users exist in all portals.
     async fn count_users(&self) -> StoreResult<u64>;
-    /// Replaces the password hash; false when the user does not exist.
+    /// Replaces the password hash and ends the user's tokens. MUST, in one transaction: write the hash,
+    /// bump the user's `revision` and delete every token of the user. False when the user does not exist.
     async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> StoreResult<bool>;
-    /// Disables or enables; false when the user does not exist.
+    /// Disables (MUST, in one transaction: set the flag, bump `revision`, delete the user's tokens) or
+    /// enables (the flag alone). False when the user does not exist.
     async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool>;
     /// Sets (or clears) the phone and its activation flag unconditionally (admin reset).
     async fn set_phone(
@@ -75,8 +77,10 @@ pub trait UserStore: Send + Sync {
 pub trait PortalStore: Send + Sync {
     /// Inserts a portal. MUST return `Conflict` when one of its hosts belongs to another portal.
     async fn insert_portal(&self, portal: &Portal) -> StoreResult<()>;
-    /// Replaces name, hosts and settings; false when it does not exist. `Conflict` as for insert.
-    async fn update_portal(&self, portal: &Portal) -> StoreResult<bool>;
+    /// Replaces name, hosts and settings. MUST, in one transaction: write them, bump the portal's
+    /// `revision`, and when `end_tokens` delete every token of the portal. False when it does not exist.
+    /// `Conflict` as for insert. (`portal.revision` is ignored: the store owns it.)
+    async fn update_portal(&self, portal: &Portal, end_tokens: bool) -> StoreResult<bool>;
     /// All portals, oldest first.
     async fn list_portals(&self) -> StoreResult<Vec<Portal>>;
 }
@@ -201,11 +205,23 @@ pub struct TokenRecord {
     pub expires_at: Timestamp,
 }
 
+/// The revisions a login read, which a new token must still match (see [`TokenStore::insert_token`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Revisions {
+    /// The user's `revision`.
+    pub user: u64,
+    /// The portal's `revision`.
+    pub portal: u64,
+}
+
 /// Issued tokens. Revocation deletes, so a revoked token is unknown to every process at once.
 #[async_trait]
 pub trait TokenStore: Send + Sync {
-    /// Stores a new token. MUST be durable when it returns (the client is about to get the token).
-    async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()>;
+    /// Stores a new token, MUST only while the user's and the portal's revisions are still the ones
+    /// given (checked and written in one statement or transaction), so a login that read the user or
+    /// the portal before a change that ended their tokens gets no token that survives it. False when a
+    /// revision moved (or the user or portal is gone). MUST be durable when it returns true.
+    async fn insert_token(&self, token: &TokenRecord, expect: Revisions) -> StoreResult<bool>;
     /// The token with this hash (expired ones may still be returned; the core checks).
     async fn token_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<TokenRecord>>;
     /// The token with this hash together with its user, in one round trip: the hot path of every
@@ -217,8 +233,12 @@ pub trait TokenStore: Send + Sync {
     ) -> StoreResult<Option<(TokenRecord, User)>>;
     /// Revokes one token; true when it existed.
     async fn revoke_token(&self, hash: &[u8; 32]) -> StoreResult<bool>;
-    /// Revokes every token of a user; returns how many.
+    /// Revokes every token of a user and bumps the user's `revision` (one transaction); returns how
+    /// many tokens.
     async fn revoke_user_tokens(&self, user: UserId) -> StoreResult<u64>;
+    /// Revokes every token of a user but `keep` and bumps the user's `revision` (one transaction), so
+    /// logins in flight get no token either; returns how many tokens.
+    async fn revoke_user_tokens_except(&self, user: UserId, keep: &[u8; 32]) -> StoreResult<u64>;
     /// Revokes every token of a portal; returns how many.
     async fn revoke_portal_tokens(&self, portal: PortalId) -> StoreResult<u64>;
     /// Deletes tokens expired before `now`; returns how many.
@@ -238,11 +258,14 @@ pub trait CounterStore: Send + Sync {
     async fn record(&self, key: &str, rule: &Rule, now: Timestamp) -> StoreResult<()>;
     /// Forgets every event and block of the key.
     async fn reset(&self, key: &str) -> StoreResult<()>;
+    /// How many events of the key were recorded at or after `since` (blocks aside).
+    async fn count_since(&self, key: &str, since: Timestamp) -> StoreResult<u64>;
     /// Housekeeping: deletes every event recorded before `before` and every block that ended before
     /// it, across all keys, so keys that are never used again (a spray of made-up logins) do not pile
-    /// up. The caller passes an instant older than any rule's retention, so no decision changes.
-    /// Returns how many events were deleted.
-    async fn purge_counters(&self, before: Timestamp) -> StoreResult<u64>;
+    /// up; except that the events of keys starting with [`crate::throttle::keys::KNOWN_PREFIX`] (the known clients,
+    /// remembered for weeks) go only when recorded before `known_before`. The caller passes instants
+    /// older than any rule's retention, so no decision changes. Returns how many events were deleted.
+    async fn purge_counters(&self, before: Timestamp, known_before: Timestamp) -> StoreResult<u64>;
 }
 
 /// The audit trail (append only).
@@ -295,25 +318,42 @@ pub struct NewOutboxMessage {
 pub trait OutboxStore: Send + Sync {
     /// Enqueues; MUST be durable when it returns. Returns the id.
     async fn enqueue_sms(&self, msg: &NewOutboxMessage) -> StoreResult<i64>;
-    /// Claims up to `limit` unsent messages due at `now`, MUST atomically move their
-    /// `next_attempt_at` to `now + lease` so that no other process claims them meanwhile.
+    /// Claims up to `limit` unsent messages due at `now` for the claimant `claim` (a random number the
+    /// caller chose for this claim), MUST atomically move their `next_attempt_at` to `now + lease` and
+    /// record `claim` on them, so that no other process claims them meanwhile.
     async fn claim_due_sms(
         &self,
         now: Timestamp,
         lease: SignedDuration,
         limit: u32,
+        claim: i64,
     ) -> StoreResult<Vec<OutboxMessage>>;
-    /// Marks a message delivered.
-    async fn mark_sms_sent(&self, id: i64, at: Timestamp) -> StoreResult<()>;
-    /// Records a failed attempt and when to try next.
+    /// Extends the lease of a message to `until`, MUST only while it is unsent and still carries
+    /// `claim` (another claimant took it after the lease ran out otherwise): the worker calls it just
+    /// before each send, so a message is never sent under a lost lease. False when the claim is lost.
+    async fn renew_sms_claim(&self, id: i64, claim: i64, until: Timestamp) -> StoreResult<bool>;
+    /// Marks a message delivered, MUST only while it still carries `claim`; false otherwise.
+    async fn mark_sms_sent(&self, id: i64, claim: i64, at: Timestamp) -> StoreResult<bool>;
+    /// Records a failed attempt and when to try next, MUST only while it still carries `claim`;
+    /// false otherwise.
     async fn mark_sms_failed(
         &self,
         id: i64,
+        claim: i64,
         next_attempt_at: Timestamp,
         error: &str,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
     /// The newest messages, newest first.
     async fn recent_sms(&self, limit: u32) -> StoreResult<Vec<OutboxMessage>>;
+}
+
+/// Small named values the deployment as a whole must agree on (such as the check value of the server
+/// key, so two nodes with different keys cannot both run).
+#[async_trait]
+pub trait MetaStore: Send + Sync {
+    /// The value stored under `name`, storing `value` first when there is none (MUST be atomic: of
+    /// concurrent first calls, one value wins and all of them get it back).
+    async fn init_meta(&self, name: &str, value: &[u8]) -> StoreResult<Vec<u8>>;
 }
 
 /// Every store port at once; one adapter usually implements them all.
@@ -326,6 +366,7 @@ pub trait Store:
     + CounterStore
     + AuditStore
     + OutboxStore
+    + MetaStore
 {
 }
 
@@ -338,12 +379,16 @@ impl<T> Store for T where
         + CounterStore
         + AuditStore
         + OutboxStore
+        + MetaStore
 {
 }
 
 /// A rendered SMS.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SmsMessage {
+    /// The outbox message's id: gateways send it as an idempotency key, so a repeated delivery of
+    /// one message is recognisable as such.
+    pub id: i64,
     /// Recipient digits.
     pub to: String,
     /// The text (holds a code: never log it).
@@ -352,7 +397,11 @@ pub struct SmsMessage {
 
 impl std::fmt::Debug for SmsMessage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmsMessage").field("to", &self.to).field("text", &"<redacted>").finish()
+        f.debug_struct("SmsMessage")
+            .field("id", &self.id)
+            .field("to", &self.to)
+            .field("text", &"<redacted>")
+            .finish()
     }
 }
 

@@ -24,10 +24,12 @@ use crate::crypto::{ServerKey, sha256};
 use crate::error::{Fault, PortalError};
 use crate::later;
 use crate::model::{Portal, User, UserId};
-use crate::ports::{Clock, PasswordHasher, Rng, SocialProvider, Store, StoreError, TokenRecord};
+use crate::ports::{
+    Clock, PasswordHasher, Revisions, Rng, SocialProvider, Store, StoreError, TokenRecord,
+};
 use crate::secret::SecretString;
-use crate::throttle::{Acquire, Rule, Slot};
-use crate::token;
+use crate::throttle::{Acquire, KNOWN_IP_DAYS, Rule, Slot, keys};
+use crate::{device, token};
 
 pub use admin::{Admin, NewUser};
 pub use sessions::{Session, Sessions};
@@ -46,6 +48,8 @@ pub struct RequestContext {
     pub client_ip_known: bool,
     /// The `User-Agent`, for the audit trail.
     pub user_agent: Option<String>,
+    /// The `asc_device` cookie as sent (see [`crate::device`]), which makes a known client.
+    pub device: Option<String>,
 }
 
 /// How a token was earned; the transport echoes it (`sms`/`phoneNoise` or `tfa`).
@@ -71,6 +75,8 @@ pub struct TokenIssued {
     pub expires: Timestamp,
     /// How it was earned.
     pub via: Via,
+    /// A fresh `asc_device` cookie value and its expiry: the client is known from now on.
+    pub device: (SecretString, Timestamp),
 }
 
 /// The answer of step 1, setphone and sendsms.
@@ -110,8 +116,11 @@ pub struct CoreLimits {
     /// be outstanding, so each guess is six times likelier to hit than a TOTP guess, and 15 keeps
     /// the daily chance of guessing in at 15 · 6 / 900 000 = 10⁻⁴ (spec §5.6's bound).
     pub sms_second_factor_daily: Rule,
-    /// How long the portal list is cached (admin changes through this service refresh it at once).
+    /// How long the portal list is cached (admin changes through this service refresh it at once;
+    /// tokens are only ever issued under the store's current revision, whatever the cache holds).
     pub portal_cache_ttl: SignedDuration,
+    /// How long after its login a token may change the second factor (spec §5.8).
+    pub fresh_token: SignedDuration,
 }
 
 impl Default for CoreLimits {
@@ -125,6 +134,7 @@ impl Default for CoreLimits {
             second_factor_daily: Rule::per(20, day),
             sms_second_factor_daily: Rule::per(15, day),
             portal_cache_ttl: SignedDuration::from_secs(2),
+            fresh_token: SignedDuration::from_mins(15),
         }
     }
 }
@@ -255,7 +265,7 @@ pub(crate) struct Core {
 /// The cached portal list.
 type PortalList = Arc<Vec<Arc<Portal>>>;
 
-/// The longest login kept verbatim in a throttle key or audit event; longer ones are hashed.
+/// The longest login kept verbatim in an audit event; longer ones are hashed.
 const MAX_KEY_LOGIN: usize = 128;
 
 pub(crate) fn login_key(login_lower: &str) -> String {
@@ -263,6 +273,38 @@ pub(crate) fn login_key(login_lower: &str) -> String {
         login_lower.to_owned()
     } else {
         format!("sha256:{}", data_encoding::HEXLOWER.encode(&sha256(login_lower.as_bytes())))
+    }
+}
+
+impl Core {
+    /// How throttle keys name an account: the user's id when the login named a user, so every
+    /// spelling of one account (e-mail in any case, the id in any form) shares one counter; else a
+    /// keyed hash of the lower-cased login, which never puts what was typed into the store.
+    pub(crate) fn account_key(&self, user: Option<&User>, login_lower: &str) -> String {
+        match user {
+            Some(u) => format!("user:{}", u.id),
+            None => {
+                let h = self
+                    .key
+                    .keyed_hash(crate::crypto::KeyContext::LoginKey, &[login_lower.as_bytes()]);
+                format!("login:{}", data_encoding::HEXLOWER.encode(h.get(..16).unwrap_or(&h)))
+            }
+        }
+    }
+
+    /// Whether the request comes from a known client of `user` (spec §5.1): it carries a live
+    /// `asc_device` cookie for the user, or its address completed a login for the user recently.
+    pub(crate) async fn is_known_client(
+        &self,
+        ctx: &RequestContext,
+        user: &User,
+    ) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        if ctx.device.as_deref().is_some_and(|d| device::is_valid(&self.key, d, user.id, now)) {
+            return Ok(true);
+        }
+        let since = later(now, -SignedDuration::from_hours(24 * KNOWN_IP_DAYS));
+        Ok(self.store.count_since(&keys::known_ip(user.id, ctx.client_ip), since).await? > 0)
     }
 }
 
@@ -349,13 +391,15 @@ impl Core {
         Ok(Ok(taken))
     }
 
-    /// Issues and stores a new token for `user`.
+    /// Issues and stores a new token for `user`, under the user's and the portal's revisions as this
+    /// request read them. `None` when either moved meanwhile (a password change, a disable, a log-out
+    /// everywhere, a portal change): then no token exists, and the caller decides afresh.
     pub(crate) async fn issue_token(
         &self,
         ctx: &RequestContext,
         user: &User,
         via: Via,
-    ) -> Result<TokenIssued, Fault> {
+    ) -> Result<Option<TokenIssued>, Fault> {
         let now = self.clock.now();
         let text = token::generate(self.rng.as_ref());
         let expires = later(now, ctx.portal.settings.token_lifetime);
@@ -366,8 +410,35 @@ impl Core {
             issued_at: now,
             expires_at: expires,
         };
-        self.store.insert_token(&record).await?;
-        Ok(TokenIssued { token: text, expires, via })
+        let expect = Revisions { user: user.revision, portal: ctx.portal.revision };
+        if !self.store.insert_token(&record, expect).await? {
+            // The cached portal may be the stale part: the next read must come from the store.
+            self.forget_portals();
+            return Ok(None);
+        }
+        // This address and this client completed a login: both are known clients of the user for a
+        // while (spec §5.1), so the per-account limit does not lock the owner out.
+        let known = Rule::per(1, SignedDuration::from_hours(24 * KNOWN_IP_DAYS));
+        self.store.record(&keys::known_ip(user.id, ctx.client_ip), &known, now).await?;
+        let (cookie, cookie_expires) = device::issue(&self.key, user.id, now);
+        Ok(Some(TokenIssued {
+            token: text,
+            expires,
+            via,
+            device: (SecretString::new(cookie), cookie_expires),
+        }))
+    }
+
+    /// The request's context with the portal as the store has it now (after a stale read).
+    pub(crate) async fn refreshed(&self, ctx: &RequestContext) -> Result<RequestContext, Fault> {
+        self.forget_portals();
+        let list = self.cached_portals().await?;
+        let portal = list
+            .iter()
+            .find(|p| p.id == ctx.portal.id)
+            .cloned()
+            .ok_or_else(|| Fault::Internal("the portal vanished during a login".into()))?;
+        Ok(RequestContext { portal, ..ctx.clone() })
     }
 }
 

@@ -82,18 +82,52 @@ pub enum Acquire {
     },
 }
 
+/// How long an address that completed a login for a user stays a known client of that user.
+pub const KNOWN_IP_DAYS: i64 = 30;
+
 /// One recorded event, as the store identifies it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Slot(pub i64);
 
 /// The throttle keys, in one place so that every process spells them the same way.
+///
+/// No key holds what a client typed: an account is named by its user id, or (for a login that names
+/// no user) by a keyed hash of the lower-cased login, since people type passwords into the user-name
+/// field. Client addresses are counted by [`ip_bucket`]: an IPv6 client by its /64, which one host
+/// usually holds whole, and an IPv4-mapped address as IPv4.
 pub mod keys {
     use super::{PortalId, UserId};
     use std::net::IpAddr;
 
-    /// Failed credential checks per (portal, lower-cased login, client IP).
-    pub fn login(portal: PortalId, login_lower: &str, ip: IpAddr) -> String {
-        format!("login:{portal}:{ip}:{login_lower}")
+    /// The part of a key that names a client address: IPv4 as is, IPv6 by its /64 prefix.
+    pub fn ip_bucket(ip: IpAddr) -> String {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => {
+                let [a, b, c, d, ..] = v6.segments();
+                format!("{a:x}:{b:x}:{c:x}:{d:x}::/64")
+            }
+        }
+    }
+
+    /// Failed credential checks per (portal, account, client address); `account` is
+    /// `user:<id>` or `login:<keyed hash>`.
+    pub fn login(portal: PortalId, account: &str, ip: IpAddr) -> String {
+        format!("login:{portal}:{}:{account}", ip_bucket(ip))
+    }
+
+    /// Failed password checks per account from every address (the per-account limit, spec §5.1).
+    pub fn account(portal: PortalId, account: &str) -> String {
+        format!("acct:{portal}:{account}")
+    }
+
+    /// The prefix of the keys that remember addresses which completed a login; housekeeping keeps
+    /// them as long as [`super::KNOWN_IP_DAYS`], longer than any throttle.
+    pub const KNOWN_PREFIX: &str = "known:";
+
+    /// Completed logins of a user from a client address (a "known client", spec §5.1).
+    pub fn known_ip(user: UserId, ip: IpAddr) -> String {
+        format!("{KNOWN_PREFIX}{user}:{}", ip_bucket(ip))
     }
     /// Wrong SMS codes per phone.
     pub fn sms_wrong(portal: PortalId, phone: &str) -> String {
@@ -119,9 +153,9 @@ pub mod keys {
     pub fn sms_user(user: UserId) -> String {
         format!("smsuser:{user}")
     }
-    /// SMS sends per client IP.
+    /// SMS sends per client address.
     pub fn sms_ip(portal: PortalId, ip: IpAddr) -> String {
-        format!("smsip:{portal}:{ip}")
+        format!("smsip:{portal}:{}", ip_bucket(ip))
     }
     /// SMS sends per portal (the daily budget).
     pub fn sms_portal(portal: PortalId) -> String {
@@ -130,5 +164,20 @@ pub mod keys {
     /// `setphone` calls per user.
     pub fn setphone(user: UserId) -> String {
         format!("setphone:{user}")
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::keys::ip_bucket;
+
+    #[test]
+    fn addresses_are_bucketed_ipv6_by_64_and_mapped_as_ipv4() {
+        let b = |s: &str| ip_bucket(s.parse().unwrap());
+        assert_eq!(b("192.0.2.7"), "192.0.2.7");
+        assert_eq!(b("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(b("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+        assert_eq!(b("2001:db8:1:2::ffff"), b("2001:db8:1:2:aaaa::1"));
+        assert_ne!(b("2001:db8:1:2::1"), b("2001:db8:1:3::1"));
     }
 }

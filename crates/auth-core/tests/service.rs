@@ -74,6 +74,7 @@ impl Fx {
             portal: self.portal.clone(),
             client_ip: ip.parse::<IpAddr>().unwrap(),
             client_ip_known: true,
+            device: None,
             user_agent: Some("tests".into()),
         }
     }
@@ -1008,6 +1009,7 @@ async fn portals_are_chosen_by_host_once_there_are_several() {
         portal: two,
         client_ip: "192.0.2.1".parse().unwrap(),
         client_ip_known: true,
+        device: None,
         user_agent: None,
     };
     assert!(is_invalid(&s.sign_in().login(&ctx, &fx.good()).await));
@@ -1016,7 +1018,8 @@ async fn portals_are_chosen_by_host_once_there_are_several() {
 #[tokio::test]
 async fn housekeeping_purges_what_no_rule_needs_and_keeps_what_one_does() {
     let fx = Fx::new(TfaMode::None).await;
-    // A spray of made-up logins leaves one throttle key each.
+    // A spray of made-up logins leaves two throttle keys each (per address, and per account since
+    // issue 12).
     for i in 0..20 {
         let c = pw(format!("nobody{i}@example.com"), "x");
         assert!(is_invalid(&fx.w.service.sign_in().login(&fx.ctx(), &c).await));
@@ -1032,7 +1035,8 @@ async fn housekeeping_purges_what_no_rule_needs_and_keeps_what_one_does() {
         assert!(is_invalid(&fx.w.service.sign_in().login(&fx.ctx(), &fx.creds("nope")).await));
     }
     let (tokens, events) = fx.w.service.admin().housekeeping().await.unwrap();
-    assert_eq!((tokens, events), (1, 20), "the expired token and the month-old failures go");
+    // The month-old failures go, and so does the known-client record of the login (30 days).
+    assert_eq!((tokens, events), (1, 41), "the expired token and the month-old events go");
     assert!(matches!(
         fx.w.service.sign_in().login(&fx.ctx(), &fx.good()).await,
         Err(SignInError::LoginThrottled { .. })
@@ -1118,4 +1122,229 @@ async fn one_hundred_racing_step_two_calls_win_once_per_code() {
     let session = fx.w.service.sessions().authenticate(&fx.ctx(), t.token.expose()).await.unwrap();
     let codes = fx.w.service.tfa_settings().backup_codes(&session).await.unwrap();
     assert_eq!(race(&fx, codes[0].code.expose()).await, 1, "backup code");
+}
+
+// ----- issue 12: exact changes and fresh tokens -----------------------------------------------------
+
+/// A second server process on the same store: its own service, so its own portal cache.
+fn second_process(w: &TestWorld) -> auth_core::AuthService {
+    auth_core::AuthService::new(auth_core::service::Deps {
+        store: w.store.clone(),
+        hasher: Arc::new(
+            auth_core::password::Argon2Hasher::new(
+                auth_core::password::HashParams::insecure_for_tests(),
+                w.rng.clone(),
+            )
+            .unwrap(),
+        ),
+        social: Arc::new(auth_core::ports::NoSocialProviders),
+        clock: w.clock.clone(),
+        rng: w.rng.clone(),
+        key: w.key.clone(),
+    })
+}
+
+/// Finding 3: once `portal set --tfa sms` returns on one process, another process whose portal cache
+/// still says "none" issues no password-only token: the token is only stored under the portal's
+/// current revision, and the login is decided afresh.
+#[tokio::test]
+async fn issue_12_no_token_under_portal_settings_a_change_replaced() {
+    let fx = Fx::new(TfaMode::None).await;
+    let other = second_process(&fx.w);
+    // This process has the portal cached ("none").
+    assert!(matches!(
+        fx.w.service.sign_in().login(&fx.ctx(), &fx.good()).await.unwrap(),
+        LoginOutcome::Token(_)
+    ));
+    let mut p = (*fx.portal).clone();
+    p.settings.tfa = TfaMode::Sms;
+    other.admin().update_portal(&p).await.unwrap();
+    // Within the cache's lifetime, with the stale portal in the request's context.
+    let r = fx.w.service.sign_in().login(&fx.ctx(), &fx.good()).await.unwrap();
+    assert!(matches!(r, LoginOutcome::SmsPending { .. }), "decided under the new mode: {r:?}");
+}
+
+/// A hasher that, during its first verification, changes the user's password the way another
+/// process's `user set-password` would (straight in the shared store).
+struct ChangesPasswordMidLogin {
+    inner: auth_core::password::Argon2Hasher,
+    store: Arc<auth_core::testkit::MemStore>,
+    user: std::sync::Mutex<Option<auth_core::UserId>>,
+}
+
+#[async_trait::async_trait]
+impl auth_core::password::PasswordHasher for ChangesPasswordMidLogin {
+    async fn hash(
+        &self,
+        p: &SecretString,
+    ) -> Result<auth_core::password::PasswordHash, auth_core::password::HashError> {
+        auth_core::password::PasswordHasher::hash(&self.inner, p).await
+    }
+
+    async fn verify(
+        &self,
+        p: &SecretString,
+        h: &auth_core::password::PasswordHash,
+    ) -> Result<bool, auth_core::password::HashError> {
+        let verdict = auth_core::password::PasswordHasher::verify(&self.inner, p, h).await;
+        let user = self.user.lock().unwrap().take();
+        if let Some(user) = user {
+            let new = auth_core::password::PasswordHasher::hash(&self.inner, &"changed!1".into())
+                .await
+                .unwrap();
+            use auth_core::ports::UserStore as _;
+            assert!(self.store.set_password_hash(user, &new).await.unwrap());
+        }
+        verdict
+    }
+
+    fn dummy_hash(&self) -> auth_core::password::PasswordHash {
+        auth_core::password::PasswordHasher::dummy_hash(&self.inner)
+    }
+}
+
+/// Finding 3: a login whose password check began before `user set-password` gets no token that
+/// survives the change; decided again, the old password fails.
+#[tokio::test]
+async fn issue_12_a_login_racing_set_password_gets_no_token() {
+    let fx = Fx::new(TfaMode::None).await;
+    let w = &fx.w;
+    let racing = auth_core::AuthService::new(auth_core::service::Deps {
+        store: w.store.clone(),
+        hasher: Arc::new(ChangesPasswordMidLogin {
+            inner: auth_core::password::Argon2Hasher::new(
+                auth_core::password::HashParams::insecure_for_tests(),
+                w.rng.clone(),
+            )
+            .unwrap(),
+            store: w.store.clone(),
+            user: std::sync::Mutex::new(Some(fx.user.id)),
+        }),
+        social: Arc::new(auth_core::ports::NoSocialProviders),
+        clock: w.clock.clone(),
+        rng: w.rng.clone(),
+        key: w.key.clone(),
+    });
+    let r = racing.sign_in().login(&fx.ctx(), &fx.good()).await;
+    assert!(is_invalid(&r), "the old password, decided again after the change: {r:?}");
+    use auth_core::ports::TokenStore as _;
+    assert_eq!(w.store.revoke_user_tokens(fx.user.id).await.unwrap(), 0, "no token was stored");
+    let new = pw("ada@example.com", "changed!1");
+    assert!(matches!(racing.sign_in().login(&fx.ctx(), &new).await, Ok(LoginOutcome::Token(_))));
+}
+
+/// Finding 5: new backup codes and a reset of the app need a fresh token; a fresh one changes them,
+/// the change is audited, and the user's other tokens end while the caller's stays.
+#[tokio::test]
+async fn issue_12_second_factor_changes_need_a_fresh_token_and_end_other_tokens() {
+    let fx = Fx::new(TfaMode::App).await;
+    let key = fx.activate_app().await;
+    let fx = &fx;
+    let step_two = |offset: i64| {
+        let code = fx.totp_now(&key, offset);
+        async move { fx.w.service.sign_in().verify_code(&fx.ctx(), &fx.good(), &code).await }
+    };
+    fx.advance(30);
+    let old = step_two(0).await.unwrap();
+    fx.advance(16 * 60);
+    let sessions = fx.w.service.sessions();
+    let stale = sessions.authenticate(&fx.ctx(), old.token.expose()).await.unwrap();
+    let tfa = fx.w.service.tfa_settings();
+    assert!(matches!(
+        tfa.new_backup_codes(&fx.ctx(), &stale).await,
+        Err(TfaSettingsError::ReauthenticationRequired)
+    ));
+    assert!(matches!(
+        tfa.reset_tfa_app(&fx.ctx(), &stale, None).await,
+        Err(TfaSettingsError::ReauthenticationRequired)
+    ));
+    let fresh = step_two(0).await.unwrap();
+    let caller = sessions.authenticate(&fx.ctx(), fresh.token.expose()).await.unwrap();
+    let codes = tfa.new_backup_codes(&fx.ctx(), &caller).await.unwrap();
+    assert_eq!(codes.len(), 5);
+    assert!(
+        matches!(
+            sessions.authenticate(&fx.ctx(), old.token.expose()).await,
+            Err(SessionError::Unauthorized)
+        ),
+        "the other token ended"
+    );
+    let caller = sessions.authenticate(&fx.ctx(), fresh.token.expose()).await.unwrap();
+    tfa.reset_tfa_app(&fx.ctx(), &caller, None).await.unwrap();
+    assert!(sessions.authenticate(&fx.ctx(), fresh.token.expose()).await.is_ok(), "caller stays");
+    let actions = fx.actions().await;
+    assert!(actions.contains(&AuditAction::BackupCodesRegenerated), "{actions:?}");
+    assert!(actions.contains(&AuditAction::UserDisconnectedTfaApp), "{actions:?}");
+}
+
+/// Finding 2: every spelling of one account shares one login-throttle counter, and an IPv6 client is
+/// one client across its /64.
+#[tokio::test]
+async fn issue_12_aliases_and_ipv6_neighbours_share_one_counter() {
+    let fx = Fx::new(TfaMode::None).await;
+    let id = fx.user.id.0;
+    let aliases = [
+        "ADA@example.com".to_owned(),
+        id.hyphenated().to_string(),
+        id.simple().to_string(),
+        id.braced().to_string().to_uppercase(),
+        id.urn().to_string(),
+    ];
+    for alias in &aliases {
+        assert!(is_invalid(
+            &fx.w.service.sign_in().login(&fx.ctx(), &pw(alias.clone(), "x")).await
+        ));
+    }
+    let r = fx.w.service.sign_in().login(&fx.ctx(), &fx.good()).await;
+    assert!(matches!(r, Err(SignInError::LoginThrottled { .. })), "one account, one count: {r:?}");
+
+    let fx = Fx::new(TfaMode::None).await;
+    for i in 1..=5 {
+        let ctx = fx.ctx_from(&format!("2001:db8:1:2::{i:x}"));
+        assert!(is_invalid(&fx.w.service.sign_in().login(&ctx, &fx.creds("x")).await));
+    }
+    let ctx = fx.ctx_from("2001:db8:1:2:ffff::9");
+    let r = fx.w.service.sign_in().login(&ctx, &fx.good()).await;
+    assert!(matches!(r, Err(SignInError::LoginThrottled { .. })), "one /64, one client: {r:?}");
+    let other = fx.ctx_from("2001:db8:1:3::1");
+    assert!(fx.w.service.sign_in().login(&other, &fx.good()).await.is_ok(), "another /64");
+}
+
+/// Finding 2: guessing one account from many addresses is limited in total; while the limit is
+/// engaged the owner still gets in from a known address or with the device cookie, nobody else.
+#[tokio::test]
+async fn issue_12_the_per_account_limit_stops_distributed_guessing_not_the_owner() {
+    let fx = Fx::new(TfaMode::None).await;
+    // The owner logs in once from home, and keeps the device cookie.
+    let home = fx.ctx_from("198.51.100.1");
+    let LoginOutcome::Token(t) = fx.w.service.sign_in().login(&home, &fx.good()).await.unwrap()
+    else {
+        panic!()
+    };
+    let device = t.device.0.expose().to_owned();
+    // Twenty wrong passwords, each from an address of its own (no per-address limit is reached).
+    for i in 0..20 {
+        let ctx = fx.ctx_from(&format!("203.0.113.{}", i + 1));
+        assert!(is_invalid(&fx.w.service.sign_in().login(&ctx, &fx.creds("guess")).await), "{i}");
+    }
+    // The 21st address is refused even with the right password: the guesser learns nothing.
+    let stranger = fx.ctx_from("192.0.2.200");
+    let r = fx.w.service.sign_in().login(&stranger, &fx.good()).await;
+    assert!(matches!(r, Err(SignInError::LoginThrottled { .. })), "{r:?}");
+    // The owner from home (a known address), and from anywhere with the cookie, gets in.
+    assert!(fx.w.service.sign_in().login(&home, &fx.good()).await.is_ok());
+    let travelling = RequestContext { device: Some(device.clone()), ..fx.ctx_from("192.0.2.201") };
+    assert!(fx.w.service.sign_in().login(&travelling, &fx.good()).await.is_ok());
+    // A forged or foreign cookie does not make a known client.
+    let forged =
+        RequestContext { device: Some(device.replace('.', "x")), ..fx.ctx_from("192.0.2.202") };
+    assert!(matches!(
+        fx.w.service.sign_in().login(&forged, &fx.good()).await,
+        Err(SignInError::LoginThrottled { .. })
+    ));
+    // Once the hour's count falls below the limit, everyone may try again.
+    fx.advance(3601);
+    assert!(fx.w.service.sign_in().login(&stranger, &fx.good()).await.is_ok());
+    let actions = fx.actions().await;
+    assert!(actions.contains(&AuditAction::LoginFailBruteForce), "the block is audited");
 }

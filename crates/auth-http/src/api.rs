@@ -157,6 +157,7 @@ impl Router {
             client_ip: client.ip,
             client_ip_known: client.known,
             user_agent: header(&req, USER_AGENT).map(|ua| ua.chars().take(256).collect()),
+            device: cookie(&req, respond::DEVICE_COOKIE).map(str::to_owned),
         };
         let token = bearer_token(&req);
         // Basic is a credentials carrier on the credential endpoints only (spec §2).
@@ -394,14 +395,19 @@ fn bearer_token<B>(req: &Request<B>) -> Option<SecretString> {
         };
         return Some(SecretString::new(token));
     }
+    cookie(req, respond::COOKIE).map(SecretString::new)
+}
+
+/// The first non-empty value of the cookie `name`.
+fn cookie<'r, B>(req: &'r Request<B>, name: &str) -> Option<&'r str> {
     req.headers()
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .find_map(|pair| {
-            let (name, value) = pair.trim().split_once('=')?;
-            (name == respond::COOKIE && !value.is_empty()).then(|| SecretString::new(value))
+            let (n, value) = pair.trim().split_once('=')?;
+            (n == name && !value.is_empty()).then_some(value)
         })
 }
 
@@ -438,6 +444,8 @@ fn token_response(ctx: &RequestContext, format: Format, issued: TokenIssued) -> 
     }
     let mut resp = respond::ok(format, body);
     respond::set_token_cookie(&mut resp, &ctx.portal, issued.token.expose(), issued.expires);
+    let (device, device_expires) = &issued.device;
+    respond::set_device_cookie(&mut resp, &ctx.portal, device.expose(), *device_expires);
     resp
 }
 

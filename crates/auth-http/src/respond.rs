@@ -27,6 +27,9 @@ impl From<TfaSettingsError> for Failure {
         match e {
             TfaSettingsError::TfaNotAvailable => Self::new(ErrorCode::TfaNotAvailable),
             TfaSettingsError::Forbidden => Self::new(ErrorCode::Forbidden),
+            TfaSettingsError::ReauthenticationRequired => {
+                Self::new(ErrorCode::ReauthenticationRequired)
+            }
             TfaSettingsError::Busy(detail) => Self::busy(&detail),
             TfaSettingsError::Internal(detail) => Self::internal(&detail),
         }
@@ -54,6 +57,9 @@ pub type Body = Full<Bytes>;
 
 /// The token cookie's name.
 pub(crate) const COOKIE: &str = "asc_auth_key";
+
+/// The known-client cookie's name (spec §5.1).
+pub(crate) const DEVICE_COOKIE: &str = "asc_device";
 
 /// An error on its way to the client: a wire code, its message and, for 429/503, when to come back.
 #[derive(Debug)]
@@ -161,6 +167,25 @@ pub(crate) fn set_token_cookie(
     let secure = if portal.settings.https { "; Secure" } else { "" };
     let cookie =
         format!("{COOKIE}={token}; Expires={when}; Path=/; HttpOnly; SameSite=Lax{secure}");
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().append(SET_COOKIE, v);
+    }
+}
+
+/// Adds `Set-Cookie` for the known-client cookie: proof of an earlier login, for the per-account
+/// limit; `HttpOnly` like the token, and as long-lived as its MAC says.
+pub(crate) fn set_device_cookie(
+    resp: &mut Response<Body>,
+    portal: &Arc<Portal>,
+    value: &str,
+    expires: Timestamp,
+) {
+    let when = httpdate::fmt_http_date(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(expires.as_second().max(0) as u64),
+    );
+    let secure = if portal.settings.https { "; Secure" } else { "" };
+    let cookie =
+        format!("{DEVICE_COOKIE}={value}; Expires={when}; Path=/; HttpOnly; SameSite=Lax{secure}");
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         resp.headers_mut().append(SET_COOKIE, v);
     }

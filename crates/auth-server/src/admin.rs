@@ -553,11 +553,28 @@ fn write_json(out: &mut dyn Write, value: &Value) -> anyhow::Result<()> {
 }
 
 /// Writes rows under headers in columns as wide as their widest cell.
+/// A cell as it may reach a terminal: control characters (escape sequences, carriage returns, line
+/// breaks) written as `\u{…}`, because cells hold what clients sent (user agents, typed logins) and
+/// must not move the operator's cursor or rewrite their screen.
+fn terminal_safe(cell: &str) -> String {
+    let mut out = String::with_capacity(cell.len());
+    for c in cell.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn write_table(
     out: &mut dyn Write,
     headers: &[&str],
     rows: Vec<Vec<String>>,
 ) -> anyhow::Result<()> {
+    let rows: Vec<Vec<String>> =
+        rows.into_iter().map(|r| r.iter().map(|c| terminal_safe(c)).collect()).collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -586,6 +603,15 @@ fn write_table(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn table_cells_cannot_drive_a_terminal() {
+        assert_eq!(
+            super::terminal_safe("curl/8 \u{1b}[2J\r\nok"),
+            "curl/8 \\u{1b}[2J\\u{d}\\u{a}ok"
+        );
+        assert_eq!(super::terminal_safe("Эл. почта"), "Эл. почта");
+    }
+
     use super::*;
 
     #[test]

@@ -79,7 +79,7 @@ impl App {
                 Arc::new(FileGateway::new(path.clone(), Arc::clone(&core.clock)))
             }
             SmsConfig::Webhook { url, timeout } => {
-                tracing::info!(%url, "sms gateway: webhook");
+                tracing::info!(url = %crate::sms::redacted_url(url), "sms gateway: webhook");
                 Arc::new(WebhookGateway::new(url.clone(), *timeout, Arc::clone(&core.clock)))
             }
         };
@@ -95,6 +95,7 @@ impl App {
             gateway,
             key: core.key.clone(),
             clock: Arc::clone(&core.clock),
+            rng: Arc::clone(&core.rng),
             policy: auth_core::outbox::RetryPolicy::default(),
             poll_interval: config.outbox.poll_interval,
         }

@@ -56,6 +56,8 @@ pub struct Config {
     pub outbox: OutboxConfig,
     /// What to create on an empty database.
     pub bootstrap: BootstrapConfig,
+    /// How long after its login a token may change the second factor (spec §5.8).
+    pub fresh_token: Duration,
 }
 
 /// How log lines are written.
@@ -176,6 +178,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("sms.webhook_url", Kind::Str),
     ("sms.webhook_timeout_secs", Kind::U64),
     ("outbox.poll_interval_ms", Kind::U64),
+    ("security.fresh_token_secs", Kind::U64),
     ("bootstrap.admin_email", Kind::Str),
 ];
 
@@ -204,6 +207,19 @@ struct RawConfig {
     sms: RawSms,
     outbox: RawOutbox,
     bootstrap: RawBootstrap,
+    security: RawSecurity,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSecurity {
+    fresh_token_secs: u64,
+}
+
+impl Default for RawSecurity {
+    fn default() -> Self {
+        Self { fresh_token_secs: 900 }
+    }
 }
 
 impl Default for RawConfig {
@@ -219,6 +235,7 @@ impl Default for RawConfig {
             sms: RawSms::default(),
             outbox: RawOutbox::default(),
             bootstrap: RawBootstrap::default(),
+            security: RawSecurity::default(),
         }
     }
 }
@@ -520,6 +537,11 @@ impl Config {
             )?),
         };
 
+        let fresh_token = Duration::from_secs(positive(
+            raw.security.fresh_token_secs,
+            "security.fresh_token_secs",
+        )?);
+
         let admin_email = raw.bootstrap.admin_email.trim().to_owned();
         if !admin_email.contains('@') {
             bail!("bootstrap.admin_email: {admin_email:?} is not an e-mail address");
@@ -541,6 +563,7 @@ impl Config {
             sms,
             outbox,
             bootstrap: BootstrapConfig { admin_email },
+            fresh_token,
         })
     }
 }

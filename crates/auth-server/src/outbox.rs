@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use auth_core::crypto::ServerKey;
 use auth_core::outbox::{RetryPolicy, deliver_due};
-use auth_core::ports::{Clock, SmsGateway};
+use auth_core::ports::{Clock, Rng, SmsGateway};
 use auth_core::{AuthService, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -29,6 +29,8 @@ pub struct OutboxWorker {
     pub key: ServerKey,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// Randomness, for each round's claim number.
+    pub rng: Arc<dyn Rng>,
     /// Retries and leases.
     pub policy: RetryPolicy,
     /// Pause between rounds.
@@ -73,18 +75,20 @@ impl OutboxWorker {
             self.gateway.as_ref(),
             &self.key,
             self.clock.as_ref(),
+            self.rng.as_ref(),
             &self.policy,
         )
         .await;
         match report {
-            Ok(r) if r.sent + r.retrying + r.dropped == 0 => {}
-            Ok(r) if r.retrying + r.dropped == 0 => {
+            Ok(r) if r.sent + r.retrying + r.dropped + r.lost == 0 => {}
+            Ok(r) if r.retrying + r.dropped + r.lost == 0 => {
                 tracing::info!(sent = r.sent, "sms outbox delivered");
             }
             Ok(r) => tracing::warn!(
                 sent = r.sent,
                 retrying = r.retrying,
                 dropped = r.dropped,
+                lost_lease = r.lost,
                 "sms outbox round had failures (see `auth-server sms outbox --store`)"
             ),
             Err(e) => tracing::warn!(error = %e, "sms outbox round failed; will retry"),
@@ -120,9 +124,10 @@ mod tests {
     use std::time::Duration;
 
     use auth_core::outbox::RetryPolicy;
-    use auth_core::ports::{TokenRecord, TokenStore};
+    use auth_core::ports::{Revisions, TokenRecord, TokenStore};
+    use auth_core::service::NewUser;
     use auth_core::testkit::RecordingSms;
-    use auth_core::{PortalId, SignedDuration, Timestamp, UserId};
+    use auth_core::{SignedDuration, Timestamp};
 
     use super::OutboxWorker;
 
@@ -131,27 +136,41 @@ mod tests {
         let w = auth_core::testkit::build_service();
         let now = w.service.now();
         let store = w.store.clone();
+        let portal = w.service.admin().ensure_default_portal().await.unwrap();
+        let user = w
+            .service
+            .admin()
+            .add_user(
+                portal.id,
+                NewUser {
+                    email: "purge@example.com".into(),
+                    password: "correct horse".into(),
+                    first_name: String::new(),
+                    last_name: String::new(),
+                    is_admin: false,
+                },
+            )
+            .await
+            .unwrap();
         let token = |tag: u8, expires: Timestamp| TokenRecord {
             hash: [tag; 32],
-            user: UserId::from_random_bytes([1; 16]),
-            portal: PortalId::from_random_bytes([2; 16]),
+            user: user.id,
+            portal: portal.id,
             issued_at: now,
             expires_at: expires,
         };
-        store
-            .insert_token(&token(1, now.saturating_sub(SignedDuration::from_secs(1)).unwrap()))
-            .await
-            .unwrap();
-        store
-            .insert_token(&token(2, now.saturating_add(SignedDuration::from_secs(60)).unwrap()))
-            .await
-            .unwrap();
+        let fresh = Revisions { user: 0, portal: 0 };
+        let expired = token(1, now.saturating_sub(SignedDuration::from_secs(1)).unwrap());
+        assert!(store.insert_token(&expired, fresh).await.unwrap());
+        let live = token(2, now.saturating_add(SignedDuration::from_secs(60)).unwrap());
+        assert!(store.insert_token(&live, fresh).await.unwrap());
         let worker = OutboxWorker {
             store: store.clone(),
             service: w.service.clone(),
             gateway: Arc::new(RecordingSms::new()),
             key: w.key.clone(),
             clock: w.clock.clone(),
+            rng: w.rng.clone(),
             policy: RetryPolicy::default(),
             poll_interval: Duration::from_millis(10),
         }

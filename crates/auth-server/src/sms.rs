@@ -4,9 +4,12 @@
 //! - [`FileGateway`] appends it as one line to a file (the default, for local use and tests). The line
 //!   is written whole with a single `write_all` on a file opened with `O_APPEND`, then synced, so a
 //!   reader never sees half a line and a message is only marked sent once it is on disk.
-//! - [`WebhookGateway`] POSTs it to a URL over plain HTTP, with a timeout. 2xx means delivered,
-//!   4xx means the receiver refused this message for good, anything else is retried later by the outbox.
-//!   There is no TLS client; point it at `http://` (a relay on localhost, or a private network).
+//! - [`WebhookGateway`] POSTs it to a URL over plain HTTP, with a timeout and an `Idempotency-Key`
+//!   header carrying the outbox message's id (so a receiver can drop a repeated delivery). 2xx means
+//!   delivered; 408 and 429 mean "try later" like 5xx and network failures; any other 4xx means the
+//!   receiver refused this message for good. There is no TLS client yet; point it at `http://` (a
+//!   relay on localhost, or a private network). The URL may carry a key, so only its scheme and
+//!   authority are ever shown.
 //!
 //! The text holds a code, so neither gateway ever logs it; errors carry only what went wrong.
 
@@ -92,10 +95,19 @@ pub struct WebhookGateway {
     clock: Arc<dyn Clock>,
 }
 
+/// A URL as it may be shown: scheme and authority, the rest (which may hold a key) cut.
+pub fn redacted_url(url: &http::Uri) -> String {
+    let scheme = url.scheme_str().unwrap_or("http");
+    let authority = url.authority().map_or("", |a| a.as_str());
+    // An authority may itself carry `user:password@`.
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    format!("{scheme}://{host}/…")
+}
+
 impl std::fmt::Debug for WebhookGateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookGateway")
-            .field("url", &self.url)
+            .field("url", &redacted_url(&self.url))
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
@@ -118,6 +130,7 @@ impl SmsGateway for WebhookGateway {
         let request = http::Request::post(self.url.clone())
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::USER_AGENT, "auth-server sms webhook")
+            .header("idempotency-key", msg.id.to_string())
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| SmsError::Unavailable(format!("cannot build request: {e}")))?;
         let response = match tokio::time::timeout(self.timeout, self.client.request(request)).await
@@ -132,9 +145,11 @@ impl SmsGateway for WebhookGateway {
             Ok(Ok(r)) => r,
         };
         let status = response.status();
+        let try_later = status == http::StatusCode::REQUEST_TIMEOUT
+            || status == http::StatusCode::TOO_MANY_REQUESTS;
         if status.is_success() {
             Ok(())
-        } else if status.is_client_error() {
+        } else if status.is_client_error() && !try_later {
             Err(SmsError::Rejected(format!("webhook answered {status}")))
         } else {
             Err(SmsError::Unavailable(format!("webhook answered {status}")))
@@ -160,6 +175,7 @@ mod tests {
 
     fn msg(code: &str) -> SmsMessage {
         SmsMessage {
+            id: 41,
             to: "79123456789".to_owned(),
             text: SecretString::new(format!("Code: {code}")),
         }
@@ -227,8 +243,16 @@ mod tests {
 
     #[tokio::test]
     async fn webhook_posts_the_json_and_maps_statuses() {
-        for (status, expect) in [(200, "ok"), (204, "ok"), (400, "rejected"), (503, "unavailable")]
-        {
+        let cases = [
+            (200, "ok"),
+            (204, "ok"),
+            (400, "rejected"),
+            (503, "unavailable"),
+            // Issue 12, finding 7: "too many requests" and "timeout" are answers to try later.
+            (429, "unavailable"),
+            (408, "unavailable"),
+        ];
+        for (status, expect) in cases {
             let (url, server) = one_shot(Some(status)).await;
             let gw = WebhookGateway::new(url, Duration::from_secs(5), Arc::new(Fixed));
             let got = match gw.deliver(&msg("123456")).await {
@@ -240,10 +264,21 @@ mod tests {
             let request = server.await.unwrap();
             assert!(request.starts_with("POST /sms HTTP/1.1\r\n"), "{request}");
             assert!(request.to_ascii_lowercase().contains("content-type: application/json"));
+            assert!(request.to_ascii_lowercase().contains("idempotency-key: 41\r\n"), "{request}");
             assert!(request.ends_with(
                 r#"{"to":"79123456789","text":"Code: 123456","at":"2026-01-10T07:46:24.5Z"}"#
             ));
         }
+    }
+
+    #[test]
+    fn webhook_urls_are_shown_without_path_query_or_credentials() {
+        let url: http::Uri =
+            "http://user:secret@relay.example:8080/sms/KEY123?token=abc".parse().unwrap();
+        assert_eq!(redacted_url(&url), "http://relay.example:8080/…");
+        let gw = WebhookGateway::new(url, Duration::from_secs(1), Arc::new(Fixed));
+        let shown = format!("{gw:?}");
+        assert!(!shown.contains("KEY123") && !shown.contains("secret") && !shown.contains("abc"));
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use auth_core::crypto::ServerKey;
 use auth_core::password::Argon2Hasher;
 use auth_core::ports::{Clock, NoSocialProviders, PasswordHasher, Rng};
-use auth_core::service::Deps;
+use auth_core::service::{CoreLimits, Deps};
 use auth_core::{AuthService, Store};
 use auth_postgres::PgStore;
 use auth_sqlite::SqliteStore;
@@ -57,6 +57,8 @@ pub struct Core {
     pub key_origin: KeyOrigin,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// The CSPRNG.
+    pub rng: Arc<dyn Rng>,
 }
 
 /// The argon2id hasher with the configured cost.
@@ -81,6 +83,7 @@ pub async fn open(
                 keyfile::ensure_private_dir(dir)?;
             }
             let path = config.database_path.clone();
+            private_database_file(&path)?;
             StoreHandle::Sqlite(
                 tokio::task::spawn_blocking(move || SqliteStore::open(&path))
                     .await
@@ -91,6 +94,7 @@ pub async fn open(
     };
     // The key comes after the store, so a database that cannot be opened leaves no new key behind.
     let (key, key_origin) = keyfile::load_or_create(&config.server_key_file)?;
+    check_key(&store, &key, key_origin, &config.server_key_file).await?;
     if key_origin == KeyOrigin::Created {
         tracing::info!(path = %config.server_key_file.display(), "created a new server key");
     }
@@ -98,13 +102,78 @@ pub async fn open(
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let hasher = hasher(Arc::clone(&rng))?;
     let store_port = store.port();
-    let service = Arc::new(AuthService::new(Deps {
-        store: store_port,
-        hasher,
-        social: Arc::new(NoSocialProviders),
-        clock: Arc::clone(&clock),
-        rng,
-        key: key.clone(),
-    }));
-    Ok(Core { service, store, key, key_origin, clock })
+    let limits = CoreLimits {
+        fresh_token: auth_core::SignedDuration::try_from(config.fresh_token)
+            .context("security.fresh_token_secs: too large")?,
+        ..CoreLimits::default()
+    };
+    let service = Arc::new(AuthService::with_limits(
+        Deps {
+            store: store_port,
+            hasher,
+            social: Arc::new(NoSocialProviders),
+            clock: Arc::clone(&clock),
+            rng: Arc::clone(&rng),
+            key: key.clone(),
+        },
+        limits,
+    ));
+    Ok(Core { service, store, key, key_origin, clock, rng })
+}
+
+/// The name of the server key's check value in the store's meta table.
+const KEY_CHECK: &str = "server_key_check";
+
+/// Refuses a key that is not the one the database was set up with (issue 12, finding 4): with a
+/// mistyped key path a node would otherwise create a new key and run, and its SMS hashes would never
+/// verify elsewhere and its outbox would drop the other nodes' messages as unreadable. The first start
+/// stores the check value; every later one compares. A key this start created for nothing is removed
+/// again, so the next start with the right path is not confused by it.
+async fn check_key(
+    store: &StoreHandle,
+    key: &ServerKey,
+    origin: KeyOrigin,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let mine = key.check_value();
+    let stored =
+        store.port().init_meta(KEY_CHECK, &mine).await.map_err(|e| {
+            anyhow::anyhow!("cannot read the server key check from the database: {e}")
+        })?;
+    if auth_core::crypto::ct_eq(&stored, &mine) {
+        return Ok(());
+    }
+    if origin == KeyOrigin::Created {
+        let _ = std::fs::remove_file(path);
+    }
+    anyhow::bail!(
+        "the server key {} is not the key this database was set up with{}; start every node with \
+         the same key file (server_key_file / AUTH_SERVER_KEY_FILE)",
+        path.display(),
+        if origin == KeyOrigin::Created {
+            " (that file did not exist, so a new key was made and has been removed again)"
+        } else {
+            ""
+        }
+    )
+}
+
+/// Creates the SQLite file readable by its owner alone before SQLite opens it (SQLite gives its
+/// `-wal` and `-shm` files the database file's mode), and narrows an existing file's mode to 0600.
+fn private_database_file(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let meta = std::fs::metadata(path)
+                .with_context(|| format!("cannot read the mode of {}", path.display()))?;
+            if meta.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(path = %path.display(), "narrowing the database file's mode to 0600");
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("cannot change the mode of {}", path.display()))?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
 }

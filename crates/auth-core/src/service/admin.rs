@@ -67,6 +67,7 @@ impl Admin {
             hosts,
             settings: PortalSettings::default(),
             created_at: self.core.clock.now(),
+            revision: 0,
         };
         if portal.name.is_empty() {
             return Err(AdminError::Invalid("portal name empty".into()));
@@ -108,11 +109,11 @@ impl Admin {
         let mut portal = portal.clone();
         portal.hosts =
             portal.hosts.iter().map(|h| normalize_host(h)).filter(|h| !h.is_empty()).collect();
-        if !self.core.store.update_portal(&portal).await? {
+        // The store bumps the portal's revision in the same step, so a login that read the old
+        // settings gets no token once this returns (spec §5.8); a mode change also ends the tokens.
+        let end_tokens = before.settings.tfa != portal.settings.tfa;
+        if !self.core.store.update_portal(&portal, end_tokens).await? {
             return Err(AdminError::PortalNotFound);
-        }
-        if before.settings.tfa != portal.settings.tfa {
-            self.core.store.revoke_portal_tokens(portal.id).await?;
         }
         self.core.forget_portals();
         Ok(())
@@ -140,6 +141,7 @@ impl Admin {
             phone: None,
             phone_activated: false,
             created_at: self.core.clock.now(),
+            revision: 0,
         };
         self.core.store.insert_user(&user).await?;
         Ok(user)
@@ -199,11 +201,9 @@ impl Admin {
 
     /// Disables (and logs out everywhere) or enables a user.
     pub async fn set_disabled(&self, user: UserId, disabled: bool) -> Result<(), AdminError> {
+        // Disabling ends the user's tokens, and bumps their revision, in the same store step.
         if !self.core.store.set_disabled(user, disabled).await? {
             return Err(AdminError::UserNotFound);
-        }
-        if disabled {
-            self.core.store.revoke_user_tokens(user).await?;
         }
         let (action, reason) = if disabled {
             (AuditAction::UserDisabled, "disabled by admin; tokens ended")
@@ -223,10 +223,11 @@ impl Admin {
             return Err(AdminError::Invalid("the password must have at least 8 characters".into()));
         }
         let hash = self.core.hasher.hash(password).await?;
+        // The new hash, the end of every token and the revision bump are one store step, so a
+        // login whose password check began before this gets no token (spec §5.8).
         if !self.core.store.set_password_hash(user, &hash).await? {
             return Err(AdminError::UserNotFound);
         }
-        self.core.store.revoke_user_tokens(user).await?;
         self.admin_audit_id(
             user,
             AuditAction::PasswordSetByAdmin,
@@ -309,10 +310,18 @@ impl Admin {
             let s = &p.settings;
             keep = keep
                 .max(s.login_throttle.retention())
+                .max(s.account_throttle.retention())
                 .max(s.sms.resend_cooldown.saturating_mul(2))
                 .max(s.sms.setphone_cooldown.saturating_mul(2));
         }
-        let events = self.core.store.purge_counters(crate::later(now, -keep)).await?;
+        // Known clients are remembered for weeks (spec §5.1), far longer than any throttle needs its
+        // events, so they have a cutoff of their own and the rest can go early.
+        let known = jiff::SignedDuration::from_hours(24 * crate::throttle::KNOWN_IP_DAYS);
+        let events = self
+            .core
+            .store
+            .purge_counters(crate::later(now, -keep), crate::later(now, -known))
+            .await?;
         Ok((tokens, events))
     }
 

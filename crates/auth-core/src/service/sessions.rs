@@ -21,6 +21,8 @@ pub struct Session {
     pub token_hash: [u8; 32],
     /// When the token expires.
     pub expires: Timestamp,
+    /// When the token was issued (a token is *fresh* for a while after, spec §5.8).
+    pub issued_at: Timestamp,
 }
 
 /// The token holder's capability.
@@ -59,7 +61,12 @@ impl Sessions {
         {
             return Err(SessionError::Unauthorized);
         }
-        Ok(Session { user, token_hash: hash, expires: record.expires_at })
+        Ok(Session {
+            user,
+            token_hash: hash,
+            expires: record.expires_at,
+            issued_at: record.issued_at,
+        })
     }
 
     /// `POST authentication/logout`: revokes the presented token.

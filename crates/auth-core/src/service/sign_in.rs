@@ -11,7 +11,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 use super::factors::totp_binding;
-use super::{Core, LoginOutcome, RequestContext, TokenIssued, Via, login_key};
+use super::{Core, LoginOutcome, RequestContext, TokenIssued, Via};
 use crate::audit::AuditAction;
 use crate::crypto::KeyContext;
 use crate::error::SignInError;
@@ -140,15 +140,60 @@ impl SignIn {
         ctx: &RequestContext,
         login: &LoginMethod,
     ) -> Result<LoginOutcome, SignInError> {
+        if let Some(outcome) = self.login_once(ctx, login).await? {
+            return Ok(outcome);
+        }
+        // The user or the portal changed while this login ran (spec §5.8): decide once more under
+        // what the store holds now, credentials included.
+        let ctx = self.core.refreshed(ctx).await?;
+        self.login_once(&ctx, login)
+            .await?
+            .ok_or_else(|| SignInError::Busy("the account changed twice during one login".into()))
+    }
+
+    /// Step 1 under the settings `ctx` carries; `None` when they or the user changed meanwhile, so
+    /// no token was issued.
+    async fn login_once(
+        &self,
+        ctx: &RequestContext,
+        login: &LoginMethod,
+    ) -> Result<Option<LoginOutcome>, SignInError> {
         let c = &self.core;
         let user = self.resolve_user(ctx, login).await?;
         match factor_for(ctx) {
-            TfaMode::Sms => self.login_sms_step(ctx, &user).await,
-            TfaMode::App => self.login_totp_step(&user).await,
+            TfaMode::Sms => self.login_sms_step(ctx, &user).await.map(Some),
+            TfaMode::App => self.login_totp_step(&user).await.map(Some),
             TfaMode::None => {
-                let issued = c.issue_token(ctx, &user, Via::Password).await?;
+                let Some(issued) = c.issue_token(ctx, &user, Via::Password).await? else {
+                    return Ok(None);
+                };
                 c.audit(ctx, Some(user.id), None, AuditAction::LoginSuccessViaApi, None).await?;
-                Ok(LoginOutcome::Token(issued))
+                Ok(Some(LoginOutcome::Token(issued)))
+            }
+        }
+    }
+
+    /// After a successful second factor: the token, or — when the user or the portal changed while
+    /// the code was checked — a refusal, since the code is spent and the change may have been the
+    /// very reason to stop this login.
+    async fn finish_second_factor(
+        &self,
+        ctx: &RequestContext,
+        user: &User,
+        via: Via,
+        action: AuditAction,
+        reason: Option<&str>,
+    ) -> Result<TokenIssued, SignInError> {
+        let c = &self.core;
+        match c.issue_token(ctx, user, via).await? {
+            Some(issued) => {
+                c.audit(ctx, Some(user.id), None, action, reason).await?;
+                Ok(issued)
+            }
+            None => {
+                let why = "the account or portal changed during the login";
+                c.audit(ctx, Some(user.id), None, AuditAction::LoginFailViaApi, Some(why)).await?;
+                Err(SignInError::InvalidCredentials)
             }
         }
     }
@@ -169,27 +214,46 @@ impl SignIn {
         let c = &self.core;
         let login_lower = login.trim().to_lowercase();
         let portal = &ctx.portal;
-        let throttle_key = keys::login(portal.id, &login_key(&login_lower), ctx.client_ip);
+        // The lookup comes first, because the throttles count by account: e-mail, upper-case e-mail
+        // and every spelling of the id are one account (spec §5.1 "Throttle keys").
+        let found = self.find_login(portal.id, &login_lower).await?;
+        let account = c.account_key(found.as_ref(), &login_lower);
+        let throttle_key = keys::login(portal.id, &account, ctx.client_ip);
         let slot = match c.acquire(&throttle_key, &portal.settings.login_throttle).await? {
             Ok(slot) => slot,
             Err(until) => {
-                c.audit(
-                    ctx,
-                    None,
-                    Some(audit_login(&login_lower)),
-                    AuditAction::LoginFailBruteForce,
-                    Some("login throttle"),
-                )
-                .await?;
-                return Err(SignInError::LoginThrottled { until });
+                let reason = "login throttle";
+                let user = found.as_ref().map(|u| u.id);
+                return Err(self.throttled(ctx, user, &login_lower, until, reason).await);
             }
         };
-        let found = match self.find_login(portal.id, &login_lower).await {
-            Ok(f) => f,
-            Err(e) => {
-                c.store.release(slot).await?;
-                return Err(e);
+        // The per-account limit across addresses (distributed guessing): counted like the login
+        // throttle, but once engaged only known clients may go on, so an attacker can neither guess
+        // on nor lock the owner out. An unknown login has a pseudo-account of its own, so both paths
+        // cost the same store work.
+        let account_key = keys::account(portal.id, &account);
+        let account_slot = match c.acquire(&account_key, &portal.settings.account_throttle).await? {
+            Ok(s) => Some(s),
+            Err(until) => {
+                let known = match &found {
+                    Some(u) => c.is_known_client(ctx, u).await?,
+                    None => false,
+                };
+                if !known {
+                    // Refused before any password check, so this attempt does not count either.
+                    c.store.release(slot).await?;
+                    let reason = "per-account limit, unknown client";
+                    let user = found.as_ref().map(|u| u.id);
+                    return Err(self.throttled(ctx, user, &login_lower, until, reason).await);
+                }
+                None
             }
+        };
+        let release = |slots: [Option<Slot>; 2]| async move {
+            for s in slots.into_iter().flatten() {
+                c.store.release(s).await?;
+            }
+            Ok::<(), crate::ports::StoreError>(())
         };
         // Unknown users cost one verification of the dummy hash, so timing does not tell them apart.
         let hash =
@@ -198,7 +262,7 @@ impl SignIn {
             Ok(v) => v,
             Err(e) => {
                 // A busy hasher says nothing about the password: the attempt must not count.
-                c.store.release(slot).await?;
+                release([Some(slot), account_slot]).await?;
                 return Err(e.into());
             }
         };
@@ -210,7 +274,7 @@ impl SignIn {
         };
         match (found, failure) {
             (Some(user), None) => {
-                c.store.release(slot).await?;
+                release([Some(slot), account_slot]).await?;
                 Ok(user)
             }
             (found, reason) => {
@@ -225,6 +289,23 @@ impl SignIn {
                 .await?;
                 Err(SignInError::InvalidCredentials)
             }
+        }
+    }
+
+    /// Audits a throttled login and answers the refusal (a failure to audit is the answer instead).
+    async fn throttled(
+        &self,
+        ctx: &RequestContext,
+        user: Option<UserId>,
+        login_lower: &str,
+        until: Timestamp,
+        reason: &str,
+    ) -> SignInError {
+        let action = AuditAction::LoginFailBruteForce;
+        match self.core.audit(ctx, user, Some(audit_login(login_lower)), action, Some(reason)).await
+        {
+            Ok(()) => SignInError::LoginThrottled { until },
+            Err(e) => e.into(),
         }
     }
 
@@ -578,10 +659,8 @@ impl SignIn {
                 )
                 .await?;
         }
-        let issued =
-            self.core.issue_token(ctx, user, Via::Sms { phone_noise: noise(&phone) }).await?;
-        self.core.audit(ctx, Some(user.id), None, AuditAction::LoginSuccessViaApiSms, None).await?;
-        Ok(issued)
+        let via = Via::Sms { phone_noise: noise(&phone) };
+        self.finish_second_factor(ctx, user, via, AuditAction::LoginSuccessViaApiSms, None).await
     }
 
     async fn verify_totp(
@@ -654,11 +733,8 @@ impl SignIn {
                     .await?;
             }
         }
-        let issued = self.core.issue_token(ctx, user, Via::Totp).await?;
         let reason = used_backup.then_some("backup code");
-        self.core
-            .audit(ctx, Some(user.id), None, AuditAction::LoginSuccessViaApiTfa, reason)
-            .await?;
-        Ok(issued)
+        self.finish_second_factor(ctx, user, Via::Totp, AuditAction::LoginSuccessViaApiTfa, reason)
+            .await
     }
 }

@@ -73,16 +73,35 @@ impl TfaSettings {
             .collect())
     }
 
-    /// `PUT settings/tfaappnewcodes`: replaces the backup codes and shows the new ones once.
+    /// Refuses a token that is not fresh: issued by a complete login within `fresh_token` (spec §5.8).
+    /// Every token is issued by a login that passed every factor its portal required of it, and a
+    /// change of the portal's mode ends them all, so its age is what remains to check.
+    fn require_fresh(&self, session: &Session) -> Result<(), TfaSettingsError> {
+        let now = self.core.clock.now();
+        let age = now.duration_since(session.issued_at);
+        if age > self.core.limits.fresh_token || now < session.issued_at {
+            return Err(TfaSettingsError::ReauthenticationRequired);
+        }
+        Ok(())
+    }
+
+    /// `PUT settings/tfaappnewcodes`: replaces the backup codes and shows the new ones once. Needs a
+    /// fresh token, is audited, and ends the user's other tokens (spec §5.8).
     pub async fn new_backup_codes(
         &self,
         ctx: &RequestContext,
         session: &Session,
     ) -> Result<Vec<BackupCodeView>, TfaSettingsError> {
         let user = session.user.id;
+        self.require_fresh(session)?;
         self.require_activated_app(user).await?;
         let (hashes, plain) = self.core.generate_backup_codes(ctx, user);
         self.core.store.replace_backup_codes(user, &hashes, None).await?;
+        let ended = self.core.store.revoke_user_tokens_except(user, &session.token_hash).await?;
+        let reason = format!("{ended} other tokens ended");
+        self.core
+            .audit(ctx, Some(user), None, AuditAction::BackupCodesRegenerated, Some(&reason))
+            .await?;
         Ok(plain.into_iter().map(|code| BackupCodeView { code, used: false }).collect())
     }
 
@@ -108,10 +127,19 @@ impl TfaSettings {
                 }
             }
         };
+        // A stolen token must not be able to re-enrol the app (or an admin's, someone else's).
+        self.require_fresh(session)?;
         self.core.clear_tfa(target.id).await?;
+        // The caller keeps their token; every other token of the user whose app was reset ends.
+        let ended = if target.id == session.user.id {
+            self.core.store.revoke_user_tokens_except(target.id, &session.token_hash).await?
+        } else {
+            self.core.store.revoke_user_tokens(target.id).await?
+        };
+        let reason = format!("{ended} other tokens ended");
         Ok(self
             .core
-            .audit(ctx, Some(target.id), None, AuditAction::UserDisconnectedTfaApp, None)
+            .audit(ctx, Some(target.id), None, AuditAction::UserDisconnectedTfaApp, Some(&reason))
             .await?)
     }
 }

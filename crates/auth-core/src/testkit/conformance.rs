@@ -15,7 +15,7 @@ use crate::audit::{AuditAction, AuditEvent, AuditFilter};
 use crate::later;
 use crate::model::{Portal, PortalId, PortalSettings, TfaMode, User, UserId};
 use crate::password::PasswordHash;
-use crate::ports::{NewOutboxMessage, SmsCodeRecord, Store, TokenRecord};
+use crate::ports::{NewOutboxMessage, Revisions, SmsCodeRecord, Store, TokenRecord};
 use crate::throttle::{Acquire, Rule};
 
 fn t0() -> Timestamp {
@@ -55,6 +55,7 @@ fn portal(id: PortalId, hosts: &[&str]) -> Portal {
         hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
         settings: PortalSettings::default(),
         created_at: t0(),
+        revision: 0,
     }
 }
 
@@ -71,6 +72,7 @@ fn user(id: UserId, portal: PortalId, email: &str) -> User {
         phone: None,
         phone_activated: false,
         created_at: t0(),
+        revision: 0,
     }
 }
 
@@ -85,6 +87,7 @@ pub async fn run(store: &dyn Store) {
     counters(store).await;
     audit(store).await;
     outbox(store).await;
+    meta(store).await;
 }
 
 /// Portals: insert, host uniqueness, update, settings round trip.
@@ -105,19 +108,23 @@ pub async fn portals(store: &dyn Store) {
     b.settings.sms.portal_daily_budget = Some(77);
     b.hosts = vec!["b.example.com".into(), "b3.example.com".into()];
     b.name = "Renamed".into();
-    assert!(store.update_portal(&b).await.unwrap());
+    assert!(store.update_portal(&b, false).await.unwrap());
     let list = store.list_portals().await.unwrap();
     let got = list.iter().find(|p| p.id == b.id).expect("updated portal listed");
     assert_eq!(got.settings, b.settings, "settings MUST round-trip");
+    assert_eq!(got.revision, 1, "an update MUST bump the revision");
     assert_eq!(got.name, "Renamed");
     let mut hosts = got.hosts.clone();
     hosts.sort();
     assert_eq!(hosts, vec!["b.example.com".to_owned(), "b3.example.com".to_owned()]);
     let mut steal = b.clone();
     steal.hosts = vec!["a.example.com".into()];
-    assert!(store.update_portal(&steal).await.is_err(), "taking another portal's host MUST fail");
     assert!(
-        !store.update_portal(&portal(ids.portal(), &[])).await.unwrap(),
+        store.update_portal(&steal, false).await.is_err(),
+        "taking another portal's host MUST fail"
+    );
+    assert!(
+        !store.update_portal(&portal(ids.portal(), &[]), false).await.unwrap(),
         "unknown portal updates nothing"
     );
     let pos_a = list.iter().position(|p| p.id == a.id).unwrap();
@@ -150,10 +157,14 @@ pub async fn users(store: &dyn Store) {
 
     let h = PasswordHash::from_phc("$argon2id$v=19$m=8,t=1,p=1$bmV3c2FsdA$bmV3aGFzaA");
     assert!(store.set_password_hash(u.id, &h).await.unwrap());
+    assert_eq!(store.user_by_id(u.id).await.unwrap().unwrap().revision, 1, "MUST bump");
     assert!(store.set_disabled(u.id, true).await.unwrap());
     let got = store.user_by_id(u.id).await.unwrap().unwrap();
     assert_eq!(got.password_hash, h);
     assert!(got.disabled);
+    assert_eq!(got.revision, 2, "disabling MUST bump the revision");
+    assert!(store.set_disabled(u.id, false).await.unwrap());
+    assert!(!store.user_by_id(u.id).await.unwrap().unwrap().disabled);
     assert!(!store.set_disabled(ids.user(), true).await.unwrap(), "missing user: false");
 
     assert!(store.set_phone_if_unactivated(u.id, "79123456789").await.unwrap());
@@ -330,6 +341,11 @@ pub async fn backup_codes(store: &dyn Store) {
 pub async fn tokens(store: &dyn Store) {
     let ids = Ids::new(6);
     let (u1, u2, p1, p2) = (ids.user(), ids.user(), ids.portal(), ids.portal());
+    store.insert_portal(&portal(p1, &["tokens1.example.com"])).await.unwrap();
+    store.insert_portal(&portal(p2, &["tokens2.example.com"])).await.unwrap();
+    let owner = user(u1, p1, "tokens-owner@example.com");
+    store.insert_user(&owner).await.unwrap();
+    store.insert_user(&user(u2, p1, "tokens-other@example.com")).await.unwrap();
     let tok = |tag: u8, user, portal, ttl: i64| TokenRecord {
         hash: [tag; 32],
         user,
@@ -337,6 +353,7 @@ pub async fn tokens(store: &dyn Store) {
         issued_at: t0(),
         expires_at: later(t0(), secs(ttl)),
     };
+    let fresh = Revisions { user: 0, portal: 0 };
     for t in [
         tok(1, u1, p1, 100),
         tok(2, u1, p1, 100),
@@ -344,16 +361,9 @@ pub async fn tokens(store: &dyn Store) {
         tok(4, u2, p2, 100),
         tok(5, u2, p2, 10),
     ] {
-        store.insert_token(&t).await.unwrap();
+        assert!(store.insert_token(&t, fresh).await.unwrap());
     }
     assert_eq!(store.token_by_hash(&[1; 32]).await.unwrap(), Some(tok(1, u1, p1, 100)));
-    assert_eq!(
-        store.session_by_token_hash(&[1; 32]).await.unwrap(),
-        None,
-        "no user row: no session"
-    );
-    let owner = user(u1, p1, "tokens-owner@example.com");
-    store.insert_user(&owner).await.unwrap();
     assert_eq!(
         store.session_by_token_hash(&[1; 32]).await.unwrap(),
         Some((tok(1, u1, p1, 100), owner.clone()))
@@ -364,11 +374,69 @@ pub async fn tokens(store: &dyn Store) {
     assert_eq!(store.token_by_hash(&[1; 32]).await.unwrap(), None, "a revoked token MUST be gone");
     assert_eq!(store.revoke_user_tokens(u1).await.unwrap(), 1);
     assert_eq!(store.token_by_hash(&[2; 32]).await.unwrap(), None);
+    assert_eq!(store.user_by_id(u1).await.unwrap().unwrap().revision, 1, "MUST bump");
+    assert!(
+        !store.insert_token(&tok(6, u1, p1, 100), fresh).await.unwrap(),
+        "a token read under the old user revision MUST not be stored"
+    );
+    assert_eq!(store.token_by_hash(&[6; 32]).await.unwrap(), None);
+    let now = Revisions { user: 1, portal: 0 };
+    assert!(store.insert_token(&tok(6, u1, p1, 100), now).await.unwrap());
+    assert!(
+        !store.insert_token(&tok(7, ids.user(), p1, 100), fresh).await.unwrap(),
+        "no token for a missing user"
+    );
     assert_eq!(store.purge_expired_tokens(later(t0(), secs(50))).await.unwrap(), 1);
     assert_eq!(store.token_by_hash(&[5; 32]).await.unwrap(), None);
-    assert_eq!(store.revoke_portal_tokens(p1).await.unwrap(), 1);
+    assert_eq!(store.revoke_portal_tokens(p1).await.unwrap(), 2);
     assert_eq!(store.token_by_hash(&[3; 32]).await.unwrap(), None);
     assert!(store.token_by_hash(&[4; 32]).await.unwrap().is_some(), "other portals' tokens stay");
+
+    // Ending the user's other tokens keeps the caller's, and bumps the revision.
+    let rev = store.user_by_id(u2).await.unwrap().unwrap().revision;
+    let r = Revisions { user: rev, portal: 0 };
+    assert!(store.insert_token(&tok(8, u2, p2, 100), r).await.unwrap());
+    assert!(store.insert_token(&tok(9, u2, p2, 100), r).await.unwrap());
+    assert_eq!(store.revoke_user_tokens_except(u2, &[9; 32]).await.unwrap(), 2);
+    assert!(store.token_by_hash(&[9; 32]).await.unwrap().is_some(), "the kept token stays");
+    assert_eq!(store.token_by_hash(&[8; 32]).await.unwrap(), None);
+    assert_eq!(store.user_by_id(u2).await.unwrap().unwrap().revision, rev + 1);
+
+    // A portal update bumps its revision, and with `end_tokens` ends its tokens in the same step.
+    let mut p = store.list_portals().await.unwrap().into_iter().find(|p| p.id == p2).unwrap();
+    p.settings.tfa = TfaMode::Sms;
+    assert!(store.update_portal(&p, true).await.unwrap());
+    assert_eq!(store.token_by_hash(&[9; 32]).await.unwrap(), None, "end_tokens MUST end them");
+    let r = Revisions { user: rev + 1, portal: 0 };
+    assert!(
+        !store.insert_token(&tok(10, u2, p2, 100), r).await.unwrap(),
+        "a token read under the old portal revision MUST not be stored"
+    );
+    assert!(store.insert_token(&tok(10, u2, p2, 100), Revisions { portal: 1, ..r }).await.unwrap());
+
+    // Changing the password or disabling ends every token of the user in the same step.
+    let h = PasswordHash::from_phc("$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA");
+    assert!(store.set_password_hash(u2, &h).await.unwrap());
+    assert_eq!(
+        store.token_by_hash(&[10; 32]).await.unwrap(),
+        None,
+        "set_password_hash ends tokens"
+    );
+    let r = Revisions { user: rev + 2, portal: 1 };
+    assert!(store.insert_token(&tok(11, u2, p2, 100), r).await.unwrap());
+    assert!(store.set_disabled(u2, true).await.unwrap());
+    assert_eq!(store.token_by_hash(&[11; 32]).await.unwrap(), None, "disabling ends tokens");
+}
+
+/// Meta: the first value stored under a name stays.
+pub async fn meta(store: &dyn Store) {
+    assert_eq!(store.init_meta("conformance-a", b"one").await.unwrap(), b"one".to_vec());
+    assert_eq!(store.init_meta("conformance-a", b"two").await.unwrap(), b"one".to_vec());
+    let racing = join_all(
+        (0..8u8).map(|i| async move { store.init_meta("conformance-b", &[i]).await.unwrap() }),
+    )
+    .await;
+    assert!(racing.windows(2).all(|w| w[0] == w[1]), "racing first calls MUST agree: {racing:?}");
 }
 
 fn granted(a: &Acquire) -> bool {
@@ -377,6 +445,17 @@ fn granted(a: &Acquire) -> bool {
 
 /// Counters: the limit, release, record, reset, expiry, the block, and exactness under races.
 pub async fn counters(store: &dyn Store) {
+    // count_since: the events of one key from an instant on, whatever their rule.
+    let seen = Rule::per(1, secs(3600));
+    let k = "conformance:count";
+    assert_eq!(store.count_since(k, t0()).await.unwrap(), 0);
+    store.record(k, &seen, later(t0(), secs(10))).await.unwrap();
+    store.record(k, &seen, later(t0(), secs(20))).await.unwrap();
+    store.record("conformance:other", &seen, later(t0(), secs(20))).await.unwrap();
+    assert_eq!(store.count_since(k, t0()).await.unwrap(), 2);
+    assert_eq!(store.count_since(k, later(t0(), secs(20))).await.unwrap(), 1, "at or after");
+    assert_eq!(store.count_since(k, later(t0(), secs(21))).await.unwrap(), 0);
+
     let rule = Rule::new(3, secs(60), secs(120));
     let k = "conformance:basic";
     let mut slots = Vec::new();
@@ -438,15 +517,24 @@ pub async fn counters(store: &dyn Store) {
     store.acquire(k5, &p_rule, t0()).await.unwrap();
     store.acquire(k5, &p_rule, later(t0(), secs(1))).await.unwrap();
     assert!(!granted(&store.acquire(k5, &p_rule, later(t0(), secs(2))).await.unwrap()));
-    let purged = store.purge_counters(later(t0(), secs(1_000))).await.unwrap();
+    let known = format!("{}conformance", crate::throttle::keys::KNOWN_PREFIX);
+    store.record(&known, &Rule::per(1, secs(100_000)), later(t0(), secs(1))).await.unwrap();
+    let purged = store.purge_counters(later(t0(), secs(1_000)), t0()).await.unwrap();
     assert!(purged >= 2, "old events of every key MUST go, got {purged}");
+    assert_eq!(
+        store.count_since(&known, t0()).await.unwrap(),
+        1,
+        "known-client keys MUST go only by their own cutoff"
+    );
+    store.purge_counters(t0(), later(t0(), secs(2))).await.unwrap();
+    assert_eq!(store.count_since(&known, t0()).await.unwrap(), 0, "and then they MUST go");
     assert!(
         granted(&store.acquire(k5, &p_rule, later(t0(), secs(1_000))).await.unwrap()),
         "an ended block MUST go"
     );
     // A purge before the events leaves the limit alone.
     store.acquire(k5, &p_rule, later(t0(), secs(1_001))).await.unwrap();
-    store.purge_counters(later(t0(), secs(500))).await.unwrap();
+    store.purge_counters(later(t0(), secs(500)), later(t0(), secs(500))).await.unwrap();
     assert!(
         !granted(&store.acquire(k5, &p_rule, later(t0(), secs(1_002))).await.unwrap()),
         "recent events MUST stay"
@@ -528,30 +616,39 @@ pub async fn outbox(store: &dyn Store) {
     let a = store.enqueue_sms(&msg("71111111111")).await.unwrap();
     let b = store.enqueue_sms(&msg("72222222222")).await.unwrap();
     let lease = secs(60);
-    let claimed = store.claim_due_sms(t0(), lease, 10).await.unwrap();
+    let claimed = store.claim_due_sms(t0(), lease, 10, 7).await.unwrap();
     assert_eq!(claimed.iter().map(|m| m.id).collect::<Vec<_>>(), vec![a, b], "oldest first");
     assert_eq!(claimed[0].sealed_text, vec![1, 2, 3]);
     assert!(
-        store.claim_due_sms(later(t0(), secs(1)), lease, 10).await.unwrap().is_empty(),
+        store.claim_due_sms(later(t0(), secs(1)), lease, 10, 8).await.unwrap().is_empty(),
         "a lease MUST keep others away"
     );
-    store.mark_sms_sent(a, later(t0(), secs(2))).await.unwrap();
-    store.mark_sms_failed(b, later(t0(), secs(5)), "gateway down").await.unwrap();
-    let again = store.claim_due_sms(later(t0(), secs(5)), lease, 10).await.unwrap();
+    assert!(!store.mark_sms_sent(a, 8, later(t0(), secs(2))).await.unwrap(), "not our claim");
+    assert!(store.renew_sms_claim(a, 7, later(t0(), secs(90))).await.unwrap());
+    assert!(store.mark_sms_sent(a, 7, later(t0(), secs(2))).await.unwrap());
+    assert!(!store.mark_sms_sent(a, 7, later(t0(), secs(3))).await.unwrap(), "sent once");
+    assert!(!store.renew_sms_claim(a, 7, later(t0(), secs(90))).await.unwrap(), "sent: no renew");
+    assert!(store.mark_sms_failed(b, 7, later(t0(), secs(5)), "gateway down").await.unwrap());
+    let again = store.claim_due_sms(later(t0(), secs(5)), lease, 10, 9).await.unwrap();
     assert_eq!(again.len(), 1, "sent messages MUST not be claimed again");
     assert_eq!(
         (again[0].id, again[0].attempts, again[0].last_error.as_deref()),
         (b, 1, Some("gateway down"))
     );
+    // The first claimant's lease ran out and another took the message: its result is refused.
+    assert!(!store.renew_sms_claim(b, 7, later(t0(), secs(70))).await.unwrap());
+    assert!(!store.mark_sms_failed(b, 7, later(t0(), secs(9)), "late").await.unwrap());
+    assert!(!store.mark_sms_sent(b, 7, later(t0(), secs(9))).await.unwrap(), "a lost lease");
     let recent = store.recent_sms(10).await.unwrap();
     assert_eq!(recent.first().map(|m| m.id), Some(b), "newest first");
     assert!(recent.iter().any(|m| m.id == a && m.sent_at == Some(later(t0(), secs(2)))));
+    assert!(recent.iter().any(|m| m.id == b && m.sent_at.is_none() && m.attempts == 1));
 
     for i in 0..10 {
         store.enqueue_sms(&msg(&format!("7333333333{i}"))).await.unwrap();
     }
     let t = later(t0(), secs(1000));
-    let rounds = join_all((0..5).map(|_| store.claim_due_sms(t, lease, 4))).await;
+    let rounds = join_all((0..5i64).map(|c| store.claim_due_sms(t, lease, 4, 100 + c))).await;
     let mut seen: Vec<i64> = rounds.into_iter().flat_map(|r| r.unwrap()).map(|m| m.id).collect();
     let total = seen.len();
     seen.sort_unstable();

@@ -11,11 +11,11 @@ use crate::later;
 use crate::model::{Portal, PortalId, User, UserId};
 use crate::password::PasswordHash;
 use crate::ports::{
-    AuditStore, BackupCodeRecord, CounterStore, NewOutboxMessage, OutboxMessage, OutboxStore,
-    PortalStore, SmsCodeRecord, SmsCodeStore, StoreError, StoreResult, TokenRecord, TokenStore,
-    TotpRecord, TotpStore, UserStore,
+    AuditStore, BackupCodeRecord, CounterStore, MetaStore, NewOutboxMessage, OutboxMessage,
+    OutboxStore, PortalStore, Revisions, SmsCodeRecord, SmsCodeStore, StoreError, StoreResult,
+    TokenRecord, TokenStore, TotpRecord, TotpStore, UserStore,
 };
-use crate::throttle::{Acquire, Rule, Slot};
+use crate::throttle::{Acquire, Rule, Slot, keys};
 
 #[derive(Default)]
 struct Counter {
@@ -37,6 +37,9 @@ struct State {
     next_id: i64,
     audit: Vec<AuditEvent>,
     outbox: BTreeMap<i64, OutboxMessage>,
+    /// The claimant of each claimed outbox message.
+    claims: HashMap<i64, i64>,
+    meta: HashMap<String, Vec<u8>>,
     /// When set, every call fails as unavailable (to test fault handling above the store).
     down: bool,
 }
@@ -76,6 +79,16 @@ impl MemStore {
 impl State {
     fn user_mut(&mut self, id: UserId) -> Option<&mut User> {
         self.users.iter_mut().find(|u| u.id == id)
+    }
+
+    /// Deletes the user's tokens (but `keep`) and bumps the user's revision; how many were deleted.
+    fn end_user_tokens(&mut self, user: UserId, keep: Option<&[u8; 32]>) -> u64 {
+        if let Some(u) = self.user_mut(user) {
+            u.revision += 1;
+        }
+        let before = self.tokens.len();
+        self.tokens.retain(|h, t| t.user != user || Some(h) == keep);
+        (before - self.tokens.len()) as u64
     }
 
     fn id(&mut self) -> i64 {
@@ -137,11 +150,21 @@ impl UserStore for MemStore {
     }
 
     async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> StoreResult<bool> {
-        Ok(self.state()?.user_mut(id).map(|u| u.password_hash = hash.clone()).is_some())
+        let mut s = self.state()?;
+        let Some(u) = s.user_mut(id) else { return Ok(false) };
+        u.password_hash = hash.clone();
+        s.end_user_tokens(id, None);
+        Ok(true)
     }
 
     async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
-        Ok(self.state()?.user_mut(id).map(|u| u.disabled = disabled).is_some())
+        let mut s = self.state()?;
+        let Some(u) = s.user_mut(id) else { return Ok(false) };
+        u.disabled = disabled;
+        if disabled {
+            s.end_user_tokens(id, None);
+        }
+        Ok(true)
     }
 
     async fn set_phone(
@@ -194,18 +217,18 @@ impl PortalStore for MemStore {
         Ok(())
     }
 
-    async fn update_portal(&self, portal: &Portal) -> StoreResult<bool> {
+    async fn update_portal(&self, portal: &Portal, end_tokens: bool) -> StoreResult<bool> {
         let mut s = self.state()?;
         if s.host_taken(portal) {
             return Err(StoreError::Conflict("host belongs to another portal".into()));
         }
-        match s.portals.iter_mut().find(|p| p.id == portal.id) {
-            Some(p) => {
-                *p = portal.clone();
-                Ok(true)
-            }
-            None => Ok(false),
+        let Some(p) = s.portals.iter_mut().find(|p| p.id == portal.id) else { return Ok(false) };
+        let revision = p.revision + 1;
+        *p = Portal { revision, ..portal.clone() };
+        if end_tokens {
+            s.tokens.retain(|_, t| t.portal != portal.id);
         }
+        Ok(true)
     }
 
     async fn list_portals(&self) -> StoreResult<Vec<Portal>> {
@@ -380,9 +403,16 @@ impl TotpStore for MemStore {
 
 #[async_trait]
 impl TokenStore for MemStore {
-    async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()> {
-        self.state()?.tokens.insert(token.hash, token.clone());
-        Ok(())
+    async fn insert_token(&self, token: &TokenRecord, expect: Revisions) -> StoreResult<bool> {
+        let mut s = self.state()?;
+        let user_ok = s.users.iter().any(|u| u.id == token.user && u.revision == expect.user);
+        let portal_ok =
+            s.portals.iter().any(|p| p.id == token.portal && p.revision == expect.portal);
+        if !(user_ok && portal_ok) {
+            return Ok(false);
+        }
+        s.tokens.insert(token.hash, token.clone());
+        Ok(true)
     }
 
     async fn token_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<TokenRecord>> {
@@ -403,10 +433,11 @@ impl TokenStore for MemStore {
     }
 
     async fn revoke_user_tokens(&self, user: UserId) -> StoreResult<u64> {
-        let mut s = self.state()?;
-        let before = s.tokens.len();
-        s.tokens.retain(|_, t| t.user != user);
-        Ok((before - s.tokens.len()) as u64)
+        Ok(self.state()?.end_user_tokens(user, None))
+    }
+
+    async fn revoke_user_tokens_except(&self, user: UserId, keep: &[u8; 32]) -> StoreResult<u64> {
+        Ok(self.state()?.end_user_tokens(user, Some(keep)))
     }
 
     async fn revoke_portal_tokens(&self, portal: PortalId) -> StoreResult<u64> {
@@ -466,11 +497,12 @@ impl CounterStore for MemStore {
         Ok(())
     }
 
-    async fn purge_counters(&self, before: Timestamp) -> StoreResult<u64> {
+    async fn purge_counters(&self, before: Timestamp, known_before: Timestamp) -> StoreResult<u64> {
         let mut s = self.state()?;
         let mut purged = 0u64;
         let mut gone = Vec::new();
-        for c in s.counters.values_mut() {
+        for (key, c) in s.counters.iter_mut() {
+            let before = if key.starts_with(keys::KNOWN_PREFIX) { known_before } else { before };
             let n = c.events.len();
             c.events.retain(|(id, at)| {
                 let keep = *at >= before;
@@ -497,6 +529,12 @@ impl CounterStore for MemStore {
         s.slots.retain(|_, k| k != key);
         Ok(())
     }
+
+    async fn count_since(&self, key: &str, since: Timestamp) -> StoreResult<u64> {
+        let s = self.state()?;
+        Ok(s.counters.get(key).map_or(0, |c| c.events.iter().filter(|(_, t)| *t >= since).count())
+            as u64)
+    }
 }
 
 #[async_trait]
@@ -516,6 +554,14 @@ impl AuditStore for MemStore {
             .take(limit as usize)
             .cloned()
             .collect())
+    }
+}
+
+#[async_trait]
+impl MetaStore for MemStore {
+    async fn init_meta(&self, name: &str, value: &[u8]) -> StoreResult<Vec<u8>> {
+        let mut s = self.state()?;
+        Ok(s.meta.entry(name.to_owned()).or_insert_with(|| value.to_vec()).clone())
     }
 }
 
@@ -546,6 +592,7 @@ impl OutboxStore for MemStore {
         now: Timestamp,
         lease: SignedDuration,
         limit: u32,
+        claim: i64,
     ) -> StoreResult<Vec<OutboxMessage>> {
         let mut s = self.state()?;
         let mut out = Vec::new();
@@ -558,29 +605,61 @@ impl OutboxStore for MemStore {
                 out.push(m.clone());
             }
         }
+        for m in &out {
+            s.claims.insert(m.id, claim);
+        }
         Ok(out)
     }
 
-    async fn mark_sms_sent(&self, id: i64, at: Timestamp) -> StoreResult<()> {
-        if let Some(m) = self.state()?.outbox.get_mut(&id) {
-            m.sent_at = Some(at);
-            m.attempts += 1;
+    async fn renew_sms_claim(&self, id: i64, claim: i64, until: Timestamp) -> StoreResult<bool> {
+        let mut s = self.state()?;
+        if s.claims.get(&id) != Some(&claim) {
+            return Ok(false);
         }
-        Ok(())
+        match s.outbox.get_mut(&id) {
+            Some(m) if m.sent_at.is_none() => {
+                m.next_attempt_at = until;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn mark_sms_sent(&self, id: i64, claim: i64, at: Timestamp) -> StoreResult<bool> {
+        let mut s = self.state()?;
+        if s.claims.get(&id) != Some(&claim) {
+            return Ok(false);
+        }
+        match s.outbox.get_mut(&id) {
+            Some(m) if m.sent_at.is_none() => {
+                m.sent_at = Some(at);
+                m.attempts += 1;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn mark_sms_failed(
         &self,
         id: i64,
+        claim: i64,
         next_attempt_at: Timestamp,
         error: &str,
-    ) -> StoreResult<()> {
-        if let Some(m) = self.state()?.outbox.get_mut(&id) {
-            m.attempts += 1;
-            m.next_attempt_at = next_attempt_at;
-            m.last_error = Some(error.to_owned());
+    ) -> StoreResult<bool> {
+        let mut s = self.state()?;
+        if s.claims.get(&id) != Some(&claim) {
+            return Ok(false);
         }
-        Ok(())
+        match s.outbox.get_mut(&id) {
+            Some(m) if m.sent_at.is_none() => {
+                m.attempts += 1;
+                m.next_attempt_at = next_attempt_at;
+                m.last_error = Some(error.to_owned());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn recent_sms(&self, limit: u32) -> StoreResult<Vec<OutboxMessage>> {
