@@ -5,9 +5,10 @@
 //! [`PortalStore`](auth_core::ports::PortalStore), [`SmsCodeStore`](auth_core::ports::SmsCodeStore),
 //! [`TotpStore`](auth_core::ports::TotpStore), [`TokenStore`](auth_core::ports::TokenStore),
 //! [`CounterStore`](auth_core::ports::CounterStore), [`AuditStore`](auth_core::ports::AuditStore),
-//! [`OutboxStore`](auth_core::ports::OutboxStore) and [`MetaStore`](auth_core::ports::MetaStore), so
-//! it is an [`auth_core::Store`]. Its semantics mirror the in-memory reference store of auth-core's
-//! testkit exactly, and its schema mirrors the SQLite adapter's.
+//! [`OutboxStore`](auth_core::ports::OutboxStore), [`MetaStore`](auth_core::ports::MetaStore) and
+//! [`SocialStore`](auth_core::ports::SocialStore), so it is an [`auth_core::Store`]. Its semantics
+//! mirror the in-memory reference store of auth-core's testkit exactly, and its schema mirrors the
+//! SQLite adapter's.
 //!
 //! # Atomicity
 //!

@@ -21,6 +21,7 @@ use crate::error::PgError;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_revisions_claims_meta.sql"),
+    include_str!("../migrations/0003_social.sql"),
 ];
 
 /// The schema version this build writes and understands.

@@ -6,7 +6,10 @@
 //! column type. Every range and shape check answers [`Corrupt`], never a panic.
 
 use auth_core::password::PasswordHash;
-use auth_core::ports::{BackupCodeRecord, OutboxMessage, SmsCodeRecord, TokenRecord, TotpRecord};
+use auth_core::ports::{
+    AccountLink, BackupCodeRecord, OutboxMessage, RememberedCode, SmsCodeRecord, TokenRecord,
+    TotpRecord,
+};
 use auth_core::{AuditAction, AuditEvent, Portal, PortalId, PortalSettings, User, UserId};
 
 use crate::codec::{self, Corrupt, corrupt};
@@ -152,6 +155,37 @@ where
         next_attempt_at: r.instant(6)?,
         sent_at: r.opt_instant(7)?,
         last_error: r.opt_text(8)?,
+    })
+}
+
+/// An account link from `portal, provider, subject, user, created_at`.
+pub fn account_link<E, R>(r: &R) -> Result<AccountLink, E>
+where
+    E: From<Corrupt>,
+    R: Columns<E> + ?Sized,
+{
+    Ok(AccountLink {
+        portal: r.portal_id(0)?,
+        provider: r.text(1)?,
+        subject: r.text(2)?,
+        user: r.user_id(3)?,
+        created_at: r.instant(4)?,
+    })
+}
+
+/// What a remembered OAuth code proved, from `provider, subject, email, email_verified, expires_at`.
+/// The code's hash is the row's key and is not part of the record, so it is not read.
+pub fn remembered_code<E, R>(r: &R) -> Result<RememberedCode, E>
+where
+    E: From<Corrupt>,
+    R: Columns<E> + ?Sized,
+{
+    Ok(RememberedCode {
+        provider: r.text(0)?,
+        subject: r.text(1)?,
+        email: r.opt_text(2)?,
+        email_verified: r.bool(3)?,
+        expires_at: r.instant(4)?,
     })
 }
 
@@ -597,6 +631,77 @@ mod tests {
                     "attempts beyond u32",
                     outbox_row(1 << 32, V::Null),
                     Err("store data invalid: outbox attempts 4294967296 out of range"),
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn account_links_map() {
+        let row = |portal: V| {
+            vec![
+                portal,
+                V::Text("google"),
+                V::Text("G-1"),
+                V::Id(1),
+                V::Int(1_700_000_000_000_000_007),
+            ]
+        };
+        check(
+            account_link,
+            vec![
+                (
+                    "link",
+                    row(V::Id(2)),
+                    Ok(AccountLink {
+                        portal: pid(2),
+                        provider: "google".into(),
+                        subject: "G-1".into(),
+                        user: uid(1),
+                        created_at: at(1_700_000_000_000_000_007),
+                    }),
+                ),
+                (
+                    "null portal",
+                    row(V::Null),
+                    Err("store unavailable: driver: column 0 has another type"),
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn remembered_codes_map_with_or_without_an_email() {
+        let want = RememberedCode {
+            provider: "github".into(),
+            subject: "42".into(),
+            email: Some("Ada@Example.com".into()),
+            email_verified: true,
+            expires_at: at(9),
+        };
+        check(
+            remembered_code,
+            vec![
+                (
+                    "with email",
+                    vec![
+                        V::Text("github"),
+                        V::Text("42"),
+                        V::Text("Ada@Example.com"),
+                        V::Int(1),
+                        V::Int(9),
+                    ],
+                    Ok(want.clone()),
+                ),
+                (
+                    "without email",
+                    vec![V::Text("github"), V::Text("42"), V::Null, V::Int(0), V::Int(9)],
+                    Ok(RememberedCode { email: None, email_verified: false, ..want }),
+                ),
+                (
+                    "null subject",
+                    vec![V::Text("github"), V::Null, V::Null, V::Int(0), V::Int(9)],
+                    Err("store unavailable: driver: column 1 has another type"),
                 ),
             ],
         );

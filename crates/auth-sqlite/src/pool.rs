@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use auth_core::ports::{StoreError, StoreResult};
 use rusqlite::{Connection, OpenFlags};
 
-/// Prepared statements kept per connection (the store has about seventy distinct statements).
+/// Prepared statements kept per connection (the store has about eighty distinct statements).
 const STATEMENT_CACHE: usize = 96;
 
 #[derive(Debug)]

@@ -1,9 +1,10 @@
-//! Connecting and migrating: nodes starting at once on a fresh database, a database left at an older
-//! schema version by the previous release, a database migrated by a newer build, unusable
+//! Connecting and migrating: nodes starting at once on a fresh database, databases left at older
+//! schema versions by previous releases, a database migrated by a newer build, unusable
 //! configurations, and how failures surface as `StoreError` kinds.
 
 use auth_core::ports::{
-    MetaStore, OutboxStore, PortalStore, Revisions, StoreError, TokenStore, UserStore,
+    AccountLink, MetaStore, OutboxStore, PortalStore, RememberedCode, Revisions, SocialStore,
+    StoreError, TokenStore, UserStore,
 };
 use auth_core::{PortalId, SignedDuration, Timestamp, UserId};
 use auth_postgres::{PgError, PgStore, SCHEMA_VERSION};
@@ -109,6 +110,97 @@ async fn a_version_1_database_is_upgraded_in_place() {
     assert!(!store.mark_sms_sent(claimed[0].id, 41, t0).await.unwrap(), "not its claim");
     assert!(store.mark_sms_sent(claimed[0].id, 42, t0).await.unwrap());
     assert_eq!(store.init_meta("upgraded", b"yes").await.unwrap(), b"yes".to_vec());
+}
+
+/// A database at schema version 2, as the release before social login left it, is upgraded on
+/// connect: its rows read back as they were (revisions, meta values), and the new link and code
+/// tables answer, with their uniqueness rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_2_database_is_upgraded_in_place() {
+    let Some(db) = TestDb::create("a_version_2_database_is_upgraded_in_place").await else {
+        return;
+    };
+    let (u, p) = (UserId::from_random_bytes([5; 16]), PortalId::from_random_bytes([6; 16]));
+    let t0 = Timestamp::constant(1_768_031_184, 123_456_789);
+    let at = i64::try_from(t0.as_nanosecond()).unwrap();
+    let old = client(&db.url).await;
+    // What version 2 of `migrate.rs` left behind: its table of versions, the first two migrations,
+    // and the rows that record them.
+    old.batch_execute(
+        "CREATE TABLE schema_version (version INT4 NOT NULL PRIMARY KEY, \
+         applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .await
+    .unwrap();
+    old.batch_execute(include_str!("../../migrations/0001_init.sql")).await.unwrap();
+    old.batch_execute(include_str!("../../migrations/0002_revisions_claims_meta.sql"))
+        .await
+        .unwrap();
+    old.batch_execute("INSERT INTO schema_version (version) VALUES (1), (2)").await.unwrap();
+    old.execute(
+        "INSERT INTO users (id, portal_id, email, email_lower, first_name, last_name, is_admin, \
+         disabled, password_hash, phone, phone_activated, created_at, revision) VALUES \
+         ($1, $2, 'old@example.com', 'old@example.com', 'A', 'B', false, false, 'x', NULL, false, \
+         $3, 4)",
+        &[&u.0, &p.0, &at],
+    )
+    .await
+    .unwrap();
+    old.batch_execute("INSERT INTO meta (name, value) VALUES ('kept', '\\x0102')").await.unwrap();
+
+    let store = PgStore::connect(&db.url, 2).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), i64::from(SCHEMA_VERSION));
+    let versions: Vec<i32> = old
+        .query("SELECT version FROM schema_version ORDER BY version", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let want: Vec<i32> = (1..=i32::try_from(SCHEMA_VERSION).unwrap()).collect();
+    assert_eq!(versions, want, "versions 1 and 2 kept, the rest applied once each");
+    let user = store.user_by_id(u).await.unwrap().unwrap();
+    assert_eq!((user.email.as_str(), user.created_at, user.revision), ("old@example.com", t0, 4));
+    assert_eq!(store.init_meta("kept", b"new").await.unwrap(), vec![1, 2], "meta kept");
+
+    let link = AccountLink {
+        portal: p,
+        provider: "google".into(),
+        subject: "g-1".into(),
+        user: u,
+        created_at: t0,
+    };
+    assert!(store.insert_link(&link).await.unwrap());
+    assert!(
+        !store.insert_link(&AccountLink { subject: "g-2".into(), ..link.clone() }).await.unwrap()
+    );
+    assert_eq!(store.link_by_subject(p, "google", "g-1").await.unwrap(), Some(link.clone()));
+    assert_eq!(store.links_of(u).await.unwrap(), vec![link]);
+    let code = RememberedCode {
+        provider: "google".into(),
+        subject: "g-1".into(),
+        email: None,
+        email_verified: false,
+        expires_at: t0.checked_add(SignedDuration::from_secs(60)).unwrap(),
+    };
+    store.remember_code(&[3; 32], &code).await.unwrap();
+    assert_eq!(store.recall_code(&[3; 32], t0).await.unwrap(), Some(code));
+    // Only the code's hash is kept: the table has no column a code could be in.
+    let columns: Vec<String> = old
+        .query(
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_name = 'remembered_codes' ORDER BY ordinal_position",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        columns,
+        ["code_hash", "provider", "subject", "email", "email_verified", "expires_at"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

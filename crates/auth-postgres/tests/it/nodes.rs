@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use auth_core::password::PasswordHash;
 use auth_core::ports::{
-    CounterStore, MetaStore, NewOutboxMessage, OutboxStore, PortalStore, Revisions, SmsCodeRecord,
-    SmsCodeStore, Store, StoreError, TokenRecord, TokenStore, TotpStore, UserStore,
+    AccountLink, CounterStore, MetaStore, NewOutboxMessage, OutboxStore, PortalStore,
+    RememberedCode, Revisions, SmsCodeRecord, SmsCodeStore, SocialStore, Store, StoreError,
+    TokenRecord, TokenStore, TotpStore, UserStore,
 };
 use auth_core::throttle::{Acquire, Rule, Slot};
 use auth_core::{Portal, PortalId, PortalSettings, SignedDuration, Timestamp, User, UserId};
@@ -465,6 +466,79 @@ async fn first_meta_values_agree_across_nodes() {
         assert!(got.windows(2).all(|w| w[0] == w[1]), "round {round}: {got:?}");
         assert_eq!(a.init_meta(&name, b"late").await.unwrap(), got[0], "the first value stays");
     }
+}
+
+/// Concurrent links from both nodes: of racing links of one identity (to different users) exactly
+/// one is stored, and so is exactly one of a user's racing links at one provider (of different
+/// identities), also when both kinds race at once; racing remembered codes keep one value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_are_unique_across_nodes() {
+    let Some((db, a, b)) = two_nodes("links_are_unique_across_nodes").await else {
+        return;
+    };
+    let p = portal_id(1);
+    let link = |user: UserId, subject: String| AccountLink {
+        portal: p,
+        provider: "google".into(),
+        subject,
+        user,
+        created_at: t0(),
+    };
+    // A user of its own for each racing task.
+    let racer = |round: u8, i: usize| {
+        let mut id = [200; 16];
+        (id[0], id[1]) = (round, i as u8);
+        UserId::from_random_bytes(id)
+    };
+    for round in 0..5u8 {
+        // Even tasks link one identity to users of their own; odd tasks link one user to identities
+        // of their own. The two kinds share no key, so each kind has exactly one winner.
+        let shared_subject = format!("s-{round}");
+        let shared_user = user(100 + round);
+        let results = on_both(&a, &b, 24, |s, i| {
+            let l = if i % 2 == 0 {
+                link(racer(round, i), shared_subject.clone())
+            } else {
+                link(shared_user, format!("s-{round}-{i}"))
+            };
+            async move { s.insert_link(&l).await.unwrap() }
+        })
+        .await;
+        let winners = |parity: usize| -> Vec<usize> {
+            (0..results.len()).filter(|i| i % 2 == parity && results[*i]).collect()
+        };
+        let (by_subject, by_user) = (winners(0), winners(1));
+        assert_eq!(by_subject.len(), 1, "round {round}: one identity MUST link to one user");
+        assert_eq!(by_user.len(), 1, "round {round}: a user MUST have one link per provider");
+        let linked = b.link_by_subject(p, "google", &shared_subject).await.unwrap();
+        assert_eq!(linked.map(|l| l.user), Some(racer(round, by_subject[0])), "round {round}");
+        let mine = a.links_of(shared_user).await.unwrap();
+        assert_eq!(mine, vec![link(shared_user, format!("s-{round}-{}", by_user[0]))]);
+    }
+    let rows: i64 = client(&db.url)
+        .await
+        .query_one("SELECT count(*) FROM account_links", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 10, "two links per round, nothing more");
+
+    let code = |i: usize| RememberedCode {
+        provider: "google".into(),
+        subject: format!("g-{i}"),
+        email: None,
+        email_verified: false,
+        expires_at: t0().checked_add(secs(300)).unwrap(),
+    };
+    on_both(&a, &b, 12, |s, i| {
+        let c = code(i);
+        async move { s.remember_code(&[5; 32], &c).await.unwrap() }
+    })
+    .await;
+    let kept = a.recall_code(&[5; 32], t0()).await.unwrap().unwrap();
+    assert_eq!(b.recall_code(&[5; 32], t0()).await.unwrap(), Some(kept.clone()), "one value");
+    b.remember_code(&[5; 32], &code(99)).await.unwrap();
+    assert_eq!(a.recall_code(&[5; 32], t0()).await.unwrap(), Some(kept), "the first value stays");
 }
 
 /// Keeps the `Store` bound honest: a `PgStore` is usable as `dyn Store` like every adapter.

@@ -10,6 +10,7 @@ mod meta;
 mod outbox;
 mod portals;
 mod sms;
+mod social;
 mod tokens;
 mod totp;
 mod users;

@@ -20,7 +20,9 @@ use crate::codec::first;
 use crate::error::DbResult;
 use crate::store::SqliteStore;
 
-fn count(n: usize) -> u64 {
+/// A row count as the ports answer it. It saturates rather than panics, although no target we build
+/// for has a `usize` wider than `u64`.
+pub(super) fn count(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 

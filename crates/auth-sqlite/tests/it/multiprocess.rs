@@ -1,12 +1,13 @@
 //! Two OS processes on one database file race for the same limited things: a throttle key (limit 5),
-//! one SMS code, one TOTP step, one backup code and the outbox. The totals across both processes must
-//! be exactly what the limits allow.
+//! one SMS code, one TOTP step, one backup code, the outbox and one social identity (linked to one
+//! user at most). The totals across both processes must be exactly what the limits allow.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use auth_core::ports::{
-    CounterStore, NewOutboxMessage, OutboxStore, SmsCodeRecord, SmsCodeStore, TotpStore,
+    AccountLink, CounterStore, NewOutboxMessage, OutboxStore, SmsCodeRecord, SmsCodeStore,
+    SocialStore, TotpStore,
 };
 use auth_core::throttle::{Acquire, Rule};
 use auth_core::{PortalId, SignedDuration, Timestamp, UserId};
@@ -32,6 +33,16 @@ fn code_hash() -> [u8; 32] {
 }
 fn backup_hash() -> [u8; 32] {
     [0xB0; 32]
+}
+/// A link of the one contested identity to the `i`th of many users.
+fn link(i: usize, now: Timestamp) -> AccountLink {
+    AccountLink {
+        portal: PortalId::from_random_bytes([0x22; 16]),
+        provider: "vk".into(),
+        subject: "v-1".into(),
+        user: UserId::from_random_bytes([i as u8 + 1; 16]),
+        created_at: now,
+    }
 }
 
 /// The child's side: wait for the start signal, then hammer everything at once.
@@ -59,8 +70,13 @@ pub(crate) fn child() {
             (0..MESSAGES)
                 .map(|i| store.claim_due_sms(now, SignedDuration::from_secs(60), 1, i as i64)),
         );
-        let (acquires, consumes, steps, backups, claims) =
-            tokio::join!(acquires, consumes, steps, backups, claims);
+        let store = &store;
+        let links = join_all((0..ATTEMPTS).map(|i| {
+            let l = link(i, now);
+            async move { store.insert_link(&l).await }
+        }));
+        let (acquires, consumes, steps, backups, claims, links) =
+            tokio::join!(acquires, consumes, steps, backups, claims, links);
         let granted = acquires.into_iter().filter(|r| matches!(r, Ok(Acquire::Granted(_)))).count();
         report(&format!("granted {granted}"));
         let wins =
@@ -68,6 +84,7 @@ pub(crate) fn child() {
         report(&format!("consumed {}", wins(consumes)));
         report(&format!("steps {}", wins(steps)));
         report(&format!("backups {}", wins(backups)));
+        report(&format!("linked {}", wins(links)));
         for c in claims {
             for m in c.unwrap() {
                 report(&format!("claimed {}", m.id));
@@ -117,7 +134,8 @@ fn two_processes_agree_on_every_limit() {
     }
     std::fs::write(&go, b"go").unwrap();
 
-    let (mut granted, mut consumed, mut steps, mut backups, mut claimed) = (0, 0, 0, 0, Vec::new());
+    let (mut granted, mut consumed, mut steps, mut backups, mut linked, mut claimed) =
+        (0, 0, 0, 0, 0, Vec::new());
     for c in children {
         let (lines, ok) = c.finish(Duration::from_secs(60));
         assert!(ok, "child failed: {lines:?}");
@@ -130,6 +148,7 @@ fn two_processes_agree_on_every_limit() {
                 "consumed" => consumed += n,
                 "steps" => steps += n,
                 "backups" => backups += n,
+                "linked" => linked += n,
                 "claimed" => claimed.push(n),
                 _ => {}
             }
@@ -139,14 +158,17 @@ fn two_processes_agree_on_every_limit() {
     assert_eq!(consumed, 1, "one SMS code, one success");
     assert_eq!(steps, 1, "one TOTP step, one success");
     assert_eq!(backups, 1, "one backup code, one success");
+    assert_eq!(linked, 1, "one identity, linked to one user");
     let total = claimed.len();
     claimed.sort_unstable();
     claimed.dedup();
     assert_eq!((claimed.len(), total), (MESSAGES, MESSAGES), "every message claimed exactly once");
 
-    // The parent sees the same state: the key is blocked, the code is gone.
+    // The parent sees the same state: the key is blocked, the code is gone, the identity is linked.
     runtime().block_on(async {
         assert!(matches!(store.acquire(KEY, &rule(), now).await.unwrap(), Acquire::Refused { .. }));
         assert!(!store.consume_sms_code(user(), PHONE, &code_hash(), now).await.unwrap());
+        let l = link(0, now);
+        assert!(store.link_by_subject(l.portal, &l.provider, &l.subject).await.unwrap().is_some());
     });
 }

@@ -1,20 +1,21 @@
 //! The store's own checks beyond the conformance suite: a differential run against auth-core's
 //! in-memory reference store (same random operations, same answers), persistence across reopen, the
 //! upgrade of a file written at an older schema version, schema-version and foreign-file refusal,
-//! error mapping under a held lock, and corrupt rows.
+//! the indexes behind the social lookups, error mapping under a held lock, and corrupt rows.
 
 use std::time::Duration;
 
 use auth_core::password::PasswordHash;
 use auth_core::ports::{
-    CounterStore, MetaStore, NewOutboxMessage, OutboxMessage, OutboxStore, PortalStore, Revisions,
-    RngExt, SmsCodeRecord, StoreError, TokenRecord, TokenStore, UserStore,
+    AccountLink, CounterStore, MetaStore, NewOutboxMessage, OutboxMessage, OutboxStore,
+    PortalStore, RememberedCode, Revisions, RngExt, SmsCodeRecord, SocialStore, StoreError,
+    TokenRecord, TokenStore, UserStore,
 };
 use auth_core::testkit::{MemStore, SeqRng};
 use auth_core::throttle::{Acquire, Rule, Slot};
 use auth_core::{
     AuditAction, AuditEvent, AuditFilter, Portal, PortalId, PortalSettings, SignedDuration, Store,
-    TfaMode, Timestamp, UserId,
+    TfaMode, Timestamp, User, UserId,
 };
 use auth_sqlite::{SCHEMA_VERSION, SqliteError, SqliteOptions, SqliteStore};
 
@@ -396,6 +397,111 @@ async fn a_version_1_database_is_upgraded_in_place() {
     assert!(!store.mark_sms_sent(claimed[0].id, 41, t0()).await.unwrap(), "not its claim");
     assert!(store.mark_sms_sent(claimed[0].id, 42, t0()).await.unwrap());
     assert_eq!(store.init_meta("upgraded", b"yes").await.unwrap(), b"yes".to_vec());
+}
+
+/// A file at schema version 2, as the release before social login wrote it, is upgraded when
+/// opened: its rows read back as they were (revisions, meta values), and the new link and code
+/// tables answer, with their uniqueness rules.
+#[tokio::test]
+async fn a_version_2_database_is_upgraded_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.db");
+    let (uid, pid) = (UserId::from_random_bytes([5; 16]), PortalId::from_random_bytes([6; 16]));
+    let nanos = |t: Timestamp| i64::try_from(t.as_nanosecond()).unwrap();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+        conn.execute_batch(include_str!("../../migrations/0001_init.sql")).unwrap();
+        conn.execute_batch(include_str!("../../migrations/0002_revisions_claims_meta.sql"))
+            .unwrap();
+        conn.pragma_update(None, "application_id", 0x4155_5448).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute(
+            "INSERT INTO users (id, portal, email, email_lower, first_name, last_name, is_admin, \
+             disabled, password_hash, phone, phone_activated, created_at, revision) \
+             VALUES (?1, ?2, 'old@example.com', 'old@example.com', 'Grace', 'Hopper', 0, 0, \
+             '$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA', NULL, 0, ?3, 4)",
+            rusqlite::params![
+                uid.0.as_bytes().as_slice(),
+                pid.0.as_bytes().as_slice(),
+                nanos(t0())
+            ],
+        )
+        .unwrap();
+        conn.execute("INSERT INTO meta (name, value) VALUES ('kept', x'0102')", []).unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let v: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+
+    let old = User { revision: 4, ..user(uid, pid, "old@example.com") };
+    assert_eq!(store.user_by_id(uid).await.unwrap(), Some(old));
+    assert_eq!(store.init_meta("kept", b"new").await.unwrap(), vec![1, 2], "meta kept");
+
+    let link = AccountLink {
+        portal: pid,
+        provider: "google".into(),
+        subject: "g-1".into(),
+        user: uid,
+        created_at: t0(),
+    };
+    assert!(store.insert_link(&link).await.unwrap());
+    assert!(
+        !store.insert_link(&AccountLink { subject: "g-2".into(), ..link.clone() }).await.unwrap()
+    );
+    assert_eq!(store.link_by_subject(pid, "google", "g-1").await.unwrap(), Some(link.clone()));
+    assert_eq!(store.links_of(uid).await.unwrap(), vec![link]);
+    let code = RememberedCode {
+        provider: "google".into(),
+        subject: "g-1".into(),
+        email: None,
+        email_verified: false,
+        expires_at: at(t0(), 260),
+    };
+    store.remember_code(&[3; 32], &code).await.unwrap();
+    assert_eq!(store.recall_code(&[3; 32], t0()).await.unwrap(), Some(code));
+    // Only the code's hash is kept: the table has no column a code could be in.
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('remembered_codes') ORDER BY cid")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        columns,
+        ["code_hash", "provider", "subject", "email", "email_verified", "expires_at"]
+    );
+}
+
+/// Every lookup and delete of `SocialStore` is answered from an index, not a scan of the table.
+#[test]
+fn social_lookups_use_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("auth.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    for sql in [
+        "SELECT * FROM account_links WHERE portal = ?1 AND provider = ?2 AND subject = ?3",
+        "SELECT * FROM account_links WHERE user = ?1 ORDER BY seq",
+        "DELETE FROM account_links WHERE user = ?1 AND provider = ?2",
+        "SELECT * FROM remembered_codes WHERE code_hash = ?1 AND expires_at > ?2",
+        "DELETE FROM remembered_codes WHERE expires_at <= ?1",
+    ] {
+        let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        // The plan does not depend on the values, but every parameter must be bound.
+        let nulls = vec![rusqlite::types::Null; st.parameter_count()];
+        let plan: Vec<String> = st
+            .query_map(rusqlite::params_from_iter(nulls), |r| r.get(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let plan = plan.join("; ");
+        // SEARCH is a lookup through an index (or the primary key of a WITHOUT ROWID table);
+        // SCAN would read every row.
+        assert!(plan.contains("SEARCH") && !plan.contains("SCAN"), "{sql}: {plan}");
+    }
 }
 
 #[test]
