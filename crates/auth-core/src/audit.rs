@@ -35,6 +35,14 @@ pub enum AuditAction {
     UserDisconnectedTfaApp,
     /// `Logout` (1006).
     Logout,
+    /// `LoginSuccessViaApiSocialAccount` (1019): token issued for a social identity.
+    LoginSuccessViaApiSocialAccount,
+    /// `LoginFailViaApiSocialAccount` (1020): a social proof or identity refused.
+    LoginFailViaApiSocialAccount,
+    /// Ours (9007): the user linked a social identity.
+    SocialAccountLinked,
+    /// Ours (9008): the user (or an admin) removed a social link.
+    SocialAccountUnlinked,
     /// Ours (9001): an SMS send refused by a send limit (spec §5.3), so SMS pumping shows in the trail.
     SmsSendRefused,
     /// Ours (9002): the operator disabled the user (and so ended their tokens).
@@ -51,7 +59,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in code order.
-    pub const ALL: [AuditAction; 17] = [
+    pub const ALL: [AuditAction; 21] = [
         AuditAction::Logout,
         AuditAction::LoginSuccessViaApi,
         AuditAction::LoginSuccessViaApiSms,
@@ -69,6 +77,10 @@ impl AuditAction {
         AuditAction::PasswordSetByAdmin,
         AuditAction::LoggedOutEverywhere,
         AuditAction::BackupCodesRegenerated,
+        AuditAction::LoginSuccessViaApiSocialAccount,
+        AuditAction::LoginFailViaApiSocialAccount,
+        AuditAction::SocialAccountLinked,
+        AuditAction::SocialAccountUnlinked,
     ];
 
     /// The upstream number.
@@ -91,6 +103,10 @@ impl AuditAction {
             AuditAction::PasswordSetByAdmin => 9004,
             AuditAction::LoggedOutEverywhere => 9005,
             AuditAction::BackupCodesRegenerated => 9006,
+            AuditAction::LoginSuccessViaApiSocialAccount => 1019,
+            AuditAction::LoginFailViaApiSocialAccount => 1020,
+            AuditAction::SocialAccountLinked => 9007,
+            AuditAction::SocialAccountUnlinked => 9008,
         }
     }
 
@@ -114,6 +130,10 @@ impl AuditAction {
             AuditAction::PasswordSetByAdmin => "PasswordSetByAdmin",
             AuditAction::LoggedOutEverywhere => "LoggedOutEverywhere",
             AuditAction::BackupCodesRegenerated => "BackupCodesRegenerated",
+            AuditAction::LoginSuccessViaApiSocialAccount => "LoginSuccessViaApiSocialAccount",
+            AuditAction::LoginFailViaApiSocialAccount => "LoginFailViaApiSocialAccount",
+            AuditAction::SocialAccountLinked => "SocialAccountLinked",
+            AuditAction::SocialAccountUnlinked => "SocialAccountUnlinked",
         }
     }
 

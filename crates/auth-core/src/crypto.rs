@@ -36,6 +36,8 @@ pub enum KeyContext {
     LoginKey,
     /// The MAC of an `asc_device` cookie (a known client, spec §5.1).
     DeviceCookie,
+    /// The keyed hash an exchanged `codeOAuth` is remembered under (spec §5.4).
+    OAuthCode,
     /// The check value of the key itself, stored in the database so that a node started with
     /// another key refuses to run.
     KeyCheck,
@@ -53,6 +55,7 @@ impl KeyContext {
             KeyContext::KeyCheck => b"key-check",
             KeyContext::LoginKey => b"login-key",
             KeyContext::DeviceCookie => b"device-cookie",
+            KeyContext::OAuthCode => b"oauth-code",
         }
     }
 

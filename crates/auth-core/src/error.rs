@@ -54,6 +54,9 @@ pub enum SignInError {
     /// setphone while the phone is activated.
     #[error("phone already activated")]
     PhoneAlreadyActivated,
+    /// The social provider could not be asked (unreachable, timed out, 5xx); the text is for the log.
+    #[error("social provider unavailable: {0}")]
+    ProviderUnavailable(String),
     /// The password hashing queue is full or the store is unavailable; try again shortly.
     #[error("busy: {0}")]
     Busy(String),
@@ -101,6 +104,29 @@ pub enum TfaSettingsError {
     Forbidden,
     /// The change needs a fresh token: one issued by a complete login in the last few minutes
     /// (spec §5.8), so a stolen long-lived token cannot mint lasting second factors.
+    #[error("reauthentication required")]
+    ReauthenticationRequired,
+    /// The store is unavailable; try again shortly.
+    #[error("busy: {0}")]
+    Busy(String),
+    /// Anything unexpected; details for the log only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Refusals of managing one's account links (`people/thirdparty/…`).
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// Unknown provider, no proof, or a proof the provider refused.
+    #[error("social proof refused")]
+    InvalidCredentials,
+    /// The identity is linked to another user, or the caller has another identity at the provider.
+    #[error("already linked")]
+    AlreadyLinked,
+    /// The provider could not be asked; the text is for the log.
+    #[error("social provider unavailable: {0}")]
+    ProviderUnavailable(String),
+    /// Unlinking needs a fresh token (spec §5.8).
     #[error("reauthentication required")]
     ReauthenticationRequired,
     /// The store is unavailable; try again shortly.
@@ -208,7 +234,7 @@ macro_rules! takes_faults {
         }
     )*};
 }
-takes_faults!(SignInError, SessionError, TfaSettingsError, PortalError, AdminError);
+takes_faults!(SignInError, SessionError, TfaSettingsError, PortalError, AdminError, LinkError);
 
 /// Store errors, for the capabilities where a conflict is never expected.
 macro_rules! takes_store_errors {
@@ -220,7 +246,7 @@ macro_rules! takes_store_errors {
         }
     )*};
 }
-takes_store_errors!(SignInError, SessionError, TfaSettingsError, PortalError);
+takes_store_errors!(SignInError, SessionError, TfaSettingsError, PortalError, LinkError);
 
 impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> Self {

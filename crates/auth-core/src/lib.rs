@@ -35,7 +35,7 @@ pub mod totp;
 pub mod testkit;
 
 pub use audit::{AuditAction, AuditEvent, AuditFilter};
-pub use error::{AdminError, PortalError, SessionError, SignInError, TfaSettingsError};
+pub use error::{AdminError, LinkError, PortalError, SessionError, SignInError, TfaSettingsError};
 pub use model::{
     Language, Portal, PortalId, PortalSettings, Profile, SmsLimits, TfaMode, User, UserId,
 };

@@ -347,6 +347,69 @@ pub trait OutboxStore: Send + Sync {
     async fn recent_sms(&self, limit: u32) -> StoreResult<Vec<OutboxMessage>>;
 }
 
+/// An account link (spec §5.4): the identity `(provider, subject)` at a social provider is this user
+/// of this portal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountLink {
+    /// The portal.
+    pub portal: PortalId,
+    /// The provider's configured name, lower-case.
+    pub provider: String,
+    /// The provider's stable subject identifier of the account.
+    pub subject: String,
+    /// The linked user.
+    pub user: UserId,
+    /// When the link was made.
+    pub created_at: Timestamp,
+}
+
+/// What an exchanged `codeOAuth` proved, remembered under a keyed hash of the code for a few minutes so
+/// step 2 of a 2FA login may send the same code again (a code is exchanged once).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RememberedCode {
+    /// The provider's configured name, lower-case.
+    pub provider: String,
+    /// The subject the code proved.
+    pub subject: String,
+    /// The e-mail the provider gave, if any.
+    pub email: Option<String>,
+    /// Whether the provider says the e-mail is verified.
+    pub email_verified: bool,
+    /// When it is forgotten.
+    pub expires_at: Timestamp,
+}
+
+/// Account links and remembered OAuth codes.
+#[async_trait]
+pub trait SocialStore: Send + Sync {
+    /// Stores a link. MUST be atomic against concurrent links: `(portal, provider, subject)` is unique
+    /// (false when it is already linked, to anyone) and so is `(portal, provider, user)` (false when
+    /// the user already has a link at that provider).
+    async fn insert_link(&self, link: &AccountLink) -> StoreResult<bool>;
+    /// The link of an identity.
+    async fn link_by_subject(
+        &self,
+        portal: PortalId,
+        provider: &str,
+        subject: &str,
+    ) -> StoreResult<Option<AccountLink>>;
+    /// The user's links, oldest first.
+    async fn links_of(&self, user: UserId) -> StoreResult<Vec<AccountLink>>;
+    /// Removes the user's link at `provider`; true when there was one.
+    async fn delete_link(&self, user: UserId, provider: &str) -> StoreResult<bool>;
+    /// Remembers what a code proved, under `code_hash` (a keyed hash of the code, never the code).
+    /// A second call with the same hash keeps the first (one exchange, one identity).
+    async fn remember_code(&self, code_hash: &[u8; 32], code: &RememberedCode) -> StoreResult<()>;
+    /// What the code with this hash proved, unless it expired by `now`.
+    async fn recall_code(
+        &self,
+        code_hash: &[u8; 32],
+        now: Timestamp,
+    ) -> StoreResult<Option<RememberedCode>>;
+    /// Housekeeping: forgets codes expired before `now`; returns how many.
+    async fn purge_codes(&self, now: Timestamp) -> StoreResult<u64>;
+}
+
 /// Small named values the deployment as a whole must agree on (such as the check value of the server
 /// key, so two nodes with different keys cannot both run).
 #[async_trait]
@@ -367,6 +430,7 @@ pub trait Store:
     + AuditStore
     + OutboxStore
     + MetaStore
+    + SocialStore
 {
 }
 
@@ -380,6 +444,7 @@ impl<T> Store for T where
         + AuditStore
         + OutboxStore
         + MetaStore
+        + SocialStore
 {
 }
 
@@ -423,33 +488,55 @@ pub trait SmsGateway: Send + Sync {
     async fn deliver(&self, msg: &SmsMessage) -> Result<(), SmsError>;
 }
 
-/// What a social provider says about the holder of an access token.
+/// What a social provider says about the holder of a proof (spec §5.4).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SocialIdentity {
-    /// The verified e-mail address the account is linked by.
-    pub email: String,
+    /// The provider's stable, unique identifier of the account (`sub`, `id`, …): what links key on.
+    pub subject: String,
+    /// The e-mail the provider gives, if any.
+    pub email: Option<String>,
+    /// Whether the provider says that e-mail is verified (only then may it link an account).
+    pub email_verified: bool,
+    /// Given name, if the provider gives one.
+    pub first_name: Option<String>,
+    /// Family name, if the provider gives one.
+    pub last_name: Option<String>,
 }
 
-/// Why a social provider could not answer.
+/// Why a social provider gave no identity.
 #[derive(Debug, thiserror::Error)]
 pub enum SocialError {
-    /// Provider unreachable or answered garbage.
-    #[error("social provider failed: {0}")]
-    Failed(String),
+    /// No provider of that name is configured for the portal.
+    #[error("unknown social provider")]
+    UnknownProvider,
+    /// The provider (or the local verification of an ID token) refused the proof: a bad, expired,
+    /// tampered or revoked token, a code that is not valid. Answered like a wrong password.
+    #[error("social proof refused: {0}")]
+    Rejected(String),
+    /// The provider could not be asked: unreachable, timed out, or answering 5xx. Answered 503.
+    #[error("social provider unavailable: {0}")]
+    Unavailable(String),
 }
 
-/// Social login (spec §5.4): turns an access token or an OAuth code into an identity.
+/// Social login (spec §5.4): which providers a portal offers, and what a proof proves. An
+/// `accessToken` is verified (an ID token locally against the provider's keys, any other token at
+/// its user-info endpoint); a `codeOAuth` is exchanged at the token endpoint first. Remembering an
+/// exchanged code for step 2 is the core's job, not the port's.
 #[async_trait]
 pub trait SocialProvider: Send + Sync {
-    /// The identity behind the token (or the code, exchanged first); `None` when the provider does
-    /// not know it or the provider name is not configured.
+    /// The names (lower-case) of the providers `portal` offers, in configuration order.
+    fn offered(&self, portal: &Portal) -> Vec<String>;
+    /// Whether an unlinked identity of `provider` may be linked to the user with its e-mail, when
+    /// the provider says the e-mail is verified (off unless configured).
+    fn links_by_verified_email(&self, provider: &str) -> bool;
+    /// The identity behind the proof. `access_token` wins over `code` when both are given.
     async fn identify(
         &self,
         portal: &Portal,
         provider: &str,
         access_token: Option<&SecretString>,
         code: Option<&SecretString>,
-    ) -> Result<Option<SocialIdentity>, SocialError>;
+    ) -> Result<SocialIdentity, SocialError>;
 }
 
 /// A social provider port with no providers: every social login fails as unknown.
@@ -458,13 +545,21 @@ pub struct NoSocialProviders;
 
 #[async_trait]
 impl SocialProvider for NoSocialProviders {
+    fn offered(&self, _portal: &Portal) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn links_by_verified_email(&self, _provider: &str) -> bool {
+        false
+    }
+
     async fn identify(
         &self,
         _portal: &Portal,
         _provider: &str,
         _access_token: Option<&SecretString>,
         _code: Option<&SecretString>,
-    ) -> Result<Option<SocialIdentity>, SocialError> {
-        Ok(None)
+    ) -> Result<SocialIdentity, SocialError> {
+        Err(SocialError::UnknownProvider)
     }
 }

@@ -12,6 +12,7 @@ mod admin;
 mod factors;
 mod sessions;
 mod sign_in;
+mod social;
 mod tfa_settings;
 
 use std::net::IpAddr;
@@ -34,6 +35,7 @@ use crate::{device, token};
 pub use admin::{Admin, NewUser};
 pub use sessions::{Session, Sessions};
 pub use sign_in::{LoginMethod, NOT_A_LOGIN, Password, SignIn, SocialProof};
+pub use social::{Links, ProviderLink};
 pub use tfa_settings::{BackupCodeView, TfaSettings};
 
 /// Who is asking: the portal the request was addressed to, and where it came from.
@@ -162,6 +164,7 @@ pub struct AuthService {
     sign_in: SignIn,
     sessions: Sessions,
     tfa_settings: TfaSettings,
+    links: Links,
     admin: Admin,
 }
 
@@ -193,6 +196,7 @@ impl AuthService {
             sign_in: SignIn { core: core.clone() },
             sessions: Sessions { core: core.clone() },
             tfa_settings: TfaSettings { core: core.clone() },
+            links: Links { core: core.clone() },
             admin: Admin { core: core.clone() },
             core,
         }
@@ -211,6 +215,16 @@ impl AuthService {
     /// Managing one's second factor.
     pub fn tfa_settings(&self) -> &TfaSettings {
         &self.tfa_settings
+    }
+
+    /// The token holder's account links.
+    pub fn links(&self) -> &Links {
+        &self.links
+    }
+
+    /// The social providers the portal offers (for `capabilities`).
+    pub fn social_providers(&self, portal: &Portal) -> Vec<String> {
+        self.core.social.offered(portal)
     }
 
     /// The operator's operations.

@@ -9,7 +9,7 @@ pub mod conformance;
 mod fakes;
 mod mem;
 
-pub use fakes::{FakeClock, RecordingSms, SeqRng};
+pub use fakes::{FakeClock, FakeSocial, RecordingSms, SeqRng};
 pub use mem::MemStore;
 
 use std::sync::Arc;
@@ -40,6 +40,14 @@ pub fn build_service() -> TestWorld {
 
 /// Builds a [`TestWorld`] with these global limits.
 pub fn build_service_with(limits: CoreLimits) -> TestWorld {
+    build_service_social(limits, Arc::new(NoSocialProviders))
+}
+
+/// Builds a [`TestWorld`] with these global limits and this social provider port.
+pub fn build_service_social(
+    limits: CoreLimits,
+    social: Arc<dyn crate::ports::SocialProvider>,
+) -> TestWorld {
     let store = Arc::new(MemStore::new());
     let clock = Arc::new(FakeClock::new(jiff::Timestamp::constant(1_768_031_184, 420_689_700)));
     let rng = Arc::new(SeqRng::new(42));
@@ -52,7 +60,7 @@ pub fn build_service_with(limits: CoreLimits) -> TestWorld {
         Deps {
             store: store.clone(),
             hasher: Arc::new(hasher),
-            social: Arc::new(NoSocialProviders),
+            social,
             clock: clock.clone(),
             rng: rng.clone(),
             key: key.clone(),

@@ -121,6 +121,11 @@ pub mod keys {
         format!("acct:{portal}:{account}")
     }
 
+    /// Failed social logins per client address (each costs an outbound call, spec §5.4).
+    pub fn social(portal: PortalId, ip: IpAddr) -> String {
+        format!("social:{portal}:{}", ip_bucket(ip))
+    }
+
     /// The prefix of the keys that remember addresses which completed a login; housekeeping keeps
     /// them as long as [`super::KNOWN_IP_DAYS`], longer than any throttle.
     pub const KNOWN_PREFIX: &str = "known:";

@@ -1348,3 +1348,154 @@ async fn issue_12_the_per_account_limit_stops_distributed_guessing_not_the_owner
     let actions = fx.actions().await;
     assert!(actions.contains(&AuditAction::LoginFailBruteForce), "the block is audited");
 }
+
+// ----- social login (issue 13) --------------------------------------------------------------------
+
+fn identity(
+    subject: &str,
+    email: Option<&str>,
+    verified: bool,
+) -> auth_core::ports::SocialIdentity {
+    auth_core::ports::SocialIdentity {
+        subject: subject.into(),
+        email: email.map(str::to_owned),
+        email_verified: verified,
+        first_name: None,
+        last_name: None,
+    }
+}
+
+fn social(provider: &str, token: Option<&str>, code: Option<&str>) -> LoginMethod {
+    LoginMethod::Social {
+        provider: provider.into(),
+        proof: SocialProof {
+            access_token: token.map(SecretString::new),
+            code_oauth: code.map(SecretString::new),
+        },
+    }
+}
+
+async fn social_fx(tfa: TfaMode, by_email: bool) -> (Fx, Arc<auth_core::testkit::FakeSocial>) {
+    let fake = Arc::new(auth_core::testkit::FakeSocial::new(&["google"], by_email));
+    let w = auth_core::testkit::build_service_social(CoreLimits::default(), fake.clone());
+    (Fx::with(w, tfa).await, fake)
+}
+
+#[tokio::test]
+async fn issue_13_an_unlinked_identity_is_refused_a_linked_one_signs_in() {
+    let (fx, fake) = social_fx(TfaMode::None, false).await;
+    fake.accept("google", "tok-ada", identity("g-ada", Some("ada@example.com"), true));
+    let r = fx.w.service.sign_in().login(&fx.ctx(), &social("Google", Some("tok-ada"), None)).await;
+    assert!(is_invalid(&r), "unlinked, and linking by e-mail is off: {r:?}");
+    fx.w.service.admin().link(&fx.user, "google", "g-ada").await.unwrap();
+    let r = fx.w.service.sign_in().login(&fx.ctx(), &social("google", Some("tok-ada"), None)).await;
+    assert!(matches!(r, Ok(LoginOutcome::Token(_))), "{r:?}");
+    let r = fx.w.service.sign_in().login(&fx.ctx(), &social("google", Some("forged"), None)).await;
+    assert!(is_invalid(&r), "a refused proof");
+    let r = fx.w.service.sign_in().login(&fx.ctx(), &social("github", Some("tok-ada"), None)).await;
+    assert!(is_invalid(&r), "a provider the portal does not offer");
+    let actions = fx.actions().await;
+    assert!(actions.contains(&AuditAction::LoginSuccessViaApiSocialAccount), "{actions:?}");
+    assert!(actions.contains(&AuditAction::LoginFailViaApiSocialAccount), "{actions:?}");
+}
+
+#[tokio::test]
+async fn issue_13_a_verified_email_links_only_when_allowed() {
+    let (fx, fake) = social_fx(TfaMode::None, true).await;
+    fake.accept("google", "unverified", identity("g-1", Some("ada@example.com"), false));
+    fake.accept("google", "verified", identity("g-2", Some("Ada@Example.com"), true));
+    let unverified = social("google", Some("unverified"), None);
+    let r = fx.w.service.sign_in().login(&fx.ctx(), &unverified).await;
+    assert!(is_invalid(&r), "an unverified e-mail links nothing");
+    let r =
+        fx.w.service.sign_in().login(&fx.ctx(), &social("google", Some("verified"), None)).await;
+    assert!(matches!(r, Ok(LoginOutcome::Token(_))), "{r:?}");
+    let links = fx.w.service.admin().links(&fx.user).await.unwrap();
+    assert_eq!(links.iter().map(|l| l.subject.as_str()).collect::<Vec<_>>(), vec!["g-2"]);
+}
+
+/// A code is exchanged once; step 2 of a 2FA login may send it again, within ten minutes.
+#[tokio::test]
+async fn issue_13_a_code_is_exchanged_once_and_remembered_for_step_two() {
+    let (fx, fake) = social_fx(TfaMode::App, false).await;
+    fake.accept("google", "code-1", identity("g-ada", None, false));
+    fx.w.service.admin().link(&fx.user, "google", "g-ada").await.unwrap();
+    let login = social("google", None, Some("code-1"));
+    let r = fx.w.service.sign_in().login(&fx.ctx(), &login).await.unwrap();
+    let LoginOutcome::TotpPending { tfa_key: Some(key) } = r else { panic!("{r:?}") };
+    let code = fx.totp_now(key.expose(), 0);
+    assert!(fx.w.service.sign_in().verify_code(&fx.ctx(), &login, &code).await.is_ok());
+    assert_eq!(fake.calls(), 1, "the second use of the code was answered from memory");
+    fx.advance(601);
+    fx.w.service.sign_in().login(&fx.ctx(), &login).await.unwrap();
+    assert_eq!(fake.calls(), 2, "after ten minutes the code is forgotten and exchanged again");
+}
+
+#[tokio::test]
+async fn issue_13_an_unreachable_provider_is_503_and_does_not_count() {
+    let (fx, fake) = social_fx(TfaMode::None, false).await;
+    fake.set_down(true);
+    for _ in 0..10 {
+        let r = fx.w.service.sign_in().login(&fx.ctx(), &social("google", Some("t"), None)).await;
+        assert!(matches!(r, Err(SignInError::ProviderUnavailable(_))), "{r:?}");
+    }
+    fake.set_down(false);
+    // Five refused proofs from one address engage the social throttle; outages did not count.
+    for _ in 0..5 {
+        let r = fx.w.service.sign_in().login(&fx.ctx(), &social("google", Some("bad"), None)).await;
+        assert!(is_invalid(&r), "{r:?}");
+    }
+    let r = fx.w.service.sign_in().login(&fx.ctx(), &social("google", Some("bad"), None)).await;
+    assert!(matches!(r, Err(SignInError::LoginThrottled { .. })), "{r:?}");
+}
+
+#[tokio::test]
+async fn issue_13_links_over_the_api_are_unique_and_unlinking_needs_a_fresh_token() {
+    let (fx, fake) = social_fx(TfaMode::None, false).await;
+    fake.accept("google", "tok-ada", identity("g-ada", None, false));
+    let bob =
+        fx.w.service
+            .admin()
+            .add_user(
+                fx.portal.id,
+                NewUser {
+                    email: "bob@example.com".into(),
+                    password: "bob's password".into(),
+                    first_name: String::new(),
+                    last_name: String::new(),
+                    is_admin: false,
+                },
+            )
+            .await
+            .unwrap();
+    let fx = &fx;
+    let session_of = |login: LoginMethod| async move {
+        let LoginOutcome::Token(t) = fx.w.service.sign_in().login(&fx.ctx(), &login).await.unwrap()
+        else {
+            panic!()
+        };
+        fx.w.service.sessions().authenticate(&fx.ctx(), t.token.expose()).await.unwrap()
+    };
+    let ada = session_of(fx.good()).await;
+    let proof = SocialProof { access_token: Some("tok-ada".into()), code_oauth: None };
+    let links = fx.w.service.links();
+    links.link(&fx.ctx(), &ada, "google", &proof).await.unwrap();
+    let listed = links.providers(&fx.ctx(), &ada).await.unwrap();
+    assert_eq!(
+        listed,
+        vec![auth_core::service::ProviderLink { provider: "google".into(), linked: true }]
+    );
+    let bob_session = session_of(pw(bob.email.clone(), "bob's password")).await;
+    assert!(matches!(
+        links.link(&fx.ctx(), &bob_session, "google", &proof).await,
+        Err(auth_core::LinkError::AlreadyLinked)
+    ));
+    fx.advance(16 * 60);
+    assert!(matches!(
+        links.unlink(&fx.ctx(), &ada, "google").await,
+        Err(auth_core::LinkError::ReauthenticationRequired)
+    ));
+    let fresh = session_of(fx.good()).await;
+    assert!(links.unlink(&fx.ctx(), &fresh, "google").await.unwrap());
+    assert!(!links.providers(&fx.ctx(), &fresh).await.unwrap()[0].linked);
+}

@@ -14,7 +14,7 @@ use auth_core::{
 use auth_wire::api::{self, Endpoint, PathMatch};
 use auth_wire::{
     BackupCode, Capabilities, ErrorCode, Format, Login, Params, Profile, ProfilePhone,
-    TokenResponse, negotiate,
+    ProviderLink, TokenResponse, negotiate,
 };
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -252,7 +252,7 @@ impl Router {
                 ))
             }
             Endpoint::Capabilities => {
-                let providers = ctx.portal.settings.social_providers.clone();
+                let providers = self.service.social_providers(&ctx.portal);
                 Ok(respond::ok(
                     format,
                     Capabilities {
@@ -284,6 +284,31 @@ impl Router {
                 };
                 self.service.tfa_settings().reset_tfa_app(&ctx, &session, target).await?;
                 Ok(respond::ok(format, true))
+            }
+            Endpoint::LinkAccount => {
+                let session = self.session(&ctx, token).await?;
+                let r: api::link_account::Request = decode(&params)?;
+                let proof = SocialProof {
+                    access_token: r.access_token.map(|t| SecretString::new(t.expose())),
+                    code_oauth: r.code_oauth.map(|c| SecretString::new(c.expose())),
+                };
+                self.service.links().link(&ctx, &session, &r.provider, &proof).await?;
+                Ok(respond::ok(format, true))
+            }
+            Endpoint::UnlinkAccount => {
+                let session = self.session(&ctx, token).await?;
+                let r: api::unlink_account::Request = decode(&params)?;
+                self.service.links().unlink(&ctx, &session, &r.provider).await?;
+                Ok(respond::ok(format, true))
+            }
+            Endpoint::Providers => {
+                let session = self.session(&ctx, token).await?;
+                let list = self.service.links().providers(&ctx, &session).await?;
+                let list: Vec<ProviderLink> = list
+                    .into_iter()
+                    .map(|p| ProviderLink { provider: p.provider, linked: p.linked })
+                    .collect();
+                Ok(respond::ok(format, list))
             }
         }
     }

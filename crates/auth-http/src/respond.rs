@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use auth_core::{Portal, PortalError, SessionError, SignInError, TfaSettingsError, Timestamp};
+use auth_core::{
+    LinkError, Portal, PortalError, SessionError, SignInError, TfaSettingsError, Timestamp,
+};
 use auth_wire::RequestError;
 use auth_wire::{ApiDate, Envelope, ErrorCode, ErrorEnvelope, Format, Payload};
 use bytes::Bytes;
@@ -32,6 +34,19 @@ impl From<TfaSettingsError> for Failure {
             }
             TfaSettingsError::Busy(detail) => Self::busy(&detail),
             TfaSettingsError::Internal(detail) => Self::internal(&detail),
+        }
+    }
+}
+
+impl From<LinkError> for Failure {
+    fn from(e: LinkError) -> Self {
+        match e {
+            LinkError::InvalidCredentials => Self::new(ErrorCode::InvalidCredentials),
+            LinkError::AlreadyLinked => Self::new(ErrorCode::AlreadyLinked),
+            LinkError::ProviderUnavailable(detail) => Self::provider_unavailable(&detail),
+            LinkError::ReauthenticationRequired => Self::new(ErrorCode::ReauthenticationRequired),
+            LinkError::Busy(detail) => Self::busy(&detail),
+            LinkError::Internal(detail) => Self::internal(&detail),
         }
     }
 }
@@ -91,6 +106,7 @@ impl Failure {
             SignInError::PhoneRequired => Self::new(ErrorCode::PhoneRequired),
             SignInError::InvalidPhone => Self::new(ErrorCode::InvalidPhone),
             SignInError::PhoneAlreadyActivated => Self::new(ErrorCode::PhoneAlreadyActivated),
+            SignInError::ProviderUnavailable(detail) => Self::provider_unavailable(&detail),
             SignInError::Busy(detail) => Self::busy(&detail),
             SignInError::Internal(detail) => Self::internal(&detail),
         };
@@ -99,6 +115,12 @@ impl Failure {
             f.retry_after_secs = Some(if secs < 1.0 { 1 } else { secs as u64 });
         }
         f
+    }
+
+    /// 503 `provider_unavailable` with `Retry-After: 5` (spec §5.4): the detail is logged, never sent.
+    fn provider_unavailable(detail: &str) -> Self {
+        tracing::warn!(%detail, "social provider unavailable");
+        Self { retry_after_secs: Some(5), ..Self::new(ErrorCode::ProviderUnavailable) }
     }
 
     /// 503 `busy`: the detail is logged, never sent.

@@ -21,7 +21,10 @@ struct Srv {
 }
 
 async fn start(tfa: TfaMode, config: HttpConfig) -> Srv {
-    let w = build_service();
+    start_world(build_service(), tfa, config).await
+}
+
+async fn start_world(w: TestWorld, tfa: TfaMode, config: HttpConfig) -> Srv {
     let portal = w.service.admin().ensure_default_portal().await.unwrap();
     let mut p = (*portal).clone();
     p.settings.tfa = tfa;
@@ -353,21 +356,28 @@ async fn https_portals_get_secure_cookies_and_trusted_proxies_name_the_client() 
 
 #[tokio::test]
 async fn capabilities_list_the_portals_social_providers() {
-    let s = start(TfaMode::None, HttpConfig::default()).await;
-    let mut p = (*s.w.service.portal_for_host("x").await.unwrap()).clone();
-    p.settings.social_providers = vec!["google".into(), "facebook".into()];
-    s.w.service.admin().update_portal(&p).await.unwrap();
+    // Which providers a portal offers is the social port's answer (the providers' `portals` lists).
+    let fake = Arc::new(auth_core::testkit::FakeSocial::new(&["google", "facebook"], false));
+    let w = auth_core::testkit::build_service_social(Default::default(), fake.clone());
+    let s = start_world(w, TfaMode::None, HttpConfig::default()).await;
     let (status, _, body) = raw(s.addr, &get("/api/2.0/capabilities", "")).await;
     assert_eq!(status, 200);
     assert_eq!(
         body,
         r#"{"count":1,"status":0,"statusCode":200,"response":{"ldapEnabled":false,"oauthEnabled":true,"providers":["google","facebook"],"ssoLabel":"","ssoUrl":""}}"#
     );
-    // An enabled provider with no adapter behind it still fails like any unknown account.
+    // An unlinked identity (here: a proof the provider refuses) fails like any unknown account.
     let (status, _, body) =
         raw(s.addr, &post("/api/2.0/authentication", None, "provider=google&accessToken=abc", ""))
             .await;
     assert_eq!((status, body.contains("invalid_credentials")), (401, true), "{body}");
+    // A provider that cannot be asked is a 503 with Retry-After: 5.
+    fake.set_down(true);
+    let (status, head, body) =
+        raw(s.addr, &post("/api/2.0/authentication", None, "provider=google&accessToken=abc", ""))
+            .await;
+    assert_eq!((status, body.contains("provider_unavailable")), (503, true), "{body}");
+    assert!(head.to_ascii_lowercase().contains("retry-after: 5"), "{head}");
 }
 
 #[tokio::test]

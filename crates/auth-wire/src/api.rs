@@ -138,6 +138,12 @@ endpoints! {
     NewBackupCodes => new_backup_codes,
     /// `PUT settings/tfaappnewapp`.
     NewApp => new_app,
+    /// `POST people/thirdparty/linkaccount`.
+    LinkAccount => link_account,
+    /// `DELETE people/thirdparty/unlinkaccount`.
+    UnlinkAccount => unlink_account,
+    /// `GET people/thirdparty/providers`.
+    Providers => providers,
 }
 
 /// Characters left as they are in a captured path segment (RFC 3986 unreserved).

@@ -264,6 +264,31 @@ impl BackupCode {
     }
 }
 
+/// One provider of `people/thirdparty/providers`: `{"provider":"google","linked":true}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderLink {
+    /// The provider's configured name.
+    pub provider: String,
+    /// Whether the caller has linked an identity there.
+    pub linked: bool,
+}
+
+impl WriteFields for ProviderLink {
+    fn write_fields<S: Sink>(&self, s: &mut S) {
+        s.str("provider", &self.provider);
+        s.bool("linked", self.linked);
+    }
+}
+
+impl ProviderLink {
+    pub(crate) fn from_node(node: &Node) -> ShapeResult<ProviderLink> {
+        Ok(ProviderLink {
+            provider: tree::req_string(node, "provider")?,
+            linked: tree::flag(node, "linked")?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

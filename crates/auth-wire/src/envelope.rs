@@ -3,7 +3,7 @@
 //! JSON: `{"count":1,"status":0,"statusCode":200,"response":{…}}` and
 //! `{"status":1,"statusCode":401,"error":{"message":"…","code":"…"}}`. XML: the same members under `<result>`.
 
-use crate::dto::{BackupCode, Capabilities, Profile, TokenResponse};
+use crate::dto::{BackupCode, Capabilities, Profile, ProviderLink, TokenResponse};
 use crate::error_code::ErrorCode;
 use crate::format::Format;
 use crate::tree::{self, Node, ShapeResult};
@@ -20,6 +20,8 @@ pub enum Payload {
     Capabilities(Capabilities),
     /// The backup codes list (`count` is its length).
     BackupCodes(Vec<BackupCode>),
+    /// The portal's social providers and whether the caller linked each (`count` is its length).
+    ProviderLinks(Vec<ProviderLink>),
     /// `"response":true` (logout, tfaappnewapp) or the answer of `GET authentication`.
     Bool(bool),
 }
@@ -35,6 +37,8 @@ pub enum PayloadKind {
     Capabilities,
     /// [`Payload::BackupCodes`].
     BackupCodes,
+    /// [`Payload::ProviderLinks`].
+    ProviderLinks,
     /// [`Payload::Bool`].
     Bool,
 }
@@ -47,6 +51,7 @@ impl Payload {
             Payload::Profile(_) => PayloadKind::Profile,
             Payload::Capabilities(_) => PayloadKind::Capabilities,
             Payload::BackupCodes(_) => PayloadKind::BackupCodes,
+            Payload::ProviderLinks(_) => PayloadKind::ProviderLinks,
             Payload::Bool(_) => PayloadKind::Bool,
         }
     }
@@ -55,6 +60,7 @@ impl Payload {
     pub fn count(&self) -> usize {
         match self {
             Payload::BackupCodes(codes) => codes.len(),
+            Payload::ProviderLinks(links) => links.len(),
             _ => 1,
         }
     }
@@ -65,6 +71,7 @@ impl Payload {
             Payload::Profile(p) => s.object("response", p),
             Payload::Capabilities(c) => s.object("response", c),
             Payload::BackupCodes(codes) => s.object_list("response", codes),
+            Payload::ProviderLinks(links) => s.object_list("response", links),
             Payload::Bool(b) => s.bool("response", *b),
         }
     }
@@ -75,6 +82,10 @@ impl Payload {
             let codes = root.list_field("response").into_iter().map(BackupCode::from_node);
             return codes.collect::<ShapeResult<Vec<_>>>().map(Payload::BackupCodes);
         }
+        if kind == PayloadKind::ProviderLinks {
+            let links = root.list_field("response").into_iter().map(ProviderLink::from_node);
+            return links.collect::<ShapeResult<Vec<_>>>().map(Payload::ProviderLinks);
+        }
         let response = root.field("response").ok_or("the envelope has no `response`")?;
         Ok(match kind {
             PayloadKind::Token => Payload::Token(TokenResponse::from_node(response)?),
@@ -82,6 +93,7 @@ impl Payload {
             PayloadKind::Capabilities => Payload::Capabilities(Capabilities::from_node(response)?),
             PayloadKind::Bool => Payload::Bool(response.as_bool("response")?),
             PayloadKind::BackupCodes => Payload::BackupCodes(Vec::new()),
+            PayloadKind::ProviderLinks => Payload::ProviderLinks(Vec::new()),
         })
     }
 }
@@ -107,6 +119,12 @@ impl From<Capabilities> for Payload {
 impl From<Vec<BackupCode>> for Payload {
     fn from(v: Vec<BackupCode>) -> Self {
         Payload::BackupCodes(v)
+    }
+}
+
+impl From<Vec<ProviderLink>> for Payload {
+    fn from(v: Vec<ProviderLink>) -> Self {
+        Payload::ProviderLinks(v)
     }
 }
 
@@ -144,6 +162,7 @@ response_type!(TokenResponse, Token);
 response_type!(Profile, Profile);
 response_type!(Capabilities, Capabilities);
 response_type!(Vec<BackupCode>, BackupCodes);
+response_type!(Vec<ProviderLink>, ProviderLinks);
 response_type!(bool, Bool);
 
 /// A success envelope: HTTP status plus payload.

@@ -50,6 +50,10 @@ pub enum ErrorCode {
     Internal,
     /// A second-factor change with a token that is not fresh (401, spec §5.8).
     ReauthenticationRequired,
+    /// The social provider is unreachable, timed out or failed (503).
+    ProviderUnavailable,
+    /// The social identity is linked to another user (409).
+    AlreadyLinked,
 }
 
 /// The text was not one of the known error codes.
@@ -59,7 +63,7 @@ pub struct UnknownErrorCode(pub String);
 
 impl ErrorCode {
     /// Every code, in the order of the spec table (useful for documentation generators and tests).
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::InvalidCredentials,
         ErrorCode::LoginThrottled,
         ErrorCode::SmsSendLimited,
@@ -81,6 +85,8 @@ impl ErrorCode {
         ErrorCode::Busy,
         ErrorCode::Internal,
         ErrorCode::ReauthenticationRequired,
+        ErrorCode::ProviderUnavailable,
+        ErrorCode::AlreadyLinked,
     ];
 
     /// The wire string, e.g. `invalid_credentials`.
@@ -107,6 +113,8 @@ impl ErrorCode {
             ErrorCode::Busy => "busy",
             ErrorCode::Internal => "internal",
             ErrorCode::ReauthenticationRequired => "reauthentication_required",
+            ErrorCode::ProviderUnavailable => "provider_unavailable",
+            ErrorCode::AlreadyLinked => "already_linked",
         }
     }
 
@@ -126,14 +134,14 @@ impl ErrorCode {
             | ErrorCode::CodeAttemptsExceeded
             | ErrorCode::SecondFactorLocked => 429,
             ErrorCode::BadRequest | ErrorCode::PhoneRequired | ErrorCode::InvalidPhone => 400,
-            ErrorCode::PhoneAlreadyActivated => 409,
+            ErrorCode::PhoneAlreadyActivated | ErrorCode::AlreadyLinked => 409,
             ErrorCode::TfaNotAvailable | ErrorCode::Forbidden => 403,
             ErrorCode::NotFound | ErrorCode::PortalNotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::RequestTimeout => 408,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
-            ErrorCode::Busy => 503,
+            ErrorCode::Busy | ErrorCode::ProviderUnavailable => 503,
             ErrorCode::Internal => 500,
         }
     }
@@ -168,6 +176,8 @@ impl ErrorCode {
             ErrorCode::Busy => "Server is busy",
             ErrorCode::Internal => "Internal error",
             ErrorCode::ReauthenticationRequired => "Sign in again to change two-factor settings",
+            ErrorCode::ProviderUnavailable => "Authentication provider is unavailable",
+            ErrorCode::AlreadyLinked => "This account is already linked to another user",
         }
     }
 }

@@ -165,6 +165,16 @@ fn every_error_code() {
             r#"{"status":1,"statusCode":401,"error":{"message":"Sign in again to change two-factor settings","code":"reauthentication_required"}}"#,
             "<result><status>1</status><statusCode>401</statusCode><error><message>Sign in again to change two-factor settings</message><code>reauthentication_required</code></error></result>",
         ),
+        (
+            ErrorCode::ProviderUnavailable,
+            r#"{"status":1,"statusCode":503,"error":{"message":"Authentication provider is unavailable","code":"provider_unavailable"}}"#,
+            "<result><status>1</status><statusCode>503</statusCode><error><message>Authentication provider is unavailable</message><code>provider_unavailable</code></error></result>",
+        ),
+        (
+            ErrorCode::AlreadyLinked,
+            r#"{"status":1,"statusCode":409,"error":{"message":"This account is already linked to another user","code":"already_linked"}}"#,
+            "<result><status>1</status><statusCode>409</statusCode><error><message>This account is already linked to another user</message><code>already_linked</code></error></result>",
+        ),
     ];
     assert_eq!(samples.len(), ErrorCode::ALL.len(), "a sample for every code");
     for (code, json, xml) in samples {
@@ -458,4 +468,17 @@ fn token_object_fits_the_openapi_schema() {
             assert!(fits, "{key}: {value}");
         }
     }
+}
+
+#[test]
+fn thirdparty_providers_list() {
+    let links = vec![
+        auth_wire::ProviderLink { provider: "google".into(), linked: true },
+        auth_wire::ProviderLink { provider: "github".into(), linked: false },
+    ];
+    check(
+        Envelope::ok(200, links),
+        r#"{"count":2,"status":0,"statusCode":200,"response":[{"provider":"google","linked":true},{"provider":"github","linked":false}]}"#,
+        "<result><count>2</count><status>0</status><statusCode>200</statusCode><response><provider>google</provider><linked>true</linked></response><response><provider>github</provider><linked>false</linked></response></result>",
+    );
 }

@@ -11,7 +11,7 @@ use super::{Core, normalize_host};
 use crate::audit::{AuditAction, AuditEvent, AuditFilter};
 use crate::error::AdminError;
 use crate::model::{Portal, PortalId, PortalSettings, User, UserId};
-use crate::ports::{OutboxMessage, RngExt};
+use crate::ports::{AccountLink, OutboxMessage, RngExt};
 use crate::secret::SecretString;
 
 /// A user to create.
@@ -261,6 +261,50 @@ impl Admin {
         )
         .await?;
         Ok(ended)
+    }
+
+    /// Links a social identity to `user` by the provider's subject (`auth-server user link`); false
+    /// when that identity is linked already, or the user has a link at that provider.
+    pub async fn link(
+        &self,
+        user: &User,
+        provider: &str,
+        subject: &str,
+    ) -> Result<bool, AdminError> {
+        let provider = provider.trim().to_ascii_lowercase();
+        let subject = subject.trim();
+        if provider.is_empty() || subject.is_empty() {
+            return Err(AdminError::Invalid("provider and subject are required".into()));
+        }
+        let link = AccountLink {
+            portal: user.portal,
+            provider: provider.clone(),
+            subject: subject.to_owned(),
+            user: user.id,
+            created_at: self.core.clock.now(),
+        };
+        let stored = self.core.store.insert_link(&link).await?;
+        if stored {
+            let reason = format!("linked {provider} by admin");
+            self.admin_audit(user, AuditAction::SocialAccountLinked, &reason).await?;
+        }
+        Ok(stored)
+    }
+
+    /// Removes `user`'s link at `provider`; false when there was none.
+    pub async fn unlink(&self, user: &User, provider: &str) -> Result<bool, AdminError> {
+        let provider = provider.trim().to_ascii_lowercase();
+        let removed = self.core.store.delete_link(user.id, &provider).await?;
+        if removed {
+            let reason = format!("unlinked {provider} by admin");
+            self.admin_audit(user, AuditAction::SocialAccountUnlinked, &reason).await?;
+        }
+        Ok(removed)
+    }
+
+    /// `user`'s account links, oldest first.
+    pub async fn links(&self, user: &User) -> Result<Vec<AccountLink>, AdminError> {
+        Ok(self.core.store.links_of(user.id).await?)
     }
 
     /// [`Admin::admin_audit`] for a user known by id.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 use super::factors::totp_binding;
+use super::social::SocialFailure;
 use super::{Core, LoginOutcome, RequestContext, TokenIssued, Via};
 use crate::audit::AuditAction;
 use crate::crypto::KeyContext;
@@ -167,7 +168,11 @@ impl SignIn {
                 let Some(issued) = c.issue_token(ctx, &user, Via::Password).await? else {
                     return Ok(None);
                 };
-                c.audit(ctx, Some(user.id), None, AuditAction::LoginSuccessViaApi, None).await?;
+                let action = match login {
+                    LoginMethod::Social { .. } => AuditAction::LoginSuccessViaApiSocialAccount,
+                    LoginMethod::Password { .. } => AuditAction::LoginSuccessViaApi,
+                };
+                c.audit(ctx, Some(user.id), None, action, None).await?;
                 Ok(Some(LoginOutcome::Token(issued)))
             }
         }
@@ -335,58 +340,46 @@ impl SignIn {
         proof: &SocialProof,
     ) -> Result<User, SignInError> {
         let c = &self.core;
-        let provider_lower = provider.to_ascii_lowercase();
-        let enabled = ctx
-            .portal
-            .settings
-            .social_providers
-            .iter()
-            .any(|p| p.eq_ignore_ascii_case(&provider_lower));
-        let identity = if enabled && (proof.access_token.is_some() || proof.code_oauth.is_some()) {
-            match c
-                .social
-                .identify(
-                    &ctx.portal,
-                    &provider_lower,
-                    proof.access_token.as_ref(),
-                    proof.code_oauth.as_ref(),
-                )
-                .await
-            {
-                Ok(identity) => identity,
-                Err(e) => {
-                    c.audit(
-                        ctx,
-                        None,
-                        None,
-                        AuditAction::LoginFailViaApi,
-                        Some(&format!("social provider: {e}")),
-                    )
-                    .await?;
-                    return Err(SignInError::InvalidCredentials);
-                }
+        let provider = provider.to_ascii_lowercase();
+        // Every failed social attempt costs an outbound call, so they are limited per (portal,
+        // client address) like the login throttle (spec §5.4); the slot is given back on success.
+        let key = keys::social(ctx.portal.id, ctx.client_ip);
+        let slot = match c.acquire(&key, &ctx.portal.settings.login_throttle).await? {
+            Ok(slot) => slot,
+            Err(until) => {
+                let reason = "social login throttle";
+                return Err(self.throttled(ctx, None, "", until, reason).await);
             }
-        } else {
-            None
         };
-        let user = match identity {
-            Some(id) => c.store.user_by_email(ctx.portal.id, &id.email.to_lowercase()).await?,
-            None => None,
+        let fail = AuditAction::LoginFailViaApiSocialAccount;
+        let identity = match c.social_identity(ctx, &provider, proof).await {
+            Ok(identity) => identity,
+            Err(SocialFailure::Unavailable(why)) => {
+                // The provider's outage says nothing about the client: the attempt does not count.
+                c.store.release(slot).await?;
+                c.audit(ctx, None, None, fail, Some("provider unavailable")).await?;
+                return Err(SignInError::ProviderUnavailable(why));
+            }
+            Err(SocialFailure::Refused(why)) => {
+                c.audit(ctx, None, None, fail, Some(&why)).await?;
+                return Err(SignInError::InvalidCredentials);
+            }
         };
-        match user {
-            Some(u) if !u.disabled => Ok(u),
+        let email = identity.email.as_deref();
+        match c.linked_user(ctx, &provider, &identity).await? {
+            Some(u) if !u.disabled => {
+                c.store.release(slot).await?;
+                Ok(u)
+            }
             other => {
-                let reason = match (&other, enabled) {
-                    (_, false) => "social provider not enabled",
-                    (Some(_), true) => "user disabled",
-                    (None, true) => "unknown social account",
-                };
-                c.audit(ctx, other.map(|u| u.id), None, AuditAction::LoginFailViaApi, Some(reason))
-                    .await?;
+                let reason =
+                    if other.is_some() { "user disabled" } else { "unknown social account" };
+                c.audit(ctx, other.map(|u| u.id), email, fail, Some(reason)).await?;
                 Err(SignInError::InvalidCredentials)
             }
         }
     }
+
     /// Audits a refused send (spec §7: SMS pumping must show in the trail) and answers the refusal;
     /// a failure to audit is the answer instead.
     async fn send_refused(

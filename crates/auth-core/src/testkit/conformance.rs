@@ -15,7 +15,9 @@ use crate::audit::{AuditAction, AuditEvent, AuditFilter};
 use crate::later;
 use crate::model::{Portal, PortalId, PortalSettings, TfaMode, User, UserId};
 use crate::password::PasswordHash;
-use crate::ports::{NewOutboxMessage, Revisions, SmsCodeRecord, Store, TokenRecord};
+use crate::ports::{
+    AccountLink, NewOutboxMessage, RememberedCode, Revisions, SmsCodeRecord, Store, TokenRecord,
+};
 use crate::throttle::{Acquire, Rule};
 
 fn t0() -> Timestamp {
@@ -88,6 +90,7 @@ pub async fn run(store: &dyn Store) {
     audit(store).await;
     outbox(store).await;
     meta(store).await;
+    social(store).await;
 }
 
 /// Portals: insert, host uniqueness, update, settings round trip.
@@ -426,6 +429,67 @@ pub async fn tokens(store: &dyn Store) {
     assert!(store.insert_token(&tok(11, u2, p2, 100), r).await.unwrap());
     assert!(store.set_disabled(u2, true).await.unwrap());
     assert_eq!(store.token_by_hash(&[11; 32]).await.unwrap(), None, "disabling ends tokens");
+}
+
+/// Social: account links are unique per identity and per (user, provider); remembered codes expire.
+pub async fn social(store: &dyn Store) {
+    let ids = Ids::new(9);
+    let (p, ada, bob) = (ids.portal(), ids.user(), ids.user());
+    let link = |user, provider: &str, subject: &str| AccountLink {
+        portal: p,
+        provider: provider.into(),
+        subject: subject.into(),
+        user,
+        created_at: t0(),
+    };
+    assert!(store.insert_link(&link(ada, "google", "g-1")).await.unwrap());
+    assert!(
+        !store.insert_link(&link(bob, "google", "g-1")).await.unwrap(),
+        "an identity MUST link to one user"
+    );
+    assert!(
+        !store.insert_link(&link(ada, "google", "g-2")).await.unwrap(),
+        "a user MUST have one link per provider"
+    );
+    assert!(store.insert_link(&link(ada, "github", "1")).await.unwrap());
+    assert!(store.insert_link(&link(bob, "google", "g-3")).await.unwrap());
+    assert_eq!(
+        store.link_by_subject(p, "google", "g-1").await.unwrap(),
+        Some(link(ada, "google", "g-1"))
+    );
+    assert_eq!(store.link_by_subject(p, "google", "G-1").await.unwrap(), None, "exact subjects");
+    assert_eq!(store.link_by_subject(ids.portal(), "google", "g-1").await.unwrap(), None);
+    let mut mine: Vec<_> =
+        store.links_of(ada).await.unwrap().into_iter().map(|l| l.provider).collect();
+    mine.sort();
+    assert_eq!(mine, vec!["github".to_owned(), "google".to_owned()]);
+    assert!(store.delete_link(ada, "google").await.unwrap());
+    assert!(!store.delete_link(ada, "google").await.unwrap());
+    assert_eq!(store.link_by_subject(p, "google", "g-1").await.unwrap(), None);
+    let racing = join_all((0..8u8).map(|i| {
+        let l = AccountLink { user: UserId::from_random_bytes([i; 16]), ..link(ada, "vk", "v-1") };
+        async move { store.insert_link(&l).await.unwrap() }
+    }))
+    .await;
+    assert_eq!(racing.iter().filter(|ok| **ok).count(), 1, "racing links MUST store one");
+
+    let code = RememberedCode {
+        provider: "google".into(),
+        subject: "g-9".into(),
+        email: Some("ada@example.com".into()),
+        email_verified: true,
+        expires_at: later(t0(), secs(600)),
+    };
+    store.remember_code(&[7; 32], &code).await.unwrap();
+    let other = RememberedCode { subject: "g-10".into(), ..code.clone() };
+    store.remember_code(&[7; 32], &other).await.unwrap();
+    assert_eq!(store.recall_code(&[7; 32], t0()).await.unwrap(), Some(code.clone()), "first stays");
+    assert_eq!(store.recall_code(&[8; 32], t0()).await.unwrap(), None);
+    assert_eq!(store.recall_code(&[7; 32], later(t0(), secs(600))).await.unwrap(), None, "expired");
+    let no_mail = RememberedCode { email: None, email_verified: false, ..code.clone() };
+    store.remember_code(&[9; 32], &no_mail).await.unwrap();
+    assert_eq!(store.recall_code(&[9; 32], t0()).await.unwrap(), Some(no_mail));
+    assert_eq!(store.purge_codes(later(t0(), secs(601))).await.unwrap(), 2);
 }
 
 /// Meta: the first value stored under a name stays.

@@ -115,3 +115,77 @@ impl SmsGateway for RecordingSms {
         Ok(())
     }
 }
+
+/// A social provider port that knows a fixed set of proofs: each accepted token or code stands for an
+/// identity; anything else is refused; it can be switched "down" to answer unavailable.
+#[derive(Default)]
+pub struct FakeSocial {
+    providers: Vec<String>,
+    by_email: bool,
+    proofs: Mutex<Vec<(String, String, crate::ports::SocialIdentity)>>,
+    down: Mutex<bool>,
+    calls: Mutex<u32>,
+}
+
+impl FakeSocial {
+    /// Offers these providers on every portal; `by_email` allows linking by a verified e-mail.
+    pub fn new(providers: &[&str], by_email: bool) -> Self {
+        Self {
+            providers: providers.iter().map(|p| (*p).to_owned()).collect(),
+            by_email,
+            ..Self::default()
+        }
+    }
+
+    /// Makes `proof` (a token or a code) at `provider` stand for `identity`.
+    pub fn accept(&self, provider: &str, proof: &str, identity: crate::ports::SocialIdentity) {
+        if let Ok(mut p) = self.proofs.lock() {
+            p.push((provider.to_owned(), proof.to_owned(), identity));
+        }
+    }
+
+    /// Makes every call fail as unavailable (or work again).
+    pub fn set_down(&self, down: bool) {
+        if let Ok(mut d) = self.down.lock() {
+            *d = down;
+        }
+    }
+
+    /// How many times the provider was asked (a remembered code is not asked again).
+    pub fn calls(&self) -> u32 {
+        self.calls.lock().map(|c| *c).unwrap_or(0)
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::ports::SocialProvider for FakeSocial {
+    fn offered(&self, _portal: &crate::model::Portal) -> Vec<String> {
+        self.providers.clone()
+    }
+
+    fn links_by_verified_email(&self, _provider: &str) -> bool {
+        self.by_email
+    }
+
+    async fn identify(
+        &self,
+        _portal: &crate::model::Portal,
+        provider: &str,
+        access_token: Option<&crate::secret::SecretString>,
+        code: Option<&crate::secret::SecretString>,
+    ) -> Result<crate::ports::SocialIdentity, crate::ports::SocialError> {
+        if let Ok(mut c) = self.calls.lock() {
+            *c += 1;
+        }
+        if self.down.lock().map(|d| *d).unwrap_or(false) {
+            return Err(crate::ports::SocialError::Unavailable("fake provider is down".into()));
+        }
+        let proof = access_token.or(code).map(|s| s.expose().to_owned()).unwrap_or_default();
+        let proofs = self.proofs.lock().map(|p| p.clone()).unwrap_or_default();
+        proofs
+            .into_iter()
+            .find(|(p, t, _)| p == provider && *t == proof)
+            .map(|(_, _, id)| id)
+            .ok_or_else(|| crate::ports::SocialError::Rejected("unknown proof".into()))
+    }
+}

@@ -11,9 +11,10 @@ use crate::later;
 use crate::model::{Portal, PortalId, User, UserId};
 use crate::password::PasswordHash;
 use crate::ports::{
-    AuditStore, BackupCodeRecord, CounterStore, MetaStore, NewOutboxMessage, OutboxMessage,
-    OutboxStore, PortalStore, Revisions, SmsCodeRecord, SmsCodeStore, StoreError, StoreResult,
-    TokenRecord, TokenStore, TotpRecord, TotpStore, UserStore,
+    AccountLink, AuditStore, BackupCodeRecord, CounterStore, MetaStore, NewOutboxMessage,
+    OutboxMessage, OutboxStore, PortalStore, RememberedCode, Revisions, SmsCodeRecord,
+    SmsCodeStore, SocialStore, StoreError, StoreResult, TokenRecord, TokenStore, TotpRecord,
+    TotpStore, UserStore,
 };
 use crate::throttle::{Acquire, Rule, Slot, keys};
 
@@ -40,6 +41,8 @@ struct State {
     /// The claimant of each claimed outbox message.
     claims: HashMap<i64, i64>,
     meta: HashMap<String, Vec<u8>>,
+    links: Vec<AccountLink>,
+    codes: HashMap<[u8; 32], RememberedCode>,
     /// When set, every call fails as unavailable (to test fault handling above the store).
     down: bool,
 }
@@ -554,6 +557,67 @@ impl AuditStore for MemStore {
             .take(limit as usize)
             .cloned()
             .collect())
+    }
+}
+
+#[async_trait]
+impl SocialStore for MemStore {
+    async fn insert_link(&self, link: &AccountLink) -> StoreResult<bool> {
+        let mut s = self.state()?;
+        let taken = s.links.iter().any(|l| {
+            l.portal == link.portal
+                && l.provider == link.provider
+                && (l.subject == link.subject || l.user == link.user)
+        });
+        if taken {
+            return Ok(false);
+        }
+        s.links.push(link.clone());
+        Ok(true)
+    }
+
+    async fn link_by_subject(
+        &self,
+        portal: PortalId,
+        provider: &str,
+        subject: &str,
+    ) -> StoreResult<Option<AccountLink>> {
+        let s = self.state()?;
+        Ok(s.links
+            .iter()
+            .find(|l| l.portal == portal && l.provider == provider && l.subject == subject)
+            .cloned())
+    }
+
+    async fn links_of(&self, user: UserId) -> StoreResult<Vec<AccountLink>> {
+        Ok(self.state()?.links.iter().filter(|l| l.user == user).cloned().collect())
+    }
+
+    async fn delete_link(&self, user: UserId, provider: &str) -> StoreResult<bool> {
+        let mut s = self.state()?;
+        let before = s.links.len();
+        s.links.retain(|l| !(l.user == user && l.provider == provider));
+        Ok(s.links.len() < before)
+    }
+
+    async fn remember_code(&self, code_hash: &[u8; 32], code: &RememberedCode) -> StoreResult<()> {
+        self.state()?.codes.entry(*code_hash).or_insert_with(|| code.clone());
+        Ok(())
+    }
+
+    async fn recall_code(
+        &self,
+        code_hash: &[u8; 32],
+        now: Timestamp,
+    ) -> StoreResult<Option<RememberedCode>> {
+        Ok(self.state()?.codes.get(code_hash).filter(|c| c.expires_at > now).cloned())
+    }
+
+    async fn purge_codes(&self, now: Timestamp) -> StoreResult<u64> {
+        let mut s = self.state()?;
+        let before = s.codes.len();
+        s.codes.retain(|_, c| c.expires_at > now);
+        Ok((before - s.codes.len()) as u64)
     }
 }
 
