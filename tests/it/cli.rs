@@ -338,3 +338,39 @@ fn sms_outbox_shows_what_the_file_gateway_sent() {
     let store = data.run_cli(&["sms", "outbox", "--store", "--json"]).json();
     assert_eq!(store, serde_json::json!([]));
 }
+
+/// Issue 13: `user link`, `user links` and `user unlink` manage social links by the provider's
+/// subject; one identity links to one user, and a user has one link per provider.
+#[test]
+fn user_link_links_and_unlink() {
+    let data = DataDir::new();
+    data.run_cli(&["user", "add", "--email", "ada@example.com", "--password", "correct horse"])
+        .ok();
+    data.run_cli(&["user", "add", "--email", "bob@example.com", "--password", "battery staple"])
+        .ok();
+    let ada = ["--email", "ada@example.com"];
+    let link = |who: &[&str], subject: &str| {
+        let mut args = vec!["user", "link"];
+        args.extend(who);
+        args.extend(["--provider", "Google", "--subject", subject]);
+        data.run_cli(&args)
+    };
+    assert!(link(&ada, "g-123").ok().contains("linked g-123 to ada@example.com at Google"));
+    let again = link(&["--email", "bob@example.com"], "g-123");
+    assert_eq!(again.code(), Some(1), "one identity, one user: {}", again.stderr);
+    assert!(again.err().contains("linked already"), "{}", again.stderr);
+    let links = data.run_cli(&["user", "links", "--email", "ada@example.com", "--json"]).json();
+    assert_eq!(links[0]["provider"], "google", "{links}");
+    assert_eq!(links[0]["subject"], "g-123");
+    let table = data.run_cli(&["user", "links", "--email", "ada@example.com"]);
+    assert!(table.ok().starts_with("PROVIDER"), "{}", table.stdout);
+    let out =
+        data.run_cli(&["user", "unlink", "--email", "ada@example.com", "--provider", "google"]);
+    assert!(out.ok().contains("unlinked ada@example.com from google"));
+    let links = data.run_cli(&["user", "links", "--email", "ada@example.com", "--json"]).json();
+    assert_eq!(links, serde_json::json!([]));
+    let audit = data.run_cli(&["audit", "--json"]).json();
+    let actions: Vec<&str> =
+        audit.as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+    assert!(actions.contains(&"SocialAccountLinked") && actions.contains(&"SocialAccountUnlinked"));
+}

@@ -19,5 +19,7 @@ mod robustness;
 mod scaleout;
 /// The second security round (issue 12): bypasses found by review, each pinned over real HTTP.
 mod security;
+/// Social login (OpenID Connect) against a real OpenID provider on loopback HTTPS.
+mod social;
 /// Starting and stopping `serve`: data directory set-up, the first administrator, config errors.
 mod startup;

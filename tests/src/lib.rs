@@ -8,6 +8,8 @@
 //!   and the printed first-administrator credentials from its stdout, and kills it when dropped.
 //! - [`Request`] / [`Response`] are a deliberately raw HTTP/1.1 client over `TcpStream`: tests need
 //!   exact control of every header and body byte, including malformed ones.
+//! - [`OidcProvider`] (module [`oidc`]) runs a real OpenID provider on loopback HTTPS for the
+//!   social-login tests.
 //!
 //! Every child gets cheap argon2 parameters (`m=8 KiB, t=1`) so tests stay fast; never the server's
 //! defaults. Inherited `AUTH_…` variables are removed so the developer's environment cannot leak in.
@@ -23,6 +25,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tempfile::TempDir;
+
+pub mod oidc;
+pub use oidc::{ClientAuth, OidcAccount, OidcClient, OidcProvider};
 
 /// The longest any harness wait lasts (server start, SMS delivery, process exit, HTTP answer).
 pub const WAIT: Duration = Duration::from_secs(30);

@@ -117,6 +117,52 @@ async fn user(service: &AuthService, cmd: UserCommand, out: &mut dyn Write) -> a
             let n = service.admin().logout_everywhere(u.id).await?;
             line(out, format!("logged {} out everywhere ({n} sessions ended)", u.email))
         }
+        UserCommand::Link(args) => {
+            let u = find_user(service, &args.user).await?;
+            if !service
+                .admin()
+                .link(&u, &args.provider, &args.subject)
+                .await
+                .map_err(admin_error)?
+            {
+                bail!(
+                    "not linked: that {} identity is linked already, or {} has a {} link",
+                    args.provider,
+                    u.email,
+                    args.provider
+                );
+            }
+            line(out, format!("linked {} to {} at {}", args.subject, u.email, args.provider))
+        }
+        UserCommand::Unlink(args) => {
+            let u = find_user(service, &args.user).await?;
+            if !service.admin().unlink(&u, &args.provider).await? {
+                bail!("{} has no {} link", u.email, args.provider);
+            }
+            line(out, format!("unlinked {} from {}", u.email, args.provider))
+        }
+        UserCommand::Links(args) => {
+            let u = find_user(service, &args.user).await?;
+            let links = service.admin().links(&u).await?;
+            if args.json {
+                let list = links
+                    .iter()
+                    .map(|l| {
+                        json!({
+                            "provider": l.provider,
+                            "subject": l.subject,
+                            "createdAt": l.created_at.to_string(),
+                        })
+                    })
+                    .collect();
+                return write_json(out, &Value::Array(list));
+            }
+            let rows = links
+                .iter()
+                .map(|l| vec![l.provider.clone(), l.subject.clone(), short_time(l.created_at)])
+                .collect();
+            write_table(out, &["PROVIDER", "SUBJECT", "LINKED"], rows)
+        }
     }
 }
 

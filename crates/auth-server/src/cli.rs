@@ -80,6 +80,48 @@ pub enum UserCommand {
     ResetTfa(UserRef),
     /// End every session of the user.
     LogoutAll(UserRef),
+    /// Link a social identity (the provider's subject) to the user.
+    Link(UserLink),
+    /// Remove the user's link at a social provider.
+    Unlink(UserUnlink),
+    /// List the user's social links.
+    Links(UserLinks),
+}
+
+/// `user link`.
+#[derive(Debug, Args)]
+pub struct UserLink {
+    /// The user.
+    #[command(flatten)]
+    pub user: UserRef,
+    /// The provider's configured name.
+    #[arg(long)]
+    pub provider: String,
+    /// The provider's subject identifier of the account (`sub`, or the preset's id field).
+    #[arg(long)]
+    pub subject: String,
+}
+
+/// `user unlink`.
+#[derive(Debug, Args)]
+pub struct UserUnlink {
+    /// The user.
+    #[command(flatten)]
+    pub user: UserRef,
+    /// The provider's configured name.
+    #[arg(long)]
+    pub provider: String,
+}
+
+/// `user links`.
+#[derive(Debug, Args)]
+pub struct UserLinks {
+    /// The user.
+    #[command(flatten)]
+    pub user: UserRef,
+    /// JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where a new password comes from.

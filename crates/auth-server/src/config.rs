@@ -10,15 +10,19 @@
 //! startup with a message that names the key: a misspelt security setting must not be silently ignored.
 //! This module only reads and checks values; opening files, binding sockets and the like is `app`'s job.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use auth_core::SecretString;
 use auth_core::model::parse_net;
 use auth_core::password::HashParams;
 use auth_http::HttpConfig;
 use serde::Deserialize;
+
+use crate::social::{self, RawSocial, SocialConfig};
 
 /// The prefix of every environment override.
 pub const ENV_PREFIX: &str = "AUTH_";
@@ -58,6 +62,17 @@ pub struct Config {
     pub bootstrap: BootstrapConfig,
     /// How long after its login a token may change the second factor (spec §5.8).
     pub fresh_token: Duration,
+    /// Outbound HTTPS calls (social providers).
+    pub outbound: OutboundConfig,
+    /// The social login providers (spec §5.4), in configuration order.
+    pub social: SocialConfig,
+}
+
+/// Outbound HTTPS settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutboundConfig {
+    /// Calls to other services in flight at once; beyond it a call fails at once as unavailable.
+    pub max_in_flight: usize,
 }
 
 /// How log lines are written.
@@ -180,6 +195,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("outbox.poll_interval_ms", Kind::U64),
     ("security.fresh_token_secs", Kind::U64),
     ("bootstrap.admin_email", Kind::Str),
+    ("outbound.max_in_flight", Kind::U64),
 ];
 
 /// The environment variable that overrides a key: `http.body_limit_bytes` → `AUTH_HTTP__BODY_LIMIT_BYTES`.
@@ -208,6 +224,20 @@ struct RawConfig {
     outbox: RawOutbox,
     bootstrap: RawBootstrap,
     security: RawSecurity,
+    outbound: RawOutbound,
+    social: RawSocial,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawOutbound {
+    max_in_flight: u64,
+}
+
+impl Default for RawOutbound {
+    fn default() -> Self {
+        Self { max_in_flight: 32 }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -236,6 +266,8 @@ impl Default for RawConfig {
             outbox: RawOutbox::default(),
             bootstrap: RawBootstrap::default(),
             security: RawSecurity::default(),
+            outbound: RawOutbound::default(),
+            social: RawSocial::default(),
         }
     }
 }
@@ -386,15 +418,26 @@ impl Config {
             env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
         // Sorted, so that the first unknown variable reported is the same on every run.
         env.sort();
+        // Provider secrets (`AUTH_SOCIAL__<NAME>__CLIENT_SECRET`) name a list entry, not a key, so
+        // they are matched to the providers once the list is read.
+        let mut social_secrets = BTreeMap::new();
         for (name, value) in &env {
+            if social::is_secret_env(name) {
+                social_secrets.insert(name.clone(), SecretString::from(value.as_str()));
+                continue;
+            }
             apply_env(&mut table, name, value)?;
         }
         let raw = RawConfig::deserialize(toml::Value::Table(table))
             .context("invalid configuration from the environment")?;
-        Self::resolve(raw, overrides)
+        Self::resolve(raw, social_secrets, overrides)
     }
 
-    fn resolve(mut raw: RawConfig, overrides: &Overrides) -> anyhow::Result<Self> {
+    fn resolve(
+        mut raw: RawConfig,
+        social_secrets: BTreeMap<String, SecretString>,
+        overrides: &Overrides,
+    ) -> anyhow::Result<Self> {
         if let Some(dir) = &overrides.data_dir {
             raw.data_dir = dir.clone();
         }
@@ -542,6 +585,15 @@ impl Config {
             "security.fresh_token_secs",
         )?);
 
+        let outbound = OutboundConfig {
+            max_in_flight: usize::try_from(positive(
+                raw.outbound.max_in_flight,
+                "outbound.max_in_flight",
+            )?)
+            .context("outbound.max_in_flight: too large")?,
+        };
+        let social = raw.social.resolve(social_secrets)?;
+
         let admin_email = raw.bootstrap.admin_email.trim().to_owned();
         if !admin_email.contains('@') {
             bail!("bootstrap.admin_email: {admin_email:?} is not an e-mail address");
@@ -564,6 +616,8 @@ impl Config {
             outbox,
             bootstrap: BootstrapConfig { admin_email },
             fresh_token,
+            outbound,
+            social,
         })
     }
 }
@@ -573,9 +627,40 @@ fn read_file(path: &Path) -> anyhow::Result<toml::Table> {
         .with_context(|| format!("cannot read config file {}", path.display()))?;
     // Checking the file against the typed shape first gives errors with a line, a column and the
     // key; the merged table checked later has no positions to report.
-    toml::from_str::<RawConfig>(&text)
-        .with_context(|| format!("invalid config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    toml::from_str::<RawConfig>(&text).map_err(|e| file_error(&text, &e, path))?;
+    toml::from_str(&text).map_err(|e| file_error(&text, &e, path))
+}
+
+/// A file error, without the quoted line when that line may hold a secret: toml's message quotes
+/// the offending line, and a secret must not reach the log. That is any line in a `[social…]` table
+/// (where a misspelt `client_secret` is an unknown key whose line holds the secret) and any line that
+/// mentions a secret.
+fn file_error(text: &str, e: &toml::de::Error, path: &Path) -> anyhow::Error {
+    let context = format!("invalid config file {}", path.display());
+    let Some(span) = e.span() else {
+        return anyhow::anyhow!("{context}: {e}");
+    };
+    let start = text.get(..span.start).and_then(|t| t.rfind('\n')).map_or(0, |i| i + 1);
+    let end = text.get(span.end..).and_then(|t| t.find('\n')).map_or(text.len(), |i| span.end + i);
+    let line = text.get(start..end).unwrap_or("");
+    let table = text
+        .get(..start)
+        .unwrap_or("")
+        .lines()
+        .rev()
+        .map(str::trim_start)
+        .find(|l| l.starts_with('['))
+        .unwrap_or("");
+    let in_social = table.trim_start_matches('[').trim_start().starts_with("social");
+    if in_social || line.to_ascii_lowercase().contains("secret") {
+        let number = text.get(..start).map_or(0, |t| t.matches('\n').count()) + 1;
+        anyhow::anyhow!(
+            "{context}: line {number}: {} (the line is not shown: it may hold a secret)",
+            e.message()
+        )
+    } else {
+        anyhow::anyhow!("{context}: {e}")
+    }
 }
 
 /// Sets the key named by the environment variable `name` in `table`, reading `value` by the key's type.
@@ -589,7 +674,17 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> anyhow::Result
         // A nested name (`AUTH_SECTION__KEY`, or a section's name with a single underscore) can only be
         // meant for us, so a typo there is an error. Other `AUTH_` names belong to other tools (test
         // harnesses, scripts such as `AUTH_TEST_POSTGRES_URL`) and are left alone.
-        let sections = ["LOG", "DATABASE", "HTTP", "HASHING", "SMS", "OUTBOX", "BOOTSTRAP"];
+        let sections = [
+            "LOG",
+            "DATABASE",
+            "HTTP",
+            "HASHING",
+            "SMS",
+            "OUTBOX",
+            "BOOTSTRAP",
+            "OUTBOUND",
+            "SOCIAL",
+        ];
         let rest = name.strip_prefix(ENV_PREFIX).unwrap_or(name);
         if name.contains("__") || sections.iter().any(|s| rest.starts_with(&format!("{s}_"))) {
             bail!(

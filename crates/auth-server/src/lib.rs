@@ -8,7 +8,8 @@
 //!
 //! Adapters that live here because only the server needs them: the wall clock ([`clock`]), the OS
 //! random generator ([`rng`]), the server key file ([`keyfile`]), the argon2id thread pool
-//! ([`hashing`]), the SMS gateways ([`sms`]) and the outbox worker ([`outbox`]).
+//! ([`hashing`]), the SMS gateways ([`sms`]), the outbox worker ([`outbox`]), the outbound HTTPS client
+//! ([`outbound`]) and the social login providers ([`social`]).
 
 pub mod admin;
 pub mod app;
@@ -18,9 +19,11 @@ pub mod config;
 pub mod hashing;
 pub mod keyfile;
 pub mod logging;
+pub mod outbound;
 pub mod outbox;
 pub mod rng;
 pub mod sms;
+pub mod social;
 pub mod wiring;
 
 pub use app::{App, FirstAdmin, serve, shutdown_signal};

@@ -1,13 +1,13 @@
 //! Opening what every command shares: the data directory, the server key, the store (SQLite by default,
-//! PostgreSQL when `database.url` names one), and an `AuthService` over them. `serve` and the admin
-//! subcommands differ only in the hasher they pass.
+//! PostgreSQL when `database.url` names one), the outbound HTTPS client and the social providers, and an
+//! `AuthService` over them. `serve` and the admin subcommands differ only in the hasher they pass.
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use auth_core::crypto::ServerKey;
 use auth_core::password::Argon2Hasher;
-use auth_core::ports::{Clock, NoSocialProviders, PasswordHasher, Rng};
+use auth_core::ports::{Clock, PasswordHasher, Rng};
 use auth_core::service::{CoreLimits, Deps};
 use auth_core::{AuthService, Store};
 use auth_postgres::PgStore;
@@ -16,7 +16,9 @@ use auth_sqlite::SqliteStore;
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::keyfile::{self, KeyOrigin};
+use crate::outbound::Outbound;
 use crate::rng::OsRng;
+use crate::social::SocialProviders;
 
 /// The store the configuration chose.
 #[derive(Clone)]
@@ -59,6 +61,9 @@ pub struct Core {
     pub clock: Arc<dyn Clock>,
     /// The CSPRNG.
     pub rng: Arc<dyn Rng>,
+    /// The source of outbound HTTPS clients; its limit on calls in flight is shared by every client
+    /// made from it (the social providers', and any gateway's that reuses it).
+    pub outbound: Outbound,
 }
 
 /// The argon2id hasher with the configured cost.
@@ -71,6 +76,16 @@ pub async fn open(
     config: &Config,
     hasher: impl FnOnce(Arc<dyn Rng>) -> anyhow::Result<Arc<dyn PasswordHasher>>,
 ) -> anyhow::Result<Core> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // Social login is set up first: a missing secret or CA file is a configuration error, and should
+    // stop the start before anything is created on disk.
+    let outbound = Outbound::new(config.outbound.max_in_flight);
+    // The ID tokens' `exp` and `nbf` are checked against the same clock as everything else.
+    let social = SocialProviders::new(&config.social, &outbound, Arc::clone(&clock))
+        .context("cannot set up social login")?;
+    if !social.is_empty() {
+        tracing::info!(providers = ?social, "social login providers configured");
+    }
     keyfile::ensure_private_dir(&config.data_dir)?;
     let store = match &config.database_url {
         Some(url) => StoreHandle::Postgres(
@@ -99,7 +114,6 @@ pub async fn open(
         tracing::info!(path = %config.server_key_file.display(), "created a new server key");
     }
     let rng: Arc<dyn Rng> = Arc::new(OsRng);
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let hasher = hasher(Arc::clone(&rng))?;
     let store_port = store.port();
     let limits = CoreLimits {
@@ -111,14 +125,14 @@ pub async fn open(
         Deps {
             store: store_port,
             hasher,
-            social: Arc::new(NoSocialProviders),
+            social: Arc::new(social),
             clock: Arc::clone(&clock),
             rng: Arc::clone(&rng),
             key: key.clone(),
         },
         limits,
     ));
-    Ok(Core { service, store, key, key_origin, clock, rng })
+    Ok(Core { service, store, key, key_origin, clock, rng, outbound })
 }
 
 /// The name of the server key's check value in the store's meta table.

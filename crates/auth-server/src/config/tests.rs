@@ -226,3 +226,170 @@ fn empty_optional_values_mean_unset() {
     .unwrap();
     assert_eq!(c.database_path, PathBuf::from("./data/auth.db"));
 }
+
+const PROVIDERS: &str = r#"
+[[social.providers]]
+name = "google"
+kind = "google"
+client_id = "id-1"
+client_secret = "inline-secret"
+portals = ["Portal.Example.com"]
+link_by_verified_email = true
+
+[[social.providers]]
+name = "corp-idp"
+kind = "oidc"
+issuer = "https://id.corp.example"
+client_id = "portal"
+client_secret_file = "/etc/auth/corp.secret"
+redirect_uri = "https://portal.example.com/login/oauth/callback"
+ca_file = "/etc/auth/corp-ca.pem"
+timeout_secs = 9
+
+[[social.providers]]
+name = "legacy"
+kind = "oauth2"
+token_endpoint = "http://127.0.0.1:9000/token"
+userinfo_endpoint = "http://127.0.0.1:9000/me"
+client_id = "x"
+subject_field = "user.id"
+email_field = "user.mail"
+"#;
+
+#[test]
+fn social_providers_are_read_in_order_with_defaults() {
+    use crate::social::{ClientSecret, ProviderKind};
+    let c = load(Some(PROVIDERS), &[], &Overrides::default()).unwrap();
+    let names: Vec<&str> = c.social.providers.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["google", "corp-idp", "legacy"]);
+    let [google, corp, legacy] = &c.social.providers[..] else { unreachable!() };
+    assert_eq!(google.kind, ProviderKind::Google);
+    assert_eq!(google.portals.as_deref(), Some(&["portal.example.com".to_owned()][..]));
+    assert!(google.link_by_verified_email);
+    assert_eq!(google.timeout, Duration::from_secs(5));
+    assert_eq!(google.client_secret, ClientSecret::Inline(SecretString::from("inline-secret")));
+    assert_eq!(corp.client_secret, ClientSecret::File(PathBuf::from("/etc/auth/corp.secret")));
+    assert_eq!((corp.portals.clone(), corp.link_by_verified_email), (None, false));
+    assert_eq!(corp.timeout, Duration::from_secs(9));
+    assert_eq!(legacy.fields.subject.as_deref(), Some("user.id"));
+    assert_eq!(legacy.client_secret, ClientSecret::None);
+    assert_eq!(c.outbound.max_in_flight, 32);
+    // No provider configured: no social login.
+    assert!(load(None, &[], &Overrides::default()).unwrap().social.providers.is_empty());
+}
+
+#[test]
+fn provider_secrets_come_from_the_environment() {
+    use crate::social::ClientSecret;
+    let c = load(
+        Some(PROVIDERS),
+        &[
+            ("AUTH_SOCIAL__CORP_IDP__CLIENT_SECRET", "from-env"),
+            ("AUTH_SOCIAL__GOOGLE__CLIENT_SECRET", " env-google \n"),
+        ],
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.social.providers[0].client_secret,
+        ClientSecret::Env(SecretString::from("env-google"))
+    );
+    assert_eq!(
+        c.social.providers[1].client_secret,
+        ClientSecret::Env(SecretString::from("from-env"))
+    );
+    let e = err(Some(PROVIDERS), &[("AUTH_SOCIAL__GOOGEL__CLIENT_SECRET", "x")]);
+    assert!(e.contains("AUTH_SOCIAL__GOOGEL__CLIENT_SECRET"), "{e}");
+    let e = err(None, &[("AUTH_SOCIAL__GOOGLE__CLIENT_ID", "x")]);
+    assert!(e.contains("unknown environment variable AUTH_SOCIAL__GOOGLE__CLIENT_ID"), "{e}");
+}
+
+#[test]
+fn secrets_stay_out_of_debug_and_file_errors() {
+    let c = load(
+        Some(PROVIDERS),
+        &[("AUTH_SOCIAL__CORP_IDP__CLIENT_SECRET", "env-value")],
+        &Overrides::default(),
+    )
+    .unwrap();
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("inline-secret") && !debug.contains("env-value"), "{debug}");
+    // toml quotes the offending line; a line with a secret on it is not quoted.
+    let file = "[[social.providers]]\nname = \"g\"\nkind = \"google\"\nclient_id = \"i\"\nclient_secrt = \"hunter2\"\n";
+    let message = err(Some(file), &[]);
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(message.contains("line 5") && message.contains("client_secrt"), "{message}");
+}
+
+#[test]
+fn invalid_providers_name_the_provider_and_the_key() {
+    let base = "[[social.providers]]\nname = \"p\"\nclient_id = \"id\"\n";
+    for (extra, needle) in [
+        ("kind = \"myspace\"", "kind"),
+        ("kind = \"oidc\"", "issuer: required"),
+        ("kind = \"oidc\"\nissuer = \"http://id.example\"", "issuer"),
+        (
+            "kind = \"google\"\nissuer = \"https://accounts.google.com/\"\nsubject_field = \"id\"",
+            "subject_field",
+        ),
+        ("kind = \"yandex\"\njwks_uri = \"https://x/jwks\"", "jwks_uri"),
+        ("kind = \"yandex\"\nissuer = \"https://x\"", "issuer"),
+        ("kind = \"oauth2\"\nuserinfo_endpoint = \"https://x/me\"", "token_endpoint"),
+        (
+            "kind = \"oauth2\"\nuserinfo_endpoint = \"https://x/me\"\ntoken_endpoint = \"https://x/t\"\nsubject_field = \"id\"",
+            "email_field",
+        ),
+        ("kind = \"github\"\nclient_secret = \"a\"\nclient_secret_file = \"/b\"", "not both"),
+        ("kind = \"github\"\ntimeout_secs = 0", "timeout_secs"),
+        ("kind = \"github\"\nportals = [\"\"]", "portals"),
+        ("kind = \"github\"\nredirect_uri = \"/callback\"", "redirect_uri"),
+        ("kind = \"github\"\nuserinfo_endpoint = \"http://10.0.0.1/user\"", "userinfo_endpoint"),
+        ("kind = \"github\"\nscope = \"x\"", "scope"),
+    ] {
+        let message = err(Some(&format!("{base}{extra}\n")), &[]);
+        assert!(message.contains(needle), "{extra}: {message}");
+    }
+    let message = err(
+        Some("[[social.providers]]\nname = \"Google\"\nkind = \"google\"\nclient_id = \"i\"\n"),
+        &[],
+    );
+    assert!(message.contains("name"), "{message}");
+    let message = err(
+        Some("[[social.providers]]\nname = \"email\"\nkind = \"google\"\nclient_id = \"i\"\n"),
+        &[],
+    );
+    assert!(message.contains("reserved"), "{message}");
+    let twice = "[[social.providers]]\nname = \"a-b\"\nkind = \"github\"\nclient_id = \"i\"\n\
+                 [[social.providers]]\nname = \"a_b\"\nkind = \"github\"\nclient_id = \"i\"\n";
+    let message = err(Some(twice), &[]);
+    assert!(message.contains("clash"), "{message}");
+    let message = err(None, &[("AUTH_OUTBOUND__MAX_IN_FLIGHT", "0")]);
+    assert!(message.contains("outbound.max_in_flight"), "{message}");
+}
+
+#[test]
+fn every_provider_key_is_documented() {
+    let doc = include_str!("../../../../docs/configuration.md");
+    let example = include_str!("../../../../docs/auth-server.example.toml");
+    assert!(doc.contains("`AUTH_SOCIAL__<NAME>__CLIENT_SECRET`"));
+    for key in crate::social::PROVIDER_KEYS {
+        assert!(
+            doc.contains(&format!("| `{key}` |")),
+            "{key} is missing from docs/configuration.md"
+        );
+        assert!(example.contains(&format!("# {key} =")), "{key} is missing from the example");
+    }
+    // The commented-out example provider, uncommented, is a valid configuration.
+    let provider: String = example
+        .lines()
+        .skip_while(|l| !l.starts_with("# [[social.providers]]"))
+        .filter_map(|l| l.strip_prefix("# "))
+        // One secret source, and no field map (the example's provider is OpenID; the map is oauth2's).
+        .filter(|l| {
+            !l.starts_with('#') && !l.starts_with("client_secret =") && !l.contains("_field =")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let c = load(Some(&provider), &[], &Overrides::default()).unwrap();
+    assert_eq!(c.social.providers.len(), 1);
+}
