@@ -265,3 +265,27 @@ fn issue_13_a_stopped_provider_is_503_provider_unavailable() {
     );
     assert_eq!(r.header("retry-after"), Some("5"));
 }
+
+#[test]
+fn issue_13_an_sms_portal_asks_for_the_phone_and_the_code_with_the_same_proof() {
+    let Some((idp, s)) = world("sms") else { return };
+    link_ada(&s);
+    let (access, _) = idp.tokens("portal", "ada-sub-1");
+    let proof = format!("accessToken={access}");
+    let step1 = body_of(&social_login(&s, "/api/2.0/authentication", &proof));
+    assert_eq!(
+        (step1["token"].clone(), step1["sms"].clone()),
+        (serde_json::Value::Null, serde_json::json!(true))
+    );
+    let setphone = social_login(
+        &s,
+        "/api/2.0/authentication/setphone",
+        &format!("{proof}&mobilePhone=%2B7+912+345-67-89"),
+    );
+    assert_eq!(setphone.status, 200, "{}", setphone.text());
+    let code = s.wait_for_sms(1)[0].code();
+    let step2 = social_login(&s, &format!("/api/2.0/authentication/{code}"), &proof);
+    assert_eq!(step2.status, 200, "{}", step2.text());
+    let body = body_of(&step2);
+    assert!(body["token"].is_string() && body["sms"] == true, "{body}");
+}
