@@ -1499,3 +1499,22 @@ async fn issue_13_links_over_the_api_are_unique_and_unlinking_needs_a_fresh_toke
     assert!(links.unlink(&fx.ctx(), &fresh, "google").await.unwrap());
     assert!(!links.providers(&fx.ctx(), &fresh).await.unwrap()[0].linked);
 }
+
+/// Only failed social attempts count: many good ones at once from one address (an office behind one
+/// NAT) all go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue_13_good_social_logins_from_one_address_are_never_throttled() {
+    let (fx, fake) = social_fx(TfaMode::None, false).await;
+    fake.accept("google", "tok", identity("g-ada", None, false));
+    fx.w.service.admin().link(&fx.user, "google", "g-ada").await.unwrap();
+    let mut handles = Vec::new();
+    for _ in 0..20 {
+        let (s, ctx) = (fx.w.service.clone(), fx.ctx());
+        handles.push(tokio::spawn(async move {
+            s.sign_in().login(&ctx, &social("google", Some("tok"), None)).await
+        }));
+    }
+    for h in handles {
+        assert!(matches!(h.await.unwrap(), Ok(LoginOutcome::Token(_))));
+    }
+}

@@ -91,6 +91,26 @@ impl Workload for Get {
     }
 }
 
+/// Social logins with ID tokens round-robin over prepared bodies (the `social_login` scenario).
+pub(crate) struct SocialLogin {
+    pub(crate) bodies: Vec<Bytes>,
+    pub(crate) host: String,
+    pub(crate) next: Cell<usize>,
+}
+
+impl Workload for SocialLogin {
+    fn run<'a>(&'a self, conn: &'a mut Conn) -> Fut<'a> {
+        let i = self.next.get();
+        self.next.set(i.wrapping_add(1));
+        Box::pin(async move {
+            let Some(body) = self.bodies.get(i % self.bodies.len().max(1)) else {
+                return Outcome::Starved;
+            };
+            expect(conn.send(post(&LOGIN, &self.host, body.clone())).await, 200, "\"token\":\"")
+        })
+    }
+}
+
 /// Password logins round-robin over `users`.
 pub(crate) struct Login {
     bodies: Vec<(String, Bytes)>,

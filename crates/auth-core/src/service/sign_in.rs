@@ -341,37 +341,36 @@ impl SignIn {
     ) -> Result<User, SignInError> {
         let c = &self.core;
         let provider = provider.to_ascii_lowercase();
-        // Every failed social attempt costs an outbound call, so they are limited per (portal,
-        // client address) like the login throttle (spec §5.4); the slot is given back on success.
+        // Every failed social attempt costs an outbound call, so failures are limited per (portal,
+        // client address) like the login throttle (spec §5.4). Unlike the password throttle no slot is
+        // taken for the attempt: only failures count, so any number of good social logins from one
+        // address (an office behind one NAT) go through at once.
         let key = keys::social(ctx.portal.id, ctx.client_ip);
-        let slot = match c.acquire(&key, &ctx.portal.settings.login_throttle).await? {
-            Ok(slot) => slot,
-            Err(until) => {
-                let reason = "social login throttle";
-                return Err(self.throttled(ctx, None, "", until, reason).await);
-            }
-        };
+        let rule = ctx.portal.settings.login_throttle;
+        let now = c.clock.now();
+        if c.store.count_since(&key, later(now, -rule.window)).await? >= u64::from(rule.limit) {
+            let until = later(now, rule.block.max(rule.window));
+            return Err(self.throttled(ctx, None, "", until, "social login throttle").await);
+        }
         let fail = AuditAction::LoginFailViaApiSocialAccount;
         let identity = match c.social_identity(ctx, &provider, proof).await {
             Ok(identity) => identity,
             Err(SocialFailure::Unavailable(why)) => {
                 // The provider's outage says nothing about the client: the attempt does not count.
-                c.store.release(slot).await?;
                 c.audit(ctx, None, None, fail, Some("provider unavailable")).await?;
                 return Err(SignInError::ProviderUnavailable(why));
             }
             Err(SocialFailure::Refused(why)) => {
+                c.store.record(&key, &rule, now).await?;
                 c.audit(ctx, None, None, fail, Some(&why)).await?;
                 return Err(SignInError::InvalidCredentials);
             }
         };
         let email = identity.email.as_deref();
         match c.linked_user(ctx, &provider, &identity).await? {
-            Some(u) if !u.disabled => {
-                c.store.release(slot).await?;
-                Ok(u)
-            }
+            Some(u) if !u.disabled => Ok(u),
             other => {
+                c.store.record(&key, &rule, now).await?;
                 let reason =
                     if other.is_some() { "user disabled" } else { "unknown social account" };
                 c.audit(ctx, other.map(|u| u.id), email, fail, Some(reason)).await?;
