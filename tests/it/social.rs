@@ -108,19 +108,26 @@ const PORTAL_REDIRECT: &str = "https://portal.example/login/oauth/callback";
 /// The provider with Ada (verified e-mail) and Bob (no e-mail), and a server whose portal has `tfa`,
 /// Ada as a user, and the provider configured as `corp`.
 fn world(tfa: &str) -> Option<(OidcProvider, auth_tests::TestServer)> {
+    world_with(tfa, None, "")
+}
+
+/// [`world`] with the provider's ID-token lifetime and extra provider settings for the server.
+fn world_with(
+    tfa: &str,
+    id_token_ttl: Option<u64>,
+    extra: &str,
+) -> Option<(OidcProvider, auth_tests::TestServer)> {
     let ada = OidcAccount::new("ada-sub-1", Some(EMAIL), "Ada", "Lovelace");
     let bob = OidcAccount::new("bob-sub-2", None, "Bob", "Roberts");
-    let idp = OidcProvider::start(
-        vec![OidcClient::new("portal", SECRET, PORTAL_REDIRECT)],
-        vec![ada, bob],
-    )?;
+    let clients = vec![OidcClient::new("portal", SECRET, PORTAL_REDIRECT)];
+    let idp = OidcProvider::start_with(clients, vec![ada, bob], id_token_ttl)?;
     let data = auth_tests::DataDir::new();
     data.run_cli(&["portal", "set", "--tfa", tfa, "--set", "account_limit=1000"]).ok();
     data.run_cli(&["user", "add", "--email", EMAIL, "--password", PASSWORD]).ok();
     let config = data.path().join("social.toml");
     let toml = format!(
         "[[social.providers]]\nname = \"corp\"\nkind = \"oidc\"\nissuer = \"{}\"\nclient_id = \"portal\"\n\
-         client_secret = \"{SECRET}\"\nredirect_uri = \"{PORTAL_REDIRECT}\"\nca_file = \"{}\"\n",
+         client_secret = \"{SECRET}\"\nredirect_uri = \"{PORTAL_REDIRECT}\"\nca_file = \"{}\"\n{extra}",
         idp.issuer(),
         idp.ca_file().display()
     );
@@ -288,4 +295,18 @@ fn issue_13_an_sms_portal_asks_for_the_phone_and_the_code_with_the_same_proof() 
     assert_eq!(step2.status, 200, "{}", step2.text());
     let body = body_of(&step2);
     assert!(body["token"].is_string() && body["sms"] == true, "{body}");
+}
+
+#[test]
+fn issue_13_an_expired_id_token_is_refused() {
+    // Two-second ID tokens, and no clock-skew allowance, so a test can outwait one.
+    let Some((idp, s)) = world_with("none", Some(2), "clock_skew_secs = 0\n") else { return };
+    link_ada(&s);
+    let (_, id_token) = idp.tokens("portal", "ada-sub-1");
+    let fresh = social_login(&s, "/api/2.0/authentication", &format!("accessToken={id_token}"));
+    assert_eq!(fresh.status, 200, "while valid: {}", fresh.text());
+    std::thread::sleep(std::time::Duration::from_millis(3100));
+    let expired = social_login(&s, "/api/2.0/authentication", &format!("accessToken={id_token}"));
+    assert_eq!(expired.status, 401, "once expired: {}", expired.text());
+    assert_eq!(expired.json()["error"]["code"], "invalid_credentials");
 }

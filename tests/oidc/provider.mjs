@@ -97,6 +97,9 @@ server.listen(Number(args.port), '127.0.0.1', () => {
     // way the big providers do; the certified default keeps them out of an ID token issued with an
     // access token.
     conformIdTokenClaims: false,
+    // A test may ask for short-lived ID tokens, to see the server refuse an expired one; merged into
+    // the defaults, so the other lifetimes stay as they are.
+    ...(config.id_token_ttl ? { ttl: { IdToken: config.id_token_ttl } } : {}),
     findAccount: async (_ctx, id) => {
       const account = accounts.get(id);
       if (!account) return undefined;

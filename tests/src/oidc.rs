@@ -164,6 +164,15 @@ impl OidcProvider {
     /// when Node.js or the installed npm package is missing.
     #[track_caller]
     pub fn start(clients: Vec<OidcClient>, accounts: Vec<OidcAccount>) -> Option<OidcProvider> {
+        Self::start_with(clients, accounts, None)
+    }
+
+    /// [`OidcProvider::start`], with ID tokens that live `id_token_ttl_secs` when given.
+    pub fn start_with(
+        clients: Vec<OidcClient>,
+        accounts: Vec<OidcAccount>,
+        id_token_ttl_secs: Option<u64>,
+    ) -> Option<OidcProvider> {
         let dir = oidc_dir();
         let node = Command::new("node").arg("--version").stdin(Stdio::null()).output();
         if !node.is_ok_and(|out| out.status.success()) {
@@ -182,7 +191,10 @@ impl OidcProvider {
             (&ca_file, ca_pem),
             (&tmp.path().join("server.pem"), cert_pem),
             (&tmp.path().join("server-key.pem"), key_pem),
-            (&tmp.path().join("config.json"), config(&clients, &accounts).to_string()),
+            (
+                &tmp.path().join("config.json"),
+                config(&clients, &accounts, id_token_ttl_secs).to_string(),
+            ),
         ];
         for (path, text) in &files {
             std::fs::write(path, text)
@@ -440,8 +452,9 @@ fn certificates() -> (String, String, String) {
 }
 
 /// The JSON `provider.mjs` reads.
-fn config(clients: &[OidcClient], accounts: &[OidcAccount]) -> Value {
+fn config(clients: &[OidcClient], accounts: &[OidcAccount], id_token_ttl: Option<u64>) -> Value {
     json!({
+        "id_token_ttl": id_token_ttl,
         "clients": clients.iter().map(|c| json!({
             "client_id": c.client_id,
             "client_secret": c.client_secret,

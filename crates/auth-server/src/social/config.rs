@@ -33,6 +33,7 @@ pub const PROVIDER_KEYS: &[&str] = &[
     "link_by_verified_email",
     "ca_file",
     "timeout_secs",
+    "clock_skew_secs",
     "subject_field",
     "email_field",
     "email_verified_field",
@@ -42,6 +43,9 @@ pub const PROVIDER_KEYS: &[&str] = &[
 
 /// The default deadline of one call to a provider.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 5;
+
+/// The default skew allowed around an ID token's `exp` and `nbf`.
+pub(super) const DEFAULT_CLOCK_SKEW_SECS: u64 = 60;
 
 /// What the `[social]` table holds, exactly as written.
 #[derive(Debug, Default, Deserialize)]
@@ -81,6 +85,8 @@ struct RawProvider {
     ca_file: Option<PathBuf>,
     #[serde(default)]
     timeout_secs: Option<u64>,
+    #[serde(default)]
+    clock_skew_secs: Option<u64>,
     #[serde(default)]
     subject_field: Option<String>,
     #[serde(default)]
@@ -220,6 +226,8 @@ pub struct ProviderConfig {
     pub ca_file: Option<PathBuf>,
     /// Deadline of one call.
     pub timeout: Duration,
+    /// Clock skew allowed around an ID token's `exp` and `nbf` (default 60 s).
+    pub clock_skew: Duration,
     /// Field map (`oauth2`; an override on the non-OpenID presets).
     pub fields: FieldMap,
 }
@@ -382,6 +390,10 @@ fn resolve_provider(
             Some(hosts)
         }
     };
+    let clock_skew_secs = raw.clock_skew_secs.unwrap_or(DEFAULT_CLOCK_SKEW_SECS);
+    if clock_skew_secs > 300 {
+        return fail(format!("{at}: clock_skew_secs: must be at most 300"));
+    }
     let timeout_secs = raw.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS);
     if !(1..=300).contains(&timeout_secs) {
         return fail(format!("{at}: timeout_secs: must be between 1 and 300"));
@@ -445,6 +457,7 @@ fn resolve_provider(
         link_by_verified_email: raw.link_by_verified_email,
         ca_file: raw.ca_file.filter(|p| !p.as_os_str().is_empty()),
         timeout: Duration::from_secs(timeout_secs),
+        clock_skew: Duration::from_secs(clock_skew_secs),
         fields,
     })
 }

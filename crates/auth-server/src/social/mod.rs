@@ -279,7 +279,13 @@ impl Provider {
                 // practice and fails every login rather than guessing.
                 (None, None) => (String::new(), Vec::new()),
             };
-            let oidc = Oidc::new(issuer, extra, preset.tenant_template, config.endpoints.clone());
+            let oidc = Oidc::new(
+                issuer,
+                extra,
+                preset.tenant_template,
+                config.endpoints.clone(),
+                config.clock_skew,
+            );
             (Some(oidc), ProfileFields::from_preset(OIDC_FIELDS, preset.extra_verified_claim))
         } else {
             let base = ProfileFields::from_preset(preset.fields, None);

@@ -26,8 +26,6 @@ use super::profile::{self, ProfileFields};
 use super::transport::{self, Step};
 use crate::outbound::HttpsClient;
 
-/// Skew allowed around `exp` and `nbf`.
-const LEEWAY_SECS: f64 = 60.0;
 /// The shortest time between two fetches of the key set caused by unknown key ids.
 const MIN_REFRESH: SignedDuration = SignedDuration::from_secs(60);
 /// How long a discovery document or key set is used before it is fetched again.
@@ -84,6 +82,8 @@ pub(crate) struct Oidc {
     extra_issuers: Vec<String>,
     tenant_template: bool,
     overrides: Endpoints,
+    /// Skew allowed around `exp` and `nbf`, in seconds.
+    leeway_secs: f64,
     discovery: tokio::sync::Mutex<Option<Dated<Arc<Discovery>>>>,
     keys: Mutex<Arc<KeySet>>,
     /// Held while the key set is fetched, so concurrent logins with a new `kid` cause one fetch.
@@ -104,8 +104,10 @@ impl Oidc {
         extra_issuers: Vec<String>,
         tenant_template: bool,
         overrides: Endpoints,
+        clock_skew: std::time::Duration,
     ) -> Self {
         Self {
+            leeway_secs: clock_skew.as_secs_f64(),
             issuer,
             extra_issuers,
             tenant_template,
@@ -326,12 +328,12 @@ impl Oidc {
         let Some(exp) = claims.get("exp").and_then(Value::as_f64) else {
             return reject("has no exp");
         };
-        if now > exp + LEEWAY_SECS {
+        if now > exp + self.leeway_secs {
             return reject("has expired");
         }
         if let Some(nbf) = claims.get("nbf") {
             match nbf.as_f64() {
-                Some(nbf) if nbf - LEEWAY_SECS <= now => {}
+                Some(nbf) if nbf - self.leeway_secs <= now => {}
                 Some(_) => return reject("is not valid yet"),
                 None => return reject("has an unreadable nbf"),
             }

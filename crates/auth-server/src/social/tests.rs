@@ -53,6 +53,7 @@ fn config(name: &str, kind: ProviderKind) -> ProviderConfig {
         link_by_verified_email: false,
         ca_file: None,
         timeout: Duration::from_secs(3),
+        clock_skew: Duration::from_secs(60),
         fields: FieldMap::default(),
     }
 }
