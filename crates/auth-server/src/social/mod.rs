@@ -339,7 +339,13 @@ impl Provider {
 
     fn offered_on(&self, portal: &Portal) -> bool {
         match &self.portals {
-            None => true,
+            // The first version chose providers per portal (`social_providers`); a portal that still
+            // has that setting keeps its choice for providers without a `portals` list of their own,
+            // which is how the old values carry over (spec §5.4).
+            None => {
+                let legacy = &portal.settings.social_providers;
+                legacy.is_empty() || legacy.iter().any(|n| n.eq_ignore_ascii_case(&self.name))
+            }
             Some(hosts) => {
                 portal.hosts.iter().any(|h| hosts.iter().any(|p| p.eq_ignore_ascii_case(h)))
             }

@@ -921,6 +921,11 @@ async fn providers_are_offered_by_portal_in_configuration_order() {
         social.offered(&portal(&["x.example.com", "B.example.com"])),
         ["all", "bee", "github"]
     );
+    // A portal that kept the first version's per-portal choice offers only what it chose, among the
+    // providers without a `portals` list.
+    let mut legacy = portal(&["a.example.com"]);
+    legacy.settings.social_providers = vec!["GitHub".to_owned()];
+    assert_eq!(social.offered(&legacy), ["github"]);
     assert!(social.links_by_verified_email("all"));
     assert!(!social.links_by_verified_email("bee"));
     assert!(!social.links_by_verified_email("nobody"));
