@@ -319,6 +319,14 @@ impl TryFrom<&Params> for NoRequest {
     }
 }
 
+/// The `provider` of the link endpoints: trimmed, not empty.
+pub(crate) fn provider(params: &Params) -> Result<&str, RequestError> {
+    non_empty(params, "provider")
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .ok_or(RequestError::Empty("provider"))
+}
+
 /// A parameter as sent, `None` when absent or empty.
 pub(crate) fn non_empty<'p>(params: &'p Params, name: &str) -> Option<&'p str> {
     params.get(name).filter(|v| !v.is_empty())

@@ -30,10 +30,7 @@ impl TryFrom<&Params> for Request {
     type Error = RequestError;
 
     fn try_from(params: &Params) -> Result<Self, RequestError> {
-        let provider = non_empty(params, "provider")
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .ok_or(RequestError::Empty("provider"))?;
+        let provider = super::provider(params)?;
         Ok(Request {
             provider: provider.to_owned(),
             access_token: non_empty(params, "accessToken").map(Secret::new),

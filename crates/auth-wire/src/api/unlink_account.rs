@@ -1,6 +1,6 @@
 //! `DELETE /api/2.0/people/thirdparty/unlinkaccount?provider=NAME`: removes the caller's link there.
 
-use super::{Answer, Metadata, Method, RequestError, non_empty};
+use super::{Answer, Metadata, Method, RequestError};
 use crate::envelope::PayloadKind;
 use crate::params::Params;
 
@@ -26,10 +26,7 @@ impl TryFrom<&Params> for Request {
     type Error = RequestError;
 
     fn try_from(params: &Params) -> Result<Self, RequestError> {
-        let provider = non_empty(params, "provider")
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .ok_or(RequestError::Empty("provider"))?;
+        let provider = super::provider(params)?;
         Ok(Request { provider: provider.to_owned() })
     }
 }
