@@ -229,7 +229,7 @@ impl SignIn {
             Err(until) => {
                 let reason = "login throttle";
                 let user = found.as_ref().map(|u| u.id);
-                return Err(self.throttled(ctx, user, &login_lower, until, reason).await);
+                return Err(self.throttled(ctx, user, Some(&login_lower), until, reason).await);
             }
         };
         // The per-account limit across addresses (distributed guessing): counted like the login
@@ -249,7 +249,7 @@ impl SignIn {
                     c.store.release(slot).await?;
                     let reason = "per-account limit, unknown client";
                     let user = found.as_ref().map(|u| u.id);
-                    return Err(self.throttled(ctx, user, &login_lower, until, reason).await);
+                    return Err(self.throttled(ctx, user, Some(&login_lower), until, reason).await);
                 }
                 None
             }
@@ -302,13 +302,13 @@ impl SignIn {
         &self,
         ctx: &RequestContext,
         user: Option<UserId>,
-        login_lower: &str,
+        login_lower: Option<&str>,
         until: Timestamp,
         reason: &str,
     ) -> SignInError {
         let action = AuditAction::LoginFailBruteForce;
-        match self.core.audit(ctx, user, Some(audit_login(login_lower)), action, Some(reason)).await
-        {
+        let login = login_lower.map(audit_login);
+        match self.core.audit(ctx, user, login, action, Some(reason)).await {
             Ok(()) => SignInError::LoginThrottled { until },
             Err(e) => e.into(),
         }
@@ -350,7 +350,7 @@ impl SignIn {
         let now = c.clock.now();
         if c.store.count_since(&key, later(now, -rule.window)).await? >= u64::from(rule.limit) {
             let until = later(now, rule.block.max(rule.window));
-            return Err(self.throttled(ctx, None, "", until, "social login throttle").await);
+            return Err(self.throttled(ctx, None, None, until, "social login throttle").await);
         }
         let fail = AuditAction::LoginFailViaApiSocialAccount;
         let identity = match c.social_identity(ctx, &provider, proof).await {
@@ -360,6 +360,7 @@ impl SignIn {
                 c.audit(ctx, None, None, fail, Some("provider unavailable")).await?;
                 return Err(SignInError::ProviderUnavailable(why));
             }
+            Err(SocialFailure::Store(e)) => return Err(e.into()),
             Err(SocialFailure::Refused(why)) => {
                 c.store.record(&key, &rule, now).await?;
                 c.audit(ctx, None, None, fail, Some(&why)).await?;

@@ -25,11 +25,13 @@ pub(crate) enum SocialFailure {
     Unavailable(String),
     /// No provider of that name here, no proof, or the proof refused: like a wrong password.
     Refused(String),
+    /// Our own store failed (remembering or recalling a code): `busy`, not the provider's fault.
+    Store(crate::ports::StoreError),
 }
 
 impl From<crate::ports::StoreError> for SocialFailure {
     fn from(e: crate::ports::StoreError) -> Self {
-        SocialFailure::Unavailable(format!("store: {e}"))
+        SocialFailure::Store(e)
     }
 }
 
@@ -163,6 +165,7 @@ impl Links {
             Err(SocialFailure::Unavailable(why)) => {
                 return Err(LinkError::ProviderUnavailable(why));
             }
+            Err(SocialFailure::Store(e)) => return Err(e.into()),
             Err(SocialFailure::Refused(why)) => {
                 let user = Some(session.user.id);
                 c.audit(ctx, user, None, AuditAction::LoginFailViaApiSocialAccount, Some(&why))
