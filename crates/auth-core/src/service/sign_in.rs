@@ -581,6 +581,21 @@ impl SignIn {
         }
     }
 
+    /// Audits a refused second factor and answers it like a wrong password (a failure to audit is
+    /// the answer instead).
+    async fn code_refused(
+        &self,
+        ctx: &RequestContext,
+        user: &User,
+        action: AuditAction,
+        reason: &str,
+    ) -> SignInError {
+        match self.core.audit(ctx, Some(user.id), None, action, Some(reason)).await {
+            Ok(()) => SignInError::InvalidCredentials,
+            Err(e) => e.into(),
+        }
+    }
+
     /// Takes the daily and the per-factor wrong-code slots, daily first.
     async fn second_factor_slots(
         &self,
@@ -608,10 +623,9 @@ impl SignIn {
         code: &str,
     ) -> Result<TokenIssued, SignInError> {
         let Some(phone) = user.phone.clone() else {
-            self.core
-                .audit(ctx, Some(user.id), None, AuditAction::LoginFailViaApiSms, Some("no phone"))
-                .await?;
-            return Err(SignInError::InvalidCredentials);
+            return Err(self
+                .code_refused(ctx, user, AuditAction::LoginFailViaApiSms, "no phone")
+                .await);
         };
         let slots = self
             .second_factor_slots(
@@ -629,16 +643,14 @@ impl SignIn {
             None => false,
         };
         if !ok {
-            self.core
-                .audit(
+            return Err(self
+                .code_refused(
                     ctx,
-                    Some(user.id),
-                    None,
+                    user,
                     AuditAction::LoginFailViaApiSms,
-                    Some("wrong, expired or used code"),
+                    "wrong, expired or used code",
                 )
-                .await?;
-            return Err(SignInError::InvalidCredentials);
+                .await);
         }
         self.core.release_all(&slots).await?;
         if !user.phone_activated && self.core.store.activate_phone(user.id, &phone).await? {
@@ -664,16 +676,9 @@ impl SignIn {
     ) -> Result<TokenIssued, SignInError> {
         let Some(record) = self.core.store.totp(user.id).await? else {
             // No secret was ever issued: the user has not done step 1, so no code can be right.
-            self.core
-                .audit(
-                    ctx,
-                    Some(user.id),
-                    None,
-                    AuditAction::LoginFailViaApiTfa,
-                    Some("no totp secret"),
-                )
-                .await?;
-            return Err(SignInError::InvalidCredentials);
+            return Err(self
+                .code_refused(ctx, user, AuditAction::LoginFailViaApiTfa, "no totp secret")
+                .await);
         };
         // A wider window accepts more codes per guess, so the daily lock tightens with it (spec §5.6).
         let configured = self.core.limits.second_factor_daily;
@@ -706,16 +711,9 @@ impl SignIn {
             used_backup = ok;
         }
         if !ok {
-            self.core
-                .audit(
-                    ctx,
-                    Some(user.id),
-                    None,
-                    AuditAction::LoginFailViaApiTfa,
-                    Some("wrong or used code"),
-                )
-                .await?;
-            return Err(SignInError::InvalidCredentials);
+            return Err(self
+                .code_refused(ctx, user, AuditAction::LoginFailViaApiTfa, "wrong or used code")
+                .await);
         }
         self.core.release_all(&slots).await?;
         if !record.activated {
