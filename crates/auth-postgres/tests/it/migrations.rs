@@ -12,6 +12,27 @@ use futures_util::future::join_all;
 
 use crate::common::{TestDb, client};
 
+const MIGRATION_1: &str = include_str!("../../migrations/0001_init.sql");
+const MIGRATION_2: &str = include_str!("../../migrations/0002_revisions_claims_meta.sql");
+
+/// A database as an earlier release of `migrate.rs` left it: its table of versions, the given
+/// migrations, and the rows that record them (versions 1, 2, … in order).
+async fn database_at(url: &str, migrations: &[&str]) -> tokio_postgres::Client {
+    let old = client(url).await;
+    old.batch_execute(
+        "CREATE TABLE schema_version (version INT4 NOT NULL PRIMARY KEY, \
+         applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .await
+    .unwrap();
+    for (i, sql) in migrations.iter().enumerate() {
+        old.batch_execute(sql).await.unwrap();
+        let version = i32::try_from(i + 1).unwrap();
+        old.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&version]).await.unwrap();
+    }
+    old
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_starting_at_once_migrate_once() {
     let Some(db) = TestDb::create("nodes_starting_at_once_migrate_once").await else { return };
@@ -42,17 +63,7 @@ async fn a_version_1_database_is_upgraded_in_place() {
     let (u, p) = (UserId::from_random_bytes([5; 16]), PortalId::from_random_bytes([6; 16]));
     let t0 = Timestamp::constant(1_768_031_184, 123_456_789);
     let at = i64::try_from(t0.as_nanosecond()).unwrap();
-    let old = client(&db.url).await;
-    // What version 1 of `migrate.rs` left behind: its table of versions, the first migration, and
-    // the row that records it.
-    old.batch_execute(
-        "CREATE TABLE schema_version (version INT4 NOT NULL PRIMARY KEY, \
-         applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-    )
-    .await
-    .unwrap();
-    old.batch_execute(include_str!("../../migrations/0001_init.sql")).await.unwrap();
-    old.batch_execute("INSERT INTO schema_version (version) VALUES (1)").await.unwrap();
+    let old = database_at(&db.url, &[MIGRATION_1]).await;
     old.execute(
         "INSERT INTO users (id, portal_id, email, email_lower, first_name, last_name, is_admin, \
          disabled, password_hash, phone, phone_activated, created_at) VALUES \
@@ -123,20 +134,7 @@ async fn a_version_2_database_is_upgraded_in_place() {
     let (u, p) = (UserId::from_random_bytes([5; 16]), PortalId::from_random_bytes([6; 16]));
     let t0 = Timestamp::constant(1_768_031_184, 123_456_789);
     let at = i64::try_from(t0.as_nanosecond()).unwrap();
-    let old = client(&db.url).await;
-    // What version 2 of `migrate.rs` left behind: its table of versions, the first two migrations,
-    // and the rows that record them.
-    old.batch_execute(
-        "CREATE TABLE schema_version (version INT4 NOT NULL PRIMARY KEY, \
-         applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-    )
-    .await
-    .unwrap();
-    old.batch_execute(include_str!("../../migrations/0001_init.sql")).await.unwrap();
-    old.batch_execute(include_str!("../../migrations/0002_revisions_claims_meta.sql"))
-        .await
-        .unwrap();
-    old.batch_execute("INSERT INTO schema_version (version) VALUES (1), (2)").await.unwrap();
+    let old = database_at(&db.url, &[MIGRATION_1, MIGRATION_2]).await;
     old.execute(
         "INSERT INTO users (id, portal_id, email, email_lower, first_name, last_name, is_admin, \
          disabled, password_hash, phone, phone_activated, created_at, revision) VALUES \
