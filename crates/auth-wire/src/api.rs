@@ -18,6 +18,7 @@ use crate::params::Params;
 
 mod credentials;
 
+pub(crate) use credentials::names_social_provider;
 pub use credentials::{Login, Secret};
 
 /// An HTTP method of the table.

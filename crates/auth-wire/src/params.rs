@@ -242,7 +242,7 @@ impl Credentials {
 
     /// Whether this is a password login: `provider` absent, empty or `email` (any case).
     pub fn is_password_login(&self) -> bool {
-        self.provider.as_deref().is_none_or(|p| p.is_empty() || p.eq_ignore_ascii_case("email"))
+        !self.provider.as_deref().is_some_and(crate::api::names_social_provider)
     }
 }
 

@@ -56,13 +56,19 @@ pub enum Login {
     },
 }
 
+/// Whether a `provider` value makes a social login: anything but empty or `email` (any case,
+/// surrounding spaces ignored). The one rule, for the typed request and for the carrier alike.
+pub(crate) fn names_social_provider(provider: &str) -> bool {
+    let p = provider.trim();
+    !p.is_empty() && !p.eq_ignore_ascii_case("email")
+}
+
 impl TryFrom<&Params> for Login {
     type Error = RequestError;
 
     fn try_from(params: &Params) -> Result<Self, RequestError> {
         if let Some(provider) = non_empty(params, "provider").map(str::trim)
-            && !provider.is_empty()
-            && !provider.eq_ignore_ascii_case("email")
+            && names_social_provider(provider)
         {
             return Ok(Login::Social {
                 provider: provider.to_owned(),
