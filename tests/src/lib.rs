@@ -10,6 +10,8 @@
 //!   exact control of every header and body byte, including malformed ones.
 //! - [`OidcProvider`] (module [`oidc`]) runs a real OpenID provider on loopback HTTPS for the
 //!   social-login tests.
+//! - [`mariadb`] provides a real MariaDB for the import tests, and [`upstream`] the CommunityServer
+//!   schema and rows made with upstream's algorithms.
 //!
 //! Every child gets cheap argon2 parameters (`m=8 KiB, t=1`) so tests stay fast; never the server's
 //! defaults. Inherited `AUTH_…` variables are removed so the developer's environment cannot leak in.
@@ -26,7 +28,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
+pub mod mariadb;
 pub mod oidc;
+pub mod upstream;
 pub use oidc::{ClientAuth, OidcAccount, OidcClient, OidcProvider};
 
 /// The longest any harness wait lasts (server start, SMS delivery, process exit, HTTP answer).
