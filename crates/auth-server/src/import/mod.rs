@@ -8,4 +8,7 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+pub mod mysql;
+pub mod plan;
+pub mod report;
 pub mod upstream;

@@ -208,7 +208,7 @@ pub fn fixed_key(which: FixedKey) -> [u8; 32] {
 
 /// Decrypts upstream's cipher text.
 pub fn decrypt(key: &[u8; 32], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, DecodeError> {
-    if ciphertext.is_empty() || ciphertext.len() % 16 != 0 {
+    if ciphertext.is_empty() || !ciphertext.len().is_multiple_of(16) {
         return Err(DecodeError::Cipher);
     }
     let mut buf = Zeroizing::new(ciphertext.to_vec());
@@ -238,11 +238,16 @@ pub fn decrypt_setting(value: &[u8]) -> Result<SecretString, DecodeError> {
 /// A pre-v12 `pwdhashsha512` value: the user's plaintext password, base64 of fixed key 1 over UTF-16LE.
 pub fn decrypt_pwdhashsha512(value: &str) -> Result<SecretString, DecodeError> {
     let plain = decrypt(&fixed_key(FixedKey::Passwords), &base64_strict(value)?)?;
-    if plain.len() % 2 != 0 {
+    if !plain.len().is_multiple_of(2) {
         return Err(DecodeError::Text);
     }
-    let units: Zeroizing<Vec<u16>> =
-        Zeroizing::new(plain.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect());
+    let units: Zeroizing<Vec<u16>> = Zeroizing::new(
+        plain
+            .chunks_exact(2)
+            .filter_map(|c| <[u8; 2]>::try_from(c).ok())
+            .map(u16::from_le_bytes)
+            .collect(),
+    );
     String::from_utf16(&units).map(SecretString::new).map_err(|_| DecodeError::Text)
 }
 
