@@ -22,14 +22,24 @@ use auth_core::{
 use serde_json::{Value, json};
 
 use crate::cli::{
-    AuditArgs, Command, PasswordSource, PortalAdd, PortalCommand, PortalSet, SmsCommand, SmsOutbox,
-    UserAdd, UserCommand, UserRef,
+    AuditArgs, Command, ImportCommand, PasswordSource, PortalAdd, PortalCommand, PortalSet,
+    SmsCommand, SmsOutbox, UserAdd, UserCommand, UserRef,
 };
 use crate::config::Config;
 use crate::wiring;
 
 /// Runs one admin subcommand, writing its output to `out`.
 pub async fn run(command: Command, config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
+    // The imports hash many passwords, so they open the service with the server's hashing pool.
+    let command = match command {
+        Command::Import(ImportCommand::Onlyoffice(args)) => {
+            return crate::import::cli::onlyoffice(args, config, out).await;
+        }
+        Command::User(UserCommand::Import(args)) => {
+            return crate::import::cli::jsonl(args, config, out).await;
+        }
+        other => other,
+    };
     let service = open(config).await?;
     match command {
         Command::Serve => bail!("`serve` is not an admin subcommand"),
@@ -37,6 +47,7 @@ pub async fn run(command: Command, config: &Config, out: &mut dyn Write) -> anyh
         Command::Portal(cmd) => portal(&service, cmd, out).await,
         Command::Sms(SmsCommand::Outbox(args)) => sms_outbox(&service, config, &args, out).await,
         Command::Audit(args) => audit(&service, &args, out).await,
+        Command::Import(_) => bail!("`import` is handled before the service opens"),
     }
 }
 
@@ -141,6 +152,7 @@ async fn user(service: &AuthService, cmd: UserCommand, out: &mut dyn Write) -> a
             }
             line(out, format!("unlinked {} from {}", u.email, args.provider))
         }
+        UserCommand::Import(_) => bail!("`user import` is handled before the service opens"),
         UserCommand::Links(args) => {
             let u = find_user(service, &args.user).await?;
             let links = service.admin().links(&u).await?;
