@@ -177,7 +177,7 @@ pub async fn import(
     let mut pending: Vec<(u64, Line)> = Vec::with_capacity(batch);
     let mut buf = Vec::new();
     let mut number = 0u64;
-    progress.phase("lines", 0);
+    progress.phase("reading lines", 0);
     loop {
         buf.clear();
         let n = input.read_until(b'\n', &mut buf)?;

@@ -93,7 +93,7 @@ pub async fn onlyoffice(
     progress: &Progress,
     concurrency: usize,
 ) -> Result<Report, ImportFailure> {
-    progress.phase("reading", 0);
+    progress.phase("reading the upstream database", 0);
     let snapshot = mysql::read(&options.mysql_url, options.mysql_password.as_ref()).await?;
     progress.finish();
     let mut report = Report::new(options.dry_run);

@@ -81,7 +81,11 @@ impl Progress {
             p.next_report = (len / 10).max(1);
             p.started = Instant::now();
             if !p.quiet {
-                eprintln!("import: {name}: {len} to do");
+                if len == 0 {
+                    eprintln!("import: {name}");
+                } else {
+                    eprintln!("import: {name}: {len} to do");
+                }
             }
         }
     }
