@@ -225,7 +225,7 @@ pub fn instance_key(machine_key: &str) -> [u8; 32] {
 /// Fixed key 1 (seed 7) or 2 (seed 14) of §9.2.
 pub fn fixed_key(number: u8) -> [u8; 32] {
     let mut g = Knuth::new(i32::from(number) * 7);
-    std::array::from_fn(|_| ((f64::from(g.next()) * 4.6566128752457969e-10) * 255.0) as u8)
+    std::array::from_fn(|_| ((f64::from(g.next()) * 4.656_612_875_245_797e-10) * 255.0) as u8)
 }
 
 /// AES-256-CBC, zero IV, PKCS#7.
@@ -309,7 +309,7 @@ impl Installation {
     /// The TOTP key bytes for a `TfaAppUserSettings.Salt` (upstream-behaviour §6.2).
     pub fn totp_secret(&self, salt: i64) -> Vec<u8> {
         let inner = STANDARD.encode(Sha256::digest(format!("{salt}{}", self.machine_key)));
-        URL_SAFE_NO_PAD.encode(inner)[..10].as_bytes().to_vec()
+        URL_SAFE_NO_PAD.encode(inner).as_bytes()[..10].to_vec()
     }
 
     /// A v11+ backup code as stored: base64 of AES under the instance key.
