@@ -55,6 +55,14 @@ pub trait UserStore: Send + Sync {
     /// Replaces the password hash and ends the user's tokens. MUST, in one transaction: write the hash,
     /// bump the user's `revision` and delete every token of the user. False when the user does not exist.
     async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> StoreResult<bool>;
+    /// As [`UserStore::set_password_hash`], but the token with hash `keep` survives (the user changed
+    /// their own password with it; spec §14 "ends the user's other tokens").
+    async fn set_password_hash_keeping(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        keep: &[u8; 32],
+    ) -> StoreResult<bool>;
     /// Disables (MUST, in one transaction: set the flag, bump `revision`, delete the user's tokens) or
     /// enables (the flag alone). False when the user does not exist.
     async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool>;

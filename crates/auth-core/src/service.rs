@@ -8,6 +8,7 @@
 //! code. The transport resolves the portal ([`AuthService::portal_for_host`]), builds a
 //! [`RequestContext`] and calls one method.
 
+mod account;
 mod admin;
 mod directory;
 mod factors;
@@ -35,6 +36,7 @@ use crate::secret::SecretString;
 use crate::throttle::{Acquire, KNOWN_IP_DAYS, Rule, Slot, keys};
 use crate::{device, token};
 
+pub use account::{Account, AccountError};
 pub use admin::{Admin, NewUser};
 pub use directory::DirectorySyncReport;
 pub use import::{
@@ -177,6 +179,7 @@ pub struct AuthService {
     links: Links,
     admin: Admin,
     import: Import,
+    account: Account,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -211,6 +214,7 @@ impl AuthService {
             links: Links { core: core.clone() },
             admin: Admin { core: core.clone() },
             import: Import { core: core.clone() },
+            account: Account { core: core.clone() },
             core,
         }
     }
@@ -228,6 +232,11 @@ impl AuthService {
     /// Managing one's second factor.
     pub fn tfa_settings(&self) -> &TfaSettings {
         &self.tfa_settings
+    }
+
+    /// The token holder's own account (password change).
+    pub fn account(&self) -> &Account {
+        &self.account
     }
 
     /// The token holder's account links.
@@ -362,6 +371,18 @@ impl Core {
             *guard = Some((now, list.clone()));
         }
         Ok(list)
+    }
+
+    /// The portal's minimum password length (spec §14); the default for a portal not found.
+    pub(crate) async fn password_min_length(
+        &self,
+        portal: crate::model::PortalId,
+    ) -> Result<u32, StoreError> {
+        let list = self.cached_portals().await?;
+        Ok(list.iter().find(|p| p.id == portal).map_or_else(
+            || crate::model::PortalSettings::default().password_min_length,
+            |p| p.settings.password_min_length,
+        ))
     }
 
     pub(crate) fn forget_portals(&self) {

@@ -99,7 +99,11 @@ async fn user(service: &AuthService, cmd: UserCommand, out: &mut dyn Write) -> a
         UserCommand::SetPassword(args) => {
             let password = read_password(&args.password)?;
             let u = find_user(service, &args.user).await?;
-            service.admin().set_password(u.id, &password).await.map_err(admin_error)?;
+            service
+                .admin()
+                .set_password_with(u.id, &password, args.force)
+                .await
+                .map_err(admin_error)?;
             line(out, format!("changed the password of {} and ended their sessions", u.email))
         }
         UserCommand::ResetPhone(who) => {
@@ -179,7 +183,7 @@ async fn user_add(service: &AuthService, args: UserAdd, out: &mut dyn Write) -> 
         last_name: args.last_name,
         is_admin: args.admin,
     };
-    let user = match service.admin().add_user(portal.id, new).await {
+    let user = match service.admin().add_user_with(portal.id, new, args.force).await {
         Ok(u) => u,
         Err(AdminError::Conflict(_)) => {
             bail!("a user with e-mail {} already exists in portal {}", args.email, portal.name)
@@ -577,6 +581,9 @@ fn parse_action(s: &str) -> anyhow::Result<AuditAction> {
 fn admin_error(e: AdminError) -> anyhow::Error {
     match e {
         AdminError::Invalid(m) => anyhow::anyhow!("{m}"),
+        AdminError::DirectoryUser => anyhow::anyhow!(
+            "this is a directory user: their password is changed in the directory, not here"
+        ),
         other => anyhow::Error::new(other),
     }
 }

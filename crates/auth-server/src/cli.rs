@@ -151,6 +151,9 @@ pub struct UserAdd {
     /// Family name.
     #[arg(long, default_value = "")]
     pub last_name: String,
+    /// Accept a password from the list of common passwords (the minimum length still holds).
+    #[arg(long)]
+    pub force: bool,
     /// Make the user a portal administrator.
     #[arg(long)]
     pub admin: bool,
@@ -190,6 +193,9 @@ pub struct SetPassword {
     /// The new password.
     #[command(flatten)]
     pub password: PasswordSource,
+    /// Accept a password from the list of common passwords (the minimum length still holds).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `portal …`.

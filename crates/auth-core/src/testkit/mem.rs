@@ -160,6 +160,19 @@ impl UserStore for MemStore {
         Ok(true)
     }
 
+    async fn set_password_hash_keeping(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        keep: &[u8; 32],
+    ) -> StoreResult<bool> {
+        let mut s = self.state()?;
+        let Some(u) = s.user_mut(id) else { return Ok(false) };
+        u.credential = Credential::Password(hash.clone());
+        s.end_user_tokens(id, Some(keep));
+        Ok(true)
+    }
+
     async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
         let mut s = self.state()?;
         let Some(u) = s.user_mut(id) else { return Ok(false) };
