@@ -30,6 +30,12 @@ use crate::wiring;
 
 /// Runs one admin subcommand, writing its output to `out`.
 pub async fn run(command: Command, config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
+    // A backup and a restore work on the file itself: a restore must not hold the database open.
+    match &command {
+        Command::Backup(args) => return crate::backup::backup(config, args, out),
+        Command::Restore(args) => return crate::backup::restore(config, args, out),
+        _ => {}
+    }
     let service = open(config).await?;
     match command {
         Command::Serve => bail!("`serve` is not an admin subcommand"),
@@ -37,6 +43,7 @@ pub async fn run(command: Command, config: &Config, out: &mut dyn Write) -> anyh
         Command::Portal(cmd) => portal(&service, cmd, out).await,
         Command::Sms(SmsCommand::Outbox(args)) => sms_outbox(&service, config, &args, out).await,
         Command::Audit(args) => audit(&service, &args, out).await,
+        Command::Backup(_) | Command::Restore(_) => bail!("handled above"),
     }
 }
 

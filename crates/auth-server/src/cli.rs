@@ -59,6 +59,26 @@ pub enum Command {
     Sms(SmsCommand),
     /// Show recent audit events, newest first.
     Audit(AuditArgs),
+    /// Copy the SQLite database to a new file, consistently, while servers keep running.
+    Backup(BackupArgs),
+    /// Replace the SQLite database by a backup (every server on it must be stopped).
+    Restore(RestoreArgs),
+}
+
+/// `backup --to FILE`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The new file to write (it must not exist).
+    #[arg(long)]
+    pub to: std::path::PathBuf,
+}
+
+/// `restore --from FILE`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup to restore.
+    #[arg(long)]
+    pub from: std::path::PathBuf,
 }
 
 /// `user …`.
