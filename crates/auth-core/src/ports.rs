@@ -313,6 +313,10 @@ pub trait AuditStore: Send + Sync {
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
     /// The newest events matching the filter, newest first, at most `limit`.
     async fn recent_audit(&self, filter: &AuditFilter, limit: u32) -> StoreResult<Vec<AuditEvent>>;
+    /// Retention (spec §13): of the `limit` oldest events, deletes those older than `before`, in one
+    /// short statement; returns how many. Called in a loop until it deletes fewer than `limit`, so
+    /// no purge holds the write lock for long.
+    async fn purge_audit(&self, before: Timestamp, limit: u32) -> StoreResult<u64>;
 }
 
 /// An SMS waiting in (or gone through) the durable outbox.

@@ -133,6 +133,8 @@ pub struct CoreLimits {
     pub portal_cache_ttl: SignedDuration,
     /// How long after its login a token may change the second factor (spec §5.8).
     pub fresh_token: SignedDuration,
+    /// How long audit events are kept (spec §13 `[retention] audit_days`); `None` keeps them forever.
+    pub audit_retention: Option<SignedDuration>,
 }
 
 impl Default for CoreLimits {
@@ -147,6 +149,7 @@ impl Default for CoreLimits {
             sms_second_factor_daily: Rule::per(15, day),
             portal_cache_ttl: SignedDuration::from_secs(2),
             fresh_token: SignedDuration::from_mins(15),
+            audit_retention: Some(SignedDuration::from_hours(24 * 365)),
         }
     }
 }

@@ -66,6 +66,8 @@ pub struct Config {
     pub outbound: OutboundConfig,
     /// The social login providers (spec §5.4), in configuration order.
     pub social: SocialConfig,
+    /// How long audit events are kept (`retention.audit_days`; 0 keeps them forever, spec §13).
+    pub audit_retention: Option<Duration>,
 }
 
 /// Outbound HTTPS settings.
@@ -194,6 +196,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("sms.webhook_timeout_secs", Kind::U64),
     ("outbox.poll_interval_ms", Kind::U64),
     ("security.fresh_token_secs", Kind::U64),
+    ("retention.audit_days", Kind::U64),
     ("bootstrap.admin_email", Kind::Str),
     ("outbound.max_in_flight", Kind::U64),
 ];
@@ -226,6 +229,19 @@ struct RawConfig {
     security: RawSecurity,
     outbound: RawOutbound,
     social: RawSocial,
+    retention: RawRetention,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRetention {
+    audit_days: u64,
+}
+
+impl Default for RawRetention {
+    fn default() -> Self {
+        Self { audit_days: 365 }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -266,6 +282,7 @@ impl Default for RawConfig {
             outbox: RawOutbox::default(),
             bootstrap: RawBootstrap::default(),
             security: RawSecurity::default(),
+            retention: RawRetention::default(),
             outbound: RawOutbound::default(),
             social: RawSocial::default(),
         }
@@ -584,6 +601,13 @@ impl Config {
             raw.security.fresh_token_secs,
             "security.fresh_token_secs",
         )?);
+        let audit_retention = match raw.retention.audit_days {
+            0 => None,
+            d if d > 100 * 365 => {
+                anyhow::bail!("retention.audit_days: at most 36500 (0 keeps events forever)");
+            }
+            d => Some(Duration::from_secs(d * 86_400)),
+        };
 
         let outbound = OutboundConfig {
             max_in_flight: usize::try_from(positive(
@@ -616,6 +640,7 @@ impl Config {
             outbox,
             bootstrap: BootstrapConfig { admin_email },
             fresh_token,
+            audit_retention,
             outbound,
             social,
         })

@@ -119,6 +119,11 @@ pub async fn open(
     let limits = CoreLimits {
         fresh_token: auth_core::SignedDuration::try_from(config.fresh_token)
             .context("security.fresh_token_secs: too large")?,
+        audit_retention: config
+            .audit_retention
+            .map(auth_core::SignedDuration::try_from)
+            .transpose()
+            .context("retention.audit_days: too large")?,
         ..CoreLimits::default()
     };
     let service = Arc::new(AuthService::with_limits(

@@ -29,6 +29,9 @@ pub struct NewUser {
     pub is_admin: bool,
 }
 
+/// Audit events deleted per statement by retention: a few milliseconds of write lock each.
+pub(crate) const AUDIT_PURGE_BATCH: u32 = 2_000;
+
 const PASSWORD_ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 
 /// The operator's capability.
@@ -398,7 +401,26 @@ impl Admin {
             .store
             .purge_counters(crate::later(now, -keep), crate::later(now, -known))
             .await?;
+        self.purge_audit().await?;
         Ok((tokens, events))
+    }
+
+    /// Retention of the audit trail (spec §13): deletes the events older than
+    /// `CoreLimits::audit_retention`, in batches of [`AUDIT_PURGE_BATCH`] (each one short statement,
+    /// so logins wait for the write lock only that long); returns how many went.
+    pub async fn purge_audit(&self) -> Result<u64, AdminError> {
+        let Some(keep) = self.core.limits.audit_retention else {
+            return Ok(0);
+        };
+        let before = crate::later(self.core.clock.now(), -keep);
+        let mut total = 0;
+        loop {
+            let n = self.core.store.purge_audit(before, AUDIT_PURGE_BATCH).await?;
+            total += n;
+            if n < u64::from(AUDIT_PURGE_BATCH) {
+                return Ok(total);
+            }
+        }
     }
 
     /// The newest audit events.

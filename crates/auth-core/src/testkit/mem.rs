@@ -654,6 +654,18 @@ impl AuditStore for MemStore {
             .cloned()
             .collect())
     }
+
+    async fn purge_audit(&self, before: Timestamp, limit: u32) -> StoreResult<u64> {
+        let mut s = self.state()?;
+        let oldest = s.audit.len().min(limit as usize);
+        let doomed = s.audit.iter().take(oldest).filter(|e| e.at < before).count();
+        let mut seen = 0;
+        s.audit.retain(|e| {
+            seen += 1;
+            !(seen <= oldest && e.at < before)
+        });
+        Ok(doomed as u64)
+    }
 }
 
 #[async_trait]
