@@ -22,6 +22,7 @@ use auth_core::password::HashParams;
 use auth_http::HttpConfig;
 use serde::Deserialize;
 
+use crate::ldap::{LdapConfig, RawLdap};
 use crate::social::{self, RawSocial, SocialConfig};
 
 /// The prefix of every environment override.
@@ -66,6 +67,8 @@ pub struct Config {
     pub outbound: OutboundConfig,
     /// The social login providers (spec §5.4), in configuration order.
     pub social: SocialConfig,
+    /// The LDAP / Active Directory directories (spec §5.9), in configuration order.
+    pub ldap: LdapConfig,
 }
 
 /// Outbound HTTPS settings.
@@ -226,6 +229,7 @@ struct RawConfig {
     security: RawSecurity,
     outbound: RawOutbound,
     social: RawSocial,
+    ldap: RawLdap,
 }
 
 #[derive(Debug, Deserialize)]
@@ -268,6 +272,7 @@ impl Default for RawConfig {
             security: RawSecurity::default(),
             outbound: RawOutbound::default(),
             social: RawSocial::default(),
+            ldap: RawLdap::default(),
         }
     }
 }
@@ -593,6 +598,7 @@ impl Config {
             .context("outbound.max_in_flight: too large")?,
         };
         let social = raw.social.resolve(social_secrets)?;
+        let ldap = raw.ldap.resolve()?;
 
         let admin_email = raw.bootstrap.admin_email.trim().to_owned();
         if !admin_email.contains('@') {
@@ -618,6 +624,7 @@ impl Config {
             fresh_token,
             outbound,
             social,
+            ldap,
         })
     }
 }
@@ -632,9 +639,9 @@ fn read_file(path: &Path) -> anyhow::Result<toml::Table> {
 }
 
 /// A file error, without the quoted line when that line may hold a secret: toml's message quotes
-/// the offending line, and a secret must not reach the log. That is any line in a `[social…]` table
-/// (where a misspelt `client_secret` is an unknown key whose line holds the secret) and any line that
-/// mentions a secret.
+/// the offending line, and a secret must not reach the log. That is any line in a `[social…]` or
+/// `[ldap…]` table (where a misspelt `client_secret`, or a `bind_password` that does not exist, is an
+/// unknown key whose line holds the secret) and any line that mentions a secret.
 fn file_error(text: &str, e: &toml::de::Error, path: &Path) -> anyhow::Error {
     let context = format!("invalid config file {}", path.display());
     let Some(span) = e.span() else {
@@ -651,7 +658,8 @@ fn file_error(text: &str, e: &toml::de::Error, path: &Path) -> anyhow::Error {
         .map(str::trim_start)
         .find(|l| l.starts_with('['))
         .unwrap_or("");
-    let in_social = table.trim_start_matches('[').trim_start().starts_with("social");
+    let section = table.trim_start_matches('[').trim_start();
+    let in_social = section.starts_with("social") || section.starts_with("ldap");
     if in_social || line.to_ascii_lowercase().contains("secret") {
         let number = text.get(..start).map_or(0, |t| t.matches('\n').count()) + 1;
         anyhow::anyhow!(
@@ -684,6 +692,7 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> anyhow::Result
             "BOOTSTRAP",
             "OUTBOUND",
             "SOCIAL",
+            "LDAP",
         ];
         let rest = name.strip_prefix(ENV_PREFIX).unwrap_or(name);
         if name.contains("__") || sections.iter().any(|s| rest.starts_with(&format!("{s}_"))) {
