@@ -213,6 +213,12 @@ impl DirectoryClient {
         }
     }
 
+    /// How many service connections sit idle in the pool.
+    #[cfg(test)]
+    pub(super) fn idle_connections(&self) -> usize {
+        self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+    }
+
     /// Puts a service connection that worked back for the next login.
     fn give_back(&self, ldap: ldap3::Ldap) {
         let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -223,18 +229,24 @@ impl DirectoryClient {
 
     /// Runs `op` on a service connection; when a reused connection fails at the transport (it died
     /// while idle), once more on a fresh one. The connection goes back to the pool after success.
-    async fn with_service<T>(
+    ///
+    /// `op` gets its own handle to the connection (handles are cheap and share it), so its future
+    /// owns what it uses and stays `Send`.
+    async fn with_service<T, F>(
         &self,
         trace: &mut Trace,
-        mut op: impl AsyncFnMut(&mut ldap3::Ldap) -> Result<T, LdapError>,
-    ) -> Result<(T, ldap3::Ldap), Failure> {
+        op: impl Fn(ldap3::Ldap) -> F,
+    ) -> Result<(T, ldap3::Ldap), Failure>
+    where
+        F: Future<Output = Result<T, LdapError>>,
+    {
         let mut conn = self.service(trace).await?;
-        let result = op(&mut conn.ldap).await;
+        let result = op(conn.ldap.clone()).await;
         let result = match result {
             Err(e) if conn.reused && is_transport(&e) => {
                 tracing::debug!(directory = %self.config.name, error = %describe(&e), "an idle LDAP connection had died; reconnecting");
                 conn = Pooled { ldap: self.fresh_service(trace).await?, reused: false };
-                op(&mut conn.ldap).await
+                op(conn.ldap.clone()).await
             }
             other => other,
         };
@@ -308,12 +320,15 @@ impl DirectoryClient {
         let timeout = self.config.timeout;
         let limit = i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX);
         let searched = self
-            .with_service(trace, async |ldap| {
-                // Two entries are enough to know that a login is ambiguous.
-                ldap.with_search_options(SearchOptions::new().sizelimit(2).timelimit(limit))
-                    .with_timeout(timeout);
-                let result = ldap.search(&base, Scope::Subtree, &filter, &attrs).await?;
-                Ok((result.0, result.1))
+            .with_service(trace, |mut ldap| {
+                let (base, filter, attrs) = (base.clone(), filter.clone(), attrs.clone());
+                async move {
+                    // Two entries are enough to know that a login is ambiguous.
+                    ldap.with_search_options(SearchOptions::new().sizelimit(2).timelimit(limit))
+                        .with_timeout(timeout);
+                    let result = ldap.search(&base, Scope::Subtree, &filter, attrs).await?;
+                    Ok((result.0, result.1))
+                }
             })
             .await;
         let ((entries, result), service) = match searched {
@@ -460,24 +475,26 @@ impl DirectoryClient {
         let base = self.config.user_base.clone();
         let timeout = self.config.timeout;
         let listed = self
-            .with_service(trace, async |ldap| {
-                let adapters: Vec<Box<dyn Adapter<'_, String, Vec<String>>>> =
-                    vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(PAGE_SIZE))];
-                let mut stream = ldap
-                    .streaming_search_with(adapters, &base, Scope::Subtree, &filter, attrs.clone())
-                    .await?;
-                let mut found = Vec::new();
-                loop {
-                    match tokio::time::timeout(timeout, stream.next()).await {
-                        Ok(Ok(Some(entry))) => found.push(SearchEntry::construct(entry)),
-                        Ok(Ok(None)) => break,
-                        Ok(Err(e)) => return Err(e),
-                        Err(elapsed) => return Err(LdapError::Timeout { elapsed }),
+            .with_service(trace, |mut ldap| {
+                let (base, filter, attrs) = (base.clone(), filter.clone(), attrs.clone());
+                async move {
+                    let adapters: Vec<Box<dyn Adapter<'_, String, Vec<String>>>> =
+                        vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(PAGE_SIZE))];
+                    let mut stream = ldap
+                        .streaming_search_with(adapters, &base, Scope::Subtree, &filter, attrs)
+                        .await?;
+                    let mut found = Vec::new();
+                    loop {
+                        match tokio::time::timeout(timeout, stream.next()).await {
+                            Ok(Ok(Some(entry))) => found.push(SearchEntry::construct(entry)),
+                            Ok(Ok(None)) => break,
+                            Ok(Err(e)) => return Err(e),
+                            Err(elapsed) => return Err(LdapError::Timeout { elapsed }),
+                        }
                     }
+                    stream.finish().await.success()?;
+                    Ok(found)
                 }
-                let result = stream.finish().await;
-                result.success()?;
-                Ok(found)
             })
             .await;
         let (found, service) = match listed {
