@@ -1,5 +1,5 @@
-//! The admin subcommands (spec §8): users, portals, the SMS outbox and the audit trail, run directly
-//! against the data directory with no listener.
+//! The admin subcommands (spec §8): users, portals, the SMS outbox, the audit trail and LDAP sign-in
+//! (module `ldap`), run directly against the data directory with no listener.
 //!
 //! They open the same store and key as the server (so they may run beside a live server: SQLite's WAL
 //! lets both work on one file) and call the service's admin operations, which keep every rule: the
@@ -28,10 +28,14 @@ use crate::cli::{
 use crate::config::Config;
 use crate::wiring;
 
+mod ldap;
+
 /// Runs one admin subcommand, writing its output to `out`.
 pub async fn run(command: Command, config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
-    let service = open(config).await?;
+    let core = open(config).await?;
+    let service = Arc::clone(&core.service);
     match command {
+        Command::Ldap(cmd) => ldap::run(&core, cmd, out).await,
         Command::Serve => bail!("`serve` is not an admin subcommand"),
         Command::User(cmd) => user(&service, cmd, out).await,
         Command::Portal(cmd) => portal(&service, cmd, out).await,
@@ -40,14 +44,14 @@ pub async fn run(command: Command, config: &Config, out: &mut dyn Write) -> anyh
     }
 }
 
-async fn open(config: &Config) -> anyhow::Result<Arc<AuthService>> {
+async fn open(config: &Config) -> anyhow::Result<wiring::Core> {
     // A command hashes at most one password, so it runs argon2id on its own thread with the
     // server's cost rather than starting a pool.
-    let core = wiring::open(config, |rng| {
-        Ok(Arc::new(wiring::argon2(config, rng)?) as Arc<dyn PasswordHasher>)
-    })
-    .await?;
-    Ok(core.service)
+    wiring::open(
+        config,
+        |rng| Ok(Arc::new(wiring::argon2(config, rng)?) as Arc<dyn PasswordHasher>),
+    )
+    .await
 }
 
 // ----- users ------------------------------------------------------------------------------------

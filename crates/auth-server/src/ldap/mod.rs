@@ -24,7 +24,7 @@ mod tests;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use auth_core::SecretString;
+use auth_core::{Portal, SecretString};
 
 pub(crate) use config::RawLdap;
 pub use config::{
@@ -142,6 +142,11 @@ impl LdapDirectories {
             .iter()
             .find(|d| d.config.serves_hosts(hosts))
             .map(|d| d.config.name.clone())
+    }
+
+    /// The directory `portal` signs in against, if any (see [`LdapDirectories::directory_for_hosts`]).
+    pub fn directory_for(&self, portal: &Portal) -> Option<String> {
+        self.directory_for_hosts(&portal.hosts)
     }
 
     fn get(&self, name: &str) -> Option<&Arc<DirectoryClient>> {
