@@ -55,11 +55,18 @@ pub enum AuditAction {
     LoggedOutEverywhere,
     /// Ours (9006): the user replaced their backup codes (`PUT settings/tfaappnewcodes`).
     BackupCodesRegenerated,
+    /// Ours (9009): a directory login or `ldap sync` created the local user (spec §5.9).
+    DirectoryUserCreated,
+    /// Ours (9010): a directory login or `ldap sync` updated the local user from the directory.
+    DirectoryUserUpdated,
+    /// Ours (9011): a user's password hash was replaced by argon2id with the configured parameters
+    /// at a successful login (an imported upstream hash, or outdated parameters; spec §5.1).
+    PasswordRehashed,
 }
 
 impl AuditAction {
     /// Every action, in code order.
-    pub const ALL: [AuditAction; 21] = [
+    pub const ALL: [AuditAction; 24] = [
         AuditAction::Logout,
         AuditAction::LoginSuccessViaApi,
         AuditAction::LoginSuccessViaApiSms,
@@ -81,6 +88,9 @@ impl AuditAction {
         AuditAction::LoginFailViaApiSocialAccount,
         AuditAction::SocialAccountLinked,
         AuditAction::SocialAccountUnlinked,
+        AuditAction::DirectoryUserCreated,
+        AuditAction::DirectoryUserUpdated,
+        AuditAction::PasswordRehashed,
     ];
 
     /// The upstream number.
@@ -107,6 +117,9 @@ impl AuditAction {
             AuditAction::LoginFailViaApiSocialAccount => 1020,
             AuditAction::SocialAccountLinked => 9007,
             AuditAction::SocialAccountUnlinked => 9008,
+            AuditAction::DirectoryUserCreated => 9009,
+            AuditAction::DirectoryUserUpdated => 9010,
+            AuditAction::PasswordRehashed => 9011,
         }
     }
 
@@ -134,6 +147,9 @@ impl AuditAction {
             AuditAction::LoginFailViaApiSocialAccount => "LoginFailViaApiSocialAccount",
             AuditAction::SocialAccountLinked => "SocialAccountLinked",
             AuditAction::SocialAccountUnlinked => "SocialAccountUnlinked",
+            AuditAction::DirectoryUserCreated => "DirectoryUserCreated",
+            AuditAction::DirectoryUserUpdated => "DirectoryUserUpdated",
+            AuditAction::PasswordRehashed => "PasswordRehashed",
         }
     }
 

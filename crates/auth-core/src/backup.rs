@@ -26,6 +26,21 @@ pub fn normalize(input: &str) -> Option<String> {
     (s.len() == CODE_LEN && s.bytes().all(|b| ALPHABET.contains(&b))).then_some(s)
 }
 
+/// The canonical form of a backup code imported from an upstream portal (spec §11), or of what a
+/// user typed for one: upstream codes are 6 characters of `a–z A–Z 0–9 - _`, so they are compared
+/// the same way as ours (upper-cased, spaces and hyphens removed) over their wider alphabet.
+pub fn normalize_imported(input: &str) -> Option<String> {
+    let s: String =
+        input.chars().filter(|c| !matches!(c, ' ' | '-')).map(|c| c.to_ascii_uppercase()).collect();
+    ((4..=16).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .then_some(s)
+}
+
+/// The form a typed code is looked up under: ours first, else an imported one's.
+pub fn lookup_form(input: &str) -> Option<String> {
+    normalize(input).or_else(|| normalize_imported(input))
+}
+
 /// The stored form of a (normalised) code.
 pub fn code_hash(key: &ServerKey, user: UserId, normalized: &str) -> [u8; 32] {
     key.keyed_hash(KeyContext::BackupCode, &[user.0.as_bytes(), normalized.as_bytes()])
@@ -45,6 +60,20 @@ mod tests {
             let typed = format!("{}-{} ", c[..4].to_lowercase(), &c[4..]);
             assert_eq!(normalize(&typed).as_deref(), Some(c.as_str()));
         }
+    }
+
+    #[test]
+    fn imported_codes_compare_like_ours() {
+        assert_eq!(normalize_imported("aB3-_z").as_deref(), Some("AB3_Z"));
+        assert_eq!(normalize_imported(" ab3_Z ").as_deref(), Some("AB3_Z"));
+        assert_eq!(normalize_imported("Qx7_k0").as_deref(), Some("QX7_K0"));
+        assert_eq!(normalize_imported("a;b"), None);
+        assert_eq!(normalize_imported("abc"), None);
+        // Our own codes keep their canonical form whichever way they are looked up.
+        let rng = SeqRng::new(5);
+        let c = generate(&rng);
+        assert_eq!(lookup_form(&c.to_lowercase()), normalize(&c));
+        assert_eq!(normalize_imported(&c), normalize(&c));
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub enum KeyContext {
     /// The check value of the key itself, stored in the database so that a node started with
     /// another key refuses to run.
     KeyCheck,
+    /// A sealed upstream realm (machine key, salt, cost) of imported password hashes (spec §11).
+    UpstreamRealm,
+    /// The keyed hash that names an upstream realm in stored hashes.
+    UpstreamRealmId,
 }
 
 impl KeyContext {
@@ -56,6 +60,8 @@ impl KeyContext {
             KeyContext::LoginKey => b"login-key",
             KeyContext::DeviceCookie => b"device-cookie",
             KeyContext::OAuthCode => b"oauth-code",
+            KeyContext::UpstreamRealm => b"upstream-realm",
+            KeyContext::UpstreamRealmId => b"upstream-realm-id",
         }
     }
 

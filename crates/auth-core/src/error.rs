@@ -166,6 +166,12 @@ pub enum AdminError {
     /// A value the operator gave cannot be used; the text says which and why.
     #[error("{0}")]
     Invalid(String),
+    /// The user signs in against a directory: their password is the directory's to change.
+    #[error("a directory user's password lives in the directory")]
+    DirectoryUser,
+    /// The directory could not be asked (spec §5.9).
+    #[error("directory unavailable: {0}")]
+    DirectoryUnavailable(String),
     /// The store or the hashing pool is unavailable; try again shortly.
     #[error("busy: {0}")]
     Busy(String),

@@ -30,6 +30,7 @@ pub mod sms;
 pub mod throttle;
 pub mod token;
 pub mod totp;
+pub mod upstream;
 
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

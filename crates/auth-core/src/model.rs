@@ -10,6 +10,7 @@ use std::net::IpAddr;
 pub use crate::ids::{PortalId, UserId};
 use crate::password::PasswordHash;
 use crate::throttle::Rule;
+use crate::upstream::UpstreamHash;
 use ipnet::IpNet;
 use jiff::{SignedDuration, Timestamp};
 
@@ -139,6 +140,9 @@ pub struct PortalSettings {
     pub totp_issuer: String,
     /// Social providers enabled on this portal (names as clients send them in `provider`).
     pub social_providers: Vec<String>,
+    /// The directory (`[[ldap.directories]]` name) this portal signs in against, when set here rather
+    /// than by the directory's own `portals` list (spec §5.9).
+    pub ldap: Option<String>,
 }
 
 impl Default for PortalSettings {
@@ -162,6 +166,7 @@ impl Default for PortalSettings {
             backup_code_count: 5,
             totp_issuer: String::new(),
             social_providers: Vec::new(),
+            ldap: None,
         }
     }
 }
@@ -250,6 +255,7 @@ impl PortalSettings {
             ("backup_code_count", self.backup_code_count.to_string()),
             ("totp_issuer", self.totp_issuer.replace('\n', " ")),
             ("social_providers", join(self.social_providers.clone())),
+            ("ldap", self.ldap.clone().unwrap_or_default()),
         ];
         let mut out = String::new();
         for (k, v) in lines {
@@ -315,6 +321,7 @@ impl PortalSettings {
             "backup_code_count" => self.backup_code_count = num(key, v)?,
             "totp_issuer" => self.totp_issuer = v.to_owned(),
             "social_providers" => self.social_providers = list(v),
+            "ldap" => self.ldap = Some(v.trim()).filter(|n| !n.is_empty()).map(str::to_owned),
             _ => return Err(bad(key, "unknown setting")),
         }
         Ok(())
@@ -361,8 +368,8 @@ pub struct User {
     pub is_admin: bool,
     /// A disabled user cannot log in and their tokens fail.
     pub disabled: bool,
-    /// The password as an argon2id PHC string.
-    pub password_hash: PasswordHash,
+    /// What the user signs in with.
+    pub credential: Credential,
     /// Mobile number, normalised to digits.
     pub phone: Option<String>,
     /// Whether a code sent to `phone` has been entered successfully.
@@ -378,6 +385,68 @@ impl User {
     /// The lower-cased e-mail used for lookups and throttle keys.
     pub fn email_key(&self) -> String {
         self.email.to_lowercase()
+    }
+
+    /// The directory the user signs in against, for a directory user (spec §5.9).
+    pub fn directory(&self) -> Option<&str> {
+        match &self.credential {
+            Credential::Directory(name) => Some(name),
+            _ => None,
+        }
+    }
+}
+
+/// What a user signs in with (spec §5.1, §5.9, §11).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// A password, as an argon2id PHC string made here.
+    Password(PasswordHash),
+    /// A password hash imported from an upstream portal, verified by the upstream algorithm and
+    /// replaced by argon2id at the first successful login.
+    Upstream(UpstreamHash),
+    /// A directory user: the password lives in the named directory (`[[ldap.directories]]`), and no
+    /// local password is kept.
+    Directory(String),
+    /// No usable password (an imported directory or single-sign-on user, a dead legacy hash): every
+    /// password check fails, at the cost of a real one.
+    None,
+}
+
+/// The stored text of [`Credential::Directory`] starts with this (a PHC string never starts with `!`).
+const DIRECTORY_PREFIX: &str = "!directory:";
+/// The stored text of [`Credential::None`].
+const NO_PASSWORD: &str = "!none";
+
+impl Credential {
+    /// The storage-neutral text form, kept in one column by every adapter: the PHC string, the
+    /// upstream form (`$onlyoffice$…`), `!directory:NAME` or `!none`.
+    pub fn encode(&self) -> String {
+        match self {
+            Credential::Password(h) => h.as_str().to_owned(),
+            Credential::Upstream(h) => h.encode(),
+            Credential::Directory(name) => format!("{DIRECTORY_PREFIX}{name}"),
+            Credential::None => NO_PASSWORD.to_owned(),
+        }
+    }
+
+    /// Reads [`Credential::encode`]. Anything that is not one of the marked forms is taken as a PHC
+    /// string, checked when used (as before there were other kinds).
+    pub fn decode(s: &str) -> Self {
+        if let Some(name) = s.strip_prefix(DIRECTORY_PREFIX) {
+            return Credential::Directory(name.to_owned());
+        }
+        if s == NO_PASSWORD {
+            return Credential::None;
+        }
+        match UpstreamHash::decode(s) {
+            Some(h) => Credential::Upstream(h),
+            None => Credential::Password(PasswordHash::from_phc(s)),
+        }
+    }
+
+    /// Whether this is a password set here (argon2id): an import never replaces one.
+    pub fn is_local_password(&self) -> bool {
+        matches!(self, Credential::Password(_))
     }
 }
 

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 
 use crate::primitives::{Rng, RngExt};
 use crate::secret::SecretString;
+use crate::upstream::{UpstreamHash, UpstreamRealm};
 
 /// Why the password hasher could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,17 @@ pub trait PasswordHasher: Send + Sync {
     /// A hash of an unguessable password made with this hasher's own parameters, so that verifying an
     /// unknown user's password against it costs what a real verification costs.
     fn dummy_hash(&self) -> PasswordHash;
+    /// Verifies a password against an imported upstream hash (spec §5.1), on the same threads and
+    /// under the same queue limit as `verify`.
+    async fn verify_upstream(
+        &self,
+        password: &SecretString,
+        hash: &UpstreamHash,
+        realm: &UpstreamRealm,
+    ) -> Result<bool, HashError>;
+    /// Whether `hash` was made with other parameters than this hasher's (or another algorithm), so a
+    /// successful login should replace it (spec §5.1).
+    fn needs_rehash(&self, hash: &PasswordHash) -> bool;
 }
 
 /// Password hashing on the calling thread, for a pool's threads (and for tests and benchmarks).
@@ -60,6 +72,17 @@ pub trait BlockingHasher: Send + Sync + 'static {
     ) -> Result<bool, HashError>;
     /// As [`PasswordHasher::dummy_hash`].
     fn dummy_hash(&self) -> PasswordHash;
+    /// As [`PasswordHasher::verify_upstream`]: the upstream algorithm is the same on every hasher.
+    fn verify_upstream(
+        &self,
+        password: &SecretString,
+        hash: &UpstreamHash,
+        realm: &UpstreamRealm,
+    ) -> Result<bool, HashError> {
+        Ok(hash.verify(realm, password))
+    }
+    /// As [`PasswordHasher::needs_rehash`].
+    fn needs_rehash(&self, hash: &PasswordHash) -> bool;
 }
 
 /// A hashing thread's reusable argon2 work memory (see [`Argon2Hasher::verify_with_memory`]).
@@ -116,6 +139,7 @@ impl HashParams {
 /// argon2id on the calling thread.
 pub struct Argon2Hasher {
     argon: Argon2<'static>,
+    params: HashParams,
     rng: Arc<dyn Rng>,
     dummy: PasswordHash,
 }
@@ -132,7 +156,7 @@ impl Argon2Hasher {
         let p = Params::new(params.m_cost_kib, params.t_cost, params.p_cost, None)
             .map_err(|e| HashError::Failed(format!("invalid argon2 parameters: {e}")))?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, p);
-        let mut me = Self { argon, rng, dummy: PasswordHash(String::new()) };
+        let mut me = Self { argon, params, rng, dummy: PasswordHash(String::new()) };
         let filler: [u8; 16] = me.rng.bytes();
         me.dummy =
             BlockingHasher::hash(&me, &SecretString::new(data_encoding::HEXLOWER.encode(&filler)))?;
@@ -189,6 +213,26 @@ impl BlockingHasher for Argon2Hasher {
     fn dummy_hash(&self) -> PasswordHash {
         self.dummy.clone()
     }
+
+    fn needs_rehash(&self, hash: &PasswordHash) -> bool {
+        outdated(hash, self.params)
+    }
+}
+
+/// Whether a PHC string is anything but argon2id v19 with exactly `params` (an unreadable one
+/// included: a successful verification of it would be a surprise worth replacing).
+pub fn outdated(hash: &PasswordHash, params: HashParams) -> bool {
+    let Ok(phc) = Phc::new(&hash.0) else {
+        return true;
+    };
+    let Ok(p) = Params::try_from(&phc) else {
+        return true;
+    };
+    phc.algorithm != Algorithm::Argon2id.ident()
+        || phc.version != Some(Version::V0x13 as u32)
+        || p.m_cost() != params.m_cost_kib
+        || p.t_cost() != params.t_cost
+        || p.p_cost() != params.p_cost
 }
 
 /// Hashing inline on the async caller's thread: for tests and tools, never for a server (a
@@ -209,6 +253,19 @@ impl PasswordHasher for Argon2Hasher {
 
     fn dummy_hash(&self) -> PasswordHash {
         self.dummy.clone()
+    }
+
+    async fn verify_upstream(
+        &self,
+        password: &SecretString,
+        hash: &UpstreamHash,
+        realm: &UpstreamRealm,
+    ) -> Result<bool, HashError> {
+        BlockingHasher::verify_upstream(self, password, hash, realm)
+    }
+
+    fn needs_rehash(&self, hash: &PasswordHash) -> bool {
+        outdated(hash, self.params)
     }
 }
 
@@ -238,6 +295,22 @@ mod tests {
             Err(HashError::Malformed)
         ));
         assert_eq!(format!("{hash:?}"), "PasswordHash(<redacted>)");
+    }
+
+    #[test]
+    fn hashes_with_other_parameters_are_outdated() {
+        let rng: Arc<dyn Rng> = Arc::new(SeqRng::new(3));
+        let small = HashParams::insecure_for_tests();
+        let h = Argon2Hasher::new(small, rng.clone()).unwrap();
+        let hash = BlockingHasher::hash(&h, &SecretString::new("pw")).unwrap();
+        assert!(!BlockingHasher::needs_rehash(&h, &hash));
+        let bigger = Argon2Hasher::new(HashParams { m_cost_kib: 16, ..small }, rng).unwrap();
+        assert!(BlockingHasher::needs_rehash(&bigger, &hash));
+        assert!(outdated(
+            &PasswordHash::from_phc("$argon2i$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA"),
+            small
+        ));
+        assert!(outdated(&PasswordHash::from_phc("nonsense"), small));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::audit::{AuditEvent, AuditFilter};
-use crate::model::{Portal, PortalId, User, UserId};
+use crate::model::{Credential, Portal, PortalId, User, UserId};
 use crate::password::PasswordHash;
 pub use crate::password::{HashError, PasswordHasher};
 pub use crate::primitives::{Clock, Rng, RngExt};
@@ -70,6 +70,23 @@ pub trait UserStore: Send + Sync {
     async fn set_phone_if_unactivated(&self, id: UserId, phone: &str) -> StoreResult<bool>;
     /// Marks the phone activated, MUST only when the stored phone still equals `phone`.
     async fn activate_phone(&self, id: UserId, phone: &str) -> StoreResult<bool>;
+    /// Replaces the credential with an argon2id hash of the same password (an upgrade at login, spec
+    /// §5.1). MUST only when the stored credential is still `old` (compare and set in one statement),
+    /// and leaves the revision and the tokens alone: the password did not change. True when replaced.
+    async fn upgrade_credential(
+        &self,
+        id: UserId,
+        old: &Credential,
+        new: &PasswordHash,
+    ) -> StoreResult<bool>;
+    /// Rewrites the profile of an existing user from another source (a directory, an import): e-mail,
+    /// names, admin flag, phone and its activation, and the credential. The id, portal, disabled flag,
+    /// creation time, revision and tokens stay. MUST return `Conflict` when the new e-mail belongs to
+    /// another user of the portal. False when the user does not exist.
+    async fn update_user(&self, user: &User) -> StoreResult<bool>;
+    /// Inserts many new users in one transaction (a bulk import): a user whose id exists, or whose
+    /// e-mail the portal already has, is left out. One flag per user, in order: true when inserted.
+    async fn insert_users(&self, users: &[User]) -> StoreResult<Vec<bool>>;
 }
 
 /// Portals (tenants).
@@ -188,6 +205,19 @@ pub trait TotpStore: Send + Sync {
     async fn use_backup_code(&self, user: UserId, code_hash: &[u8; 32]) -> StoreResult<bool>;
     /// Returns and deletes the pending reveal, atomically (shown once).
     async fn take_backup_reveal(&self, user: UserId) -> StoreResult<Option<Vec<u8>>>;
+    /// Stores an imported enrolment (spec §11): the sealed secret, whether it is activated, and its
+    /// backup codes with their used flags, in one transaction. MUST only when the user has no TOTP
+    /// record (an enrolment made here is never replaced). True when stored.
+    async fn import_totp(
+        &self,
+        user: UserId,
+        sealed_secret: &[u8],
+        activated: bool,
+        codes: &[BackupCodeRecord],
+    ) -> StoreResult<bool>;
+    /// Marks used the user's codes with these hashes (an import carrying upstream's used flags; a
+    /// used code is never made unused again). Returns how many changed.
+    async fn mark_backup_codes_used(&self, user: UserId, hashes: &[[u8; 32]]) -> StoreResult<u64>;
 }
 
 /// An issued token as stored: only its SHA-256.
@@ -417,6 +447,8 @@ pub trait MetaStore: Send + Sync {
     /// The value stored under `name`, storing `value` first when there is none (MUST be atomic: of
     /// concurrent first calls, one value wins and all of them get it back).
     async fn init_meta(&self, name: &str, value: &[u8]) -> StoreResult<Vec<u8>>;
+    /// The value stored under `name`, if any.
+    async fn meta(&self, name: &str) -> StoreResult<Option<Vec<u8>>>;
 }
 
 /// Every store port at once; one adapter usually implements them all.
@@ -561,5 +593,89 @@ impl SocialProvider for NoSocialProviders {
         _code: Option<&SecretString>,
     ) -> Result<SocialIdentity, SocialError> {
         Err(SocialError::UnknownProvider)
+    }
+}
+
+/// A user as a directory has it (spec §5.9), from a successful bind or a sync listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectoryEntry {
+    /// The directory's configured name.
+    pub directory: String,
+    /// The entry's distinguished name.
+    pub dn: String,
+    /// E-mail address as the directory has it (the core lower-cases it for lookups).
+    pub email: String,
+    /// Given name.
+    pub first_name: String,
+    /// Family name.
+    pub last_name: String,
+    /// Mobile number as the directory has it; the core normalises it (spec §5.2).
+    pub mobile: Option<String>,
+    /// Disabled in the directory (Active Directory's `userAccountControl` bit 2, or a flag attribute).
+    pub disabled: bool,
+}
+
+/// Why a directory gave no user.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    /// The search found no entry (or more than one) for the login.
+    #[error("login unknown to the directory")]
+    UnknownLogin,
+    /// The bind as the found entry failed.
+    #[error("directory refused the password")]
+    WrongPassword,
+    /// The entry is not a member of the required group.
+    #[error("not a member of the required group")]
+    NotInGroup,
+    /// The entry is disabled in the directory.
+    #[error("disabled in the directory")]
+    Disabled,
+    /// The directory could not be asked: unreachable, timed out, TLS failure, service bind refused.
+    /// Answered 503, and says nothing about the client.
+    #[error("directory unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// LDAP / Active Directory (spec §5.9): which directory a portal signs in against, and what a bind
+/// proves. The port searches with its service account and binds as the found entry; it never
+/// compares passwords itself. The core refuses an empty password before calling it.
+#[async_trait]
+pub trait Directory: Send + Sync {
+    /// The name of the directory `portal` signs in against, if any.
+    fn directory_for(&self, portal: &Portal) -> Option<String>;
+    /// The entry behind `login` (a directory login or e-mail) when `password` binds as it, it is in
+    /// the required group and not disabled. An unknown login still costs a search.
+    async fn authenticate(
+        &self,
+        directory: &str,
+        login: &str,
+        password: &SecretString,
+    ) -> Result<DirectoryEntry, DirectoryError>;
+    /// Every entry the directory's user filter admits (members of the required group only, when one
+    /// is set), disabled ones included, for `ldap sync`.
+    async fn entries(&self, directory: &str) -> Result<Vec<DirectoryEntry>, DirectoryError>;
+}
+
+/// A directory port with no directories: no portal signs in against one.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoDirectories;
+
+#[async_trait]
+impl Directory for NoDirectories {
+    fn directory_for(&self, _portal: &Portal) -> Option<String> {
+        None
+    }
+
+    async fn authenticate(
+        &self,
+        _directory: &str,
+        _login: &str,
+        _password: &SecretString,
+    ) -> Result<DirectoryEntry, DirectoryError> {
+        Err(DirectoryError::UnknownLogin)
+    }
+
+    async fn entries(&self, directory: &str) -> Result<Vec<DirectoryEntry>, DirectoryError> {
+        Err(DirectoryError::Unavailable(format!("no directory named {directory:?}")))
     }
 }

@@ -9,7 +9,9 @@
 //! [`RequestContext`] and calls one method.
 
 mod admin;
+mod directory;
 mod factors;
+mod import;
 mod sessions;
 mod sign_in;
 mod social;
@@ -26,13 +28,19 @@ use crate::error::{Fault, PortalError};
 use crate::later;
 use crate::model::{Portal, User, UserId};
 use crate::ports::{
-    Clock, PasswordHasher, Revisions, Rng, SocialProvider, Store, StoreError, TokenRecord,
+    Clock, Directory, PasswordHasher, Revisions, Rng, SocialProvider, Store, StoreError,
+    TokenRecord,
 };
 use crate::secret::SecretString;
 use crate::throttle::{Acquire, KNOWN_IP_DAYS, Rule, Slot, keys};
 use crate::{device, token};
 
 pub use admin::{Admin, NewUser};
+pub use directory::DirectorySyncReport;
+pub use import::{
+    Import, ImportError, ImportOutcome, ImportedBackupCode, ImportedLink, ImportedTotp,
+    ImportedUser,
+};
 pub use sessions::{Session, Sessions};
 pub use sign_in::{LoginMethod, NOT_A_LOGIN, Password, SignIn, SocialProof};
 pub use social::{Links, ProviderLink};
@@ -150,6 +158,8 @@ pub struct Deps {
     pub hasher: Arc<dyn PasswordHasher>,
     /// Social login.
     pub social: Arc<dyn SocialProvider>,
+    /// LDAP / Active Directory (spec §5.9); [`crate::ports::NoDirectories`] for none.
+    pub directory: Arc<dyn Directory>,
     /// Time.
     pub clock: Arc<dyn Clock>,
     /// Randomness.
@@ -166,6 +176,7 @@ pub struct AuthService {
     tfa_settings: TfaSettings,
     links: Links,
     admin: Admin,
+    import: Import,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -186,6 +197,7 @@ impl AuthService {
             store: deps.store,
             hasher: deps.hasher,
             social: deps.social,
+            directory: deps.directory,
             clock: deps.clock,
             rng: deps.rng,
             key: deps.key,
@@ -198,6 +210,7 @@ impl AuthService {
             tfa_settings: TfaSettings { core: core.clone() },
             links: Links { core: core.clone() },
             admin: Admin { core: core.clone() },
+            import: Import { core: core.clone() },
             core,
         }
     }
@@ -230,6 +243,16 @@ impl AuthService {
     /// The operator's operations.
     pub fn admin(&self) -> &Admin {
         &self.admin
+    }
+
+    /// Moving users over from an upstream portal or another source (spec §11).
+    pub fn import(&self) -> &Import {
+        &self.import
+    }
+
+    /// The directory the portal signs in against, if any (for `capabilities`' `ldapEnabled`).
+    pub fn directory_for(&self, portal: &Portal) -> Option<String> {
+        self.core.directory.directory_for(portal)
     }
 
     /// The global limits.
@@ -269,6 +292,7 @@ pub(crate) struct Core {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) hasher: Arc<dyn PasswordHasher>,
     pub(crate) social: Arc<dyn SocialProvider>,
+    pub(crate) directory: Arc<dyn Directory>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) rng: Arc<dyn Rng>,
     pub(crate) key: ServerKey,

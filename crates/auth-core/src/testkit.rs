@@ -9,7 +9,7 @@ pub mod conformance;
 mod fakes;
 mod mem;
 
-pub use fakes::{FakeClock, FakeSocial, RecordingSms, SeqRng};
+pub use fakes::{FakeClock, FakeDirectory, FakeSocial, RecordingSms, SeqRng};
 pub use mem::MemStore;
 
 use std::sync::Arc;
@@ -48,6 +48,16 @@ pub fn build_service_social(
     limits: CoreLimits,
     social: Arc<dyn crate::ports::SocialProvider>,
 ) -> TestWorld {
+    build_service_ports(limits, social, Arc::new(crate::ports::NoDirectories))
+}
+
+/// Builds a [`TestWorld`] with these global limits, this social provider port and this directory
+/// port.
+pub fn build_service_ports(
+    limits: CoreLimits,
+    social: Arc<dyn crate::ports::SocialProvider>,
+    directory: Arc<dyn crate::ports::Directory>,
+) -> TestWorld {
     let store = Arc::new(MemStore::new());
     let clock = Arc::new(FakeClock::new(jiff::Timestamp::constant(1_768_031_184, 420_689_700)));
     let rng = Arc::new(SeqRng::new(42));
@@ -61,6 +71,7 @@ pub fn build_service_social(
             store: store.clone(),
             hasher: Arc::new(hasher),
             social,
+            directory,
             clock: clock.clone(),
             rng: rng.clone(),
             key: key.clone(),

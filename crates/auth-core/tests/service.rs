@@ -1138,6 +1138,7 @@ fn second_process(w: &TestWorld) -> auth_core::AuthService {
             .unwrap(),
         ),
         social: Arc::new(auth_core::ports::NoSocialProviders),
+        directory: Arc::new(auth_core::ports::NoDirectories),
         clock: w.clock.clone(),
         rng: w.rng.clone(),
         key: w.key.clone(),
@@ -1201,6 +1202,19 @@ impl auth_core::password::PasswordHasher for ChangesPasswordMidLogin {
     fn dummy_hash(&self) -> auth_core::password::PasswordHash {
         auth_core::password::PasswordHasher::dummy_hash(&self.inner)
     }
+
+    async fn verify_upstream(
+        &self,
+        p: &SecretString,
+        h: &auth_core::upstream::UpstreamHash,
+        r: &auth_core::upstream::UpstreamRealm,
+    ) -> Result<bool, auth_core::password::HashError> {
+        auth_core::password::PasswordHasher::verify_upstream(&self.inner, p, h, r).await
+    }
+
+    fn needs_rehash(&self, h: &auth_core::password::PasswordHash) -> bool {
+        auth_core::password::PasswordHasher::needs_rehash(&self.inner, h)
+    }
 }
 
 /// Finding 3: a login whose password check began before `user set-password` gets no token that
@@ -1221,6 +1235,7 @@ async fn issue_12_a_login_racing_set_password_gets_no_token() {
             user: std::sync::Mutex::new(Some(fx.user.id)),
         }),
         social: Arc::new(auth_core::ports::NoSocialProviders),
+        directory: Arc::new(auth_core::ports::NoDirectories),
         clock: w.clock.clone(),
         rng: w.rng.clone(),
         key: w.key.clone(),
@@ -1518,3 +1533,6 @@ async fn issue_13_good_social_logins_from_one_address_are_never_throttled() {
         assert!(matches!(h.await.unwrap(), Ok(LoginOutcome::Token(_))));
     }
 }
+
+#[path = "service/moving_over.rs"]
+mod moving_over;

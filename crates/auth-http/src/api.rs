@@ -256,7 +256,7 @@ impl Router {
                 Ok(respond::ok(
                     format,
                     Capabilities {
-                        ldap_enabled: false,
+                        ldap_enabled: self.service.directory_for(&ctx.portal).is_some(),
                         oauth_enabled: !providers.is_empty(),
                         providers,
                         ..Capabilities::default()

@@ -13,11 +13,19 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use auth_core::password::{BlockingHasher, HashError, HashMemory, PasswordHash, PasswordHasher};
 use auth_core::secret::SecretString;
+use auth_core::upstream::{UpstreamHash, UpstreamRealm};
 use tokio::sync::oneshot;
 
 enum Job {
     Hash(SecretString, oneshot::Sender<Result<PasswordHash, HashError>>),
     Verify(SecretString, PasswordHash, oneshot::Sender<Result<bool, HashError>>),
+    /// An imported upstream hash (spec §5.1): PBKDF2 as slow as an argon2id verification, so it
+    /// takes a place in the same queue.
+    VerifyUpstream(
+        SecretString,
+        Box<(UpstreamHash, UpstreamRealm)>,
+        oneshot::Sender<Result<bool, HashError>>,
+    ),
 }
 
 /// A [`PasswordHasher`] that runs a [`BlockingHasher`] on a bounded pool of threads.
@@ -86,6 +94,10 @@ fn worker(rx: &Mutex<Receiver<Job>>, inner: &dyn BlockingHasher) {
             Job::Verify(password, hash, reply) => {
                 let _ = reply.send(inner.verify(&password, &hash, &mut memory));
             }
+            Job::VerifyUpstream(password, job, reply) => {
+                let (hash, realm) = *job;
+                let _ = reply.send(inner.verify_upstream(&password, &hash, &realm));
+            }
         }
     }
 }
@@ -114,6 +126,22 @@ impl PasswordHasher for PooledHasher {
 
     fn dummy_hash(&self) -> PasswordHash {
         self.inner.dummy_hash()
+    }
+
+    async fn verify_upstream(
+        &self,
+        password: &SecretString,
+        hash: &UpstreamHash,
+        realm: &UpstreamRealm,
+    ) -> Result<bool, HashError> {
+        let (tx, rx) = oneshot::channel();
+        let job = Box::new((hash.clone(), realm.clone()));
+        self.submit(Job::VerifyUpstream(password.clone(), job, tx))?;
+        rx.await.map_err(|_| lost())?
+    }
+
+    fn needs_rehash(&self, hash: &PasswordHash) -> bool {
+        self.inner.needs_rehash(hash)
     }
 }
 
@@ -150,6 +178,10 @@ mod tests {
 
         fn dummy_hash(&self) -> PasswordHash {
             PasswordHash::from_phc("$dummy$")
+        }
+
+        fn needs_rehash(&self, _: &PasswordHash) -> bool {
+            false
         }
     }
 

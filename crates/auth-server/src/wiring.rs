@@ -137,6 +137,8 @@ pub async fn open(
             store: store_port,
             hasher,
             social: Arc::new(social),
+            // LDAP directories (spec §5.9) are wired by the ldap module once it lands.
+            directory: Arc::new(auth_core::ports::NoDirectories),
             clock: Arc::clone(&clock),
             rng: Arc::clone(&rng),
             key: key.clone(),

@@ -5,7 +5,7 @@
 //! does not). The statements themselves stay in the adapters, and so does the decoding of each
 //! column type. Every range and shape check answers [`Corrupt`], never a panic.
 
-use auth_core::password::PasswordHash;
+use auth_core::model::Credential;
 use auth_core::ports::{
     AccountLink, BackupCodeRecord, OutboxMessage, RememberedCode, SmsCodeRecord, TokenRecord,
     TotpRecord,
@@ -34,7 +34,7 @@ where
         last_name: r.text(4)?,
         is_admin: r.bool(5)?,
         disabled: r.bool(6)?,
-        password_hash: PasswordHash::from_phc(r.text(7)?),
+        credential: Credential::decode(&r.text(7)?),
         phone: r.opt_text(8)?,
         phone_activated: r.bool(9)?,
         created_at: r.instant(10)?,
@@ -356,7 +356,7 @@ mod tests {
             last_name: "Lee".into(),
             is_admin: false,
             disabled: true,
-            password_hash: PasswordHash::from_phc("$argon2id$x"),
+            credential: Credential::decode("$argon2id$x"),
             phone: None,
             phone_activated: false,
             created_at: at(1_700_000_000_123_456_789),

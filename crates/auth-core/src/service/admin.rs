@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::{Core, normalize_host};
 use crate::audit::{AuditAction, AuditEvent, AuditFilter};
 use crate::error::AdminError;
-use crate::model::{Portal, PortalId, PortalSettings, User, UserId};
+use crate::model::{Credential, Portal, PortalId, PortalSettings, User, UserId};
 use crate::ports::{AccountLink, OutboxMessage, RngExt};
 use crate::secret::SecretString;
 
@@ -128,7 +128,7 @@ impl Admin {
         if new.password.expose().chars().count() < 8 {
             return Err(AdminError::Invalid("the password must have at least 8 characters".into()));
         }
-        let password_hash = self.core.hasher.hash(&new.password).await?;
+        let credential = Credential::Password(self.core.hasher.hash(&new.password).await?);
         let user = User {
             id: UserId::from_random_bytes(self.core.rng.bytes()),
             portal,
@@ -137,7 +137,7 @@ impl Admin {
             last_name: new.last_name.trim().to_owned(),
             is_admin: new.is_admin,
             disabled: false,
-            password_hash,
+            credential,
             phone: None,
             phone_activated: false,
             created_at: self.core.clock.now(),
@@ -221,6 +221,10 @@ impl Admin {
     ) -> Result<(), AdminError> {
         if password.expose().chars().count() < 8 {
             return Err(AdminError::Invalid("the password must have at least 8 characters".into()));
+        }
+        let found = self.core.store.user_by_id(user).await?.ok_or(AdminError::UserNotFound)?;
+        if found.directory().is_some() {
+            return Err(AdminError::DirectoryUser);
         }
         let hash = self.core.hasher.hash(password).await?;
         // The new hash, the end of every token and the revision bump are one store step, so a
@@ -318,7 +322,7 @@ impl Admin {
         self.admin_audit(&found, action, reason).await
     }
 
-    async fn admin_audit(
+    pub(super) async fn admin_audit(
         &self,
         user: &User,
         action: AuditAction,

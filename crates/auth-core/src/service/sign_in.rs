@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
+use super::directory::Provisioned;
 use super::factors::totp_binding;
 use super::social::SocialFailure;
 use super::{Core, LoginOutcome, RequestContext, TokenIssued, Via};
@@ -17,9 +18,9 @@ use crate::audit::AuditAction;
 use crate::crypto::KeyContext;
 use crate::error::SignInError;
 use crate::later;
-use crate::model::{PortalId, TfaMode, User, UserId};
+use crate::model::{Credential, PortalId, TfaMode, User, UserId};
 use crate::phone::{Phone, noise};
-use crate::ports::{NewOutboxMessage, SmsCodeRecord};
+use crate::ports::{DirectoryError, NewOutboxMessage, SmsCodeRecord};
 use crate::secret::SecretString;
 use crate::throttle::{Rule, Slot, keys};
 use crate::{backup, sms, totp};
@@ -99,6 +100,14 @@ fn audit_login(login_lower: &str) -> &str {
 
 /// The audit trail's stand-in for a typed login that is neither an e-mail nor a user id.
 pub const NOT_A_LOGIN: &str = "(not an e-mail or user id)";
+
+/// What a credential check found.
+enum Checked {
+    /// The password is right for this user (who may still be disabled).
+    Accepted(Box<User>),
+    /// It is not; the reason is for the audit trail only.
+    Refused(&'static str),
+}
 
 /// Why a code is being sent: only `sendsms` is subject to the resend cool-down.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -260,41 +269,163 @@ impl SignIn {
             }
             Ok::<(), crate::ports::StoreError>(())
         };
-        // Unknown users cost one verification of the dummy hash, so timing does not tell them apart.
-        let hash =
-            found.as_ref().map_or_else(|| c.hasher.dummy_hash(), |u| u.password_hash.clone());
-        let verified = match c.hasher.verify(password.secret(), &hash).await {
-            Ok(v) => v,
+        // Which check decides (spec §5.9): on a portal with a directory, the directory does for the
+        // logins it may own (nobody here, a directory user, an imported user without a password);
+        // a local account with a password of its own keeps being checked here.
+        let directory = c.directory.directory_for(portal).filter(|_| {
+            found
+                .as_ref()
+                .is_none_or(|u| matches!(u.credential, Credential::Directory(_) | Credential::None))
+        });
+        let checked = match directory {
+            Some(d) => self.check_directory(ctx, &d, login, password, found.as_ref()).await,
+            None => self.check_password(found.as_ref(), password).await,
+        };
+        let checked = match checked {
+            Ok(checked) => checked,
             Err(e) => {
-                // A busy hasher says nothing about the password: the attempt must not count.
+                // A busy hasher or an unreachable directory says nothing about the password: the
+                // attempt must not count.
                 release([Some(slot), account_slot]).await?;
-                return Err(e.into());
+                if let SignInError::ProviderUnavailable(_) = e {
+                    let reason = "directory unavailable";
+                    let user = found.as_ref().map(|u| u.id);
+                    c.audit(ctx, user, None, AuditAction::LoginFailViaApi, Some(reason)).await?;
+                }
+                return Err(e);
             }
         };
-        let failure = match &found {
-            None => Some("unknown user"),
-            Some(_) if !verified => Some("wrong password"),
-            Some(u) if u.disabled => Some("user disabled"),
-            Some(_) => None,
-        };
-        match (found, failure) {
-            (Some(user), None) => {
+        match checked {
+            Checked::Accepted(user) if !user.disabled => {
                 release([Some(slot), account_slot]).await?;
-                Ok(user)
+                Ok(*user)
             }
-            (found, reason) => {
+            Checked::Accepted(user) => {
+                let reason = Some("user disabled");
+                let login = Some(audit_login(&login_lower));
+                c.audit(ctx, Some(user.id), login, AuditAction::LoginFailViaApi, reason).await?;
+                Err(SignInError::InvalidCredentials)
+            }
+            Checked::Refused(reason) => {
                 let user = found.map(|u| u.id);
-                c.audit(
-                    ctx,
-                    user,
-                    Some(audit_login(&login_lower)),
-                    AuditAction::LoginFailViaApi,
-                    reason,
-                )
-                .await?;
+                let login = Some(audit_login(&login_lower));
+                c.audit(ctx, user, login, AuditAction::LoginFailViaApi, Some(reason)).await?;
                 Err(SignInError::InvalidCredentials)
             }
         }
+    }
+
+    /// The local password check (spec §5.1): argon2id, or an imported upstream hash, which a success
+    /// replaces by argon2id in the same step as an outdated argon2id hash. Everything that cannot
+    /// match (no user, no usable password) costs one verification of the dummy hash, so timing does
+    /// not tell them apart.
+    async fn check_password(
+        &self,
+        found: Option<&User>,
+        password: &Password,
+    ) -> Result<Checked, SignInError> {
+        let c = &self.core;
+        let pw = password.secret();
+        let dummy = |reason: &'static str| async move {
+            c.hasher.verify(pw, &c.hasher.dummy_hash()).await.map(|_| Checked::Refused(reason))
+        };
+        let Some(user) = found else {
+            return Ok(dummy("unknown user").await?);
+        };
+        let (verified, outdated) = match &user.credential {
+            Credential::Password(hash) => {
+                (c.hasher.verify(pw, hash).await?, c.hasher.needs_rehash(hash))
+            }
+            Credential::Upstream(hash) => match c.upstream_realm(hash.realm()).await? {
+                Some(realm) => (c.hasher.verify_upstream(pw, hash, &realm).await?, true),
+                None => return Ok(dummy("the imported hash's upstream realm is missing").await?),
+            },
+            Credential::Directory(_) => {
+                return Ok(dummy("directory user, but the portal has no directory").await?);
+            }
+            Credential::None => return Ok(dummy("no password set").await?),
+        };
+        if !verified {
+            return Ok(Checked::Refused("wrong password"));
+        }
+        if outdated && !user.disabled {
+            self.rehash(user, password).await?;
+        }
+        Ok(Checked::Accepted(Box::new(user.clone())))
+    }
+
+    /// Replaces a verified but imported or outdated hash by argon2id with the configured parameters,
+    /// only if the stored credential is still the one verified (spec §5.1). A full hashing queue
+    /// skips the upgrade rather than the login: the next login upgrades instead.
+    async fn rehash(&self, user: &User, password: &Password) -> Result<(), SignInError> {
+        let c = &self.core;
+        let new = match c.hasher.hash(password.secret()).await {
+            Ok(h) => h,
+            Err(crate::password::HashError::Busy) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        if c.store.upgrade_credential(user.id, &user.credential, &new).await? {
+            let event = crate::audit::AuditEvent {
+                at: c.clock.now(),
+                portal: user.portal,
+                user: Some(user.id),
+                login: None,
+                action: AuditAction::PasswordRehashed,
+                ip: std::net::IpAddr::from([127, 0, 0, 1]),
+                user_agent: None,
+                reason: Some(
+                    match user.credential {
+                        Credential::Upstream(_) => "imported upstream hash replaced",
+                        _ => "outdated parameters replaced",
+                    }
+                    .to_owned(),
+                ),
+            };
+            c.store.append_audit(&event).await?;
+        }
+        Ok(())
+    }
+
+    /// The directory check (spec §5.9): the directory binds, and the local user is made or brought
+    /// up to date from its entry. An unknown login also costs a verification of the dummy hash, as
+    /// an unknown local user does, so a directory portal does not tell its local users apart.
+    async fn check_directory(
+        &self,
+        ctx: &RequestContext,
+        directory: &str,
+        login: &str,
+        password: &Password,
+        found: Option<&User>,
+    ) -> Result<Checked, SignInError> {
+        let c = &self.core;
+        let entry = match c.directory.authenticate(directory, login.trim(), password.secret()).await
+        {
+            Ok(entry) => entry,
+            Err(DirectoryError::UnknownLogin) => {
+                c.hasher.verify(password.secret(), &c.hasher.dummy_hash()).await?;
+                return Ok(Checked::Refused("unknown to the directory"));
+            }
+            Err(DirectoryError::WrongPassword) => {
+                return Ok(Checked::Refused("wrong password (directory)"));
+            }
+            Err(DirectoryError::NotInGroup) => {
+                return Ok(Checked::Refused("not a member of the directory group"));
+            }
+            Err(DirectoryError::Disabled) => {
+                return Ok(Checked::Refused("disabled in the directory"));
+            }
+            Err(DirectoryError::Unavailable(why)) => {
+                return Err(SignInError::ProviderUnavailable(why));
+            }
+        };
+        let provisioned = c.provision(&ctx.portal, directory, found, &entry).await?;
+        c.audit_provisioned(ctx, &provisioned).await?;
+        Ok(match provisioned {
+            Provisioned::Created(u) | Provisioned::Updated(u) | Provisioned::Unchanged(u) => {
+                Checked::Accepted(Box::new(u))
+            }
+            Provisioned::Refused(why) => Checked::Refused(why),
+        })
     }
 
     /// Audits a throttled login and answers the refusal (a failure to audit is the answer instead).
@@ -704,7 +835,7 @@ impl SignIn {
         {
             ok = self.core.store.use_totp_step(user.id, step).await?;
         } else if record.activated
-            && let Some(normalized) = backup::normalize(code)
+            && let Some(normalized) = backup::lookup_form(code)
         {
             let hash = backup::code_hash(&self.core.key, user.id, &normalized);
             ok = self.core.store.use_backup_code(user.id, &hash).await?;

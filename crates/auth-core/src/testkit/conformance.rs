@@ -13,10 +13,11 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::audit::{AuditAction, AuditEvent, AuditFilter};
 use crate::later;
-use crate::model::{Portal, PortalId, PortalSettings, TfaMode, User, UserId};
+use crate::model::{Credential, Portal, PortalId, PortalSettings, TfaMode, User, UserId};
 use crate::password::PasswordHash;
 use crate::ports::{
-    AccountLink, NewOutboxMessage, RememberedCode, Revisions, SmsCodeRecord, Store, TokenRecord,
+    AccountLink, BackupCodeRecord, NewOutboxMessage, RememberedCode, Revisions, SmsCodeRecord,
+    Store, StoreError, TokenRecord,
 };
 use crate::throttle::{Acquire, Rule};
 
@@ -70,7 +71,9 @@ fn user(id: UserId, portal: PortalId, email: &str) -> User {
         last_name: "Lovelace".into(),
         is_admin: false,
         disabled: false,
-        password_hash: PasswordHash::from_phc("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA"),
+        credential: Credential::Password(PasswordHash::from_phc(
+            "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA",
+        )),
         phone: None,
         phone_activated: false,
         created_at: t0(),
@@ -91,6 +94,8 @@ pub async fn run(store: &dyn Store) {
     outbox(store).await;
     meta(store).await;
     social(store).await;
+    credentials(store).await;
+    imported_totp(store).await;
 }
 
 /// Portals: insert, host uniqueness, update, settings round trip.
@@ -163,7 +168,7 @@ pub async fn users(store: &dyn Store) {
     assert_eq!(store.user_by_id(u.id).await.unwrap().unwrap().revision, 1, "MUST bump");
     assert!(store.set_disabled(u.id, true).await.unwrap());
     let got = store.user_by_id(u.id).await.unwrap().unwrap();
-    assert_eq!(got.password_hash, h);
+    assert_eq!(got.credential, Credential::Password(h));
     assert!(got.disabled);
     assert_eq!(got.revision, 2, "disabling MUST bump the revision");
     assert!(store.set_disabled(u.id, false).await.unwrap());
@@ -501,6 +506,121 @@ pub async fn meta(store: &dyn Store) {
     )
     .await;
     assert!(racing.windows(2).all(|w| w[0] == w[1]), "racing first calls MUST agree: {racing:?}");
+    assert_eq!(store.meta("conformance-a").await.unwrap(), Some(b"one".to_vec()));
+    assert_eq!(store.meta("conformance-missing").await.unwrap(), None);
+}
+
+/// Credentials of every kind round-trip; the upgrade at login is a compare-and-set that leaves the
+/// revision and the tokens alone; profile updates from a directory or an import; bulk inserts.
+pub async fn credentials(store: &dyn Store) {
+    let ids = Ids::new(21);
+    let p = ids.portal();
+    store.insert_portal(&portal(p, &["credentials.example.com"])).await.unwrap();
+    let upstream = crate::upstream::UpstreamHash::from_pwdhash(
+        "0a1b2c3d",
+        ids.user(),
+        "7qww0uqYNyVoiHEOeV58G3Owx7co0YjwSQjTBdrrA3LhzZrpvkBWq9GyX0gxMIycPUb+0f/Rvr/0xRo1vERnpQ==",
+    )
+    .unwrap();
+    let kinds = [
+        Credential::Upstream(upstream),
+        Credential::Directory("corp".into()),
+        Credential::None,
+        Credential::Password(PasswordHash::from_phc("$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA")),
+    ];
+    let mut users = Vec::new();
+    for (i, kind) in kinds.iter().enumerate() {
+        let mut u = user(ids.user(), p, &format!("kind{i}@example.com"));
+        u.credential = kind.clone();
+        store.insert_user(&u).await.unwrap();
+        assert_eq!(store.user_by_id(u.id).await.unwrap().unwrap().credential, *kind);
+        users.push(u);
+    }
+    let legacy = &users[0];
+    let token = TokenRecord {
+        hash: [77; 32],
+        user: legacy.id,
+        portal: p,
+        issued_at: t0(),
+        expires_at: later(t0(), secs(600)),
+    };
+    assert!(store.insert_token(&token, Revisions { user: 0, portal: 0 }).await.unwrap());
+    let new = PasswordHash::from_phc("$argon2id$v=19$m=8,t=1,p=1$bmV3$bmV3");
+    assert!(
+        !store.upgrade_credential(legacy.id, &kinds[2], &new).await.unwrap(),
+        "the upgrade MUST only replace the credential it verified"
+    );
+    assert!(store.upgrade_credential(legacy.id, &legacy.credential, &new).await.unwrap());
+    assert!(
+        !store.upgrade_credential(legacy.id, &legacy.credential, &new).await.unwrap(),
+        "a second upgrade of the same old credential MUST fail"
+    );
+    let got = store.user_by_id(legacy.id).await.unwrap().unwrap();
+    assert_eq!(got.credential, Credential::Password(new));
+    assert_eq!(got.revision, 0, "an upgrade MUST NOT bump the revision");
+    assert!(store.token_by_hash(&token.hash).await.unwrap().is_some(), "nor end tokens");
+
+    let mut dir = users[1].clone();
+    dir.email = "Renamed@Example.com".into();
+    dir.first_name = "Re".into();
+    dir.last_name = "Named".into();
+    dir.is_admin = true;
+    dir.phone = Some("79123456789".into());
+    dir.phone_activated = false;
+    dir.credential = Credential::Directory("other".into());
+    assert!(store.update_user(&dir).await.unwrap());
+    assert_eq!(store.user_by_email(p, "renamed@example.com").await.unwrap(), Some(dir.clone()));
+    let mut clash = dir.clone();
+    clash.email = "KIND2@example.com".into();
+    assert!(
+        matches!(store.update_user(&clash).await, Err(StoreError::Conflict(_))),
+        "an e-mail of another user of the portal MUST conflict"
+    );
+    assert!(!store.update_user(&user(ids.user(), p, "ghost@example.com")).await.unwrap());
+
+    let batch = vec![
+        user(ids.user(), p, "bulk1@example.com"),
+        user(ids.user(), p, "KIND2@example.com"),
+        user(users[3].id, p, "bulk-dup-id@example.com"),
+        user(ids.user(), p, "bulk2@example.com"),
+        user(ids.user(), p, "BULK1@example.com"),
+    ];
+    assert_eq!(
+        store.insert_users(&batch).await.unwrap(),
+        vec![true, false, false, true, false],
+        "existing ids and e-mails, also within the batch, MUST be left out"
+    );
+    assert_eq!(store.user_by_email(p, "bulk2@example.com").await.unwrap(), Some(batch[3].clone()));
+    assert_eq!(store.insert_users(&[]).await.unwrap(), Vec::<bool>::new());
+}
+
+/// An imported enrolment: stored with its codes and used flags in one step, never over one made
+/// here; used flags only ever go from unused to used.
+pub async fn imported_totp(store: &dyn Store) {
+    let ids = Ids::new(22);
+    let u = ids.user();
+    let codes = [
+        BackupCodeRecord { code_hash: [1; 32], used: false },
+        BackupCodeRecord { code_hash: [2; 32], used: true },
+        BackupCodeRecord { code_hash: [3; 32], used: false },
+    ];
+    assert!(store.import_totp(u, b"sealed", true, &codes).await.unwrap());
+    assert!(
+        !store.import_totp(u, b"other", false, &[]).await.unwrap(),
+        "an enrolment MUST NOT be replaced"
+    );
+    let r = store.totp(u).await.unwrap().unwrap();
+    assert_eq!((r.sealed_secret.as_slice(), r.activated), (b"sealed".as_slice(), true));
+    assert_eq!(store.backup_codes(u).await.unwrap(), codes.to_vec());
+    assert!(!store.use_backup_code(u, &[2; 32]).await.unwrap(), "an imported used code stays used");
+    assert!(store.use_backup_code(u, &[1; 32]).await.unwrap());
+    assert_eq!(store.mark_backup_codes_used(u, &[[1; 32], [3; 32], [9; 32]]).await.unwrap(), 1);
+    assert!(store.backup_codes(u).await.unwrap().iter().all(|c| c.used));
+
+    let pending = ids.user();
+    assert!(store.import_totp(pending, b"s2", false, &[]).await.unwrap());
+    assert!(!store.totp(pending).await.unwrap().unwrap().activated);
+    assert!(!store.create_totp(pending, b"s3").await.unwrap(), "an imported secret is the secret");
 }
 
 fn granted(a: &Acquire) -> bool {

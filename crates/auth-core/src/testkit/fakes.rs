@@ -189,3 +189,125 @@ impl crate::ports::SocialProvider for FakeSocial {
             .ok_or_else(|| crate::ports::SocialError::Rejected("unknown proof".into()))
     }
 }
+
+/// One entry of a [`FakeDirectory`]: the logins that find it, its password, and whether it is in the
+/// required group.
+struct FakeEntry {
+    logins: Vec<String>,
+    password: String,
+    in_group: bool,
+    entry: crate::ports::DirectoryEntry,
+}
+
+/// A directory port over a fixed list of entries, named `name` and used by every portal; it can be
+/// switched "down" to answer unavailable, and counts the binds it was asked for.
+pub struct FakeDirectory {
+    name: String,
+    entries: Mutex<Vec<FakeEntry>>,
+    down: Mutex<bool>,
+    binds: Mutex<u32>,
+}
+
+impl FakeDirectory {
+    /// An empty directory called `name`.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            entries: Mutex::new(Vec::new()),
+            down: Mutex::new(false),
+            binds: Mutex::new(0),
+        }
+    }
+
+    /// Adds an entry found by `uid` or by its e-mail, binding with `password`.
+    pub fn add(
+        &self,
+        uid: &str,
+        password: &str,
+        in_group: bool,
+        entry: crate::ports::DirectoryEntry,
+    ) {
+        if let Ok(mut e) = self.entries.lock() {
+            e.push(FakeEntry {
+                logins: vec![uid.to_lowercase(), entry.email.to_lowercase()],
+                password: password.to_owned(),
+                in_group,
+                entry,
+            });
+        }
+    }
+
+    /// Removes the entry found by `uid`.
+    pub fn remove(&self, uid: &str) {
+        if let Ok(mut e) = self.entries.lock() {
+            e.retain(|x| !x.logins.contains(&uid.to_lowercase()));
+        }
+    }
+
+    /// Makes every call fail as unavailable (or work again).
+    pub fn set_down(&self, down: bool) {
+        if let Ok(mut d) = self.down.lock() {
+            *d = down;
+        }
+    }
+
+    /// How many binds as a user were attempted.
+    pub fn binds(&self) -> u32 {
+        self.binds.lock().map(|c| *c).unwrap_or(0)
+    }
+
+    fn is_down(&self) -> bool {
+        self.down.lock().map(|d| *d).unwrap_or(true)
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::ports::Directory for FakeDirectory {
+    fn directory_for(&self, _portal: &crate::model::Portal) -> Option<String> {
+        Some(self.name.clone())
+    }
+
+    async fn authenticate(
+        &self,
+        directory: &str,
+        login: &str,
+        password: &crate::secret::SecretString,
+    ) -> Result<crate::ports::DirectoryEntry, crate::ports::DirectoryError> {
+        use crate::ports::DirectoryError;
+        if self.is_down() || directory != self.name {
+            return Err(DirectoryError::Unavailable("directory down".into()));
+        }
+        let entries =
+            self.entries.lock().map_err(|_| DirectoryError::Unavailable("poisoned".into()))?;
+        let Some(e) = entries.iter().find(|e| e.logins.contains(&login.to_lowercase())) else {
+            return Err(DirectoryError::UnknownLogin);
+        };
+        if let Ok(mut b) = self.binds.lock() {
+            *b += 1;
+        }
+        if password.expose() != e.password {
+            return Err(DirectoryError::WrongPassword);
+        }
+        if !e.in_group {
+            return Err(DirectoryError::NotInGroup);
+        }
+        if e.entry.disabled {
+            return Err(DirectoryError::Disabled);
+        }
+        Ok(e.entry.clone())
+    }
+
+    async fn entries(
+        &self,
+        directory: &str,
+    ) -> Result<Vec<crate::ports::DirectoryEntry>, crate::ports::DirectoryError> {
+        if self.is_down() || directory != self.name {
+            return Err(crate::ports::DirectoryError::Unavailable("directory down".into()));
+        }
+        let entries = self
+            .entries
+            .lock()
+            .map_err(|_| crate::ports::DirectoryError::Unavailable("poisoned".into()))?;
+        Ok(entries.iter().filter(|e| e.in_group).map(|e| e.entry.clone()).collect())
+    }
+}

@@ -8,7 +8,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::audit::{AuditEvent, AuditFilter};
 use crate::later;
-use crate::model::{Portal, PortalId, User, UserId};
+use crate::model::{Credential, Portal, PortalId, User, UserId};
 use crate::password::PasswordHash;
 use crate::ports::{
     AccountLink, AuditStore, BackupCodeRecord, CounterStore, MetaStore, NewOutboxMessage,
@@ -155,7 +155,7 @@ impl UserStore for MemStore {
     async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> StoreResult<bool> {
         let mut s = self.state()?;
         let Some(u) = s.user_mut(id) else { return Ok(false) };
-        u.password_hash = hash.clone();
+        u.credential = Credential::Password(hash.clone());
         s.end_user_tokens(id, None);
         Ok(true)
     }
@@ -206,6 +206,59 @@ impl UserStore for MemStore {
             }
             _ => Ok(false),
         }
+    }
+
+    async fn upgrade_credential(
+        &self,
+        id: UserId,
+        old: &Credential,
+        new: &PasswordHash,
+    ) -> StoreResult<bool> {
+        let mut s = self.state()?;
+        match s.user_mut(id) {
+            Some(u) if u.credential.encode() == old.encode() => {
+                u.credential = Credential::Password(new.clone());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn update_user(&self, user: &User) -> StoreResult<bool> {
+        let mut s = self.state()?;
+        let email = user.email_key();
+        let Some(portal) = s.users.iter().find(|u| u.id == user.id).map(|u| u.portal) else {
+            return Ok(false);
+        };
+        if s.users.iter().any(|u| u.id != user.id && u.portal == portal && u.email_key() == email) {
+            return Err(StoreError::Conflict("e-mail taken".into()));
+        }
+        let Some(u) = s.user_mut(user.id) else { return Ok(false) };
+        u.email = user.email.clone();
+        u.first_name = user.first_name.clone();
+        u.last_name = user.last_name.clone();
+        u.is_admin = user.is_admin;
+        u.phone = user.phone.clone();
+        u.phone_activated = user.phone_activated && user.phone.is_some();
+        u.credential = user.credential.clone();
+        Ok(true)
+    }
+
+    async fn insert_users(&self, users: &[User]) -> StoreResult<Vec<bool>> {
+        let mut s = self.state()?;
+        let mut out = Vec::with_capacity(users.len());
+        for user in users {
+            let email = user.email_key();
+            let taken = s
+                .users
+                .iter()
+                .any(|u| u.id == user.id || (u.portal == user.portal && u.email_key() == email));
+            if !taken {
+                s.users.push(user.clone());
+            }
+            out.push(!taken);
+        }
+        Ok(out)
     }
 }
 
@@ -385,6 +438,36 @@ impl TotpStore for MemStore {
             None => s.reveals.remove(&user),
         };
         Ok(())
+    }
+
+    async fn import_totp(
+        &self,
+        user: UserId,
+        sealed_secret: &[u8],
+        activated: bool,
+        codes: &[BackupCodeRecord],
+    ) -> StoreResult<bool> {
+        let mut s = self.state()?;
+        if s.totp.contains_key(&user) {
+            return Ok(false);
+        }
+        s.totp.insert(
+            user,
+            TotpRecord { sealed_secret: sealed_secret.to_vec(), activated, last_step: None },
+        );
+        s.backup.insert(user, codes.to_vec());
+        Ok(true)
+    }
+
+    async fn mark_backup_codes_used(&self, user: UserId, hashes: &[[u8; 32]]) -> StoreResult<u64> {
+        let mut s = self.state()?;
+        let Some(codes) = s.backup.get_mut(&user) else { return Ok(0) };
+        let mut n = 0;
+        for c in codes.iter_mut().filter(|c| !c.used && hashes.contains(&c.code_hash)) {
+            c.used = true;
+            n += 1;
+        }
+        Ok(n)
     }
 
     async fn use_backup_code(&self, user: UserId, code_hash: &[u8; 32]) -> StoreResult<bool> {
@@ -626,6 +709,10 @@ impl MetaStore for MemStore {
     async fn init_meta(&self, name: &str, value: &[u8]) -> StoreResult<Vec<u8>> {
         let mut s = self.state()?;
         Ok(s.meta.entry(name.to_owned()).or_insert_with(|| value.to_vec()).clone())
+    }
+
+    async fn meta(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.state()?.meta.get(name).cloned())
     }
 }
 

@@ -29,4 +29,16 @@ impl MetaStore for PgStore {
         })
         .await
     }
+
+    async fn meta(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        done(async {
+            let c = self.client().await?;
+            let st = c.prepare_cached("SELECT value FROM meta WHERE name = $1").await?;
+            match c.query_opt(&st, &[&name]).await? {
+                Some(row) => Ok(Some(row.bytes(0)?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
 }

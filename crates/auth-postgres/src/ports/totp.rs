@@ -209,4 +209,58 @@ impl TotpStore for PgStore {
         })
         .await
     }
+
+    async fn import_totp(
+        &self,
+        user: UserId,
+        sealed_secret: &[u8],
+        activated: bool,
+        codes: &[BackupCodeRecord],
+    ) -> StoreResult<bool> {
+        done(async {
+            let mut c = self.client().await?;
+            let tx = begin(&mut c).await?;
+            lock(&tx, &lock_name(user)).await?;
+            let st = tx
+                .prepare_cached(
+                    "INSERT INTO totp (user_id, sealed_secret, activated, last_step) \
+                     VALUES ($1, $2, $3, NULL) ON CONFLICT (user_id) DO NOTHING",
+                )
+                .await?;
+            if tx.execute(&st, &[&user.0, &sealed_secret, &activated]).await? != 1 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            let delete = tx.prepare_cached("DELETE FROM backup_codes WHERE user_id = $1").await?;
+            tx.execute(&delete, &[&user.0]).await?;
+            let insert = tx
+                .prepare_cached(
+                    "INSERT INTO backup_codes (user_id, position, code_hash, used) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .await?;
+            for (i, code) in codes.iter().enumerate() {
+                tx.execute(&insert, &[&user.0, &int4(i), &code.code_hash.as_slice(), &code.used])
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn mark_backup_codes_used(&self, user: UserId, hashes: &[[u8; 32]]) -> StoreResult<u64> {
+        done(async {
+            let c = self.client().await?;
+            let st = c
+                .prepare_cached(
+                    "UPDATE backup_codes SET used = true \
+                     WHERE user_id = $1 AND code_hash = ANY($2) AND NOT used",
+                )
+                .await?;
+            let list: Vec<&[u8]> = hashes.iter().map(|h| h.as_slice()).collect();
+            Ok(c.execute(&st, &[&user.0, &list]).await?)
+        })
+        .await
+    }
 }

@@ -11,6 +11,7 @@
 //! from getting a token that survives the change.
 
 use async_trait::async_trait;
+use auth_core::model::Credential;
 use auth_core::password::PasswordHash;
 use auth_core::ports::{StoreResult, UserStore};
 use auth_core::{PortalId, User, UserId};
@@ -56,7 +57,7 @@ impl UserStore for PgStore {
                     &u.last_name,
                     &u.is_admin,
                     &u.disabled,
-                    &u.password_hash.as_str(),
+                    &u.credential.encode(),
                     &u.phone,
                     &u.phone_activated,
                     &ts(u.created_at),
@@ -204,6 +205,102 @@ impl UserStore for PgStore {
                 )
                 .await?;
             Ok(c.execute(&st, &[&id.0, &phone]).await? == 1)
+        })
+        .await
+    }
+
+    async fn upgrade_credential(
+        &self,
+        id: UserId,
+        old: &Credential,
+        new: &PasswordHash,
+    ) -> StoreResult<bool> {
+        // Compare and set in one statement: a password changed meanwhile is never overwritten.
+        done(async {
+            let c = self.client().await?;
+            let st = c
+                .prepare_cached(
+                    "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
+                )
+                .await?;
+            Ok(c.execute(&st, &[&id.0, &old.encode(), &new.as_str()]).await? == 1)
+        })
+        .await
+    }
+
+    async fn update_user(&self, u: &User) -> StoreResult<bool> {
+        // UNIQUE(portal_id, email_lower) answers an e-mail taken by another user as Conflict.
+        done(async {
+            let c = self.client().await?;
+            let st = c
+                .prepare_cached(
+                    "UPDATE users SET email = $2, email_lower = $3, first_name = $4, last_name = $5, \
+                     is_admin = $6, phone = $7, phone_activated = $8, password_hash = $9 \
+                     WHERE id = $1",
+                )
+                .await?;
+            let n = c
+                .execute(
+                    &st,
+                    &[
+                        &u.id.0,
+                        &u.email,
+                        &u.email_key(),
+                        &u.first_name,
+                        &u.last_name,
+                        &u.is_admin,
+                        &u.phone,
+                        &(u.phone_activated && u.phone.is_some()),
+                        &u.credential.encode(),
+                    ],
+                )
+                .await?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn insert_users(&self, users: &[User]) -> StoreResult<Vec<bool>> {
+        // One transaction for the batch (one commit per batch, not per user); `ON CONFLICT DO
+        // NOTHING` leaves out an existing id or e-mail without failing the rest.
+        done(async {
+            let mut c = self.client().await?;
+            let tx = begin(&mut c).await?;
+            let st = tx
+                .prepare_cached(
+                    "INSERT INTO users (id, portal_id, email, email_lower, first_name, last_name, \
+                     is_admin, disabled, password_hash, phone, phone_activated, created_at, \
+                     revision) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .await?;
+            let mut out = Vec::with_capacity(users.len());
+            for u in users {
+                let rev = revision(u.revision)?;
+                let n = tx
+                    .execute(
+                        &st,
+                        &[
+                            &u.id.0,
+                            &u.portal.0,
+                            &u.email,
+                            &u.email_key(),
+                            &u.first_name,
+                            &u.last_name,
+                            &u.is_admin,
+                            &u.disabled,
+                            &u.credential.encode(),
+                            &u.phone,
+                            &u.phone_activated,
+                            &ts(u.created_at),
+                            &rev,
+                        ],
+                    )
+                    .await?;
+                out.push(n == 1);
+            }
+            tx.commit().await?;
+            Ok(out)
         })
         .await
     }

@@ -47,7 +47,9 @@ fn user_record(id: UserId, portal: PortalId) -> User {
         last_name: "Lovelace".into(),
         is_admin: false,
         disabled: false,
-        password_hash: PasswordHash::from_phc("$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA"),
+        credential: auth_core::model::Credential::Password(PasswordHash::from_phc(
+            "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA",
+        )),
         phone: None,
         phone_activated: false,
         created_at: t0(),

@@ -9,6 +9,7 @@ use auth_core::ports::{MetaStore, StoreResult};
 use auth_sql::Columns;
 use rusqlite::params;
 
+use crate::codec::first;
 use crate::store::SqliteStore;
 
 #[async_trait]
@@ -23,6 +24,15 @@ impl MetaStore for SqliteStore {
                  ON CONFLICT (name) DO UPDATE SET value = meta.value RETURNING value",
             )?
             .query_row(params![name, value], |r| Ok(r.bytes(0)))?
+        })
+        .await
+    }
+
+    async fn meta(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        let name = name.to_owned();
+        self.run_read(move |c| {
+            let mut st = c.prepare_cached("SELECT value FROM meta WHERE name = ?1")?;
+            first(st.query([name])?, |r| r.bytes(0))
         })
         .await
     }

@@ -163,4 +163,50 @@ impl TotpStore for SqliteStore {
         })
         .await
     }
+
+    async fn import_totp(
+        &self,
+        user: UserId,
+        sealed_secret: &[u8],
+        activated: bool,
+        codes: &[BackupCodeRecord],
+    ) -> StoreResult<bool> {
+        let (sealed, codes) = (sealed_secret.to_vec(), codes.to_vec());
+        self.write(move |tx| {
+            let u = user.0.as_bytes().as_slice();
+            let n = tx
+                .prepare_cached(
+                    "INSERT INTO totp (user, sealed_secret, activated, last_step) \
+                     VALUES (?1, ?2, ?3, NULL) ON CONFLICT (user) DO NOTHING",
+                )?
+                .execute(params![u, sealed, activated])?;
+            if n != 1 {
+                return Ok(false);
+            }
+            tx.prepare_cached("DELETE FROM backup_codes WHERE user = ?1")?.execute([u])?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO backup_codes (user, position, code_hash, used) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (i, c) in codes.iter().enumerate() {
+                insert.execute(params![u, int8(i), c.code_hash.as_slice(), c.used])?;
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn mark_backup_codes_used(&self, user: UserId, hashes: &[[u8; 32]]) -> StoreResult<u64> {
+        let hashes = hashes.to_vec();
+        self.write(move |tx| {
+            let mut st = tx.prepare_cached(
+                "UPDATE backup_codes SET used = 1 WHERE user = ?1 AND code_hash = ?2 AND used = 0",
+            )?;
+            let mut n = 0u64;
+            for h in &hashes {
+                n += st.execute(params![user.0.as_bytes().as_slice(), h.as_slice()])? as u64;
+            }
+            Ok(n)
+        })
+        .await
+    }
 }

@@ -7,6 +7,7 @@
 //! them it finds the new revision and stores nothing.
 
 use async_trait::async_trait;
+use auth_core::model::Credential;
 use auth_core::password::PasswordHash;
 use auth_core::ports::{StoreResult, UserStore};
 use auth_core::{PortalId, User, UserId};
@@ -51,7 +52,7 @@ impl UserStore for SqliteStore {
                 u.last_name,
                 u.is_admin,
                 u.disabled,
-                u.password_hash.as_str(),
+                u.credential.encode(),
                 u.phone,
                 u.phone_activated,
                 ts(u.created_at),
@@ -193,6 +194,87 @@ impl UserStore for SqliteStore {
                 )?
                 .execute(params![id.0.as_bytes().as_slice(), phone])?;
             Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn upgrade_credential(
+        &self,
+        id: UserId,
+        old: &Credential,
+        new: &PasswordHash,
+    ) -> StoreResult<bool> {
+        let (old, new) = (old.encode(), new.as_str().to_owned());
+        // Compare and set in one statement: a password changed meanwhile is never overwritten.
+        self.run(move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2",
+                )?
+                .execute(params![id.0.as_bytes().as_slice(), old, new])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn update_user(&self, user: &User) -> StoreResult<bool> {
+        let u = user.clone();
+        // UNIQUE(portal, email_lower) answers an e-mail taken by another user as Conflict.
+        self.run(move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE users SET email = ?2, email_lower = ?3, first_name = ?4, last_name = ?5, \
+                     is_admin = ?6, phone = ?7, phone_activated = ?8, password_hash = ?9 \
+                     WHERE id = ?1",
+                )?
+                .execute(params![
+                    u.id.0.as_bytes().as_slice(),
+                    u.email,
+                    u.email_key(),
+                    u.first_name,
+                    u.last_name,
+                    u.is_admin,
+                    u.phone,
+                    u.phone_activated && u.phone.is_some(),
+                    u.credential.encode(),
+                ])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn insert_users(&self, users: &[User]) -> StoreResult<Vec<bool>> {
+        let users = users.to_vec();
+        // One transaction for the batch: a bulk import pays one commit (one fsync) per batch, not
+        // per user. `ON CONFLICT DO NOTHING` leaves out an existing id or e-mail without failing
+        // the rest.
+        self.write(move |tx| {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO users (id, portal, email, email_lower, first_name, last_name, is_admin, \
+                 disabled, password_hash, phone, phone_activated, created_at, revision) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+                 ON CONFLICT DO NOTHING",
+            )?;
+            let mut out = Vec::with_capacity(users.len());
+            for u in &users {
+                let n = st.execute(params![
+                    u.id.0.as_bytes().as_slice(),
+                    u.portal.0.as_bytes().as_slice(),
+                    u.email,
+                    u.email_key(),
+                    u.first_name,
+                    u.last_name,
+                    u.is_admin,
+                    u.disabled,
+                    u.credential.encode(),
+                    u.phone,
+                    u.phone_activated,
+                    ts(u.created_at),
+                    revision(u.revision)?,
+                ])?;
+                out.push(n == 1);
+            }
+            Ok(out)
         })
         .await
     }

@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use auth_core::model::Credential;
 use auth_core::password::PasswordHash;
 use auth_core::{Portal, PortalId, PortalSettings, Timestamp, User, UserId};
 
@@ -119,7 +120,9 @@ pub(crate) fn user(id: UserId, portal: PortalId, email: &str) -> User {
         last_name: "Hopper".into(),
         is_admin: false,
         disabled: false,
-        password_hash: PasswordHash::from_phc("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA"),
+        credential: Credential::Password(PasswordHash::from_phc(
+            "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA",
+        )),
         phone: None,
         phone_activated: false,
         created_at: t0(),

@@ -110,6 +110,7 @@ async fn no_secret_reaches_the_database_files() {
         store: store.clone(),
         hasher: Arc::new(hasher),
         social: Arc::new(NoSocialProviders),
+        directory: Arc::new(auth_core::ports::NoDirectories),
         clock: clock.clone(),
         rng: rng.clone(),
         key: key.clone(),
@@ -189,6 +190,18 @@ async fn no_secret_reaches_the_database_files() {
     for b in service.tfa_settings().new_backup_codes(&app, &session).await.unwrap() {
         secret("new backup code", b.code.expose().as_bytes());
     }
+
+    // --- An upstream realm (issue 14): its machine key and salt are sealed, never stored as they are.
+    let machine_key = "upstream machine key 7f3a";
+    let realm = auth_core::upstream::UpstreamRealm::new(
+        machine_key.into(),
+        Some("salt-91c2".into()),
+        1,
+        256,
+    );
+    service.import().register_upstream_realm(&realm, false).await.unwrap();
+    secret("upstream machine key", machine_key.as_bytes());
+    secret("upstream password salt", b"salt-91c2");
 
     // --- Scan: before and after moving the WAL into the main file.
     let before = files(dir.path());
