@@ -137,8 +137,7 @@ pub async fn open(
             store: store_port,
             hasher,
             social: Arc::new(social),
-            // LDAP directories (spec §5.9) are wired by the ldap module once it lands.
-            directory: Arc::new(auth_core::ports::NoDirectories),
+            directory: Arc::clone(&ldap) as Arc<dyn auth_core::ports::Directory>,
             clock: Arc::clone(&clock),
             rng: Arc::clone(&rng),
             key: key.clone(),

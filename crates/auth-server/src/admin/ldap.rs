@@ -11,9 +11,10 @@ use std::io::{BufRead as _, IsTerminal as _, Write};
 use std::process::{Command as Process, Stdio};
 
 use anyhow::{Context as _, bail};
-use auth_core::{AuthService, Portal, SecretString};
+use auth_core::{AdminError, AuthService, Portal, SecretString};
+use serde_json::{Value, json};
 
-use super::{line, portal_by_host, zeroize_string};
+use super::{line, portal_by_host, write_json, zeroize_string};
 use crate::cli::{LdapCommand, LdapSync, LdapTest};
 use crate::ldap::{LdapDirectories, Trace};
 use crate::wiring::Core;
@@ -49,7 +50,7 @@ fn directory(
         }
         return Ok(name.to_owned());
     }
-    ldap.directory_for(portal).with_context(|| {
+    ldap.directory_for_portal(portal).with_context(|| {
         format!(
             "portal {} signs in against no directory (no [[ldap.directories]] entry lists its hosts)",
             portal.name
@@ -107,11 +108,48 @@ async fn sync(
 ) -> anyhow::Result<()> {
     let portal = portal(service, args.portal.as_deref()).await?;
     let name = directory(ldap, &portal, None)?;
-    let _ = (out, args.json);
-    bail!(
-        "ldap sync of {name} for portal {}: the core's directory sync is not in this build yet",
-        portal.name
-    )
+    let report = match service.admin().sync_directory(&portal).await {
+        Ok(r) => r,
+        Err(AdminError::DirectoryUnavailable(why)) => {
+            bail!("directory {name} cannot be read: {why}")
+        }
+        Err(e) => return Err(super::admin_error(e)),
+    };
+    if args.json {
+        let refused: Vec<Value> = report
+            .refused
+            .iter()
+            .map(|(email, why)| json!({"email": email, "reason": why}))
+            .collect();
+        return write_json(
+            out,
+            &json!({
+                "portal": portal.name,
+                "directory": name,
+                "entries": report.entries,
+                "created": report.created,
+                "updated": report.updated,
+                "unchanged": report.unchanged,
+                "disabled": report.disabled,
+                "refused": refused,
+            }),
+        );
+    }
+    line(out, format!("synchronised portal {} with directory {name}:", portal.name))?;
+    for (what, n) in [
+        ("entries", report.entries),
+        ("created", report.created),
+        ("updated", report.updated),
+        ("unchanged", report.unchanged),
+        ("disabled", report.disabled),
+    ] {
+        line(out, format!("  {what:9}  {n}"))?;
+    }
+    line(out, format!("  {:9}  {}", "refused", report.refused.len()))?;
+    for (email, why) in &report.refused {
+        line(out, format!("    {email}: {why}"))?;
+    }
+    Ok(())
 }
 
 /// The password: prompted for without echo on a terminal, else the first line of standard input.

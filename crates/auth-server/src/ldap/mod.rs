@@ -15,7 +15,6 @@
 mod client;
 mod config;
 mod filter;
-mod port;
 mod trace;
 
 #[cfg(test)]
@@ -24,8 +23,11 @@ mod tests;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use async_trait::async_trait;
+use auth_core::ports::Directory;
 use auth_core::{Portal, SecretString};
 
+pub use auth_core::ports::{DirectoryEntry, DirectoryError};
 pub(crate) use config::RawLdap;
 pub use config::{
     ATTRIBUTE_KEYS, Attributes, BindPassword, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT_SECS,
@@ -33,7 +35,6 @@ pub use config::{
     parse_url,
 };
 pub use filter::escape_value;
-pub use port::{DirectoryEntry, DirectoryError};
 pub use trace::{Step, StepReport, Trace};
 
 use self::client::DirectoryClient;
@@ -144,8 +145,16 @@ impl LdapDirectories {
             .map(|d| d.config.name.clone())
     }
 
-    /// The directory `portal` signs in against, if any (see [`LdapDirectories::directory_for_hosts`]).
-    pub fn directory_for(&self, portal: &Portal) -> Option<String> {
+    /// The directory `portal` signs in against, if any: the one its `ldap` setting names
+    /// (`portal set --set ldap=NAME`), else the first whose `portals` list names one of its hosts
+    /// (or that has no list; see [`LdapDirectories::directory_for_hosts`]).
+    ///
+    /// A setting naming no configured directory still names it, so that its logins fail as
+    /// unavailable (503, logged) rather than fall back to local passwords unnoticed.
+    pub fn directory_for_portal(&self, portal: &Portal) -> Option<String> {
+        if let Some(name) = portal.settings.ldap.as_deref().filter(|n| !n.is_empty()) {
+            return Some(name.to_owned());
+        }
         self.directory_for_hosts(&portal.hosts)
     }
 
@@ -201,6 +210,27 @@ impl LdapDirectories {
             )));
         };
         d.entries(trace).await.map_err(|f| f.into_error())
+    }
+}
+
+/// The core's port: the directories as the sign-in and `ldap sync` see them.
+#[async_trait]
+impl Directory for LdapDirectories {
+    fn directory_for(&self, portal: &Portal) -> Option<String> {
+        self.directory_for_portal(portal)
+    }
+
+    async fn authenticate(
+        &self,
+        directory: &str,
+        login: &str,
+        password: &SecretString,
+    ) -> Result<DirectoryEntry, DirectoryError> {
+        LdapDirectories::authenticate(self, directory, login, password).await
+    }
+
+    async fn entries(&self, directory: &str) -> Result<Vec<DirectoryEntry>, DirectoryError> {
+        LdapDirectories::entries(self, directory).await
     }
 }
 
