@@ -266,7 +266,9 @@ impl Slapd {
             .arg(self.dir.path().join("slapd.conf"))
             .arg("-h")
             .arg(&urls)
-            .args(["-d", "0"])
+            // Debug level 256 (stats) keeps slapd in the foreground and writes every operation, with
+            // its filter, to slapd.log: the tests check which searches were made.
+            .args(["-d", "256"])
             .current_dir(self.dir.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -297,6 +299,31 @@ impl Slapd {
     /// What slapd logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("slapd.log")).unwrap_or_default()
+    }
+
+    /// The filter of every search slapd has answered so far, in order, as slapd logs it (values
+    /// normalised: an escaped `*` appears as `\2A`).
+    pub fn searches(&self) -> Vec<String> {
+        self.log_values(" SRCH ", "filter=\"")
+    }
+
+    /// The DN of every simple bind slapd has received so far, in order.
+    pub fn binds(&self) -> Vec<String> {
+        // slapd logs a bind when it arrives (`method=128`) and, if it succeeds, again with its mechanism.
+        self.log_values(" method=", "dn=\"")
+    }
+
+    /// The quoted value after `key` on every log line containing `marker`.
+    fn log_values(&self, marker: &str, key: &str) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| l.contains(marker))
+            .filter_map(|l| {
+                let start = l.find(key)? + key.len();
+                let rest = l.get(start..)?;
+                Some(rest.get(..rest.find('"')?)?.to_owned())
+            })
+            .collect()
     }
 
     /// `ldaps://127.0.0.1:PORT`.
