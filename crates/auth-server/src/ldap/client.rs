@@ -273,14 +273,11 @@ impl DirectoryClient {
                 return Err(Failure::Refused(DirectoryError::UnknownLogin));
             }
         };
-        let entry = match self.entry(&found.entry) {
-            Some(entry) => entry,
-            None => {
-                self.give_back(service);
-                tracing::warn!(directory = %self.config.name, dn = %found.entry.dn, attribute = %self.config.attributes.email, "the directory entry has no e-mail, so it cannot be a portal user");
-                trace.fail(Step::Search, "the entry has no e-mail attribute");
-                return Err(Failure::Refused(DirectoryError::UnknownLogin));
-            }
+        let Some(entry) = self.entry(&found.entry) else {
+            self.give_back(service);
+            tracing::warn!(directory = %self.config.name, dn = %found.entry.dn, attribute = %self.config.attributes.email, "the directory entry has no e-mail, so it cannot be a portal user");
+            trace.fail(Step::Search, "the entry has no e-mail attribute");
+            return Err(Failure::Refused(DirectoryError::UnknownLogin));
         };
         // Held across the user's bind, so the group check needs no second turn.
         let mut service = service;
