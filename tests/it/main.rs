@@ -11,6 +11,8 @@ mod faults;
 mod flows;
 /// Hostile input over real HTTP: the corpus in `tests/data/hostile/`, 4xx envelopes, never a 5xx or a hang.
 mod hostile;
+/// LDAP / Active Directory sign-in against a real OpenLDAP (slapd) over ldaps:// and StartTLS.
+mod ldap;
 /// Operations: backup under load and restore.
 mod operations;
 /// Concurrency: 50 racers per one-time code, and limits shared by two processes on one SQLite file.

@@ -10,6 +10,8 @@
 //!   exact control of every header and body byte, including malformed ones.
 //! - [`OidcProvider`] (module [`oidc`]) runs a real OpenID provider on loopback HTTPS for the
 //!   social-login tests.
+//! - [`Slapd`] (module [`slapd`]) runs a real OpenLDAP server on loopback (ldaps:// and StartTLS)
+//!   for the LDAP tests; the server's own unit tests and the `ldap_login` benchmark use it too.
 //!
 //! Every child gets cheap argon2 parameters (`m=8 KiB, t=1`) so tests stay fast; never the server's
 //! defaults. Inherited `AUTH_…` variables are removed so the developer's environment cannot leak in.
@@ -27,7 +29,9 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 pub mod oidc;
+pub mod slapd;
 pub use oidc::{ClientAuth, OidcAccount, OidcClient, OidcProvider};
+pub use slapd::{LdapUser, Slapd, Transport};
 
 /// The longest any harness wait lasts (server start, SMS delivery, process exit, HTTP answer).
 pub const WAIT: Duration = Duration::from_secs(30);

@@ -63,6 +63,9 @@ pub enum Command {
     Backup(BackupArgs),
     /// Replace the SQLite database by a backup (every server on it must be stopped).
     Restore(RestoreArgs),
+    /// Check and synchronise LDAP / Active Directory sign-in.
+    #[command(subcommand)]
+    Ldap(LdapCommand),
 }
 
 /// `backup --to FILE`.
@@ -79,6 +82,42 @@ pub struct RestoreArgs {
     /// The backup to restore.
     #[arg(long)]
     pub from: std::path::PathBuf,
+}
+
+/// `ldap …`.
+#[derive(Debug, Subcommand)]
+pub enum LdapCommand {
+    /// Try one directory login step by step and say which step failed (the password is prompted
+    /// for, or read from the first line of standard input when it is not a terminal).
+    Test(LdapTest),
+    /// Create and update the portal's directory users, and disable those gone from the directory or
+    /// the group.
+    Sync(LdapSync),
+}
+
+/// `ldap test`.
+#[derive(Debug, Args)]
+pub struct LdapTest {
+    /// The portal, by one of its host names (default: the first portal).
+    #[arg(long, value_name = "HOST")]
+    pub portal: Option<String>,
+    /// The directory login (uid, sAMAccountName or e-mail, as the user filter allows).
+    #[arg(long)]
+    pub login: String,
+    /// The directory by its configured name, instead of the portal's.
+    #[arg(long, value_name = "NAME")]
+    pub directory: Option<String>,
+}
+
+/// `ldap sync`.
+#[derive(Debug, Args)]
+pub struct LdapSync {
+    /// The portal, by one of its host names (default: the first portal).
+    #[arg(long, value_name = "HOST")]
+    pub portal: Option<String>,
+    /// JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `user …`.

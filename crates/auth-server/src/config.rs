@@ -22,6 +22,7 @@ use auth_core::password::HashParams;
 use auth_http::HttpConfig;
 use serde::Deserialize;
 
+use crate::ldap::{LdapConfig, RawLdap};
 use crate::social::{self, RawSocial, SocialConfig};
 
 /// The prefix of every environment override.
@@ -68,6 +69,8 @@ pub struct Config {
     pub social: SocialConfig,
     /// How long audit events are kept (`retention.audit_days`; 0 keeps them forever, spec §13).
     pub audit_retention: Option<Duration>,
+    /// The LDAP / Active Directory directories (spec §5.9), in configuration order.
+    pub ldap: LdapConfig,
 }
 
 /// Outbound HTTPS settings.
@@ -230,6 +233,7 @@ struct RawConfig {
     outbound: RawOutbound,
     social: RawSocial,
     retention: RawRetention,
+    ldap: RawLdap,
 }
 
 #[derive(Debug, Deserialize)]
@@ -285,6 +289,7 @@ impl Default for RawConfig {
             retention: RawRetention::default(),
             outbound: RawOutbound::default(),
             social: RawSocial::default(),
+            ldap: RawLdap::default(),
         }
     }
 }
@@ -617,6 +622,7 @@ impl Config {
             .context("outbound.max_in_flight: too large")?,
         };
         let social = raw.social.resolve(social_secrets)?;
+        let ldap = raw.ldap.resolve()?;
 
         let admin_email = raw.bootstrap.admin_email.trim().to_owned();
         if !admin_email.contains('@') {
@@ -643,6 +649,7 @@ impl Config {
             audit_retention,
             outbound,
             social,
+            ldap,
         })
     }
 }
@@ -657,9 +664,9 @@ fn read_file(path: &Path) -> anyhow::Result<toml::Table> {
 }
 
 /// A file error, without the quoted line when that line may hold a secret: toml's message quotes
-/// the offending line, and a secret must not reach the log. That is any line in a `[social…]` table
-/// (where a misspelt `client_secret` is an unknown key whose line holds the secret) and any line that
-/// mentions a secret.
+/// the offending line, and a secret must not reach the log. That is any line in a `[social…]` or
+/// `[ldap…]` table (where a misspelt `client_secret`, or a `bind_password` that does not exist, is an
+/// unknown key whose line holds the secret) and any line that mentions a secret.
 fn file_error(text: &str, e: &toml::de::Error, path: &Path) -> anyhow::Error {
     let context = format!("invalid config file {}", path.display());
     let Some(span) = e.span() else {
@@ -676,7 +683,8 @@ fn file_error(text: &str, e: &toml::de::Error, path: &Path) -> anyhow::Error {
         .map(str::trim_start)
         .find(|l| l.starts_with('['))
         .unwrap_or("");
-    let in_social = table.trim_start_matches('[').trim_start().starts_with("social");
+    let section = table.trim_start_matches('[').trim_start();
+    let in_social = section.starts_with("social") || section.starts_with("ldap");
     if in_social || line.to_ascii_lowercase().contains("secret") {
         let number = text.get(..start).map_or(0, |t| t.matches('\n').count()) + 1;
         anyhow::anyhow!(
@@ -709,6 +717,7 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> anyhow::Result
             "BOOTSTRAP",
             "OUTBOUND",
             "SOCIAL",
+            "LDAP",
         ];
         let rest = name.strip_prefix(ENV_PREFIX).unwrap_or(name);
         if name.contains("__") || sections.iter().any(|s| rest.starts_with(&format!("{s}_"))) {

@@ -19,6 +19,7 @@ pub mod clock;
 pub mod config;
 pub mod hashing;
 pub mod keyfile;
+pub mod ldap;
 pub mod logging;
 pub mod outbound;
 pub mod outbox;
