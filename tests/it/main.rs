@@ -11,6 +11,8 @@ mod faults;
 mod flows;
 /// Hostile input over real HTTP: the corpus in `tests/data/hostile/`, 4xx envelopes, never a 5xx or a hang.
 mod hostile;
+/// The migration from ONLYOFFICE / R7-Office: `import onlyoffice` from a real MariaDB, `user import --jsonl`.
+mod import;
 /// LDAP / Active Directory sign-in against a real OpenLDAP (slapd) over ldaps:// and StartTLS.
 mod ldap;
 /// Operations: backup under load and restore.

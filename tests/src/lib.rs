@@ -12,6 +12,8 @@
 //!   social-login tests.
 //! - [`Slapd`] (module [`slapd`]) runs a real OpenLDAP server on loopback (ldaps:// and StartTLS)
 //!   for the LDAP tests; the server's own unit tests and the `ldap_login` benchmark use it too.
+//! - [`mariadb`] provides a real MariaDB for the import tests, and [`upstream`] the CommunityServer
+//!   schema and rows made with upstream's algorithms.
 //!
 //! Every child gets cheap argon2 parameters (`m=8 KiB, t=1`) so tests stay fast; never the server's
 //! defaults. Inherited `AUTH_…` variables are removed so the developer's environment cannot leak in.
@@ -28,8 +30,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
+pub mod mariadb;
 pub mod oidc;
 pub mod slapd;
+pub mod upstream;
 pub use oidc::{ClientAuth, OidcAccount, OidcClient, OidcProvider};
 pub use slapd::{LdapUser, Slapd, Transport};
 

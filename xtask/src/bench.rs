@@ -12,6 +12,7 @@
 
 mod hash;
 mod idp;
+mod import;
 mod load;
 mod report;
 mod server;
@@ -47,6 +48,10 @@ pub(crate) struct BenchArgs {
     /// Connections of the closed-loop login scenarios (enough to keep every hashing thread busy).
     #[arg(long, default_value_t = 8, value_name = "N")]
     login_connections: usize,
+    /// Measure the migration instead (issue 14): `import onlyoffice` of generated upstream users from
+    /// a MariaDB, and `user import --jsonl` of pre-hashed users; writes <target>/bench/summary-import.json.
+    #[arg(long)]
+    import: bool,
     /// Also run the codec micro-benchmarks (`cargo bench -p auth-wire -- --quick`) first.
     #[arg(long)]
     micro: bool,
@@ -146,12 +151,17 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     });
     anyhow::ensure!(binary.is_file(), "{} is missing", binary.display());
     // Each store keeps its own summary, so the two can be compared side by side.
-    let default_name = match args.store {
-        Store::Sqlite => "summary.json",
-        Store::Postgres => "summary-postgres.json",
+    let default_name = match (args.import, args.store) {
+        (true, _) => "summary-import.json",
+        (false, Store::Sqlite) => "summary.json",
+        (false, Store::Postgres) => "summary-postgres.json",
     };
     let out = args.out.clone().unwrap_or_else(|| target.join("bench").join(default_name));
-    let summary = bench(&args, &binary)?;
+    let summary = if args.import {
+        json!({ "quick": args.quick, "cores": cores(), "cpu": cpu_model(), "import": import::run(args.quick, &binary)? })
+    } else {
+        bench(&args, &binary)?
+    };
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -188,7 +198,12 @@ fn hand_over_to_release(args: &BenchArgs, target: &Path) -> anyhow::Result<()> {
     cmd.args(["--store", store_name(args.store)]);
     cmd.args(["--connections", &args.connections.to_string()]);
     cmd.args(["--login-connections", &args.login_connections.to_string()]);
-    for (on, flag) in [(args.quick, "--quick"), (args.micro, "--micro"), (args.check, "--check")] {
+    for (on, flag) in [
+        (args.quick, "--quick"),
+        (args.micro, "--micro"),
+        (args.check, "--check"),
+        (args.import, "--import"),
+    ] {
         if on {
             cmd.arg(flag);
         }

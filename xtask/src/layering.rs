@@ -36,6 +36,9 @@ const PRINCIPLES: &[Principle] = &[
             "postgres-types",
             "postgres-protocol",
             "deadpool-postgres",
+            // The importer's reader of upstream databases (auth-server only).
+            "mysql_async",
+            "mysql_common",
             "auth-sqlite",
             "auth-postgres",
             "auth-sql",

@@ -23,8 +23,8 @@ use auth_core::{
 use serde_json::{Value, json};
 
 use crate::cli::{
-    AuditArgs, Command, PasswordSource, PortalAdd, PortalCommand, PortalSet, SmsCommand, SmsOutbox,
-    UserAdd, UserCommand, UserRef,
+    AuditArgs, Command, ImportCommand, PasswordSource, PortalAdd, PortalCommand, PortalSet,
+    SmsCommand, SmsOutbox, UserAdd, UserCommand, UserRef,
 };
 use crate::config::Config;
 use crate::ldap::LdapDirectories;
@@ -35,11 +35,18 @@ mod ldap;
 /// Runs one admin subcommand, writing its output to `out`.
 pub async fn run(command: Command, config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     // A backup and a restore work on the file itself: a restore must not hold the database open.
-    match &command {
-        Command::Backup(args) => return crate::backup::backup(config, args, out),
-        Command::Restore(args) => return crate::backup::restore(config, args, out),
-        _ => {}
-    }
+    // The imports hash many passwords, so they open the service with the server's hashing pool.
+    let command = match command {
+        Command::Backup(args) => return crate::backup::backup(config, &args, out),
+        Command::Restore(args) => return crate::backup::restore(config, &args, out),
+        Command::Import(ImportCommand::Onlyoffice(args)) => {
+            return crate::import::cli::onlyoffice(args, config, out).await;
+        }
+        Command::User(UserCommand::Import(args)) => {
+            return crate::import::cli::jsonl(args, config, out).await;
+        }
+        other => other,
+    };
     let core = open(config).await?;
     let service = Arc::clone(&core.service);
     match command {
@@ -49,7 +56,9 @@ pub async fn run(command: Command, config: &Config, out: &mut dyn Write) -> anyh
         Command::Portal(cmd) => portal(&service, &core.ldap, cmd, out).await,
         Command::Sms(SmsCommand::Outbox(args)) => sms_outbox(&service, config, &args, out).await,
         Command::Audit(args) => audit(&service, &args, out).await,
-        Command::Backup(_) | Command::Restore(_) => bail!("handled above"),
+        Command::Backup(_) | Command::Restore(_) | Command::Import(_) => {
+            bail!("handled before the service opens")
+        }
     }
 }
 
@@ -167,6 +176,7 @@ async fn user(service: &AuthService, cmd: UserCommand, out: &mut dyn Write) -> a
             }
             line(out, format!("unlinked {} from {}", u.email, args.provider))
         }
+        UserCommand::Import(_) => bail!("`user import` is handled before the service opens"),
         UserCommand::Links(args) => {
             let u = find_user(service, &args.user).await?;
             let links = service.admin().links(&u).await?;

@@ -66,6 +66,9 @@ pub enum Command {
     /// Check and synchronise LDAP / Active Directory sign-in.
     #[command(subcommand)]
     Ldap(LdapCommand),
+    /// Bring portals and users over from another system.
+    #[command(subcommand)]
+    Import(ImportCommand),
 }
 
 /// `backup --to FILE`.
@@ -120,6 +123,80 @@ pub struct LdapSync {
     pub json: bool,
 }
 
+/// `import …`.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Import portals and users from an ONLYOFFICE / R7-Office (CommunityServer) database.
+    ///
+    /// Reads the MySQL or MariaDB database read-only and brings over portals, users, their password
+    /// hashes, phones, authenticator apps, backup codes and social links (see docs/migration.md).
+    /// Re-running it changes only what changed upstream. Nothing secret is printed.
+    Onlyoffice(OnlyofficeImport),
+}
+
+/// `import onlyoffice`.
+#[derive(Debug, Args)]
+pub struct OnlyofficeImport {
+    /// The upstream database: mysql://USER[:PASS]@HOST:PORT/DB. The password may be left out and
+    /// given in the MYSQL_PWD environment variable instead, so it stays out of the process list.
+    #[arg(long, value_name = "URL")]
+    pub mysql: String,
+    /// The machine key: `core.machinekey` of upstream's web.appsettings.config.
+    #[command(flatten)]
+    pub machine_key: MachineKeySource,
+    /// The base domain of portal host names (`core.base-domain`); default: the database's BaseDomain.
+    #[arg(long, value_name = "DOMAIN")]
+    pub base_domain: Option<String>,
+    /// `core.password.salt`, when upstream set one (default: derived from the machine key).
+    #[arg(long, value_name = "SALT")]
+    pub password_salt: Option<String>,
+    /// `core.password.iterations`.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub iterations: u32,
+    /// `core.password.size`, in bits.
+    #[arg(long, value_name = "BITS", default_value_t = 256, hide = true)]
+    pub password_size: u32,
+    /// Only the portal with this alias (repeatable); also the way to import the placeholder portal.
+    #[arg(long = "tenant", value_name = "ALIAS")]
+    pub tenants: Vec<String>,
+    /// Read and report, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where the machine key comes from.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct MachineKeySource {
+    /// The machine key (visible in the process list; prefer --machine-key-file).
+    #[arg(long, value_name = "KEY")]
+    pub machine_key: Option<String>,
+    /// Read the machine key from the first line of this file.
+    #[arg(long, value_name = "FILE")]
+    pub machine_key_file: Option<PathBuf>,
+}
+
+/// `user import`.
+#[derive(Debug, Args)]
+pub struct UserImport {
+    /// A JSON Lines file, one user per line: email, first_name, last_name, password or password_hash
+    /// (argon2id PHC), phone, phone_activated, admin, disabled. `-` reads standard input.
+    #[arg(long, value_name = "FILE")]
+    pub jsonl: PathBuf,
+    /// The portal, by one of its host names (default: the first portal).
+    #[arg(long, value_name = "HOST")]
+    pub portal: Option<String>,
+    /// Users per transaction.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub batch: usize,
+    /// The report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `user …`.
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -145,6 +222,8 @@ pub enum UserCommand {
     Unlink(UserUnlink),
     /// List the user's social links.
     Links(UserLinks),
+    /// Import users from a JSON Lines file, in batches of one transaction each.
+    Import(UserImport),
 }
 
 /// `user link`.

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod hashing;
+pub mod import;
 pub mod keyfile;
 pub mod ldap;
 pub mod logging;
