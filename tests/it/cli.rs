@@ -90,7 +90,8 @@ fn password_stdin_and_set_password() {
 #[test]
 fn disable_and_enable() {
     let data = DataDir::new();
-    data.run_cli(&["user", "add", "--email", "dave@example.com", "--password", "password1"]).ok();
+    data.run_cli(&["user", "add", "--email", "dave@example.com", "--password", "tabby-otter-71"])
+        .ok();
     let out = data.run_cli(&["user", "disable", "--email", "dave@example.com"]);
     assert_eq!(out.ok(), "disabled dave@example.com and ended their sessions\n");
     assert_eq!(user(&users(&data), "dave@example.com")["disabled"], true);
@@ -104,7 +105,8 @@ fn disable_and_enable() {
 #[test]
 fn errors_are_one_line_on_stderr_with_exit_code_1() {
     let data = DataDir::new();
-    data.run_cli(&["user", "add", "--email", "erin@example.com", "--password", "password1"]).ok();
+    data.run_cli(&["user", "add", "--email", "erin@example.com", "--password", "tabby-otter-71"])
+        .ok();
     for (args, message) in [
         (
             vec!["user", "disable", "--email", "nobody@example.com"],
@@ -115,7 +117,7 @@ fn errors_are_one_line_on_stderr_with_exit_code_1() {
             "error: no user with e-mail nobody@example.com\n",
         ),
         (
-            vec!["user", "add", "--email", "erin@example.com", "--password", "password2"],
+            vec!["user", "add", "--email", "erin@example.com", "--password", "tabby-otter-72"],
             "error: a user with e-mail erin@example.com already exists in portal Default\n",
         ),
         (
@@ -123,7 +125,7 @@ fn errors_are_one_line_on_stderr_with_exit_code_1() {
             "error: the password must have at least 8 characters\n",
         ),
         (
-            vec!["user", "add", "--email", "no-at-sign", "--password", "password1"],
+            vec!["user", "add", "--email", "no-at-sign", "--password", "tabby-otter-71"],
             "error: a valid e-mail address is required\n",
         ),
         (
@@ -243,14 +245,15 @@ fn users_of_several_portals_are_told_apart_by_portal() {
     let data = DataDir::new();
     data.run_cli(&["portal", "set"]).ok();
     data.run_cli(&["portal", "add", "--host", "b.example.com"]).ok();
-    data.run_cli(&["user", "add", "--email", "gina@example.com", "--password", "password1"]).ok();
+    data.run_cli(&["user", "add", "--email", "gina@example.com", "--password", "tabby-otter-71"])
+        .ok();
     data.run_cli(&[
         "user",
         "add",
         "--email",
         "gina@example.com",
         "--password",
-        "password1",
+        "tabby-otter-71",
         "--portal",
         "b.example.com",
     ])
@@ -270,8 +273,10 @@ fn users_of_several_portals_are_told_apart_by_portal() {
 #[test]
 fn resets_are_audited_and_audit_filters() {
     let data = DataDir::new();
-    data.run_cli(&["user", "add", "--email", "hank@example.com", "--password", "password1"]).ok();
-    data.run_cli(&["user", "add", "--email", "ivy@example.com", "--password", "password1"]).ok();
+    data.run_cli(&["user", "add", "--email", "hank@example.com", "--password", "tabby-otter-71"])
+        .ok();
+    data.run_cli(&["user", "add", "--email", "ivy@example.com", "--password", "tabby-otter-71"])
+        .ok();
     assert_eq!(
         data.run_cli(&["user", "reset-tfa", "--email", "hank@example.com"]).ok(),
         "reset two-factor authentication of hank@example.com\n"
@@ -373,4 +378,50 @@ fn user_link_links_and_unlink() {
     let actions: Vec<&str> =
         audit.as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
     assert!(actions.contains(&"SocialAccountLinked") && actions.contains(&"SocialAccountUnlinked"));
+}
+
+/// Issue 20, the password policy on the CLI: a common password is refused in any case, `--force`
+/// lets an operator set one anyway, and the minimum length holds even then.
+#[test]
+fn the_password_policy_refuses_common_passwords_unless_forced() {
+    let data = DataDir::new();
+    let add = |email: &str, password: &str, force: bool| {
+        let mut args = vec!["user", "add", "--email", email, "--password", password];
+        if force {
+            args.push("--force");
+        }
+        data.run_cli(&args)
+    };
+    for common in ["password1", "Qwerty123", "ILOVEYOU"] {
+        let out = add("kim@example.com", common, false);
+        assert_eq!(out.code(), Some(1), "{common}");
+        assert_eq!(out.err(), "error: the password is one of the most common passwords\n");
+    }
+    assert!(users(&data).is_empty(), "a refused add creates nobody");
+    add("kim@example.com", "Password1", true).ok();
+    let out = add("lee@example.com", "short", true);
+    assert_eq!(out.err(), "error: the password must have at least 8 characters\n");
+    let refused = data.run_cli(&[
+        "user",
+        "set-password",
+        "--email",
+        "kim@example.com",
+        "--password",
+        "letmein1",
+    ]);
+    assert_eq!(refused.err(), "error: the password is one of the most common passwords\n");
+    data.run_cli(&[
+        "user",
+        "set-password",
+        "--email",
+        "kim@example.com",
+        "--password",
+        "letmein1",
+        "--force",
+    ])
+    .ok();
+    // A portal may ask for longer passwords.
+    data.run_cli(&["portal", "set", "--set", "password_min_length=12"]).ok();
+    let out = add("max@example.com", "eleven-char", false);
+    assert_eq!(out.err(), "error: the password must have at least 12 characters\n");
 }

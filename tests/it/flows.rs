@@ -460,3 +460,50 @@ fn two_requests_racing_one_code_win_once() {
     statuses.sort_unstable();
     assert_eq!(statuses, vec![200, 401]);
 }
+
+/// Issue 20, `PUT people/@self/password`: the current password and a fresh token are needed, the
+/// policy holds, the new password logs in and the old one no longer does, and every other token of
+/// the user ends while the caller's stays.
+#[test]
+fn changing_ones_own_password() {
+    let s = server("none");
+    let token = || {
+        response(&post(&s, "/api/2.0/authentication", &creds()))["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (mine, other) = (token(), token());
+    let change = |token: &str, form: &str| {
+        s.send(with_token(Request::put("/api/2.0/people/@self/password"), token).body(FORM, form))
+    };
+    let r = change(&mine, "currentPassword=wrong+one&password=plenty-long-new-1");
+    assert_eq!((r.status, error_code(&r)), (401, "invalid_credentials".to_owned()), "{}", r.text());
+    let r = change(&mine, "currentPassword=correct+horse+battery&password=Password123");
+    assert_eq!((r.status, error_code(&r)), (400, "weak_password".to_owned()), "{}", r.text());
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("common"), "{}", r.text());
+    let r = change(&mine, "currentPassword=correct+horse+battery&password=short");
+    assert_eq!(error_code(&r), "weak_password");
+    let r = change(&mine, "password=plenty-long-new-1");
+    assert_eq!((r.status, error_code(&r)), (400, "bad_request".to_owned()));
+    let r = change(
+        "Bearer nonsense",
+        "currentPassword=correct+horse+battery&password=plenty-long-new-1",
+    );
+    assert_eq!(r.status, 401);
+    // Nothing refused changed anything: the old password still logs in.
+    assert_eq!(post(&s, "/api/2.0/authentication", &creds()).status, 200);
+
+    let r = change(&mine, "currentPassword=correct+horse+battery&password=plenty-long-new-1");
+    assert_eq!(response(&r), json!(true));
+    let me = |token: &str| s.send(with_token(Request::get("/api/2.0/people/@self"), token)).status;
+    assert_eq!(me(&mine), 200, "the caller's token survives its own change");
+    assert_eq!(me(&other), 401, "every other token ended");
+    assert_eq!(
+        post(&s, "/api/2.0/authentication", &creds()).status,
+        401,
+        "the old password is dead"
+    );
+    let new = format!("userName={EMAIL}&password=plenty-long-new-1");
+    assert_eq!(post(&s, "/api/2.0/authentication", &new).status, 200);
+}

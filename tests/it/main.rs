@@ -13,6 +13,10 @@ mod flows;
 mod hostile;
 /// The migration from ONLYOFFICE / R7-Office: `import onlyoffice` from a real MariaDB, `user import --jsonl`.
 mod import;
+/// LDAP / Active Directory sign-in against a real OpenLDAP (slapd) over ldaps:// and StartTLS.
+mod ldap;
+/// Operations: backup under load and restore.
+mod operations;
 /// Concurrency: 50 racers per one-time code, and limits shared by two processes on one SQLite file.
 mod races;
 /// Slow and idle clients, and login timing that does not tell unknown users from wrong passwords.

@@ -51,7 +51,8 @@ fn sigterm_stops_the_server_cleanly() {
 #[test]
 fn no_admin_is_created_when_users_exist() {
     let data = DataDir::new();
-    data.run_cli(&["user", "add", "--email", "owner@example.com", "--password", "password1"]).ok();
+    data.run_cli(&["user", "add", "--email", "owner@example.com", "--password", "tabby-otter-71"])
+        .ok();
     let server = TestServer::start_in(data, ServerOptions::new());
     assert!(server.admin().is_none(), "{}", server.stdout());
 }
@@ -92,11 +93,12 @@ fn first_admin_logs_in_over_http() {
 fn sms_codes_reach_the_file_gateway_through_the_outbox() {
     let data = DataDir::new();
     data.run_cli(&["portal", "set", "--tfa", "sms"]).ok();
-    data.run_cli(&["user", "add", "--email", "sam@example.com", "--password", "password1"]).ok();
+    data.run_cli(&["user", "add", "--email", "sam@example.com", "--password", "tabby-otter-71"])
+        .ok();
     let server = TestServer::start_in(data, ServerOptions::new());
     let r = server.post_form(
         "/api/2.0/authentication/setphone",
-        "userName=sam%40example.com&password=password1&mobilePhone=%2B7+(912)+345-67-89",
+        "userName=sam%40example.com&password=tabby-otter-71&mobilePhone=%2B7+(912)+345-67-89",
     );
     assert_eq!(r.status, 200, "{}", r.text());
     let sms = server.wait_for_sms(1);

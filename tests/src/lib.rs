@@ -10,6 +10,8 @@
 //!   exact control of every header and body byte, including malformed ones.
 //! - [`OidcProvider`] (module [`oidc`]) runs a real OpenID provider on loopback HTTPS for the
 //!   social-login tests.
+//! - [`Slapd`] (module [`slapd`]) runs a real OpenLDAP server on loopback (ldaps:// and StartTLS)
+//!   for the LDAP tests; the server's own unit tests and the `ldap_login` benchmark use it too.
 //! - [`mariadb`] provides a real MariaDB for the import tests, and [`upstream`] the CommunityServer
 //!   schema and rows made with upstream's algorithms.
 //!
@@ -30,8 +32,10 @@ use tempfile::TempDir;
 
 pub mod mariadb;
 pub mod oidc;
+pub mod slapd;
 pub mod upstream;
 pub use oidc::{ClientAuth, OidcAccount, OidcClient, OidcProvider};
+pub use slapd::{LdapUser, Slapd, Transport};
 
 /// The longest any harness wait lasts (server start, SMS delivery, process exit, HTTP answer).
 pub const WAIT: Duration = Duration::from_secs(30);

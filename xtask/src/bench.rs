@@ -3,7 +3,7 @@
 //! It builds the release server, measures the argon2id verify rate in process (`hash`), seeds a
 //! temporary data dir through the real CLI, starts `auth-server serve` on a free loopback port with
 //! production hash parameters, and drives it with the load generator of [`load`]: `healthz`, `self`,
-//! `login`, `login_tfa`, `overload` and `bad_password`, all in one run so the ratios compare numbers
+//! `social_login`, `ldap_login`, `login`, `login_tfa`, `overload` and `bad_password`, all in one run so the ratios compare numbers
 //! taken minutes apart on the same machine. It prints a table and writes `target/bench/summary.json`.
 //!
 //! The measuring half must itself be optimised (a debug load generator would eat the CPU the server
@@ -122,6 +122,10 @@ const OVERLOAD_FACTOR: f64 = 4.0;
 const FAILURES_PER_USER: f64 = 4.0;
 const HOST: &str = "bench.local";
 const TFA_HOST: &str = "tfa.bench.local";
+/// The portal that signs in against the local slapd of `ldap_login`.
+const LDAP_HOST: &str = "ldap.bench.local";
+/// Directory users of `ldap_login`.
+const LDAP_USERS: usize = 32;
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     let target = target_dir()?;
@@ -286,7 +290,37 @@ fn bench(args: &BenchArgs, binary: &Path) -> anyhow::Result<Value> {
     let idp = idp::Idp::start()?;
     let config_dir = tempfile::tempdir()?;
     let config = config_dir.path().join("bench-social.toml");
-    std::fs::write(&config, idp.config())?;
+    // The `ldap_login` scenario's directory: Debian's slapd, started like the tests start it, over
+    // ldaps:// with its own CA; skipped (and said so) on a machine without slapd.
+    let ldap_users: Vec<auth_tests::LdapUser> = (0..LDAP_USERS)
+        .map(|i| {
+            auth_tests::LdapUser::new(
+                &format!("bench{i}"),
+                &format!("bench{i}@ldap.example"),
+                &format!("bench-ldap-password-{i}"),
+            )
+        })
+        .collect();
+    let slapd = match auth_tests::slapd::unavailable() {
+        Some(why) => {
+            println!("[ldap_login] skipped: {why}");
+            None
+        }
+        None => Some(
+            auth_tests::Slapd::try_start(&ldap_users)
+                .map_err(|e| anyhow::anyhow!("slapd for ldap_login: {e}"))?,
+        ),
+    };
+    let mut config_text = idp.config();
+    if let Some(slapd) = &slapd {
+        config_text.push('\n');
+        config_text.push_str(&slapd.directory_toml(
+            "bench",
+            auth_tests::Transport::Ldaps,
+            &format!("portals = [\"{LDAP_HOST}\"]\npool_size = 8\n"),
+        ));
+    }
+    std::fs::write(&config, config_text)?;
     let env = [
         ("AUTH_HASHING__M_COST_KIB", params.m_cost_kib.to_string()),
         ("AUTH_HASHING__T_COST", params.t_cost.to_string()),
@@ -302,6 +336,7 @@ fn bench(args: &BenchArgs, binary: &Path) -> anyhow::Result<Value> {
     server.admin(&["portal", "add", "--host", HOST])?;
     server.admin(&["portal", "add", "--host", TFA_HOST])?;
     server.admin(&["portal", "set", "--host", TFA_HOST, "--tfa", "app"])?;
+    server.admin(&["portal", "add", "--host", LDAP_HOST])?;
     let make = |prefix: &str, n: usize, host: &str| -> Vec<User> {
         (0..n)
             .map(|i| User {
@@ -357,12 +392,25 @@ fn bench(args: &BenchArgs, binary: &Path) -> anyhow::Result<Value> {
 
     let mut running = server.start()?;
     println!("[serve] {} listening on {}", binary.display(), running.addr);
-    let seeded = Seeded { login_users, tfa_seed, extra_users, social_bodies };
+    let ldap_logins: Vec<User> = if slapd.is_some() {
+        ldap_users
+            .iter()
+            .map(|u| User {
+                email: u.uid.clone(),
+                password: u.password.clone(),
+                host: LDAP_HOST.to_owned(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let seeded = Seeded { login_users, tfa_seed, extra_users, social_bodies, ldap_logins };
     let (rows, h2) = load::block_on(scenarios(args, &plan, &h, &running, seeded))??;
     running.check_alive()?;
     let peak_rss = running.peak_rss_mib()?;
     let (warns, errors) = running.log_summary();
     running.stop();
+    drop(slapd);
 
     // The machine may be shared and its load may drift: the hash rate is the mean of one pass
     // before the server scenarios and one between them (right after `login_tfa`).
@@ -439,6 +487,14 @@ fn bench(args: &BenchArgs, binary: &Path) -> anyhow::Result<Value> {
         "ratio_social_login_hash           {social_hash:.3}   (above 1: no password hash per login)"
     );
     let mut summary = serde_json::Map::new();
+    // Reported: a directory login costs a search, a TLS handshake and a bind at slapd, and no hash.
+    if find("ldap_login").is_some() {
+        let ldap_hash = ok("ldap_login") / hash_per_s;
+        println!(
+            "ratio_ldap_login_hash             {ldap_hash:.3}   (a bind per login at a local slapd, no password hash)"
+        );
+        summary.insert("ratio_ldap_login_hash".into(), json!(report::round(ldap_hash)));
+    }
     summary.insert("ratio_social_login_self".into(), json!(report::round(social_self)));
     summary.insert("ratio_social_login_hash".into(), json!(report::round(social_hash)));
     for g in &goals {
@@ -475,6 +531,8 @@ struct Seeded {
     extra_users: Vec<User>,
     /// One prepared `social_login` request body per linked user.
     social_bodies: Vec<bytes::Bytes>,
+    /// The directory users of `ldap_login` (by uid); empty when slapd is missing.
+    ldap_logins: Vec<User>,
 }
 
 /// Users linked to an identity at the local provider for `social_login`.
@@ -488,7 +546,7 @@ async fn scenarios(
     server: &Running,
     seeded: Seeded,
 ) -> anyhow::Result<(Vec<Row>, hash::HashResult)> {
-    let Seeded { login_users, tfa_seed, extra_users, social_bodies } = seeded;
+    let Seeded { login_users, tfa_seed, extra_users, social_bodies, ldap_logins } = seeded;
     let addr = server.addr;
     let rss = || server.peak_rss_mib().ok();
     let mut rows = Vec::new();
@@ -536,8 +594,16 @@ async fn scenarios(
     let rec = closed_loop(addr, c, social, plan.self_).await?;
     push(Row::from_recorder("social_login", format!("closed, {c} conns"), &rec, &["200"]));
 
-    // 3. login
+    // 2c. ldap_login: a search on a pooled service connection, then a fresh ldaps connection and a
+    // bind as the user at the local slapd, per login; no password hash here.
     let lc = args.login_connections;
+    if !ldap_logins.is_empty() {
+        let rec = closed_loop(addr, lc, Rc::new(Login::new(&ldap_logins, true, false)), plan.login)
+            .await?;
+        push(Row::from_recorder("ldap_login", format!("closed, {lc} conns"), &rec, &["200"]));
+    }
+
+    // 3. login
     let rec =
         closed_loop(addr, lc, Rc::new(Login::new(&login_users, true, false)), plan.login).await?;
     push(Row::from_recorder("login", format!("closed, {lc} conns"), &rec, &["200"]));

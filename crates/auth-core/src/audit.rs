@@ -62,11 +62,13 @@ pub enum AuditAction {
     /// Ours (9011): a user's password hash was replaced by argon2id with the configured parameters
     /// at a successful login (an imported upstream hash, or outdated parameters; spec §5.1).
     PasswordRehashed,
+    /// Ours (9012): the user changed their own password (`PUT people/@self/password`).
+    PasswordChanged,
 }
 
 impl AuditAction {
     /// Every action, in code order.
-    pub const ALL: [AuditAction; 24] = [
+    pub const ALL: [AuditAction; 25] = [
         AuditAction::Logout,
         AuditAction::LoginSuccessViaApi,
         AuditAction::LoginSuccessViaApiSms,
@@ -91,6 +93,7 @@ impl AuditAction {
         AuditAction::DirectoryUserCreated,
         AuditAction::DirectoryUserUpdated,
         AuditAction::PasswordRehashed,
+        AuditAction::PasswordChanged,
     ];
 
     /// The upstream number.
@@ -120,6 +123,7 @@ impl AuditAction {
             AuditAction::DirectoryUserCreated => 9009,
             AuditAction::DirectoryUserUpdated => 9010,
             AuditAction::PasswordRehashed => 9011,
+            AuditAction::PasswordChanged => 9012,
         }
     }
 
@@ -150,6 +154,7 @@ impl AuditAction {
             AuditAction::DirectoryUserCreated => "DirectoryUserCreated",
             AuditAction::DirectoryUserUpdated => "DirectoryUserUpdated",
             AuditAction::PasswordRehashed => "PasswordRehashed",
+            AuditAction::PasswordChanged => "PasswordChanged",
         }
     }
 

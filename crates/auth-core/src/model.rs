@@ -143,6 +143,8 @@ pub struct PortalSettings {
     /// The directory (`[[ldap.directories]]` name) this portal signs in against, when set here rather
     /// than by the directory's own `portals` list (spec §5.9).
     pub ldap: Option<String>,
+    /// The shortest password accepted when one is set (spec §14).
+    pub password_min_length: u32,
 }
 
 impl Default for PortalSettings {
@@ -167,6 +169,7 @@ impl Default for PortalSettings {
             totp_issuer: String::new(),
             social_providers: Vec::new(),
             ldap: None,
+            password_min_length: 8,
         }
     }
 }
@@ -256,6 +259,7 @@ impl PortalSettings {
             ("totp_issuer", self.totp_issuer.replace('\n', " ")),
             ("social_providers", join(self.social_providers.clone())),
             ("ldap", self.ldap.clone().unwrap_or_default()),
+            ("password_min_length", self.password_min_length.to_string()),
         ];
         let mut out = String::new();
         for (k, v) in lines {
@@ -321,6 +325,13 @@ impl PortalSettings {
             "backup_code_count" => self.backup_code_count = num(key, v)?,
             "totp_issuer" => self.totp_issuer = v.to_owned(),
             "social_providers" => self.social_providers = list(v),
+            "password_min_length" => {
+                let n: u32 = num(key, v)?;
+                if !(1..=128).contains(&n) {
+                    return Err(bad(key, "1 to 128"));
+                }
+                self.password_min_length = n;
+            }
             "ldap" => self.ldap = Some(v.trim()).filter(|n| !n.is_empty()).map(str::to_owned),
             _ => return Err(bad(key, "unknown setting")),
         }

@@ -55,6 +55,14 @@ pub trait UserStore: Send + Sync {
     /// Replaces the password hash and ends the user's tokens. MUST, in one transaction: write the hash,
     /// bump the user's `revision` and delete every token of the user. False when the user does not exist.
     async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> StoreResult<bool>;
+    /// As [`UserStore::set_password_hash`], but the token with hash `keep` survives (the user changed
+    /// their own password with it; spec §14 "ends the user's other tokens").
+    async fn set_password_hash_keeping(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        keep: &[u8; 32],
+    ) -> StoreResult<bool>;
     /// Disables (MUST, in one transaction: set the flag, bump `revision`, delete the user's tokens) or
     /// enables (the flag alone). False when the user does not exist.
     async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool>;
@@ -305,6 +313,10 @@ pub trait AuditStore: Send + Sync {
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
     /// The newest events matching the filter, newest first, at most `limit`.
     async fn recent_audit(&self, filter: &AuditFilter, limit: u32) -> StoreResult<Vec<AuditEvent>>;
+    /// Retention (spec §13): of the `limit` oldest events, deletes those older than `before`, in one
+    /// short statement; returns how many. Called in a loop until it deletes fewer than `limit`, so
+    /// no purge holds the write lock for long.
+    async fn purge_audit(&self, before: Timestamp, limit: u32) -> StoreResult<u64>;
 }
 
 /// An SMS waiting in (or gone through) the durable outbox.

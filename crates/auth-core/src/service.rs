@@ -8,6 +8,7 @@
 //! code. The transport resolves the portal ([`AuthService::portal_for_host`]), builds a
 //! [`RequestContext`] and calls one method.
 
+mod account;
 mod admin;
 mod directory;
 mod factors;
@@ -35,6 +36,7 @@ use crate::secret::SecretString;
 use crate::throttle::{Acquire, KNOWN_IP_DAYS, Rule, Slot, keys};
 use crate::{device, token};
 
+pub use account::{Account, AccountError};
 pub use admin::{Admin, NewUser};
 pub use directory::DirectorySyncReport;
 pub use import::{
@@ -131,6 +133,8 @@ pub struct CoreLimits {
     pub portal_cache_ttl: SignedDuration,
     /// How long after its login a token may change the second factor (spec §5.8).
     pub fresh_token: SignedDuration,
+    /// How long audit events are kept (spec §13 `[retention] audit_days`); `None` keeps them forever.
+    pub audit_retention: Option<SignedDuration>,
 }
 
 impl Default for CoreLimits {
@@ -145,6 +149,7 @@ impl Default for CoreLimits {
             sms_second_factor_daily: Rule::per(15, day),
             portal_cache_ttl: SignedDuration::from_secs(2),
             fresh_token: SignedDuration::from_mins(15),
+            audit_retention: Some(SignedDuration::from_hours(24 * 365)),
         }
     }
 }
@@ -177,6 +182,7 @@ pub struct AuthService {
     links: Links,
     admin: Admin,
     import: Import,
+    account: Account,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -211,6 +217,7 @@ impl AuthService {
             links: Links { core: core.clone() },
             admin: Admin { core: core.clone() },
             import: Import { core: core.clone() },
+            account: Account { core: core.clone() },
             core,
         }
     }
@@ -228,6 +235,11 @@ impl AuthService {
     /// Managing one's second factor.
     pub fn tfa_settings(&self) -> &TfaSettings {
         &self.tfa_settings
+    }
+
+    /// The token holder's own account (password change).
+    pub fn account(&self) -> &Account {
+        &self.account
     }
 
     /// The token holder's account links.
@@ -362,6 +374,18 @@ impl Core {
             *guard = Some((now, list.clone()));
         }
         Ok(list)
+    }
+
+    /// The portal's minimum password length (spec §14); the default for a portal not found.
+    pub(crate) async fn password_min_length(
+        &self,
+        portal: crate::model::PortalId,
+    ) -> Result<u32, StoreError> {
+        let list = self.cached_portals().await?;
+        Ok(list.iter().find(|p| p.id == portal).map_or_else(
+            || crate::model::PortalSettings::default().password_min_length,
+            |p| p.settings.password_min_length,
+        ))
     }
 
     pub(crate) fn forget_portals(&self) {

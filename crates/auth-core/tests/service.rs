@@ -1536,3 +1536,27 @@ async fn issue_13_good_social_logins_from_one_address_are_never_throttled() {
 
 #[path = "service/moving_over.rs"]
 mod moving_over;
+
+/// Issue 17, retention: housekeeping deletes the audit events older than the retention and keeps
+/// the newer ones.
+#[tokio::test]
+async fn issue_17_housekeeping_applies_the_audit_retention() {
+    let limits = CoreLimits {
+        audit_retention: Some(SignedDuration::from_hours(24 * 10)),
+        ..CoreLimits::default()
+    };
+    let fx = Fx::with(build_service_with(limits), TfaMode::None).await;
+    for _ in 0..3 {
+        fx.w.service.sign_in().login(&fx.ctx(), &fx.good()).await.unwrap();
+    }
+    fx.advance(11 * 86_400);
+    fx.w.service.sign_in().login(&fx.ctx(), &fx.good()).await.unwrap();
+    assert_eq!(fx.actions().await.len(), 4);
+    fx.w.service.admin().housekeeping().await.unwrap();
+    assert_eq!(
+        fx.actions().await,
+        vec![AuditAction::LoginSuccessViaApi],
+        "only the recent one stays"
+    );
+    assert_eq!(fx.w.service.admin().purge_audit().await.unwrap(), 0);
+}

@@ -301,6 +301,19 @@ impl Router {
                 self.service.links().unlink(&ctx, &session, &r.provider).await?;
                 Ok(respond::ok(format, true))
             }
+            Endpoint::ChangePassword => {
+                let session = self.session(&ctx, token).await?;
+                let r: api::change_password::Request = decode(&params)?;
+                let current = Password::new(r.current_password.expose())
+                    .map_err(|_| Failure::new(auth_wire::ErrorCode::BadRequest))?;
+                let new = SecretString::new(r.password.expose());
+                self.service
+                    .account()
+                    .change_password(&ctx, &session, &current, &new)
+                    .await
+                    .map_err(|e| Failure::account(e, self.service.now()))?;
+                Ok(respond::ok(format, true))
+            }
             Endpoint::Providers => {
                 let session = self.session(&ctx, token).await?;
                 let list = self.service.links().providers(&ctx, &session).await?;

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use auth_core::service::AccountError;
 use auth_core::{
     LinkError, Portal, PortalError, SessionError, SignInError, TfaSettingsError, Timestamp,
 };
@@ -47,6 +48,34 @@ impl From<LinkError> for Failure {
             LinkError::ReauthenticationRequired => Self::new(ErrorCode::ReauthenticationRequired),
             LinkError::Busy(detail) => Self::busy(&detail),
             LinkError::Internal(detail) => Self::internal(&detail),
+        }
+    }
+}
+
+impl Failure {
+    /// Maps a refusal of the account capability; `now` turns a throttle's `until` into `Retry-After`.
+    pub(crate) fn account(e: AccountError, now: Timestamp) -> Self {
+        match e {
+            AccountError::InvalidCredentials => Self::new(ErrorCode::InvalidCredentials),
+            AccountError::ReauthenticationRequired => {
+                Self::new(ErrorCode::ReauthenticationRequired)
+            }
+            AccountError::WeakPassword(v) => {
+                Self::with_message(ErrorCode::WeakPassword, v.to_string())
+            }
+            AccountError::DirectoryUser => Self::with_message(
+                ErrorCode::Forbidden,
+                "The password of a directory account is changed in the directory",
+            ),
+            AccountError::Throttled { until } => {
+                let secs = until.duration_since(now).as_secs().max(1);
+                Self {
+                    retry_after_secs: Some(u64::try_from(secs).unwrap_or(1)),
+                    ..Self::new(ErrorCode::LoginThrottled)
+                }
+            }
+            AccountError::Busy(detail) => Self::busy(&detail),
+            AccountError::Internal(detail) => Self::internal(&detail),
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The admin subcommands (spec §8): users, portals, the SMS outbox and the audit trail, run directly
-//! against the data directory with no listener.
+//! The admin subcommands (spec §8): users, portals, the SMS outbox, the audit trail and LDAP sign-in
+//! (module `ldap`), run directly against the data directory with no listener.
 //!
 //! They open the same store and key as the server (so they may run beside a live server: SQLite's WAL
 //! lets both work on one file) and call the service's admin operations, which keep every rule: the
@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
+use auth_core::model::Credential;
 use auth_core::ports::{OutboxMessage, PasswordHasher};
 use auth_core::service::NewUser;
 use auth_core::{
@@ -26,12 +27,18 @@ use crate::cli::{
     SmsCommand, SmsOutbox, UserAdd, UserCommand, UserRef,
 };
 use crate::config::Config;
+use crate::ldap::LdapDirectories;
 use crate::wiring;
+
+mod ldap;
 
 /// Runs one admin subcommand, writing its output to `out`.
 pub async fn run(command: Command, config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
+    // A backup and a restore work on the file itself: a restore must not hold the database open.
     // The imports hash many passwords, so they open the service with the server's hashing pool.
     let command = match command {
+        Command::Backup(args) => return crate::backup::backup(config, &args, out),
+        Command::Restore(args) => return crate::backup::restore(config, &args, out),
         Command::Import(ImportCommand::Onlyoffice(args)) => {
             return crate::import::cli::onlyoffice(args, config, out).await;
         }
@@ -40,25 +47,29 @@ pub async fn run(command: Command, config: &Config, out: &mut dyn Write) -> anyh
         }
         other => other,
     };
-    let service = open(config).await?;
+    let core = open(config).await?;
+    let service = Arc::clone(&core.service);
     match command {
+        Command::Ldap(cmd) => ldap::run(&core, cmd, out).await,
         Command::Serve => bail!("`serve` is not an admin subcommand"),
         Command::User(cmd) => user(&service, cmd, out).await,
-        Command::Portal(cmd) => portal(&service, cmd, out).await,
+        Command::Portal(cmd) => portal(&service, &core.ldap, cmd, out).await,
         Command::Sms(SmsCommand::Outbox(args)) => sms_outbox(&service, config, &args, out).await,
         Command::Audit(args) => audit(&service, &args, out).await,
-        Command::Import(_) => bail!("`import` is handled before the service opens"),
+        Command::Backup(_) | Command::Restore(_) | Command::Import(_) => {
+            bail!("handled before the service opens")
+        }
     }
 }
 
-async fn open(config: &Config) -> anyhow::Result<Arc<AuthService>> {
+async fn open(config: &Config) -> anyhow::Result<wiring::Core> {
     // A command hashes at most one password, so it runs argon2id on its own thread with the
     // server's cost rather than starting a pool.
-    let core = wiring::open(config, |rng| {
-        Ok(Arc::new(wiring::argon2(config, rng)?) as Arc<dyn PasswordHasher>)
-    })
-    .await?;
-    Ok(core.service)
+    wiring::open(
+        config,
+        |rng| Ok(Arc::new(wiring::argon2(config, rng)?) as Arc<dyn PasswordHasher>),
+    )
+    .await
 }
 
 // ----- users ------------------------------------------------------------------------------------
@@ -90,12 +101,17 @@ async fn user(service: &AuthService, cmd: UserCommand, out: &mut dyn Write) -> a
                             Some(p) => format!("{p} (not activated)"),
                             None => "-".to_owned(),
                         },
+                        sign_in(u),
                         portals.get(&u.portal).cloned().unwrap_or_default(),
                         u.id.to_string(),
                     ]
                 })
                 .collect();
-            write_table(out, &["EMAIL", "NAME", "ADMIN", "STATUS", "PHONE", "PORTAL", "ID"], rows)
+            write_table(
+                out,
+                &["EMAIL", "NAME", "ADMIN", "STATUS", "PHONE", "SIGN-IN", "PORTAL", "ID"],
+                rows,
+            )
         }
         UserCommand::Disable(who) => {
             let u = find_user(service, &who).await?;
@@ -110,7 +126,15 @@ async fn user(service: &AuthService, cmd: UserCommand, out: &mut dyn Write) -> a
         UserCommand::SetPassword(args) => {
             let password = read_password(&args.password)?;
             let u = find_user(service, &args.user).await?;
-            service.admin().set_password(u.id, &password).await.map_err(admin_error)?;
+            match service.admin().set_password_with(u.id, &password, args.force).await {
+                Ok(_) => {}
+                Err(AdminError::DirectoryUser) => bail!(
+                    "{} is a user of directory {}: their password lives in the directory; change it there",
+                    u.email,
+                    u.directory().unwrap_or("?")
+                ),
+                Err(e) => return Err(admin_error(e)),
+            }
             line(out, format!("changed the password of {} and ended their sessions", u.email))
         }
         UserCommand::ResetPhone(who) => {
@@ -191,7 +215,7 @@ async fn user_add(service: &AuthService, args: UserAdd, out: &mut dyn Write) -> 
         last_name: args.last_name,
         is_admin: args.admin,
     };
-    let user = match service.admin().add_user(portal.id, new).await {
+    let user = match service.admin().add_user_with(portal.id, new, args.force).await {
         Ok(u) => u,
         Err(AdminError::Conflict(_)) => {
             bail!("a user with e-mail {} already exists in portal {}", args.email, portal.name)
@@ -212,10 +236,23 @@ fn user_json(u: &User, portals: &HashMap<PortalId, String>) -> Value {
         "disabled": u.disabled,
         "phone": u.phone,
         "phoneActivated": u.phone_activated,
+        "signIn": sign_in(u),
+        "directory": u.directory(),
         "portalId": u.portal.to_string(),
         "portal": portals.get(&u.portal),
         "createdAt": u.created_at.to_string(),
     })
+}
+
+/// How the user signs in: `password`, `directory:NAME` (spec §5.9), `upstream` (an imported upstream
+/// hash, replaced at the first login) or `none` (no usable password).
+fn sign_in(u: &User) -> String {
+    match &u.credential {
+        Credential::Password(_) => "password".to_owned(),
+        Credential::Upstream(_) => "upstream".to_owned(),
+        Credential::Directory(name) => format!("directory:{name}"),
+        Credential::None => "none".to_owned(),
+    }
 }
 
 fn full_name(u: &User) -> String {
@@ -265,6 +302,7 @@ fn zeroize_string(mut s: String) -> String {
 
 async fn portal(
     service: &AuthService,
+    ldap: &LdapDirectories,
     cmd: PortalCommand,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
@@ -316,7 +354,7 @@ async fn portal(
                 rows,
             )
         }
-        PortalCommand::Set(args) => portal_set(service, args, out).await,
+        PortalCommand::Set(args) => portal_set(service, ldap, args, out).await,
     }
 }
 
@@ -338,6 +376,7 @@ async fn portal_add(
 
 async fn portal_set(
     service: &AuthService,
+    ldap: &LdapDirectories,
     args: PortalSet,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
@@ -373,6 +412,15 @@ async fn portal_set(
         push(k.trim(), v.trim().to_owned());
     }
     for (k, v) in &changes {
+        // A portal pointed at a directory the configuration does not have would answer every login
+        // 503; say so now, while the operator is here.
+        if k == "ldap" && !v.is_empty() && ldap.config(v).is_none() {
+            let names = ldap.names();
+            bail!(
+                "--set ldap={v}: no [[ldap.directories]] entry is called {v:?} (configured: {})",
+                if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+            );
+        }
         portal.settings.set(k, v).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     if let Some(name) = args.name {
@@ -589,6 +637,9 @@ fn parse_action(s: &str) -> anyhow::Result<AuditAction> {
 fn admin_error(e: AdminError) -> anyhow::Error {
     match e {
         AdminError::Invalid(m) => anyhow::anyhow!("{m}"),
+        AdminError::DirectoryUser => anyhow::anyhow!(
+            "this is a directory user: their password is changed in the directory, not here"
+        ),
         other => anyhow::Error::new(other),
     }
 }

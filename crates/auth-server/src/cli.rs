@@ -59,9 +59,68 @@ pub enum Command {
     Sms(SmsCommand),
     /// Show recent audit events, newest first.
     Audit(AuditArgs),
+    /// Copy the SQLite database to a new file, consistently, while servers keep running.
+    Backup(BackupArgs),
+    /// Replace the SQLite database by a backup (every server on it must be stopped).
+    Restore(RestoreArgs),
+    /// Check and synchronise LDAP / Active Directory sign-in.
+    #[command(subcommand)]
+    Ldap(LdapCommand),
     /// Bring portals and users over from another system.
     #[command(subcommand)]
     Import(ImportCommand),
+}
+
+/// `backup --to FILE`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The new file to write (it must not exist).
+    #[arg(long)]
+    pub to: std::path::PathBuf,
+}
+
+/// `restore --from FILE`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup to restore.
+    #[arg(long)]
+    pub from: std::path::PathBuf,
+}
+
+/// `ldap …`.
+#[derive(Debug, Subcommand)]
+pub enum LdapCommand {
+    /// Try one directory login step by step and say which step failed (the password is prompted
+    /// for, or read from the first line of standard input when it is not a terminal).
+    Test(LdapTest),
+    /// Create and update the portal's directory users, and disable those gone from the directory or
+    /// the group.
+    Sync(LdapSync),
+}
+
+/// `ldap test`.
+#[derive(Debug, Args)]
+pub struct LdapTest {
+    /// The portal, by one of its host names (default: the first portal).
+    #[arg(long, value_name = "HOST")]
+    pub portal: Option<String>,
+    /// The directory login (uid, sAMAccountName or e-mail, as the user filter allows).
+    #[arg(long)]
+    pub login: String,
+    /// The directory by its configured name, instead of the portal's.
+    #[arg(long, value_name = "NAME")]
+    pub directory: Option<String>,
+}
+
+/// `ldap sync`.
+#[derive(Debug, Args)]
+pub struct LdapSync {
+    /// The portal, by one of its host names (default: the first portal).
+    #[arg(long, value_name = "HOST")]
+    pub portal: Option<String>,
+    /// JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `import …`.
@@ -230,6 +289,9 @@ pub struct UserAdd {
     /// Family name.
     #[arg(long, default_value = "")]
     pub last_name: String,
+    /// Accept a password from the list of common passwords (the minimum length still holds).
+    #[arg(long)]
+    pub force: bool,
     /// Make the user a portal administrator.
     #[arg(long)]
     pub admin: bool,
@@ -269,6 +331,9 @@ pub struct SetPassword {
     /// The new password.
     #[command(flatten)]
     pub password: PasswordSource,
+    /// Accept a password from the list of common passwords (the minimum length still holds).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `portal …`.

@@ -22,6 +22,7 @@ use auth_core::password::HashParams;
 use auth_http::HttpConfig;
 use serde::Deserialize;
 
+use crate::ldap::{LdapConfig, RawLdap};
 use crate::social::{self, RawSocial, SocialConfig};
 
 /// The prefix of every environment override.
@@ -66,6 +67,10 @@ pub struct Config {
     pub outbound: OutboundConfig,
     /// The social login providers (spec §5.4), in configuration order.
     pub social: SocialConfig,
+    /// How long audit events are kept (`retention.audit_days`; 0 keeps them forever, spec §13).
+    pub audit_retention: Option<Duration>,
+    /// The LDAP / Active Directory directories (spec §5.9), in configuration order.
+    pub ldap: LdapConfig,
 }
 
 /// Outbound HTTPS settings.
@@ -194,6 +199,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("sms.webhook_timeout_secs", Kind::U64),
     ("outbox.poll_interval_ms", Kind::U64),
     ("security.fresh_token_secs", Kind::U64),
+    ("retention.audit_days", Kind::U64),
     ("bootstrap.admin_email", Kind::Str),
     ("outbound.max_in_flight", Kind::U64),
 ];
@@ -226,6 +232,20 @@ struct RawConfig {
     security: RawSecurity,
     outbound: RawOutbound,
     social: RawSocial,
+    retention: RawRetention,
+    ldap: RawLdap,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRetention {
+    audit_days: u64,
+}
+
+impl Default for RawRetention {
+    fn default() -> Self {
+        Self { audit_days: 365 }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -266,8 +286,10 @@ impl Default for RawConfig {
             outbox: RawOutbox::default(),
             bootstrap: RawBootstrap::default(),
             security: RawSecurity::default(),
+            retention: RawRetention::default(),
             outbound: RawOutbound::default(),
             social: RawSocial::default(),
+            ldap: RawLdap::default(),
         }
     }
 }
@@ -584,6 +606,13 @@ impl Config {
             raw.security.fresh_token_secs,
             "security.fresh_token_secs",
         )?);
+        let audit_retention = match raw.retention.audit_days {
+            0 => None,
+            d if d > 100 * 365 => {
+                anyhow::bail!("retention.audit_days: at most 36500 (0 keeps events forever)");
+            }
+            d => Some(Duration::from_secs(d * 86_400)),
+        };
 
         let outbound = OutboundConfig {
             max_in_flight: usize::try_from(positive(
@@ -593,6 +622,7 @@ impl Config {
             .context("outbound.max_in_flight: too large")?,
         };
         let social = raw.social.resolve(social_secrets)?;
+        let ldap = raw.ldap.resolve()?;
 
         let admin_email = raw.bootstrap.admin_email.trim().to_owned();
         if !admin_email.contains('@') {
@@ -616,8 +646,10 @@ impl Config {
             outbox,
             bootstrap: BootstrapConfig { admin_email },
             fresh_token,
+            audit_retention,
             outbound,
             social,
+            ldap,
         })
     }
 }
@@ -632,9 +664,9 @@ fn read_file(path: &Path) -> anyhow::Result<toml::Table> {
 }
 
 /// A file error, without the quoted line when that line may hold a secret: toml's message quotes
-/// the offending line, and a secret must not reach the log. That is any line in a `[social…]` table
-/// (where a misspelt `client_secret` is an unknown key whose line holds the secret) and any line that
-/// mentions a secret.
+/// the offending line, and a secret must not reach the log. That is any line in a `[social…]` or
+/// `[ldap…]` table (where a misspelt `client_secret`, or a `bind_password` that does not exist, is an
+/// unknown key whose line holds the secret) and any line that mentions a secret.
 fn file_error(text: &str, e: &toml::de::Error, path: &Path) -> anyhow::Error {
     let context = format!("invalid config file {}", path.display());
     let Some(span) = e.span() else {
@@ -651,7 +683,8 @@ fn file_error(text: &str, e: &toml::de::Error, path: &Path) -> anyhow::Error {
         .map(str::trim_start)
         .find(|l| l.starts_with('['))
         .unwrap_or("");
-    let in_social = table.trim_start_matches('[').trim_start().starts_with("social");
+    let section = table.trim_start_matches('[').trim_start();
+    let in_social = section.starts_with("social") || section.starts_with("ldap");
     if in_social || line.to_ascii_lowercase().contains("secret") {
         let number = text.get(..start).map_or(0, |t| t.matches('\n').count()) + 1;
         anyhow::anyhow!(
@@ -684,6 +717,7 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> anyhow::Result
             "BOOTSTRAP",
             "OUTBOUND",
             "SOCIAL",
+            "LDAP",
         ];
         let rest = name.strip_prefix(ENV_PREFIX).unwrap_or(name);
         if name.contains("__") || sections.iter().any(|s| rest.starts_with(&format!("{s}_"))) {

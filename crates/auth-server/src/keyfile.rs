@@ -37,6 +37,11 @@ pub fn load_or_create(path: &Path) -> anyhow::Result<(ServerKey, KeyOrigin)> {
     }
 }
 
+/// Loads the key at `path` if there is one (never creates one).
+pub fn load(path: &Path) -> anyhow::Result<Option<ServerKey>> {
+    Ok(read_key(path)?.map(ServerKey::from_bytes))
+}
+
 /// The key's bytes, or `None` when there is no file.
 fn read_key(path: &Path) -> anyhow::Result<Option<[u8; KEY_LEN]>> {
     let mut file = match File::open(path) {

@@ -13,12 +13,14 @@
 
 pub mod admin;
 pub mod app;
+pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod hashing;
 pub mod import;
 pub mod keyfile;
+pub mod ldap;
 pub mod logging;
 pub mod outbound;
 pub mod outbox;

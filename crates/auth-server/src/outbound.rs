@@ -196,17 +196,19 @@ impl Outbound {
         self.max_in_flight.saturating_sub(self.permits.available_permits())
     }
 
-    /// A client trusting the system's roots and `options.ca_file`.
-    pub fn client(&self, options: &ClientOptions) -> Result<HttpsClient, SetupError> {
+    /// The TLS client configuration every outbound connection uses: rustls on ring, trusting the
+    /// system's roots and the certificates of `ca_file`. The LDAP client (`crate::ldap`) takes it too,
+    /// so a directory is held to the same rules as an HTTPS provider.
+    pub fn tls_config(&self, ca_file: Option<&Path>) -> Result<rustls::ClientConfig, SetupError> {
         let mut roots = RootCertStore::empty();
         let (_, ignored) = roots.add_parsable_certificates(self.system_roots().iter().cloned());
         if ignored > 0 {
             tracing::debug!(ignored, "system root certificates rustls cannot use were skipped");
         }
-        if let Some(path) = &options.ca_file {
+        if let Some(path) = ca_file {
             for cert in read_ca_file(path)? {
                 roots.add(cert).map_err(|e| SetupError::CaFileInvalid {
-                    path: path.clone(),
+                    path: path.to_owned(),
                     reason: Some(e.to_string()),
                 })?;
             }
@@ -217,11 +219,16 @@ impl Outbound {
         // The provider is named rather than taken from the process default, so a second rustls
         // user in the process (with another provider) can never change what this client trusts.
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
+        Ok(rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| SetupError::Tls(e.to_string()))?
             .with_root_certificates(roots)
-            .with_no_client_auth();
+            .with_no_client_auth())
+    }
+
+    /// A client trusting the system's roots and `options.ca_file`.
+    pub fn client(&self, options: &ClientOptions) -> Result<HttpsClient, SetupError> {
+        let tls = self.tls_config(options.ca_file.as_deref())?;
 
         let mut http = HttpConnector::new();
         // The TLS layer above decides the scheme; `send` has already checked it.

@@ -1,6 +1,6 @@
 //! Opening what every command shares: the data directory, the server key, the store (SQLite by default,
-//! PostgreSQL when `database.url` names one), the outbound HTTPS client and the social providers, and an
-//! `AuthService` over them. `serve` and the admin subcommands differ only in the hasher they pass.
+//! PostgreSQL when `database.url` names one), the outbound HTTPS client, the social providers and the
+//! LDAP directories, and an `AuthService` over them. `serve` and the admin subcommands differ only in the hasher they pass.
 
 use std::sync::Arc;
 
@@ -16,6 +16,7 @@ use auth_sqlite::SqliteStore;
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::keyfile::{self, KeyOrigin};
+use crate::ldap::LdapDirectories;
 use crate::outbound::Outbound;
 use crate::rng::OsRng;
 use crate::social::SocialProviders;
@@ -64,6 +65,8 @@ pub struct Core {
     /// The source of outbound HTTPS clients; its limit on calls in flight is shared by every client
     /// made from it (the social providers', and any gateway's that reuses it).
     pub outbound: Outbound,
+    /// The LDAP directories (spec §5.9), also behind the service's directory port.
+    pub ldap: Arc<LdapDirectories>,
 }
 
 /// The argon2id hasher with the configured cost.
@@ -85,6 +88,14 @@ pub async fn open(
         .context("cannot set up social login")?;
     if !social.is_empty() {
         tracing::info!(providers = ?social, "social login providers configured");
+    }
+    // The same for the directories: an unreadable bind password file fails the start here, and the
+    // error names the file, never its content.
+    let ldap = Arc::new(
+        LdapDirectories::new(&config.ldap, &outbound).context("cannot set up LDAP sign-in")?,
+    );
+    if !ldap.is_empty() {
+        tracing::info!(directories = ?ldap, "LDAP directories configured");
     }
     keyfile::ensure_private_dir(&config.data_dir)?;
     let store = match &config.database_url {
@@ -119,6 +130,11 @@ pub async fn open(
     let limits = CoreLimits {
         fresh_token: auth_core::SignedDuration::try_from(config.fresh_token)
             .context("security.fresh_token_secs: too large")?,
+        audit_retention: config
+            .audit_retention
+            .map(auth_core::SignedDuration::try_from)
+            .transpose()
+            .context("retention.audit_days: too large")?,
         ..CoreLimits::default()
     };
     let service = Arc::new(AuthService::with_limits(
@@ -126,15 +142,14 @@ pub async fn open(
             store: store_port,
             hasher,
             social: Arc::new(social),
-            // LDAP directories (spec §5.9) are wired by the ldap module once it lands.
-            directory: Arc::new(auth_core::ports::NoDirectories),
+            directory: Arc::clone(&ldap) as Arc<dyn auth_core::ports::Directory>,
             clock: Arc::clone(&clock),
             rng: Arc::clone(&rng),
             key: key.clone(),
         },
         limits,
     ));
-    Ok(Core { service, store, key, key_origin, clock, rng, outbound })
+    Ok(Core { service, store, key, key_origin, clock, rng, outbound, ldap })
 }
 
 /// The name of the server key's check value in the store's meta table.

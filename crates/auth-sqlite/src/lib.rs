@@ -47,6 +47,7 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod backup;
 mod codec;
 mod error;
 mod migrate;
@@ -54,6 +55,7 @@ mod pool;
 mod ports;
 mod store;
 
+pub use backup::{BackupReport, backup, meta_value, restore};
 pub use error::SqliteError;
 pub use migrate::SCHEMA_VERSION;
 pub use store::{SqliteOptions, SqliteStore};

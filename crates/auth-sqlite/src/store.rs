@@ -37,6 +37,8 @@ pub struct SqliteStore {
     pool: Arc<Pool>,
     lanes: Arc<Lanes>,
     inline: Arc<Vec<Mutex<Connection>>>,
+    /// The shared lock on `<file>.lock`, held while any clone lives (see `backup.rs`).
+    _lock: Option<Arc<std::fs::File>>,
 }
 
 /// Admission to the blocking pool: one job that may write at a time (SQLite admits one writer
@@ -75,6 +77,7 @@ impl SqliteStore {
             path: path.display().to_string(),
             message: e.to_string(),
         };
+        let lock = crate::backup::shared_lock(&path)?;
         let target = Target::File(path.clone());
         let mut conn = connect(&target, options.busy_timeout).map_err(open_err)?;
         // WAL is remembered by the file; setting it again is a no-op. It needs a file system with
@@ -98,6 +101,7 @@ impl SqliteStore {
             pool: Arc::new(Pool::new(target, options.max_connections, options.busy_timeout, conn)),
             lanes: Lanes::new(options.max_connections),
             inline: Arc::new(inline),
+            _lock: Some(Arc::new(lock)),
         })
     }
 
@@ -114,6 +118,7 @@ impl SqliteStore {
             pool: Arc::new(Pool::new(Target::Memory, 1, options.busy_timeout, conn)),
             lanes: Lanes::new(1),
             inline: Arc::new(Vec::new()),
+            _lock: None,
         })
     }
 

@@ -145,6 +145,8 @@ endpoints! {
     UnlinkAccount => unlink_account,
     /// `GET people/thirdparty/providers`.
     Providers => providers,
+    /// `PUT people/@self/password`.
+    ChangePassword => change_password,
 }
 
 /// Characters left as they are in a captured path segment (RFC 3986 unreserved).

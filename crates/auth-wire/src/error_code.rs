@@ -54,6 +54,9 @@ pub enum ErrorCode {
     ProviderUnavailable,
     /// The social identity is linked to another user (409).
     AlreadyLinked,
+    /// A new password the portal's password policy refuses (400, spec §14); the message says which
+    /// rule.
+    WeakPassword,
 }
 
 /// The text was not one of the known error codes.
@@ -63,7 +66,7 @@ pub struct UnknownErrorCode(pub String);
 
 impl ErrorCode {
     /// Every code, in the order of the spec table (useful for documentation generators and tests).
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::InvalidCredentials,
         ErrorCode::LoginThrottled,
         ErrorCode::SmsSendLimited,
@@ -87,6 +90,7 @@ impl ErrorCode {
         ErrorCode::ReauthenticationRequired,
         ErrorCode::ProviderUnavailable,
         ErrorCode::AlreadyLinked,
+        ErrorCode::WeakPassword,
     ];
 
     /// The wire string, e.g. `invalid_credentials`.
@@ -115,6 +119,7 @@ impl ErrorCode {
             ErrorCode::ReauthenticationRequired => "reauthentication_required",
             ErrorCode::ProviderUnavailable => "provider_unavailable",
             ErrorCode::AlreadyLinked => "already_linked",
+            ErrorCode::WeakPassword => "weak_password",
         }
     }
 
@@ -133,7 +138,10 @@ impl ErrorCode {
             | ErrorCode::SmsSendLimited
             | ErrorCode::CodeAttemptsExceeded
             | ErrorCode::SecondFactorLocked => 429,
-            ErrorCode::BadRequest | ErrorCode::PhoneRequired | ErrorCode::InvalidPhone => 400,
+            ErrorCode::BadRequest
+            | ErrorCode::PhoneRequired
+            | ErrorCode::InvalidPhone
+            | ErrorCode::WeakPassword => 400,
             ErrorCode::PhoneAlreadyActivated | ErrorCode::AlreadyLinked => 409,
             ErrorCode::TfaNotAvailable | ErrorCode::Forbidden => 403,
             ErrorCode::NotFound | ErrorCode::PortalNotFound => 404,
@@ -178,6 +186,7 @@ impl ErrorCode {
             ErrorCode::ReauthenticationRequired => "Sign in again to change two-factor settings",
             ErrorCode::ProviderUnavailable => "Authentication provider is unavailable",
             ErrorCode::AlreadyLinked => "This account is already linked to another user",
+            ErrorCode::WeakPassword => "The password does not meet the password policy",
         }
     }
 }

@@ -175,6 +175,11 @@ fn every_error_code() {
             r#"{"status":1,"statusCode":409,"error":{"message":"This account is already linked to another user","code":"already_linked"}}"#,
             "<result><status>1</status><statusCode>409</statusCode><error><message>This account is already linked to another user</message><code>already_linked</code></error></result>",
         ),
+        (
+            ErrorCode::WeakPassword,
+            r#"{"status":1,"statusCode":400,"error":{"message":"The password does not meet the password policy","code":"weak_password"}}"#,
+            "<result><status>1</status><statusCode>400</statusCode><error><message>The password does not meet the password policy</message><code>weak_password</code></error></result>",
+        ),
     ];
     assert_eq!(samples.len(), ErrorCode::ALL.len(), "a sample for every code");
     for (code, json, xml) in samples {

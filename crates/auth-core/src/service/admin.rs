@@ -29,6 +29,9 @@ pub struct NewUser {
     pub is_admin: bool,
 }
 
+/// Audit events deleted per statement by retention: a few milliseconds of write lock each.
+pub(crate) const AUDIT_PURGE_BATCH: u32 = 2_000;
+
 const PASSWORD_ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 
 /// The operator's capability.
@@ -119,15 +122,24 @@ impl Admin {
         Ok(())
     }
 
-    /// Creates a user in `portal`.
+    /// Creates a user in `portal`, under the portal's password policy (spec §14).
     pub async fn add_user(&self, portal: PortalId, new: NewUser) -> Result<User, AdminError> {
+        self.add_user_with(portal, new, false).await
+    }
+
+    /// As [`Admin::add_user`]; `allow_common` is the operator's `--force`, which accepts a common
+    /// password (never a short one).
+    pub async fn add_user_with(
+        &self,
+        portal: PortalId,
+        new: NewUser,
+        allow_common: bool,
+    ) -> Result<User, AdminError> {
         let email = new.email.trim().to_owned();
         if email.is_empty() || !email.contains('@') || email.len() > 254 {
             return Err(AdminError::Invalid("a valid e-mail address is required".into()));
         }
-        if new.password.expose().chars().count() < 8 {
-            return Err(AdminError::Invalid("the password must have at least 8 characters".into()));
-        }
+        self.check_policy(portal, &new.password, allow_common).await?;
         let credential = Credential::Password(self.core.hasher.hash(&new.password).await?);
         let user = User {
             id: UserId::from_random_bytes(self.core.rng.bytes()),
@@ -213,19 +225,27 @@ impl Admin {
         self.admin_audit_id(user, action, reason).await
     }
 
-    /// Sets a new password and revokes the user's tokens.
+    /// Sets a new password (under the portal's password policy) and revokes the user's tokens.
     pub async fn set_password(
         &self,
         user: UserId,
         password: &SecretString,
     ) -> Result<(), AdminError> {
-        if password.expose().chars().count() < 8 {
-            return Err(AdminError::Invalid("the password must have at least 8 characters".into()));
-        }
+        self.set_password_with(user, password, false).await
+    }
+
+    /// As [`Admin::set_password`]; `allow_common` is the operator's `--force`.
+    pub async fn set_password_with(
+        &self,
+        user: UserId,
+        password: &SecretString,
+        allow_common: bool,
+    ) -> Result<(), AdminError> {
         let found = self.core.store.user_by_id(user).await?.ok_or(AdminError::UserNotFound)?;
         if found.directory().is_some() {
             return Err(AdminError::DirectoryUser);
         }
+        self.check_policy(found.portal, password, allow_common).await?;
         let hash = self.core.hasher.hash(password).await?;
         // The new hash, the end of every token and the revision bump are one store step, so a
         // login whose password check began before this gets no token (spec §5.8).
@@ -322,6 +342,17 @@ impl Admin {
         self.admin_audit(&found, action, reason).await
     }
 
+    async fn check_policy(
+        &self,
+        portal: PortalId,
+        password: &SecretString,
+        allow_common: bool,
+    ) -> Result<(), AdminError> {
+        let min = self.core.password_min_length(portal).await?;
+        crate::policy::check(password.expose(), min, allow_common)
+            .map_err(|v| AdminError::Invalid(v.to_string()))
+    }
+
     pub(super) async fn admin_audit(
         &self,
         user: &User,
@@ -370,7 +401,26 @@ impl Admin {
             .store
             .purge_counters(crate::later(now, -keep), crate::later(now, -known))
             .await?;
+        self.purge_audit().await?;
         Ok((tokens, events))
+    }
+
+    /// Retention of the audit trail (spec §13): deletes the events older than
+    /// `CoreLimits::audit_retention`, in batches of [`AUDIT_PURGE_BATCH`] (each one short statement,
+    /// so logins wait for the write lock only that long); returns how many went.
+    pub async fn purge_audit(&self) -> Result<u64, AdminError> {
+        let Some(keep) = self.core.limits.audit_retention else {
+            return Ok(0);
+        };
+        let before = crate::later(self.core.clock.now(), -keep);
+        let mut total = 0;
+        loop {
+            let n = self.core.store.purge_audit(before, AUDIT_PURGE_BATCH).await?;
+            total += n;
+            if n < u64::from(AUDIT_PURGE_BATCH) {
+                return Ok(total);
+            }
+        }
     }
 
     /// The newest audit events.

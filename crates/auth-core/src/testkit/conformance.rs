@@ -96,6 +96,48 @@ pub async fn run(store: &dyn Store) {
     social(store).await;
     credentials(store).await;
     imported_totp(store).await;
+    audit_retention(store).await;
+}
+
+/// Retention: events older than the cut-off go, in batches of at most `limit`, oldest first; newer
+/// ones stay. (It runs last: it purges every older event of the store.)
+pub async fn audit_retention(store: &dyn Store) {
+    let ids = Ids::new(23);
+    let p = ids.portal();
+    let far = later(t0(), secs(1000 * 86_400));
+    for i in 0..5 {
+        let event = AuditEvent {
+            at: later(far, secs(i)),
+            portal: p,
+            user: None,
+            login: None,
+            action: AuditAction::Logout,
+            ip: "192.0.2.9".parse().unwrap(),
+            user_agent: None,
+            reason: Some(format!("retention {i}")),
+        };
+        store.append_audit(&event).await.unwrap();
+    }
+    let cutoff = later(far, secs(3));
+    let first = store.purge_audit(cutoff, 2).await.unwrap();
+    assert_eq!(first, 2, "a batch MUST delete at most `limit`, and the oldest are all older");
+    let mut total = first;
+    loop {
+        let n = store.purge_audit(cutoff, 2).await.unwrap();
+        assert!(n <= 2);
+        total += n;
+        if n < 2 {
+            break;
+        }
+    }
+    assert!(total >= 3);
+    let left = store
+        .recent_audit(&AuditFilter { portal: Some(p), ..Default::default() }, 10)
+        .await
+        .unwrap();
+    let reasons: Vec<_> = left.iter().filter_map(|e| e.reason.clone()).collect();
+    assert_eq!(reasons, vec!["retention 4".to_owned(), "retention 3".to_owned()]);
+    assert_eq!(store.purge_audit(cutoff, 100).await.unwrap(), 0, "nothing older is left");
 }
 
 /// Portals: insert, host uniqueness, update, settings round trip.

@@ -160,6 +160,19 @@ impl UserStore for MemStore {
         Ok(true)
     }
 
+    async fn set_password_hash_keeping(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        keep: &[u8; 32],
+    ) -> StoreResult<bool> {
+        let mut s = self.state()?;
+        let Some(u) = s.user_mut(id) else { return Ok(false) };
+        u.credential = Credential::Password(hash.clone());
+        s.end_user_tokens(id, Some(keep));
+        Ok(true)
+    }
+
     async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
         let mut s = self.state()?;
         let Some(u) = s.user_mut(id) else { return Ok(false) };
@@ -640,6 +653,18 @@ impl AuditStore for MemStore {
             .take(limit as usize)
             .cloned()
             .collect())
+    }
+
+    async fn purge_audit(&self, before: Timestamp, limit: u32) -> StoreResult<u64> {
+        let mut s = self.state()?;
+        let oldest = s.audit.len().min(limit as usize);
+        let doomed = s.audit.iter().take(oldest).filter(|e| e.at < before).count();
+        let mut seen = 0;
+        s.audit.retain(|e| {
+            seen += 1;
+            !(seen <= oldest && e.at < before)
+        });
+        Ok(doomed as u64)
     }
 }
 

@@ -302,3 +302,67 @@ async fn sync_creates_updates_and_disables_directory_users() {
         Err(AdminError::DirectoryUnavailable(_))
     ));
 }
+
+// ----- changing one's password (issue 20) ---------------------------------------------------------
+
+async fn session(fx: &Fx) -> auth_core::Session {
+    let LoginOutcome::Token(t) = fx.w.service.sign_in().login(&fx.ctx(), &fx.good()).await.unwrap()
+    else {
+        panic!("expected a token")
+    };
+    fx.w.service.sessions().authenticate(&fx.ctx(), t.token.expose()).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_password_change_needs_a_fresh_token_and_counts_wrong_current_passwords() {
+    use auth_core::service::AccountError;
+    let fx = Fx::new(TfaMode::None).await;
+    let account = fx.w.service.account();
+    let current = auth_core::Password::new(PASSWORD).unwrap();
+    let new: SecretString = "a new and long one".into();
+    let s = session(&fx).await;
+    fx.advance(16 * 60);
+    let r = account.change_password(&fx.ctx(), &s, &current, &new).await;
+    assert!(matches!(r, Err(AccountError::ReauthenticationRequired)), "{r:?}");
+    let s = session(&fx).await;
+    let wrong = auth_core::Password::new("not it at all").unwrap();
+    for _ in 0..5 {
+        let r = account.change_password(&fx.ctx(), &s, &wrong, &new).await;
+        assert!(matches!(r, Err(AccountError::InvalidCredentials)), "{r:?}");
+    }
+    // The login throttle of step 1 is the same counter: the right password is refused now too.
+    let r = account.change_password(&fx.ctx(), &s, &current, &new).await;
+    assert!(matches!(r, Err(AccountError::Throttled { .. })), "{r:?}");
+    assert!(matches!(
+        fx.w.service.sign_in().login(&fx.ctx(), &fx.good()).await,
+        Err(SignInError::LoginThrottled { .. })
+    ));
+    fx.advance(120);
+    let s = session(&fx).await;
+    account.change_password(&fx.ctx(), &s, &current, &new).await.unwrap();
+    assert!(fx.actions().await.contains(&AuditAction::PasswordChanged));
+    assert!(fx.w.service.sign_in().login(&fx.ctx(), &fx.good()).await.is_err());
+}
+
+#[tokio::test]
+async fn a_directory_user_changes_their_password_in_the_directory() {
+    use auth_core::service::AccountError;
+    let (fx, _dir) = directory_fx(TfaMode::None).await;
+    let LoginOutcome::Token(t) =
+        fx.w.service.sign_in().login(&fx.ctx(), &pw("dana", "dir-secret-1")).await.unwrap()
+    else {
+        panic!()
+    };
+    let s = fx.w.service.sessions().authenticate(&fx.ctx(), t.token.expose()).await.unwrap();
+    let r =
+        fx.w.service
+            .account()
+            .change_password(
+                &fx.ctx(),
+                &s,
+                &auth_core::Password::new("dir-secret-1").unwrap(),
+                &"a brand new one!".into(),
+            )
+            .await;
+    assert!(matches!(r, Err(AccountError::DirectoryUser)), "{r:?}");
+}

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use auth_core::ports::{AuditStore, StoreResult};
-use auth_core::{AuditAction, AuditEvent, AuditFilter};
+use auth_core::{AuditAction, AuditEvent, AuditFilter, Timestamp};
 use auth_sql::codec::ts;
 use auth_sql::records;
 
@@ -69,6 +69,22 @@ impl AuditStore for PgStore {
                 )
                 .await?;
             rows.iter().map(records::audit_event).collect()
+        })
+        .await
+    }
+
+    async fn purge_audit(&self, before: Timestamp, limit: u32) -> StoreResult<u64> {
+        // The oldest `limit` rows by id (the primary key: no scan), of which those older than the
+        // cut-off go. Once the oldest row is newer, nothing is deleted and the caller stops.
+        done(async {
+            let c = self.client().await?;
+            let st = c
+                .prepare_cached(
+                    "DELETE FROM audit WHERE id IN (SELECT id FROM audit ORDER BY id LIMIT $2) \
+                     AND at < $1",
+                )
+                .await?;
+            Ok(c.execute(&st, &[&ts(before), &i64::from(limit)]).await?)
         })
         .await
     }

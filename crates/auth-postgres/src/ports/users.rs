@@ -122,23 +122,16 @@ impl UserStore for PgStore {
     }
 
     async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> StoreResult<bool> {
-        done(async {
-            let mut c = self.client().await?;
-            let tx = begin(&mut c).await?;
-            let st = tx
-                .prepare_cached(
-                    "UPDATE users SET password_hash = $2, revision = revision + 1 WHERE id = $1",
-                )
-                .await?;
-            if tx.execute(&st, &[&id.0, &hash.as_str()]).await? == 0 {
-                tx.rollback().await?;
-                return Ok(false);
-            }
-            delete_user_tokens(&tx, id, None).await?;
-            tx.commit().await?;
-            Ok(true)
-        })
-        .await
+        self.set_hash_ending_tokens(id, hash, None).await
+    }
+
+    async fn set_password_hash_keeping(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        keep: &[u8; 32],
+    ) -> StoreResult<bool> {
+        self.set_hash_ending_tokens(id, hash, Some(keep)).await
     }
 
     async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
@@ -301,6 +294,35 @@ impl UserStore for PgStore {
             }
             tx.commit().await?;
             Ok(out)
+        })
+        .await
+    }
+}
+
+impl PgStore {
+    /// Writes the hash and bumps the revision, then ends the user's tokens (but `keep`), in one
+    /// transaction, in the order `tokens.rs` explains.
+    async fn set_hash_ending_tokens(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        keep: Option<&[u8; 32]>,
+    ) -> StoreResult<bool> {
+        done(async {
+            let mut c = self.client().await?;
+            let tx = begin(&mut c).await?;
+            let st = tx
+                .prepare_cached(
+                    "UPDATE users SET password_hash = $2, revision = revision + 1 WHERE id = $1",
+                )
+                .await?;
+            if tx.execute(&st, &[&id.0, &hash.as_str()]).await? == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            delete_user_tokens(&tx, id, keep).await?;
+            tx.commit().await?;
+            Ok(true)
         })
         .await
     }

@@ -383,6 +383,8 @@ fn every_provider_key_is_documented() {
     let provider: String = example
         .lines()
         .skip_while(|l| !l.starts_with("# [[social.providers]]"))
+        // The block ends at the first blank line (the LDAP example follows it).
+        .take_while(|l| !l.trim().is_empty())
         .filter_map(|l| l.strip_prefix("# "))
         // One secret source, and no field map (the example's provider is OpenID; the map is oauth2's).
         .filter(|l| {
@@ -392,4 +394,30 @@ fn every_provider_key_is_documented() {
         .collect();
     let c = load(Some(&provider), &[], &Overrides::default()).unwrap();
     assert_eq!(c.social.providers.len(), 1);
+}
+
+#[test]
+fn every_directory_key_is_documented() {
+    let doc = include_str!("../../../../docs/configuration.md");
+    let example = include_str!("../../../../docs/auth-server.example.toml");
+    for key in crate::ldap::DIRECTORY_KEYS.iter().chain(crate::ldap::ATTRIBUTE_KEYS) {
+        assert!(
+            doc.contains(&format!("| `{key}` |")),
+            "{key} is missing from docs/configuration.md"
+        );
+        assert!(example.contains(&format!("# {key} =")), "{key} is missing from the example");
+    }
+    // The commented-out example directory, uncommented, is a valid configuration (with one
+    // password source).
+    let directory: String = example
+        .lines()
+        .skip_while(|l| !l.starts_with("# [[ldap.directories]]"))
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter(|l| !l.starts_with('#') && !l.starts_with("bind_password_env ="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let c = load(Some(&directory), &[], &Overrides::default()).unwrap();
+    assert_eq!(c.ldap.directories.len(), 1);
+    assert_eq!(c.ldap.directories[0].attributes.disabled.as_deref(), Some("userAccountControl"));
 }

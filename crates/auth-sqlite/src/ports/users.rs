@@ -111,20 +111,16 @@ impl UserStore for SqliteStore {
     }
 
     async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> StoreResult<bool> {
-        let hash = hash.as_str().to_owned();
-        self.write(move |tx| {
-            let n = tx
-                .prepare_cached(
-                    "UPDATE users SET password_hash = ?2, revision = revision + 1 WHERE id = ?1",
-                )?
-                .execute(params![id.0.as_bytes().as_slice(), hash])?;
-            if n == 0 {
-                return Ok(false);
-            }
-            delete_user_tokens(tx, id, None)?;
-            Ok(true)
-        })
-        .await
+        self.set_hash_ending_tokens(id, hash, None).await
+    }
+
+    async fn set_password_hash_keeping(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        keep: &[u8; 32],
+    ) -> StoreResult<bool> {
+        self.set_hash_ending_tokens(id, hash, Some(*keep)).await
     }
 
     async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
@@ -275,6 +271,32 @@ impl UserStore for SqliteStore {
                 out.push(n == 1);
             }
             Ok(out)
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    /// Writes the hash, bumps the revision and ends the user's tokens (but `keep`) in one
+    /// transaction.
+    async fn set_hash_ending_tokens(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        keep: Option<[u8; 32]>,
+    ) -> StoreResult<bool> {
+        let hash = hash.as_str().to_owned();
+        self.write(move |tx| {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE users SET password_hash = ?2, revision = revision + 1 WHERE id = ?1",
+                )?
+                .execute(params![id.0.as_bytes().as_slice(), hash])?;
+            if n == 0 {
+                return Ok(false);
+            }
+            delete_user_tokens(tx, id, keep.as_ref())?;
+            Ok(true)
         })
         .await
     }
