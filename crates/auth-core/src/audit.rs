@@ -62,11 +62,14 @@ pub enum AuditAction {
     /// Ours (9011): a user's password hash was replaced by argon2id with the configured parameters
     /// at a successful login (an imported upstream hash, or outdated parameters; spec §5.1).
     PasswordRehashed,
+    /// Ours (9012): the outbox gave up an SMS for good (the provider refused that message, or it
+    /// could not be sent before its code expired long ago; spec §12), so a lost code shows in the trail.
+    SmsUndeliverable,
 }
 
 impl AuditAction {
     /// Every action, in code order.
-    pub const ALL: [AuditAction; 24] = [
+    pub const ALL: [AuditAction; 25] = [
         AuditAction::Logout,
         AuditAction::LoginSuccessViaApi,
         AuditAction::LoginSuccessViaApiSms,
@@ -91,6 +94,7 @@ impl AuditAction {
         AuditAction::DirectoryUserCreated,
         AuditAction::DirectoryUserUpdated,
         AuditAction::PasswordRehashed,
+        AuditAction::SmsUndeliverable,
     ];
 
     /// The upstream number.
@@ -120,6 +124,7 @@ impl AuditAction {
             AuditAction::DirectoryUserCreated => 9009,
             AuditAction::DirectoryUserUpdated => 9010,
             AuditAction::PasswordRehashed => 9011,
+            AuditAction::SmsUndeliverable => 9012,
         }
     }
 
@@ -150,6 +155,7 @@ impl AuditAction {
             AuditAction::DirectoryUserCreated => "DirectoryUserCreated",
             AuditAction::DirectoryUserUpdated => "DirectoryUserUpdated",
             AuditAction::PasswordRehashed => "PasswordRehashed",
+            AuditAction::SmsUndeliverable => "SmsUndeliverable",
         }
     }
 
