@@ -10,6 +10,8 @@
 //!   exact control of every header and body byte, including malformed ones.
 //! - [`OidcProvider`] (module [`oidc`]) runs a real OpenID provider on loopback HTTPS for the
 //!   social-login tests.
+//! - [`https::HttpsServer`] is a small HTTPS server with a test CA, and [`sms::FakeProvider`] plays each
+//!   SMS provider's documented HTTP API (and the signed webhook) on it for the SMS delivery tests.
 //!
 //! Every child gets cheap argon2 parameters (`m=8 KiB, t=1`) so tests stay fast; never the server's
 //! defaults. Inherited `AUTH_…` variables are removed so the developer's environment cannot leak in.
@@ -26,7 +28,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
+pub mod https;
 pub mod oidc;
+pub mod sms;
 pub use oidc::{ClientAuth, OidcAccount, OidcClient, OidcProvider};
 
 /// The longest any harness wait lasts (server start, SMS delivery, process exit, HTTP answer).
