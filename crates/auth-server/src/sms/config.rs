@@ -606,7 +606,11 @@ impl RawSms {
             };
             if !configured {
                 let name = used.as_str();
-                let hint = if used == GatewayName::Webhook { "url" } else { "credentials" };
+                let hint = if used == GatewayName::Webhook {
+                    "url (sms.webhook.url, or the first version's sms.webhook_url)"
+                } else {
+                    "credentials"
+                };
                 return fail(format!(
                     "sms.{name}: the {name} gateway is used (sms.gateway or sms.routes) but [sms.{name}] has no {hint}"
                 ));
