@@ -224,14 +224,14 @@ impl FakeProvider {
     }
 
     /// The environment that makes this fake a configured gateway of the server (its `base_url`, the
-    /// CA, a 1-second deadline and its credentials), without choosing it as the default.
+    /// CA, a 2-second deadline and its credentials), without choosing it as the default.
     pub fn gateway_env(&self) -> Vec<(String, String)> {
         let section = format!("AUTH_SMS__{}__", self.gateway.to_ascii_uppercase());
         let mut env: Vec<(String, String)> = Vec::new();
         let mut set = |k: &str, v: &str| env.push((format!("{section}{k}"), v.to_owned()));
         let ca = self.ca_file().display().to_string();
         set("CA_FILE", &ca);
-        set("TIMEOUT_SECS", "1");
+        set("TIMEOUT_SECS", "2");
         match self.kind {
             Kind::Smsc => {
                 set("BASE_URL", &self.server.url());

@@ -106,6 +106,21 @@ fn scrub_cuts_blanks_credentials_and_control_characters() {
     assert!(out.chars().count() <= 200 + "<redacted>".len(), "{out}");
 }
 
+proptest::proptest! {
+    /// Wherever a credential sits in a provider's words, and however the length cap cuts them, the
+    /// credential does not come out.
+    #[test]
+    fn scrub_never_shows_a_credential(
+        before in "(?s).{0,240}",
+        secret in "[A-Za-z0-9+/=_-]{8,48}",
+        after in "(?s).{0,40}",
+    ) {
+        let out = scrub(&format!("{before}{secret}{after}"), &[&secret]);
+        proptest::prop_assert!(!out.contains(&secret), "{out}");
+        proptest::prop_assert!(out.chars().all(|c| !c.is_control()));
+    }
+}
+
 #[test]
 fn gateway_names_round_trip() {
     for (name, gateway) in GatewayName::ALL {
