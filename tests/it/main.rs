@@ -25,6 +25,9 @@ mod robustness;
 mod scaleout;
 /// The second security round (issue 12): bypasses found by review, each pinned over real HTTP.
 mod security;
+/// Real SMS delivery: each provider's HTTP API and the signed webhook against contract-checking fakes
+/// on HTTPS, the failure classes, `sms test`, routing, and exactly-once delivery from two nodes.
+mod sms_providers;
 /// Social login (OpenID Connect) against a real OpenID provider on loopback HTTPS.
 mod social;
 /// Starting and stopping `serve`: data directory set-up, the first administrator, config errors.

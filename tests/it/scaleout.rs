@@ -12,8 +12,8 @@ use auth_tests::{DataDir, Request, Response, ServerOptions, TestServer};
 const PASSWORD: &str = "correct horse battery";
 const FORM: &str = "application/x-www-form-urlencoded";
 
-/// A database of its own on the test cluster, dropped afterwards.
-struct Db {
+/// A database of its own on the test cluster, dropped afterwards (the SMS tests use it too).
+pub(crate) struct Db {
     server: String,
     name: String,
     url: String,
@@ -41,7 +41,7 @@ fn with_dbname(url: &str, name: &str) -> String {
 }
 
 impl Db {
-    fn create(test: &str) -> Option<Db> {
+    pub(crate) fn create(test: &str) -> Option<Db> {
         let Ok(server) = std::env::var("AUTH_TEST_POSTGRES_URL") else {
             auth_tests::skip(&format!(
                 "scale-out test {test}: AUTH_TEST_POSTGRES_URL is not set; .ci/run sets it (locally: source .ci/postgres.sh)"
@@ -55,6 +55,11 @@ impl Db {
         let name = format!("auth_it_{}_{}_{}", test, std::process::id(), nanos);
         block_on(run_sql(&server, &format!("CREATE DATABASE {name}")));
         Some(Db { url: with_dbname(&server, &name), server, name })
+    }
+
+    /// The URL of this database.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
     }
 }
 

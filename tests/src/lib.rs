@@ -14,6 +14,8 @@
 //!   for the LDAP tests; the server's own unit tests and the `ldap_login` benchmark use it too.
 //! - [`mariadb`] provides a real MariaDB for the import tests, and [`upstream`] the CommunityServer
 //!   schema and rows made with upstream's algorithms.
+//! - [`https::HttpsServer`] is a small HTTPS server with a test CA, and [`sms::FakeProvider`] plays each
+//!   SMS provider's documented HTTP API (and the signed webhook) on it for the SMS delivery tests.
 //!
 //! Every child gets cheap argon2 parameters (`m=8 KiB, t=1`) so tests stay fast; never the server's
 //! defaults. Inherited `AUTH_…` variables are removed so the developer's environment cannot leak in.
@@ -30,9 +32,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
+pub mod https;
 pub mod mariadb;
 pub mod oidc;
 pub mod slapd;
+pub mod sms;
 pub mod upstream;
 pub use oidc::{ClientAuth, OidcAccount, OidcClient, OidcProvider};
 pub use slapd::{LdapUser, Slapd, Transport};

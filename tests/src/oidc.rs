@@ -430,8 +430,9 @@ impl Drop for OidcProvider {
     }
 }
 
-/// A fresh CA and a server certificate for `127.0.0.1` signed by it, as PEM: `(ca, cert, key)`.
-fn certificates() -> (String, String, String) {
+/// A fresh CA and a server certificate for `127.0.0.1` signed by it, as PEM: `(ca, cert, key)`
+/// (also the SMS fakes' in [`crate::https`]).
+pub(crate) fn certificates() -> (String, String, String) {
     use rcgen::{
         BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
         IsCa, KeyPair, KeyUsagePurpose,

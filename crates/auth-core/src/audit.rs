@@ -62,13 +62,16 @@ pub enum AuditAction {
     /// Ours (9011): a user's password hash was replaced by argon2id with the configured parameters
     /// at a successful login (an imported upstream hash, or outdated parameters; spec §5.1).
     PasswordRehashed,
-    /// Ours (9012): the user changed their own password (`PUT people/@self/password`).
+    /// Ours (9013): the user changed their own password (`PUT people/@self/password`).
     PasswordChanged,
+    /// Ours (9012): the outbox gave up an SMS for good (the provider refused that message, or it
+    /// could not be sent before its code expired long ago; spec §12), so a lost code shows in the trail.
+    SmsUndeliverable,
 }
 
 impl AuditAction {
     /// Every action, in code order.
-    pub const ALL: [AuditAction; 25] = [
+    pub const ALL: [AuditAction; 26] = [
         AuditAction::Logout,
         AuditAction::LoginSuccessViaApi,
         AuditAction::LoginSuccessViaApiSms,
@@ -93,6 +96,7 @@ impl AuditAction {
         AuditAction::DirectoryUserCreated,
         AuditAction::DirectoryUserUpdated,
         AuditAction::PasswordRehashed,
+        AuditAction::SmsUndeliverable,
         AuditAction::PasswordChanged,
     ];
 
@@ -123,7 +127,8 @@ impl AuditAction {
             AuditAction::DirectoryUserCreated => 9009,
             AuditAction::DirectoryUserUpdated => 9010,
             AuditAction::PasswordRehashed => 9011,
-            AuditAction::PasswordChanged => 9012,
+            AuditAction::PasswordChanged => 9013,
+            AuditAction::SmsUndeliverable => 9012,
         }
     }
 
@@ -155,6 +160,7 @@ impl AuditAction {
             AuditAction::DirectoryUserUpdated => "DirectoryUserUpdated",
             AuditAction::PasswordRehashed => "PasswordRehashed",
             AuditAction::PasswordChanged => "PasswordChanged",
+            AuditAction::SmsUndeliverable => "SmsUndeliverable",
         }
     }
 

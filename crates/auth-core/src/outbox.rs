@@ -9,12 +9,19 @@
 //! as an idempotency key, so even a send whose result was lost is recognisable. A failed attempt is
 //! retried with exponential backoff until the message is older than `max_age` (its code has long
 //! expired by then, so sending it would only confuse the user).
+//!
+//! A message given up for good (the gateway refused it, it is too old, or its text cannot be opened)
+//! is written to the audit trail as `SmsUndeliverable`, but only by the worker whose claim still held
+//! when it marked the message: a user whose code never came shows in the trail exactly once.
+
+use std::net::{IpAddr, Ipv4Addr};
 
 use jiff::{SignedDuration, Timestamp};
 
+use crate::audit::{AuditAction, AuditEvent};
 use crate::crypto::{KeyContext, ServerKey};
 use crate::later;
-use crate::ports::{Clock, OutboxStore, SmsError, SmsGateway, SmsMessage, StoreError};
+use crate::ports::{Clock, OutboxMessage, SmsError, SmsGateway, SmsMessage, Store, StoreError};
 use crate::primitives::{Rng, RngExt};
 use crate::secret::SecretString;
 
@@ -66,19 +73,37 @@ pub struct DeliveryReport {
     pub lost: u32,
 }
 
-/// Marks a message as never to be tried again (if the claim still holds).
+/// Marks a message as never to be tried again (if the claim still holds) and, when it did, audits it.
 async fn give_up(
-    store: &dyn OutboxStore,
-    id: i64,
+    store: &dyn Store,
+    msg: &OutboxMessage,
     claim: i64,
     why: &str,
+    now: Timestamp,
 ) -> Result<bool, StoreError> {
-    store.mark_sms_failed(id, claim, Timestamp::MAX, why).await
+    let held = store.mark_sms_failed(msg.id, claim, Timestamp::MAX, why).await?;
+    if held {
+        let event = AuditEvent {
+            at: now,
+            portal: msg.portal,
+            user: None,
+            login: None,
+            action: AuditAction::SmsUndeliverable,
+            // No client asked for this: the worker did. The unspecified address says so.
+            ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            user_agent: None,
+            // The recipient as the API shows it (phoneNoise) and the outbox id, which
+            // `auth-server sms outbox --store` lists; never the text, which holds the code.
+            reason: Some(format!("message {} to {}: {why}", msg.id, crate::phone::noise(&msg.to))),
+        };
+        store.append_audit(&event).await?;
+    }
+    Ok(held)
 }
 
 /// Delivers every due message once; returns what happened.
 pub async fn deliver_due(
-    store: &dyn OutboxStore,
+    store: &dyn Store,
     gateway: &dyn SmsGateway,
     key: &ServerKey,
     clock: &dyn Clock,
@@ -93,14 +118,17 @@ pub async fn deliver_due(
     };
     for msg in store.claim_due_sms(now, policy.lease, policy.batch, claim).await? {
         if now.duration_since(msg.created_at) > policy.max_age {
-            let held =
-                give_up(store, msg.id, claim, "given up: older than the retry limit").await?;
+            let why = match &msg.last_error {
+                Some(last) => format!("given up: older than the retry limit (last error: {last})"),
+                None => "given up: older than the retry limit".to_owned(),
+            };
+            let held = give_up(store, &msg, claim, &why, clock.now()).await?;
             count(&mut report, held, |r| r.dropped += 1);
             continue;
         }
         let Ok(text) = key.open(KeyContext::SmsOutbox, b"", &msg.sealed_text) else {
             let why = "given up: text cannot be unsealed (server key changed?)";
-            let held = give_up(store, msg.id, claim, why).await?;
+            let held = give_up(store, &msg, claim, why, clock.now()).await?;
             count(&mut report, held, |r| r.dropped += 1);
             continue;
         };
@@ -121,7 +149,8 @@ pub async fn deliver_due(
                 count(&mut report, held, |r| r.sent += 1);
             }
             Err(SmsError::Rejected(why)) => {
-                let held = give_up(store, msg.id, claim, &format!("rejected: {why}")).await?;
+                let why = format!("rejected: {why}");
+                let held = give_up(store, &msg, claim, &why, clock.now()).await?;
                 count(&mut report, held, |r| r.dropped += 1);
             }
             Err(SmsError::Unavailable(why)) => {
@@ -142,7 +171,7 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::ports::NewOutboxMessage;
+    use crate::ports::{AuditStore, NewOutboxMessage, OutboxStore};
     use crate::testkit::{FakeClock, MemStore, SeqRng};
 
     /// A gateway that takes 5 s per message (on the fake clock), and while the 13th message of the
@@ -240,6 +269,53 @@ mod tests {
         assert!(report.lost > 0, "the first node gave up what the second took: {report:?}");
         let unsent = store.recent_sms(100).await.unwrap();
         assert!(unsent.iter().all(|m| m.sent_at.is_some()), "every message is marked sent once");
+    }
+
+    /// A gateway that refuses every message for good.
+    struct Refuses;
+
+    #[async_trait]
+    impl SmsGateway for Refuses {
+        async fn deliver(&self, _msg: &SmsMessage) -> Result<(), SmsError> {
+            Err(SmsError::Rejected("invalid number".to_owned()))
+        }
+    }
+
+    /// Issue 16: a message the provider refuses for good is dropped once, with one audit event that
+    /// names it without its text.
+    #[tokio::test]
+    async fn a_refused_message_is_dropped_and_audited_once() {
+        use crate::audit::AuditFilter;
+        let store = Arc::new(MemStore::new());
+        let clock = FakeClock::new(Timestamp::constant(1_768_031_184, 0));
+        let key = ServerKey::from_bytes([3; 32]);
+        let rng = SeqRng::new(1);
+        let sealed = key.seal(&rng, KeyContext::SmsOutbox, b"", b"Code: 123456").unwrap();
+        let id = store
+            .enqueue_sms(&NewOutboxMessage {
+                portal: crate::ids::PortalId::from_random_bytes([1; 16]),
+                to: "79123456789".to_owned(),
+                sealed_text: sealed,
+                created_at: clock.now(),
+            })
+            .await
+            .unwrap();
+        let policy = RetryPolicy::default();
+        let report =
+            deliver_due(store.as_ref(), &Refuses, &key, &clock, &rng, &policy).await.unwrap();
+        assert_eq!(report, DeliveryReport { dropped: 1, ..DeliveryReport::default() });
+        // A second round finds nothing due: the message is not tried, nor audited, again.
+        clock.advance(SignedDuration::from_hours(2));
+        let report =
+            deliver_due(store.as_ref(), &Refuses, &key, &clock, &rng, &policy).await.unwrap();
+        assert_eq!(report, DeliveryReport::default());
+        let filter =
+            AuditFilter { action: Some(AuditAction::SmsUndeliverable), ..AuditFilter::default() };
+        let events = store.recent_audit(&filter, 10).await.unwrap();
+        assert_eq!(events.len(), 1, "{events:?}");
+        let reason = events[0].reason.clone().unwrap();
+        assert_eq!(reason, format!("message {id} to +7912***6789: rejected: invalid number"));
+        assert!(!reason.contains("123456"));
     }
 
     #[test]

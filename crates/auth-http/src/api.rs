@@ -136,10 +136,14 @@ impl Router {
             }
             Endpoint::Readyz => return Ok(self.readyz().await),
             Endpoint::Metrics => {
+                let mut text = self.metrics.render();
+                for source in self.extra_metrics.iter() {
+                    source.render(&mut text);
+                }
                 return Ok(respond::text(
                     StatusCode::OK,
                     "text/plain; version=0.0.4; charset=utf-8",
-                    self.metrics.render(),
+                    text,
                 ));
             }
             _ => {}

@@ -22,6 +22,7 @@ use auth_core::AuthService;
 use ipnet::IpNet;
 
 pub use api::PeerAddr;
+pub use metrics::MetricsSource;
 pub use respond::Body;
 pub use serve::serve;
 
@@ -75,6 +76,7 @@ pub struct Router {
     service: Arc<AuthService>,
     config: Arc<HttpConfig>,
     metrics: Arc<metrics::Metrics>,
+    extra_metrics: Arc<Vec<Arc<dyn MetricsSource>>>,
     credential_slots: Arc<tokio::sync::Semaphore>,
 }
 
@@ -89,7 +91,21 @@ impl Router {
     pub fn new(service: Arc<AuthService>, config: HttpConfig) -> Self {
         let credential_slots =
             Arc::new(tokio::sync::Semaphore::new(config.max_credential_requests.max(1)));
-        Self { service, config: Arc::new(config), metrics: Arc::default(), credential_slots }
+        Self {
+            service,
+            config: Arc::new(config),
+            metrics: Arc::default(),
+            extra_metrics: Arc::default(),
+            credential_slots,
+        }
+    }
+
+    /// The same router, with `source`'s families appended to every `GET /metrics` answer.
+    pub fn with_metrics(mut self, source: Arc<dyn MetricsSource>) -> Self {
+        let mut sources: Vec<Arc<dyn MetricsSource>> = self.extra_metrics.as_ref().clone();
+        sources.push(source);
+        self.extra_metrics = Arc::new(sources);
+        self
     }
 
     /// The service behind the router.

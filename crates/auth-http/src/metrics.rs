@@ -3,12 +3,23 @@
 //!
 //! Counting is a lock-free increment per request; rendering walks a small fixed table, so the metrics
 //! cost nothing measurable beside the requests they count.
+//!
+//! Other parts of the server add their own families through [`MetricsSource`] (the SMS gateways count
+//! their sends by gateway and outcome), so `/metrics` stays the one place an operator scrapes.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use auth_wire::Endpoint;
+
+/// More metric families for `GET /metrics`, kept outside the transport (such as the SMS gateways'
+/// send counters). Rendering must be cheap and must not block: it runs on the request's task.
+pub trait MetricsSource: Send + Sync {
+    /// Appends complete families in the Prometheus text format (`# HELP`, `# TYPE`, then samples)
+    /// to `out`.
+    fn render(&self, out: &mut String);
+}
 
 /// The route label of the slot after the table's rows, for paths that name no endpoint.
 const NOT_FOUND: &str = "not_found";

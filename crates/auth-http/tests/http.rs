@@ -431,3 +431,37 @@ async fn every_row_of_the_endpoint_table_is_routed_refused_and_counted() {
         assert!(metrics.contains(&series), "{series} missing from\n{metrics}");
     }
 }
+
+/// A metrics source from outside the transport, as the server's SMS gateways are.
+struct Fixed;
+
+impl auth_http::MetricsSource for Fixed {
+    fn render(&self, out: &mut String) {
+        out.push_str("# TYPE auth_sms_sends_total counter\n");
+        out.push_str("auth_sms_sends_total{gateway=\"smsc\",outcome=\"sent\"} 3\n");
+    }
+}
+
+/// Issue 16: families from other parts of the server are appended to `/metrics`, after the
+/// transport's own.
+#[tokio::test]
+async fn metrics_sources_are_appended_to_the_metrics_answer() {
+    let w = build_service();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router =
+        Router::new(w.service.clone(), HttpConfig::default()).with_metrics(Arc::new(Fixed));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(serve(listener, router, async move {
+        let _ = rx.await;
+    }));
+    let (status, _, body) =
+        raw(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    assert_eq!(status, 200);
+    let own = body.find("# HELP auth_http_requests_total").expect(&body);
+    let sms =
+        body.find("auth_sms_sends_total{gateway=\"smsc\",outcome=\"sent\"} 3\n").expect(&body);
+    assert!(own < sms, "{body}");
+    tx.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}

@@ -1,5 +1,6 @@
-//! The admin subcommands (spec §8): users, portals, the SMS outbox, the audit trail and LDAP sign-in
-//! (module `ldap`), run directly against the data directory with no listener.
+//! The admin subcommands (spec §8): users, portals, the SMS outbox and test message, the audit
+//! trail, LDAP sign-in (module `ldap`), imports, backup and restore, run directly against the data
+//! directory with no listener.
 //!
 //! They open the same store and key as the server (so they may run beside a live server: SQLite's WAL
 //! lets both work on one file) and call the service's admin operations, which keep every rule: the
@@ -24,7 +25,7 @@ use serde_json::{Value, json};
 
 use crate::cli::{
     AuditArgs, Command, ImportCommand, PasswordSource, PortalAdd, PortalCommand, PortalSet,
-    SmsCommand, SmsOutbox, UserAdd, UserCommand, UserRef,
+    SmsCommand, SmsOutbox, SmsTest, UserAdd, UserCommand, UserRef,
 };
 use crate::config::Config;
 use crate::ldap::LdapDirectories;
@@ -34,6 +35,10 @@ mod ldap;
 
 /// Runs one admin subcommand, writing its output to `out`.
 pub async fn run(command: Command, config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
+    // A test message needs the gateways only: it works before any database exists.
+    if let Command::Sms(SmsCommand::Test(args)) = &command {
+        return sms_test(config, args, out).await;
+    }
     // A backup and a restore work on the file itself: a restore must not hold the database open.
     // The imports hash many passwords, so they open the service with the server's hashing pool.
     let command = match command {
@@ -55,6 +60,7 @@ pub async fn run(command: Command, config: &Config, out: &mut dyn Write) -> anyh
         Command::User(cmd) => user(&service, cmd, out).await,
         Command::Portal(cmd) => portal(&service, &core.ldap, cmd, out).await,
         Command::Sms(SmsCommand::Outbox(args)) => sms_outbox(&service, config, &args, out).await,
+        Command::Sms(SmsCommand::Test(args)) => sms_test(config, &args, out).await,
         Command::Audit(args) => audit(&service, &args, out).await,
         Command::Backup(_) | Command::Restore(_) | Command::Import(_) => {
             bail!("handled before the service opens")
@@ -486,6 +492,46 @@ async fn sms_outbox(
             messages.reverse();
             sms_store(&messages, args.json, out)
         }
+    }
+}
+
+/// `sms test`: one message through the routing, straight to its gateway. The outcome and the
+/// provider's answer go to `out`; credentials never do (answers are scrubbed of them, and the
+/// configuration's `Debug` hides them).
+async fn sms_test(config: &Config, args: &SmsTest, out: &mut dyn Write) -> anyhow::Result<()> {
+    use auth_core::primitives::RngExt as _;
+
+    let phone = auth_core::phone::Phone::parse(&args.to)
+        .map_err(|e| anyhow::anyhow!("--to {:?}: {e}", args.to))?;
+    if let Some(dir) =
+        config.sms.file_path().and_then(Path::parent).filter(|d| !d.as_os_str().is_empty())
+    {
+        crate::keyfile::ensure_private_dir(dir)?;
+    }
+    let outbound = crate::outbound::Outbound::new(config.outbound.max_in_flight);
+    let gateways =
+        crate::sms::Gateways::build(&config.sms, &outbound, Arc::new(crate::clock::SystemClock))
+            .context("cannot set up SMS delivery")?;
+    // A negative id can never be an outbox message's, so a receiver that drops repeated
+    // idempotency keys never confuses a test with a real message.
+    let id = -i64::from(crate::rng::OsRng.below(i32::MAX as u32).max(1));
+    let msg = auth_core::ports::SmsMessage {
+        id,
+        to: phone.digits().to_owned(),
+        text: SecretString::from(args.text.as_str()),
+    };
+    let (gateway, result) = gateways.send(&msg).await;
+    let (outcome, answer) = match &result {
+        Ok(receipt) => ("sent", receipt.answer.clone()),
+        Err(e) => (e.outcome().as_str(), e.to_string()),
+    };
+    writeln!(out, "gateway: {gateway}")?;
+    writeln!(out, "to:      {}", phone.noise())?;
+    writeln!(out, "outcome: {outcome}")?;
+    writeln!(out, "answer:  {answer}")?;
+    match result {
+        Ok(_) => Ok(()),
+        Err(_) => bail!("the test message was not sent ({outcome}); see the answer above"),
     }
 }
 

@@ -11,17 +11,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use auth_core::ports::{PasswordHasher, SmsGateway};
+use auth_core::ports::PasswordHasher;
 use auth_core::service::NewUser;
 use auth_core::{AdminError, AuthService, SecretString};
 use auth_http::Router;
 use tokio::net::TcpListener;
 
-use crate::config::{Config, SmsConfig};
+use crate::config::Config;
 use crate::hashing::PooledHasher;
 use crate::keyfile;
 use crate::outbox::{OutboxHandle, OutboxWorker};
-use crate::sms::{FileGateway, WebhookGateway};
 use crate::wiring;
 
 /// The administrator created on an empty database.
@@ -70,19 +69,15 @@ impl App {
         tracing::debug!(portal = %portal.id, "default portal ready");
         let first_admin = create_first_admin(&core.service, &config.bootstrap.admin_email).await?;
 
-        let gateway: Arc<dyn SmsGateway> = match &config.sms {
-            SmsConfig::File { path } => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    keyfile::ensure_private_dir(dir)?;
-                }
-                tracing::info!(path = %path.display(), "sms gateway: file");
-                Arc::new(FileGateway::new(path.clone(), Arc::clone(&core.clock)))
-            }
-            SmsConfig::Webhook { url, timeout } => {
-                tracing::info!(url = %crate::sms::redacted_url(url), "sms gateway: webhook");
-                Arc::new(WebhookGateway::new(url.clone(), *timeout, Arc::clone(&core.clock)))
-            }
-        };
+        if let Some(dir) =
+            config.sms.file_path().and_then(|p| p.parent()).filter(|d| !d.as_os_str().is_empty())
+        {
+            keyfile::ensure_private_dir(dir)?;
+        }
+        let routes: Vec<String> =
+            config.sms.routes.iter().map(|r| format!("{}→{}", r.prefix, r.gateway)).collect();
+        tracing::info!(gateway = %config.sms.gateway, routes = ?routes, "sms gateways ready");
+        let gateways = Arc::clone(&core.sms);
 
         let listener = TcpListener::bind(config.listen)
             .await
@@ -92,7 +87,7 @@ impl App {
         let outbox = OutboxWorker {
             store: core.store.port(),
             service: Arc::clone(&core.service),
-            gateway,
+            gateway: Arc::clone(&gateways) as _,
             key: core.key.clone(),
             clock: Arc::clone(&core.clock),
             rng: Arc::clone(&core.rng),
@@ -101,7 +96,8 @@ impl App {
         }
         .spawn();
 
-        let router = Router::new(Arc::clone(&core.service), config.http.clone());
+        let router = Router::new(Arc::clone(&core.service), config.http.clone())
+            .with_metrics(gateways.metrics());
         Ok(App { listener, local_addr, router, store: core.store, outbox, first_admin })
     }
 

@@ -403,6 +403,20 @@ pub struct PortalSet {
 pub enum SmsCommand {
     /// What the file gateway sent (newest last), or the store's outbox with --store.
     Outbox(SmsOutbox),
+    /// Send one test message through the configured routing now (not through the outbox) and print
+    /// which gateway took it, the outcome class and the provider's answer; exit status 1 unless sent.
+    Test(SmsTest),
+}
+
+/// `sms test`.
+#[derive(Debug, Args)]
+pub struct SmsTest {
+    /// The recipient, in international format (`+7 912 345-67-89` or `79123456789`).
+    #[arg(long, value_name = "NUMBER")]
+    pub to: String,
+    /// The text to send.
+    #[arg(long, default_value = "auth-server: test message / тестовое сообщение")]
+    pub text: String,
 }
 
 /// `sms outbox`.

@@ -23,6 +23,8 @@ use auth_http::HttpConfig;
 use serde::Deserialize;
 
 use crate::ldap::{LdapConfig, RawLdap};
+pub use crate::sms::SmsConfig;
+use crate::sms::{EnvSecrets, RawSms};
 use crate::social::{self, RawSocial, SocialConfig};
 
 /// The prefix of every environment override.
@@ -109,33 +111,6 @@ pub struct HashingConfig {
     pub queue: usize,
 }
 
-/// Which SMS gateway delivers the outbox.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SmsConfig {
-    /// Append one JSON line per message to a file.
-    File {
-        /// The file.
-        path: PathBuf,
-    },
-    /// POST the same JSON to a URL.
-    Webhook {
-        /// An `http://` URL.
-        url: http::Uri,
-        /// How long one delivery may take.
-        timeout: Duration,
-    },
-}
-
-impl SmsConfig {
-    /// The file the `file` gateway writes, if that is the gateway in use.
-    pub fn file_path(&self) -> Option<&Path> {
-        match self {
-            SmsConfig::File { path } => Some(path),
-            SmsConfig::Webhook { .. } => None,
-        }
-    }
-}
-
 /// Outbox worker settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OutboxConfig {
@@ -168,6 +143,9 @@ enum Kind {
     U32,
     U64,
     List,
+    /// Text that is a secret: read from the environment into a `SecretString`, never into the
+    /// merged table (whose errors could quote it).
+    Secret,
 }
 
 /// Every configuration key, by its dotted path in the TOML file.
@@ -197,6 +175,44 @@ const KEYS: &[(&str, Kind)] = &[
     ("sms.file_path", Kind::Str),
     ("sms.webhook_url", Kind::Str),
     ("sms.webhook_timeout_secs", Kind::U64),
+    ("sms.webhook.url", Kind::Str),
+    ("sms.webhook.secret", Kind::Secret),
+    ("sms.webhook.secret_file", Kind::Str),
+    ("sms.webhook.ca_file", Kind::Str),
+    ("sms.webhook.timeout_secs", Kind::U64),
+    ("sms.smsc.login", Kind::Str),
+    ("sms.smsc.password", Kind::Secret),
+    ("sms.smsc.password_file", Kind::Str),
+    ("sms.smsc.sender", Kind::Str),
+    ("sms.smsc.base_url", Kind::Str),
+    ("sms.smsc.ca_file", Kind::Str),
+    ("sms.smsc.timeout_secs", Kind::U64),
+    ("sms.twilio.account_sid", Kind::Str),
+    ("sms.twilio.auth_token", Kind::Secret),
+    ("sms.twilio.auth_token_file", Kind::Str),
+    ("sms.twilio.from", Kind::Str),
+    ("sms.twilio.messaging_service_sid", Kind::Str),
+    ("sms.twilio.base_url", Kind::Str),
+    ("sms.twilio.ca_file", Kind::Str),
+    ("sms.twilio.timeout_secs", Kind::U64),
+    ("sms.clickatell.api_key", Kind::Secret),
+    ("sms.clickatell.api_key_file", Kind::Str),
+    ("sms.clickatell.from", Kind::Str),
+    ("sms.clickatell.base_url", Kind::Str),
+    ("sms.clickatell.ca_file", Kind::Str),
+    ("sms.clickatell.timeout_secs", Kind::U64),
+    ("sms.clickatell_usa.api_key", Kind::Secret),
+    ("sms.clickatell_usa.api_key_file", Kind::Str),
+    ("sms.clickatell_usa.from", Kind::Str),
+    ("sms.clickatell_usa.base_url", Kind::Str),
+    ("sms.clickatell_usa.ca_file", Kind::Str),
+    ("sms.clickatell_usa.timeout_secs", Kind::U64),
+    ("sms.smsru.api_id", Kind::Secret),
+    ("sms.smsru.api_id_file", Kind::Str),
+    ("sms.smsru.from", Kind::Str),
+    ("sms.smsru.base_url", Kind::Str),
+    ("sms.smsru.ca_file", Kind::Str),
+    ("sms.smsru.timeout_secs", Kind::U64),
     ("outbox.poll_interval_ms", Kind::U64),
     ("security.fresh_token_secs", Kind::U64),
     ("retention.audit_days", Kind::U64),
@@ -364,26 +380,6 @@ impl Default for RawHashing {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct RawSms {
-    gateway: String,
-    file_path: Option<PathBuf>,
-    webhook_url: Option<String>,
-    webhook_timeout_secs: u64,
-}
-
-impl Default for RawSms {
-    fn default() -> Self {
-        Self {
-            gateway: "file".to_owned(),
-            file_path: None,
-            webhook_url: None,
-            webhook_timeout_secs: 5,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
 struct RawOutbox {
     poll_interval_ms: u64,
 }
@@ -443,21 +439,27 @@ impl Config {
         // Provider secrets (`AUTH_SOCIAL__<NAME>__CLIENT_SECRET`) name a list entry, not a key, so
         // they are matched to the providers once the list is read.
         let mut social_secrets = BTreeMap::new();
+        let mut sms_secrets = EnvSecrets::new();
         for (name, value) in &env {
             if social::is_secret_env(name) {
                 social_secrets.insert(name.clone(), SecretString::from(value.as_str()));
+                continue;
+            }
+            if let Some((key, Kind::Secret)) = KEYS.iter().find(|(k, _)| env_name(k) == *name) {
+                sms_secrets.insert((*key).to_owned(), SecretString::from(value.as_str()));
                 continue;
             }
             apply_env(&mut table, name, value)?;
         }
         let raw = RawConfig::deserialize(toml::Value::Table(table))
             .context("invalid configuration from the environment")?;
-        Self::resolve(raw, social_secrets, overrides)
+        Self::resolve(raw, social_secrets, sms_secrets, overrides)
     }
 
     fn resolve(
         mut raw: RawConfig,
         social_secrets: BTreeMap<String, SecretString>,
+        sms_secrets: EnvSecrets,
         overrides: &Overrides,
     ) -> anyhow::Result<Self> {
         if let Some(dir) = &overrides.data_dir {
@@ -574,26 +576,7 @@ impl Config {
                 .context("hashing.queue: too large")?,
         };
 
-        let sms = match raw.sms.gateway.trim() {
-            "file" => SmsConfig::File { path: in_data_dir(raw.sms.file_path, "sms-outbox.jsonl") },
-            "webhook" => {
-                let url = raw
-                    .sms
-                    .webhook_url
-                    .as_deref()
-                    .map(str::trim)
-                    .filter(|u| !u.is_empty())
-                    .context("sms.webhook_url: required when sms.gateway is \"webhook\"")?;
-                SmsConfig::Webhook {
-                    url: webhook_url(url)?,
-                    timeout: Duration::from_secs(positive(
-                        raw.sms.webhook_timeout_secs,
-                        "sms.webhook_timeout_secs",
-                    )?),
-                }
-            }
-            other => bail!("sms.gateway: {other:?} is neither \"file\" nor \"webhook\""),
-        };
+        let sms = raw.sms.resolve(sms_secrets, data_dir.join("sms-outbox.jsonl"))?;
 
         let outbox = OutboxConfig {
             poll_interval: Duration::from_millis(positive(
@@ -666,7 +649,9 @@ fn read_file(path: &Path) -> anyhow::Result<toml::Table> {
 /// A file error, without the quoted line when that line may hold a secret: toml's message quotes
 /// the offending line, and a secret must not reach the log. That is any line in a `[social…]` or
 /// `[ldap…]` table (where a misspelt `client_secret`, or a `bind_password` that does not exist, is an
-/// unknown key whose line holds the secret) and any line that mentions a secret.
+/// unknown key whose line holds the secret) or in a gateway's `[sms.…]` table (a misspelt
+/// `password`, `auth_token`, `api_key`, `api_id` or `secret`), and any line that mentions one of
+/// those words.
 fn file_error(text: &str, e: &toml::de::Error, path: &Path) -> anyhow::Error {
     let context = format!("invalid config file {}", path.display());
     let Some(span) = e.span() else {
@@ -683,9 +668,15 @@ fn file_error(text: &str, e: &toml::de::Error, path: &Path) -> anyhow::Error {
         .map(str::trim_start)
         .find(|l| l.starts_with('['))
         .unwrap_or("");
-    let section = table.trim_start_matches('[').trim_start();
-    let in_social = section.starts_with("social") || section.starts_with("ldap");
-    if in_social || line.to_ascii_lowercase().contains("secret") {
+    let table_name = table.trim_start_matches('[').trim_start();
+    let in_secret_table = table_name.starts_with("social")
+        || table_name.starts_with("ldap")
+        || table_name.starts_with("sms.");
+    let lower = line.to_ascii_lowercase();
+    let mentions_secret = ["secret", "password", "psw", "token", "api_key", "apikey", "api_id"]
+        .iter()
+        .any(|word| lower.contains(word));
+    if in_secret_table || mentions_secret {
         let number = text.get(..start).map_or(0, |t| t.matches('\n').count()) + 1;
         anyhow::anyhow!(
             "{context}: line {number}: {} (the line is not shown: it may hold a secret)",
@@ -729,7 +720,8 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> anyhow::Result
     };
     let value = value.trim();
     let parsed = match kind {
-        Kind::Str => toml::Value::String(value.to_owned()),
+        // Secrets are taken out before this (see `Config::load`); should one arrive, it is text.
+        Kind::Str | Kind::Secret => toml::Value::String(value.to_owned()),
         Kind::U32 => toml::Value::Integer(i64::from(
             value
                 .parse::<u32>()
@@ -775,23 +767,6 @@ fn database_url_path(url: &str) -> anyhow::Result<PathBuf> {
         return Ok(PathBuf::from(path));
     }
     bail!("database.url: {url:?} is neither a postgres:// nor a sqlite: URL")
-}
-
-/// A webhook URL: plain `http://` with a host, because the gateway has no TLS client.
-fn webhook_url(url: &str) -> anyhow::Result<http::Uri> {
-    let uri: http::Uri =
-        url.parse().with_context(|| format!("sms.webhook_url: {url:?} is not a URL"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => bail!(
-            "sms.webhook_url: https is not supported yet; use an http:// URL (for example a relay on localhost)"
-        ),
-        _ => bail!("sms.webhook_url: {url:?} must start with http://"),
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        bail!("sms.webhook_url: {url:?} has no host");
-    }
-    Ok(uri)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Opening what every command shares: the data directory, the server key, the store (SQLite by default,
 //! PostgreSQL when `database.url` names one), the outbound HTTPS client, the social providers and the
-//! LDAP directories, and an `AuthService` over them. `serve` and the admin subcommands differ only in the hasher they pass.
+//! LDAP directories, SMS gateways, and an `AuthService` over them. `serve` and the admin subcommands differ only in the hasher they pass.
 
 use std::sync::Arc;
 
@@ -19,6 +19,7 @@ use crate::keyfile::{self, KeyOrigin};
 use crate::ldap::LdapDirectories;
 use crate::outbound::Outbound;
 use crate::rng::OsRng;
+use crate::sms::Gateways;
 use crate::social::SocialProviders;
 
 /// The store the configuration chose.
@@ -63,10 +64,12 @@ pub struct Core {
     /// The CSPRNG.
     pub rng: Arc<dyn Rng>,
     /// The source of outbound HTTPS clients; its limit on calls in flight is shared by every client
-    /// made from it (the social providers', and any gateway's that reuses it).
+    /// made from it (the social providers' and the SMS gateways').
     pub outbound: Outbound,
     /// The LDAP directories (spec §5.9), also behind the service's directory port.
     pub ldap: Arc<LdapDirectories>,
+    /// The SMS gateways (spec §12): routing, providers and their counters.
+    pub sms: Arc<Gateways>,
 }
 
 /// The argon2id hasher with the configured cost.
@@ -97,6 +100,11 @@ pub async fn open(
     if !ldap.is_empty() {
         tracing::info!(directories = ?ldap, "LDAP directories configured");
     }
+    // So are the SMS gateways' secret and CA files.
+    let sms = Arc::new(
+        Gateways::build(&config.sms, &outbound, Arc::clone(&clock))
+            .context("cannot set up SMS delivery")?,
+    );
     keyfile::ensure_private_dir(&config.data_dir)?;
     let store = match &config.database_url {
         Some(url) => StoreHandle::Postgres(
@@ -149,7 +157,7 @@ pub async fn open(
         },
         limits,
     ));
-    Ok(Core { service, store, key, key_origin, clock, rng, outbound, ldap })
+    Ok(Core { service, store, key, key_origin, clock, rng, outbound, ldap, sms })
 }
 
 /// The name of the server key's check value in the store's meta table.

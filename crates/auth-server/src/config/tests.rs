@@ -53,7 +53,9 @@ fn defaults_need_no_input() {
     assert_eq!(c.data_dir, PathBuf::from("./data"));
     assert_eq!(c.database_path, PathBuf::from("./data/auth.db"));
     assert_eq!(c.server_key_file, PathBuf::from("./data/server.key"));
-    assert_eq!(c.sms, SmsConfig::File { path: PathBuf::from("./data/sms-outbox.jsonl") });
+    assert_eq!(c.sms.gateway, crate::sms::GatewayName::File);
+    assert_eq!(c.sms.file_path(), Some(Path::new("./data/sms-outbox.jsonl")));
+    assert!(c.sms.routes.is_empty() && c.sms.webhook.is_none() && c.sms.smsc.is_none());
     assert_eq!(c.hashing.params, HashParams::default());
     assert!(c.hashing.workers >= 1);
     assert_eq!(c.hashing.queue, 64);
@@ -135,29 +137,45 @@ fn explicit_paths_beat_the_data_dir() {
 
 #[test]
 fn every_key_has_an_env_override() {
-    let values = |kind: Kind, key: &str| match (kind, key) {
+    let values = |kind: Kind, key: &str| match (kind, key.rsplit('.').next().unwrap_or(key)) {
         (_, "listen") => "127.0.0.1:1",
-        (_, "log.format") => "json",
-        (_, "log.level") => "debug",
-        (_, "database.url") => "sqlite:///tmp/x.db",
-        (_, "sms.gateway") => "webhook",
-        (_, "sms.webhook_url") => "http://127.0.0.1:9/sms",
-        (_, "bootstrap.admin_email") => "root@example.com",
-        (_, "hashing.p_cost") => "2",
+        (_, "format") => "json",
+        (_, "level") => "debug",
+        (_, "admin_email") => "root@example.com",
+        (_, "p_cost") => "2",
+        _ if key == "database.url" => "sqlite:///tmp/x.db",
+        _ if key == "sms.gateway" => "webhook",
+        // The first version's spellings and the new ones may not both be set.
+        _ if key == "sms.webhook_url" || key == "sms.webhook_timeout_secs" => "",
+        (_, "url" | "base_url") => "https://relay.example",
+        (_, "account_sid") => "AC123",
+        (_, "messaging_service_sid") => "MG123",
+        (Kind::Secret, _) => "from-the-environment",
         (Kind::Str, _) => "/some/path",
         (Kind::U32 | Kind::U64, _) => "16",
         (Kind::List, _) => "10.0.0.0/8",
     };
-    let e: Vec<(String, String)> =
-        KEYS.iter().map(|(k, kind)| (env_name(k), values(*kind, k).to_owned())).collect();
+    let e: Vec<(String, String)> = KEYS
+        .iter()
+        .map(|(k, kind)| (env_name(k), values(*kind, k).to_owned()))
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
     let c = Config::load(None, e, &Overrides::default()).unwrap();
     assert_eq!(c.listen, "127.0.0.1:1".parse().unwrap());
     assert_eq!(c.database_path, PathBuf::from("/tmp/x.db"));
     assert_eq!(c.hashing.workers, 16);
     assert_eq!(c.outbox.poll_interval, Duration::from_millis(16));
-    assert!(
-        matches!(c.sms, SmsConfig::Webhook { timeout, .. } if timeout == Duration::from_secs(16))
-    );
+    let webhook = c.sms.webhook.as_ref().unwrap();
+    assert_eq!(webhook.timeout, Duration::from_secs(16));
+    // The environment's secret wins over the `_file` set beside it.
+    let env_secret = crate::sms::Secret::Value("from-the-environment".into());
+    assert_eq!(webhook.secret.as_ref(), Some(&env_secret));
+    let smsc = c.sms.smsc.as_ref().unwrap();
+    assert_eq!((smsc.login.as_str(), &smsc.password), ("/some/path", &env_secret));
+    assert_eq!(smsc.endpoint.base_url, "https://relay.example");
+    assert_eq!(c.sms.twilio.as_ref().unwrap().account_sid, "AC123");
+    assert_eq!(c.sms.clickatell_usa.as_ref().unwrap().api_key, env_secret);
+    assert_eq!(c.sms.smsru.as_ref().unwrap().api_id, env_secret);
 }
 
 #[test]
@@ -188,7 +206,10 @@ fn invalid_values_name_their_key() {
         (("AUTH_LOG__FORMAT", "xml"), "log.format"),
         (("AUTH_HTTP__TRUSTED_PROXIES", "10.0.0.0/8,nope"), "http.trusted_proxies"),
         (("AUTH_SMS__GATEWAY", "pigeon"), "sms.gateway"),
-        (("AUTH_SMS__GATEWAY", "webhook"), "sms.webhook_url: required"),
+        (("AUTH_SMS__GATEWAY", "webhook"), "sms.webhook: the webhook gateway is used"),
+        (("AUTH_SMS__GATEWAY", "smsc"), "[sms.smsc] has no credentials"),
+        (("AUTH_SMS__SMSC__PASSWORD", "x"), "AUTH_SMS__SMSC__PASSWORD: given in the environment"),
+        (("AUTH_SMS__SMSC__LOGNI", "x"), "unknown environment variable AUTH_SMS__SMSC__LOGNI"),
         (
             ("AUTH_HTTP_BODY_LIMIT_BYTES", "1"),
             "unknown environment variable AUTH_HTTP_BODY_LIMIT_BYTES",
@@ -199,8 +220,10 @@ fn invalid_values_name_their_key() {
         let message = err(None, &[e]);
         assert!(message.contains(needle), "{e:?}: {message}");
     }
-    let message = err(Some("[sms]\ngateway = \"webhook\"\nwebhook_url = \"https://x/y\"\n"), &[]);
-    assert!(message.contains("https is not supported"), "{message}");
+    // The webhook goes over the outbound client: https, or http to a loopback address only.
+    let message =
+        err(Some("[sms]\ngateway = \"webhook\"\nwebhook_url = \"http://relay.example/y\"\n"), &[]);
+    assert!(message.contains("sms.webhook.url") && message.contains("https://"), "{message}");
 }
 
 #[test]
@@ -420,4 +443,135 @@ fn every_directory_key_is_documented() {
     let c = load(Some(&directory), &[], &Overrides::default()).unwrap();
     assert_eq!(c.ldap.directories.len(), 1);
     assert_eq!(c.ldap.directories[0].attributes.disabled.as_deref(), Some("userAccountControl"));
+}
+
+const GATEWAYS: &str = r#"
+[sms]
+gateway = "smsc"
+
+[[sms.routes]]
+prefix = "1"
+gateway = "clickatell_usa"
+
+[[sms.routes]]
+prefix = "+7701"
+gateway = "smsru"
+
+[sms.smsc]
+login = "acme"
+password = "inline-password"
+sender = "ACME"
+
+[sms.clickatell_usa]
+api_key_file = "/etc/auth/clickatell-usa.key"
+from = "15550001111"
+
+[sms.smsru]
+api_id = "inline-api-id"
+base_url = "https://relay.example/smsru/"
+timeout_secs = 3
+"#;
+
+#[test]
+fn sms_gateways_routes_and_defaults() {
+    use crate::sms::{GatewayName, Route, Secret};
+    let c = load(Some(GATEWAYS), &[], &Overrides::default()).unwrap();
+    let sms = &c.sms;
+    assert_eq!(sms.gateway, GatewayName::Smsc);
+    assert_eq!(
+        sms.routes,
+        vec![
+            Route { prefix: "1".into(), gateway: GatewayName::ClickatellUsa },
+            Route { prefix: "7701".into(), gateway: GatewayName::SmsRu },
+        ]
+    );
+    assert_eq!(sms.file_path(), None, "no message goes to the file");
+    let smsc = sms.smsc.as_ref().unwrap();
+    assert_eq!(smsc.password, Secret::Value("inline-password".into()));
+    assert_eq!(smsc.endpoint.base_url, "https://smsc.ru");
+    assert_eq!(smsc.endpoint.timeout, Duration::from_secs(10));
+    let usa = sms.clickatell_usa.as_ref().unwrap();
+    assert_eq!(usa.api_key, Secret::File("/etc/auth/clickatell-usa.key".into()));
+    assert_eq!(usa.endpoint.base_url, "https://platform.clickatell.com");
+    let smsru = sms.smsru.as_ref().unwrap();
+    assert_eq!(smsru.endpoint.base_url, "https://relay.example/smsru");
+    assert_eq!(smsru.endpoint.timeout, Duration::from_secs(3));
+    assert!(sms.twilio.is_none() && sms.clickatell.is_none() && sms.webhook.is_none());
+
+    // The environment's secret wins over the file's; the first version's webhook keys still work.
+    let c = load(
+        Some(GATEWAYS),
+        &[
+            ("AUTH_SMS__SMSC__PASSWORD", " env-password "),
+            ("AUTH_SMS__WEBHOOK_URL", "http://127.0.0.1:9/sms"),
+            ("AUTH_SMS__WEBHOOK_TIMEOUT_SECS", "2"),
+        ],
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(c.sms.smsc.unwrap().password, Secret::Value("env-password".into()));
+    let webhook = c.sms.webhook.unwrap();
+    assert_eq!(webhook.url, "http://127.0.0.1:9/sms");
+    assert_eq!((webhook.timeout, webhook.secret), (Duration::from_secs(2), None));
+}
+
+#[test]
+fn invalid_sms_settings_name_the_key() {
+    let with = |extra: &str| format!("{GATEWAYS}{extra}");
+    for (file, needle) in [
+        (
+            with("[sms.twilio]\naccount_sid = \"AC1\"\nauth_token = \"t\"\n"),
+            "sms.twilio.from or sms.twilio.messaging_service_sid",
+        ),
+        (
+            with("[sms.twilio]\naccount_sid = \"AC/1\"\nauth_token = \"t\"\nfrom = \"x\"\n"),
+            "sms.twilio.account_sid",
+        ),
+        (
+            GATEWAYS.replace(
+                "password = \"inline-password\"",
+                "password = \"p\"\npassword_file = \"/x\"",
+            ),
+            "sms.smsc.password and sms.smsc.password_file: set one, not both",
+        ),
+        (GATEWAYS.replace("login = \"acme\"\n", ""), "sms.smsc.login: required"),
+        (GATEWAYS.replace("prefix = \"1\"", "prefix = \"US\""), "sms.routes[0].prefix"),
+        (
+            GATEWAYS.replace("prefix = \"+7701\"", "prefix = \"1\""),
+            "sms.routes[1].prefix: \"1\" is routed twice",
+        ),
+        (GATEWAYS.replace("gateway = \"smsru\"", "gateway = \"sms.ru\""), "sms.routes[1].gateway"),
+        (
+            GATEWAYS.replace("gateway = \"smsc\"", "gateway = \"twilio\""),
+            "[sms.twilio] has no credentials",
+        ),
+        (
+            GATEWAYS.replace("timeout_secs = 3", "timeout_secs = 60"),
+            "sms.smsru.timeout_secs: must be between 1 and 30",
+        ),
+        (
+            GATEWAYS.replace("https://relay.example/smsru/", "http://relay.example"),
+            "sms.smsru.base_url",
+        ),
+        (with("[sms.webhook]\nurl = \"https://a/x\"\n[sms.x]\n"), "unknown field `x`"),
+    ] {
+        let message = err(Some(&file), &[]);
+        assert!(message.contains(needle), "{needle}: {message}");
+    }
+}
+
+#[test]
+fn sms_secrets_stay_out_of_debug_and_file_errors() {
+    let c =
+        load(Some(GATEWAYS), &[("AUTH_SMS__SMSRU__API_ID", "env-api-id")], &Overrides::default())
+            .unwrap();
+    let debug = format!("{c:?}");
+    for secret in ["inline-password", "env-api-id"] {
+        assert!(!debug.contains(secret), "{debug}");
+    }
+    // A misspelt secret key in a gateway's table: its line is not quoted.
+    let file = "[sms.smsc]\nlogin = \"a\"\npasword = \"hunter2\"\n";
+    let message = err(Some(file), &[]);
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(message.contains("line 3") && message.contains("pasword"), "{message}");
 }
