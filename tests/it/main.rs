@@ -23,3 +23,5 @@ mod security;
 mod social;
 /// Starting and stopping `serve`: data directory set-up, the first administrator, config errors.
 mod startup;
+/// The TLS listener: HTTPS, ALPN, `Secure` cookies, certificates reloaded on SIGHUP.
+mod tls;

@@ -27,13 +27,15 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 pub mod oidc;
+pub mod tls;
 pub use oidc::{ClientAuth, OidcAccount, OidcClient, OidcProvider};
+pub use tls::{TestCa, TlsConnection};
 
 /// The longest any harness wait lasts (server start, SMS delivery, process exit, HTTP answer).
 pub const WAIT: Duration = Duration::from_secs(30);
 
-/// The line `serve` prints once its socket is bound.
-const LISTENING: &str = "listening on http://";
+/// The line `serve` prints once its socket is bound, before `http://ADDR` or `https://ADDR`.
+const LISTENING: &str = "listening on ";
 
 /// Environment given to every child: cheap hashing, a fast outbox, plain logs.
 const TEST_ENV: &[(&str, &str)] = &[
@@ -345,6 +347,7 @@ pub struct StartFailure {
 pub struct TestServer {
     child: Child,
     addr: SocketAddr,
+    scheme: &'static str,
     data: Option<DataDir>,
     options: ServerOptions,
     stdout: Arc<Mutex<Vec<String>>>,
@@ -413,13 +416,16 @@ impl TestServer {
         });
 
         let deadline = Instant::now() + WAIT;
-        let addr = loop {
+        let (scheme, addr) = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines.recv_timeout(left) {
                 Ok(line) => {
-                    if let Some(addr) = line.strip_prefix(LISTENING) {
-                        break addr.trim().parse::<SocketAddr>().expect("a socket address");
-                    }
+                    let Some(url) = line.strip_prefix(LISTENING) else { continue };
+                    let (scheme, addr) = match url.strip_prefix("https://") {
+                        Some(addr) => ("https", addr),
+                        None => ("http", url.strip_prefix("http://").expect("http:// or https://")),
+                    };
+                    break (scheme, addr.trim().parse::<SocketAddr>().expect("a socket address"));
                 }
                 Err(_) => {
                     // Stdout closed (the server exited) or the deadline passed: report what it said.
@@ -437,7 +443,7 @@ impl TestServer {
                 }
             }
         };
-        Ok(TestServer { child, addr, data: Some(data), options, stdout, stderr })
+        Ok(TestServer { child, addr, scheme, data: Some(data), options, stdout, stderr })
     }
 
     /// The bound address.
@@ -445,9 +451,17 @@ impl TestServer {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` when it listens with TLS).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, …) to the server process.
+    #[track_caller]
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args([&format!("-{name}"), &pid]).status().expect("kill");
+        assert!(sent.success(), "kill -{name} {pid} failed");
     }
 
     /// The data directory.
@@ -575,6 +589,7 @@ pub struct Request {
     path: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    keep_alive: bool,
 }
 
 impl Request {
@@ -585,7 +600,14 @@ impl Request {
             path: path.to_owned(),
             headers: Vec::new(),
             body: Vec::new(),
+            keep_alive: false,
         }
+    }
+
+    /// Leaves out `Connection: close`, for a connection that carries more requests.
+    pub fn keep_alive(mut self) -> Self {
+        self.keep_alive = true;
+        self
     }
 
     /// `GET path`.
@@ -630,7 +652,10 @@ impl Request {
         if !self.body.is_empty() || self.method == "POST" || self.method == "PUT" {
             head.push_str(&format!("Content-Length: {}\r\n", self.body.len()));
         }
-        head.push_str("Connection: close\r\n\r\n");
+        if !self.keep_alive {
+            head.push_str("Connection: close\r\n");
+        }
+        head.push_str("\r\n");
         let mut bytes = head.into_bytes();
         bytes.extend_from_slice(&self.body);
         bytes

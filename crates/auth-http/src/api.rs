@@ -32,6 +32,24 @@ use crate::respond::{self, Body, Failure};
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub SocketAddr);
 
+/// Marks a request that arrived over TLS on this server's own listener, put into request extensions
+/// by [`crate::serve_with`]; it makes the cookies `Secure` (spec §10).
+#[derive(Clone, Copy, Debug)]
+pub struct OverTls;
+
+/// Whether the browser reached us over HTTPS: on our TLS listener, or through a trusted proxy that
+/// says `X-Forwarded-Proto: https` (spec §10); either way the cookies must be `Secure`.
+pub(crate) fn came_over_tls<B>(req: &Request<B>, peer: IpAddr, trusted: &[ipnet::IpNet]) -> bool {
+    if req.extensions().get::<OverTls>().is_some() {
+        return true;
+    }
+    let peer = peer.to_canonical();
+    trusted.iter().any(|n| n.contains(&peer))
+        && header(req, hyper::header::HeaderName::from_static("x-forwarded-proto"))
+            .and_then(|v| v.split(',').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
+}
+
 fn header<B>(req: &Request<B>, name: hyper::header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
@@ -152,6 +170,7 @@ impl Router {
             req.extensions().get::<PeerAddr>().map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.ip());
         let forwarded = req.headers().get_all("x-forwarded-for").iter().map(|v| v.as_bytes());
         let client = crate::client_ip(peer, forwarded, &self.config.trusted_proxies);
+        let secure = came_over_tls(&req, peer, &self.config.trusted_proxies);
         let ctx = RequestContext {
             portal,
             client_ip: client.ip,
@@ -194,7 +213,7 @@ impl Router {
                 let r: api::authenticate::Request = decode(&params)?;
                 let login = login_method(r.login)?;
                 let outcome = self.service.sign_in().login(&ctx, &login).await.map_err(sign_in)?;
-                Ok(outcome_response(&ctx, format, outcome))
+                Ok(outcome_response(&ctx, secure, format, outcome))
             }
             Endpoint::SetPhone => {
                 let r: api::set_phone::Request = decode(&params)?;
@@ -205,14 +224,14 @@ impl Router {
                     .set_phone(&ctx, &login, r.mobile_phone.as_deref())
                     .await
                     .map_err(sign_in)?;
-                Ok(outcome_response(&ctx, format, outcome))
+                Ok(outcome_response(&ctx, secure, format, outcome))
             }
             Endpoint::SendSms => {
                 let r: api::send_sms::Request = decode(&params)?;
                 let login = login_method(r.login)?;
                 let outcome =
                     self.service.sign_in().send_sms(&ctx, &login).await.map_err(sign_in)?;
-                Ok(outcome_response(&ctx, format, outcome))
+                Ok(outcome_response(&ctx, secure, format, outcome))
             }
             Endpoint::Code => {
                 let r: api::code::Request = decode(&params)?;
@@ -223,13 +242,13 @@ impl Router {
                     .verify_code(&ctx, &login, r.code.expose())
                     .await
                     .map_err(sign_in)?;
-                Ok(token_response(&ctx, format, issued))
+                Ok(token_response(&ctx, secure, format, issued))
             }
             Endpoint::Logout => {
                 let session = self.session(&ctx, token).await?;
                 self.service.sessions().logout(&ctx, &session).await?;
                 let mut resp = respond::ok(format, true);
-                respond::clear_token_cookie(&mut resp, &ctx.portal);
+                respond::clear_token_cookie(&mut resp, &ctx.portal, secure);
                 Ok(resp)
             }
             Endpoint::SelfProfile => {
@@ -436,9 +455,14 @@ fn cookie<'r, B>(req: &'r Request<B>, name: &str) -> Option<&'r str> {
         })
 }
 
-fn outcome_response(ctx: &RequestContext, format: Format, outcome: LoginOutcome) -> Response<Body> {
+fn outcome_response(
+    ctx: &RequestContext,
+    secure: bool,
+    format: Format,
+    outcome: LoginOutcome,
+) -> Response<Body> {
     match outcome {
-        LoginOutcome::Token(issued) => token_response(ctx, format, issued),
+        LoginOutcome::Token(issued) => token_response(ctx, secure, format, issued),
         LoginOutcome::SmsPending { expires, phone_noise } => respond::ok(
             format,
             TokenResponse::sms_challenge(
@@ -453,7 +477,12 @@ fn outcome_response(ctx: &RequestContext, format: Format, outcome: LoginOutcome)
     }
 }
 
-fn token_response(ctx: &RequestContext, format: Format, issued: TokenIssued) -> Response<Body> {
+fn token_response(
+    ctx: &RequestContext,
+    secure: bool,
+    format: Format,
+    issued: TokenIssued,
+) -> Response<Body> {
     let mut body = TokenResponse {
         token: Some(issued.token.expose().to_owned()),
         expires: respond::date(&ctx.portal, issued.expires),
@@ -468,9 +497,10 @@ fn token_response(ctx: &RequestContext, format: Format, issued: TokenIssued) -> 
         Via::Totp => body.tfa = true,
     }
     let mut resp = respond::ok(format, body);
-    respond::set_token_cookie(&mut resp, &ctx.portal, issued.token.expose(), issued.expires);
+    let secure = secure || ctx.portal.settings.https;
+    respond::set_token_cookie(&mut resp, secure, issued.token.expose(), issued.expires);
     let (device, device_expires) = &issued.device;
-    respond::set_device_cookie(&mut resp, &ctx.portal, device.expose(), *device_expires);
+    respond::set_device_cookie(&mut resp, secure, device.expose(), *device_expires);
     resp
 }
 

@@ -66,6 +66,8 @@ pub struct Config {
     pub outbound: OutboundConfig,
     /// The social login providers (spec §5.4), in configuration order.
     pub social: SocialConfig,
+    /// HTTPS on the listener (spec §10): the certificate chain and key; `None` serves plain HTTP.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 /// Outbound HTTPS settings.
@@ -196,6 +198,8 @@ const KEYS: &[(&str, Kind)] = &[
     ("security.fresh_token_secs", Kind::U64),
     ("bootstrap.admin_email", Kind::Str),
     ("outbound.max_in_flight", Kind::U64),
+    ("tls.cert_file", Kind::Str),
+    ("tls.key_file", Kind::Str),
 ];
 
 /// The environment variable that overrides a key: `http.body_limit_bytes` → `AUTH_HTTP__BODY_LIMIT_BYTES`.
@@ -226,6 +230,14 @@ struct RawConfig {
     security: RawSecurity,
     outbound: RawOutbound,
     social: RawSocial,
+    tls: RawTls,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawTls {
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -268,6 +280,7 @@ impl Default for RawConfig {
             security: RawSecurity::default(),
             outbound: RawOutbound::default(),
             social: RawSocial::default(),
+            tls: RawTls::default(),
         }
     }
 }
@@ -594,6 +607,13 @@ impl Config {
         };
         let social = raw.social.resolve(social_secrets)?;
 
+        let given = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
+        let tls = match (given(raw.tls.cert_file), given(raw.tls.key_file)) {
+            (None, None) => None,
+            (Some(cert_file), Some(key_file)) => Some(crate::tls::TlsFiles { cert_file, key_file }),
+            _ => bail!("tls.cert_file and tls.key_file: give both, or neither for plain HTTP"),
+        };
+
         let admin_email = raw.bootstrap.admin_email.trim().to_owned();
         if !admin_email.contains('@') {
             bail!("bootstrap.admin_email: {admin_email:?} is not an e-mail address");
@@ -618,6 +638,7 @@ impl Config {
             fresh_token,
             outbound,
             social,
+            tls,
         })
     }
 }

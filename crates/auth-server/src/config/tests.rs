@@ -195,6 +195,7 @@ fn invalid_values_name_their_key() {
         ),
         (("AUTH_DATABASE__POOL_SIZE", "0"), "database.pool_size"),
         (("AUTH_DATABASE__URL", "mysql://db/auth"), "database.url"),
+        (("AUTH_TLS__CERT_FILE", "/etc/auth/cert.pem"), "tls.cert_file and tls.key_file"),
     ] {
         let message = err(None, &[e]);
         assert!(message.contains(needle), "{e:?}: {message}");
