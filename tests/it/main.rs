@@ -9,6 +9,8 @@ mod cli;
 mod faults;
 /// Every API flow over real HTTP: logins, second factors, tokens, formats, bodies, portals, refusals.
 mod flows;
+/// Forward auth behind a real nginx and `/auth/verify` / `/auth/forward` spoken to directly.
+mod forward_auth;
 /// Hostile input over real HTTP: the corpus in `tests/data/hostile/`, 4xx envelopes, never a 5xx or a hang.
 mod hostile;
 /// Concurrency: 50 racers per one-time code, and limits shared by two processes on one SQLite file.

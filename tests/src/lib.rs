@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
+pub mod nginx;
 pub mod oidc;
 pub mod tls;
 pub use oidc::{ClientAuth, OidcAccount, OidcClient, OidcProvider};
@@ -901,6 +902,29 @@ fn end_of_stream(raw: &[u8]) -> Exchange {
     } else {
         Exchange::Closed
     }
+}
+
+/// A connection to `to` from the loopback address `from` (such as `127.0.0.2`), for tests of what
+/// one client address may do.
+pub fn connect_from(from: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    let local: SocketAddr = format!("{from}:0").parse().map_err(std::io::Error::other)?;
+    socket.bind(&local.into())?;
+    socket.connect_timeout(&to.into(), Duration::from_secs(5))?;
+    Ok(socket.into())
+}
+
+/// Sends `request` to `to` from the loopback address `from` and reads the whole response.
+#[track_caller]
+pub fn send_from(from: &str, to: SocketAddr, request: &Request) -> Response {
+    let mut stream = connect_from(from, to).unwrap_or_else(|e| panic!("connect from {from}: {e}"));
+    stream.set_read_timeout(Some(WAIT)).expect("read timeout");
+    stream.write_all(&request.to_bytes(to)).expect("writing the request");
+    let mut raw = Vec::new();
+    if let Err(e) = stream.read_to_end(&mut raw) {
+        assert!(!raw.is_empty(), "reading the response from {to}: {e}");
+    }
+    Response::parse(&raw)
 }
 
 /// Standard base64 (with padding), for `Authorization: Basic` in tests.

@@ -25,6 +25,7 @@ use hyper::header::{
 use hyper::{Request, Response, StatusCode};
 
 use crate::Router;
+use crate::metrics::Counted;
 use crate::respond::{self, Body, Failure};
 
 /// The peer address of a connection, put into request extensions by [`crate::serve`]; a program that
@@ -50,7 +51,7 @@ pub(crate) fn came_over_tls<B>(req: &Request<B>, peer: IpAddr, trusted: &[ipnet:
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
 }
 
-fn header<B>(req: &Request<B>, name: hyper::header::HeaderName) -> Option<&str> {
+pub(crate) fn header<B>(req: &Request<B>, name: hyper::header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -89,7 +90,13 @@ impl Router {
     {
         let started = std::time::Instant::now();
         let method = req.method().clone();
-        let (endpoint, mut resp) = self.dispatch(req).await;
+        let (counted, mut resp) = match crate::door::Route::of_path(req.uri().path()) {
+            Some(route) => (Counted::Door(route), self.door(route, req).await),
+            None => {
+                let (endpoint, resp) = self.dispatch(req).await;
+                (endpoint.map_or(Counted::NotFound, Counted::Api), resp)
+            }
+        };
         // Tokens, codes and profiles must never sit in a shared or browser cache (spec §5.8); one
         // header on every answer, errors included, is simpler than deciding which could be cached.
         resp.headers_mut().insert(
@@ -97,8 +104,12 @@ impl Router {
             hyper::header::HeaderValue::from_static("no-store"),
         );
         let took = started.elapsed();
-        self.metrics.record(endpoint, resp.status().as_u16(), took);
-        let route = endpoint.map_or("not_found", Endpoint::name);
+        self.metrics.record(counted, resp.status().as_u16(), took);
+        let route = match counted {
+            Counted::Api(e) => e.name(),
+            Counted::Door(r) => r.name(),
+            Counted::NotFound => "not_found",
+        };
         // One line per request: what and how it went, never parameters, bodies or headers.
         tracing::debug!(%method, route, status = resp.status().as_u16(), micros = took.as_micros() as u64, "request");
         resp
@@ -164,20 +175,10 @@ impl Router {
         }
         let meta = endpoint.metadata();
         let now = self.service.now();
-        let host = header(&req, HOST).or_else(|| req.uri().host()).unwrap_or("");
-        let portal = self.service.portal_for_host(host).await?;
-        let peer =
-            req.extensions().get::<PeerAddr>().map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.ip());
-        let forwarded = req.headers().get_all("x-forwarded-for").iter().map(|v| v.as_bytes());
-        let client = crate::client_ip(peer, forwarded, &self.config.trusted_proxies);
+        let host = header(&req, HOST).or_else(|| req.uri().host()).unwrap_or("").to_owned();
+        let ctx = self.context(&req, &host).await?;
+        let (peer, _) = self.peer_of(&req);
         let secure = came_over_tls(&req, peer, &self.config.trusted_proxies);
-        let ctx = RequestContext {
-            portal,
-            client_ip: client.ip,
-            client_ip_known: client.known,
-            user_agent: header(&req, USER_AGENT).map(|ua| ua.chars().take(256).collect()),
-            device: cookie(&req, respond::DEVICE_COOKIE).map(str::to_owned),
-        };
         let token = bearer_token(&req);
         // Basic is a credentials carrier on the credential endpoints only (spec §2).
         let basic =
@@ -332,6 +333,35 @@ impl Router {
         }
     }
 
+    /// The request's portal (by `host`) and client, as every capability takes them.
+    ///
+    /// Not `async` itself: the request (whose body need not be `Sync`) is read before the future
+    /// that looks the portal up, so that future stays `Send`.
+    pub(crate) fn context<B>(
+        &self,
+        req: &Request<B>,
+        host: &str,
+    ) -> impl std::future::Future<Output = Result<RequestContext, Failure>> + Send + use<B> {
+        let (peer, _) = self.peer_of(req);
+        let forwarded = req.headers().get_all("x-forwarded-for").iter().map(|v| v.as_bytes());
+        let client = crate::client_ip(peer, forwarded, &self.config.trusted_proxies);
+        let user_agent: Option<String> =
+            header(req, USER_AGENT).map(|ua| ua.chars().take(256).collect());
+        let device = cookie(req, respond::DEVICE_COOKIE).map(str::to_owned);
+        let service = self.service.clone();
+        let host = host.to_owned();
+        async move {
+            let portal = service.portal_for_host(&host).await?;
+            Ok(RequestContext {
+                portal,
+                client_ip: client.ip,
+                client_ip_known: client.known,
+                user_agent,
+                device,
+            })
+        }
+    }
+
     async fn session(
         &self,
         ctx: &RequestContext,
@@ -430,7 +460,7 @@ fn too_large(limit: usize) -> Failure {
 }
 
 /// The token of a token-holder request: `Authorization` (raw or `Bearer`) when present, else the cookie.
-fn bearer_token<B>(req: &Request<B>) -> Option<SecretString> {
+pub(crate) fn bearer_token<B>(req: &Request<B>) -> Option<SecretString> {
     if let Some(auth) = header(req, AUTHORIZATION) {
         let auth = auth.trim();
         let token = match auth.split_once(' ') {

@@ -10,6 +10,7 @@
 
 mod api;
 pub mod client;
+mod door;
 mod metrics;
 mod respond;
 mod serve;
