@@ -79,8 +79,11 @@ fn nginx_sends_browsers_to_the_sign_in_page_and_signed_in_users_through() {
     );
 
     // The sign-in page itself is served through the proxy without a check.
-    let page = nginx.send(Request::get("/login").header("Accept", "text/html"));
-    assert!(page.status != 302 && page.status != 401, "{}", page.status);
+    let page = nginx
+        .send(Request::get("/login?return=https://evil.example/").header("Accept", "text/html"));
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(page.text().contains("id=\"app\""), "{}", page.text());
+    assert!(!page.text().contains("evil.example"), "an open redirect: {}", page.text());
 
     // A logged-out token is refused at the door on the next request.
     let logout =

@@ -21,6 +21,8 @@ mod robustness;
 mod scaleout;
 /// The second security round (issue 12): bypasses found by review, each pinned over real HTTP.
 mod security;
+/// The sign-in page in headless Chromium: every step, photographed.
+mod sign_in;
 /// Social login (OpenID Connect) against a real OpenID provider on loopback HTTPS.
 mod social;
 /// Starting and stopping `serve`: data directory set-up, the first administrator, config errors.

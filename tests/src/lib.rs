@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
+pub mod browser;
 pub mod nginx;
 pub mod oidc;
 pub mod tls;

@@ -386,7 +386,7 @@ impl Router {
     }
 
     /// Reads the body (bounded in size and time) and builds the parameter bag: path > query > body.
-    async fn read_params<B>(
+    pub(crate) async fn read_params<B>(
         &self,
         capture: Option<String>,
         basic: Option<String>,

@@ -128,14 +128,16 @@ impl Router {
         }
         let result = match route {
             Route::Verify | Route::Forward => self.forward_auth(route, req).await,
-            Route::LoginPage | Route::LoginTotp => {
-                drop(req);
-                Ok(page::script())
-            }
+            Route::LoginPage => self.login_page(req).await,
             Route::LoginScript => Ok(page::script()),
             Route::LoginStyle => Ok(page::style()),
+            Route::LoginTotp => self.login_totp(req).await,
         };
-        result.unwrap_or_else(|f| f.into_response(Format::Json))
+        let mut resp = result.unwrap_or_else(|f| f.into_response(Format::Json));
+        if !matches!(route, Route::Verify | Route::Forward) {
+            page::secure_headers(&mut resp);
+        }
+        resp
     }
 
     /// The peer, and whether it is a trusted proxy whose forwarding headers may be believed.
