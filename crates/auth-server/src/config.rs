@@ -165,6 +165,7 @@ enum Kind {
     U32,
     U64,
     List,
+    Bool,
 }
 
 /// Every configuration key, by its dotted path in the TOML file.
@@ -177,6 +178,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("database.path", Kind::Str),
     ("database.url", Kind::Str),
     ("database.pool_size", Kind::U64),
+    ("database.allow_plaintext", Kind::Bool),
     ("http.body_limit_bytes", Kind::U64),
     ("http.header_timeout_secs", Kind::U64),
     ("http.body_timeout_secs", Kind::U64),
@@ -304,6 +306,7 @@ struct RawDatabase {
     path: Option<PathBuf>,
     url: Option<String>,
     pool_size: Option<u64>,
+    allow_plaintext: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -492,6 +495,20 @@ impl Config {
             lower.starts_with("postgres://") || lower.starts_with("postgresql://")
         });
         let database_url = url.filter(|_| is_postgres).map(str::to_owned);
+        if let Some(url) = &database_url {
+            // Passwords and every user's data cross the network: plain text only on this machine,
+            // or when the operator says the network is trusted.
+            let tls = auth_postgres::tls::tls_settings(url)
+                .map_err(|e| anyhow::anyhow!("database.url: {e}"))?;
+            if !tls.mode.always_encrypted() && !tls.only_loopback() && !raw.database.allow_plaintext
+            {
+                bail!(
+                    "database.url: the database is not on this machine and the URL does not ask for TLS; \
+                     add sslmode=verify-full (with sslrootcert=CA file), or set database.allow_plaintext = true \
+                     for a trusted network"
+                );
+            }
+        }
         let database_path = match url.filter(|_| !is_postgres) {
             None => in_data_dir(raw.database.path, "auth.db"),
             Some(url) => database_url_path(url)?,
@@ -705,6 +722,7 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> anyhow::Result
             "BOOTSTRAP",
             "OUTBOUND",
             "SOCIAL",
+            "TLS",
         ];
         let rest = name.strip_prefix(ENV_PREFIX).unwrap_or(name);
         if name.contains("__") || sections.iter().any(|s| rest.starts_with(&format!("{s}_"))) {
@@ -717,6 +735,11 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> anyhow::Result
     let value = value.trim();
     let parsed = match kind {
         Kind::Str => toml::Value::String(value.to_owned()),
+        Kind::Bool => match value {
+            "true" => toml::Value::Boolean(true),
+            "false" => toml::Value::Boolean(false),
+            _ => bail!("{name}: {value:?} is neither true nor false"),
+        },
         Kind::U32 => toml::Value::Integer(i64::from(
             value
                 .parse::<u32>()
