@@ -71,6 +71,17 @@ async function run(cmd) {
     case "text":
       await page.waitForSelector(cmd.selector, { state: "visible" });
       return { text: (await page.textContent(cmd.selector)) || "" };
+    case "click_capture": {
+      // Clicks, and stops the first request that leaves for `prefix` (a provider the test plays
+      // itself), answering its URL.
+      const leaving = (url) => url.toString().startsWith(cmd.prefix);
+      await page.route(leaving, (route) => route.abort());
+      const request = page.waitForRequest((r) => leaving(r.url()));
+      await page.click(cmd.selector);
+      const r = await request;
+      await page.unroute(leaving);
+      return { url: r.url() };
+    }
     case "url":
       return { url: page.url() };
     case "wait_url":

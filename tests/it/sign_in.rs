@@ -5,7 +5,9 @@
 //! shows beside the QR code, as a person with a phone would.
 
 use auth_tests::browser::Browser;
-use auth_tests::{DataDir, Request, ServerOptions, TestServer};
+use auth_tests::{
+    DataDir, OidcAccount, OidcClient, OidcProvider, Request, ServerOptions, TestServer,
+};
 
 const EMAIL: &str = "ada@example.com";
 const PASSWORD: &str = "correct horse battery staple";
@@ -194,4 +196,103 @@ fn a_russian_portal_speaks_russian() {
     sign_in(&mut b, "не тот пароль");
     assert_eq!(b.text("#error"), "Неверная эл. почта или пароль.");
     b.screenshot("08-russian");
+}
+
+/// A social button: the browser goes to the provider with `state` and an S256 challenge, comes back
+/// to `/login/oauth/callback`, and the page signs in through the API with the code and the PKCE
+/// verifier (which the provider checks at the exchange). A callback whose state is not this
+/// browser's is refused.
+#[test]
+fn a_social_button_signs_in_with_state_and_pkce() {
+    const SECRET: &str = "portal-client-secret-for-tests-only";
+    const REDIRECT: &str = "https://portal.example/login/oauth/callback";
+    let ada = OidcAccount::new("ada-sub-1", Some(EMAIL), "Ada", "Lovelace");
+    let Some(idp) =
+        OidcProvider::start(vec![OidcClient::new("portal", SECRET, REDIRECT)], vec![ada])
+    else {
+        return;
+    };
+    let data = DataDir::new();
+    data.run_cli(&[
+        "user",
+        "add",
+        "--email",
+        EMAIL,
+        "--password",
+        PASSWORD,
+        "--first-name",
+        "Ada",
+        "--last-name",
+        "Lovelace",
+    ])
+    .ok();
+    data.run_cli(&[
+        "user",
+        "link",
+        "--email",
+        EMAIL,
+        "--provider",
+        "corp",
+        "--subject",
+        "ada-sub-1",
+    ])
+    .ok();
+    let config = data.path().join("social.toml");
+    let toml = format!(
+        "[[social.providers]]\nname = \"corp\"\nkind = \"oidc\"\nissuer = \"{}\"\nclient_id = \"portal\"\n\
+         client_secret = \"{SECRET}\"\nredirect_uri = \"{REDIRECT}\"\nca_file = \"{}\"\n",
+        idp.issuer(),
+        idp.ca_file().display()
+    );
+    std::fs::write(&config, toml).unwrap();
+    let s = TestServer::start_in(
+        data,
+        ServerOptions::new().env("AUTH_CONFIG", config.to_str().unwrap()),
+    );
+    let Some(mut b) = Browser::start() else { return };
+
+    b.goto(&format!("{}/login?return=/api/2.0/capabilities", s.base_url()));
+    assert_eq!(b.text("[data-provider=corp]"), "Continue with corp");
+    b.screenshot("09-social");
+    let url = b.click_capture("[data-provider=corp]", &idp.issuer());
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let params: Vec<(String, String)> =
+        form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("response_type"), Some("code"));
+    assert_eq!(get("client_id"), Some("portal"));
+    assert_eq!(get("redirect_uri"), Some(REDIRECT));
+    assert_eq!(get("code_challenge_method"), Some("S256"));
+    assert_eq!(get("code_challenge").map(str::len), Some(43));
+    let state = get("state").unwrap().to_owned();
+    assert!(state.len() >= 22, "{state}");
+
+    // The provider's page is played by the test: the code for Ada, issued against that challenge.
+    let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let code = idp.code_for("ada-sub-1", &pairs);
+
+    // A callback with another state is not this browser's: refused, and the start is spent.
+    let enc = |v: &str| form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    b.goto(&format!("{}/login/oauth/callback?code={}&state=forged", s.base_url(), enc(&code)));
+    assert_eq!(b.text("#error"), "Signing in with the provider did not work. Try again.");
+
+    // Again, for real this time: back with the code and the state, and on to `return`.
+    b.goto(&format!("{}/login?return=/api/2.0/capabilities", s.base_url()));
+    let url = b.click_capture("[data-provider=corp]", &idp.issuer());
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or("").to_owned();
+    let params: Vec<(String, String)> =
+        form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let state = pairs.iter().find(|(k, _)| *k == "state").unwrap().1.to_owned();
+    let code = idp.code_for("ada-sub-1", &pairs);
+    b.goto(&format!(
+        "{}/login/oauth/callback?code={}&state={}",
+        s.base_url(),
+        enc(&code),
+        enc(&state)
+    ));
+    b.wait_url("/api/2.0/capabilities");
+    let token = token_cookie(&mut b);
+    let me = s.send(Request::get("/api/2.0/people/@self").header("Authorization", &token));
+    assert_eq!(me.json()["response"]["email"], EMAIL);
 }

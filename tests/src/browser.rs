@@ -173,6 +173,15 @@ impl Browser {
             .map(str::to_owned)
     }
 
+    /// Clicks `selector` and answers the URL of the first request that leaves for `prefix`, which is
+    /// stopped there (the test plays that site itself).
+    #[track_caller]
+    pub fn click_capture(&mut self, selector: &str, prefix: &str) -> String {
+        let answer =
+            self.call(json!({"op": "click_capture", "selector": selector, "prefix": prefix}));
+        answer["url"].as_str().unwrap_or("").to_owned()
+    }
+
     /// The page's URL now.
     #[track_caller]
     pub fn url(&mut self) -> String {

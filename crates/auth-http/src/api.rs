@@ -71,13 +71,16 @@ fn login_method(login: Login) -> Result<LoginMethod, Failure> {
             password: Password::new(password.expose())
                 .map_err(|e| Failure::with_message(ErrorCode::BadRequest, e.to_string()))?,
         },
-        Login::Social { provider, access_token, code_oauth } => LoginMethod::Social {
-            provider,
-            proof: SocialProof {
-                access_token: access_token.map(|t| SecretString::new(t.expose())),
-                code_oauth: code_oauth.map(|c| SecretString::new(c.expose())),
-            },
-        },
+        Login::Social { provider, access_token, code_oauth, code_verifier } => {
+            LoginMethod::Social {
+                provider,
+                proof: SocialProof {
+                    access_token: access_token.map(|t| SecretString::new(t.expose())),
+                    code_oauth: code_oauth.map(|c| SecretString::new(c.expose())),
+                    code_verifier: code_verifier.map(|v| SecretString::new(v.expose())),
+                },
+            }
+        }
     })
 }
 
@@ -311,6 +314,7 @@ impl Router {
                 let proof = SocialProof {
                     access_token: r.access_token.map(|t| SecretString::new(t.expose())),
                     code_oauth: r.code_oauth.map(|c| SecretString::new(c.expose())),
+                    code_verifier: None,
                 };
                 self.service.links().link(&ctx, &session, &r.provider, &proof).await?;
                 Ok(respond::ok(format, true))
@@ -473,7 +477,7 @@ pub(crate) fn bearer_token<B>(req: &Request<B>) -> Option<SecretString> {
 }
 
 /// The first non-empty value of the cookie `name`.
-fn cookie<'r, B>(req: &'r Request<B>, name: &str) -> Option<&'r str> {
+pub(crate) fn cookie<'r, B>(req: &'r Request<B>, name: &str) -> Option<&'r str> {
     req.headers()
         .get_all(COOKIE)
         .iter()

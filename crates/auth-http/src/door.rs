@@ -36,6 +36,10 @@ pub(crate) enum Route {
     LoginStyle,
     /// `POST /login/totp`: the QR code of a TOTP key.
     LoginTotp,
+    /// `GET /login/oauth/start`: a social button, off to the provider with `state` and PKCE.
+    OAuthStart,
+    /// `GET /login/oauth/callback`: back from the provider with a code.
+    OAuthCallback,
 }
 
 impl Route {
@@ -47,6 +51,8 @@ impl Route {
         Route::LoginScript,
         Route::LoginStyle,
         Route::LoginTotp,
+        Route::OAuthStart,
+        Route::OAuthCallback,
     ];
 
     /// The route's position in [`Route::ALL`].
@@ -63,6 +69,8 @@ impl Route {
             Route::LoginScript => "/login/app.js",
             Route::LoginStyle => "/login/style.css",
             Route::LoginTotp => "/login/totp",
+            Route::OAuthStart => "/login/oauth/start",
+            Route::OAuthCallback => "/login/oauth/callback",
         }
     }
 
@@ -75,6 +83,8 @@ impl Route {
             Route::LoginScript => "login_script",
             Route::LoginStyle => "login_style",
             Route::LoginTotp => "login_totp",
+            Route::OAuthStart => "login_oauth_start",
+            Route::OAuthCallback => "login_oauth_callback",
         }
     }
 
@@ -83,7 +93,11 @@ impl Route {
     pub(crate) const fn method(self) -> Option<&'static str> {
         match self {
             Route::Verify | Route::Forward => None,
-            Route::LoginPage | Route::LoginScript | Route::LoginStyle => Some("GET"),
+            Route::LoginPage
+            | Route::LoginScript
+            | Route::LoginStyle
+            | Route::OAuthStart
+            | Route::OAuthCallback => Some("GET"),
             Route::LoginTotp => Some("POST"),
         }
     }
@@ -132,6 +146,8 @@ impl Router {
             Route::LoginScript => Ok(page::script()),
             Route::LoginStyle => Ok(page::style()),
             Route::LoginTotp => self.login_totp(req).await,
+            Route::OAuthStart => self.oauth_start(req).await,
+            Route::OAuthCallback => self.oauth_callback(req).await,
         };
         let mut resp = result.unwrap_or_else(|f| f.into_response(Format::Json));
         if !matches!(route, Route::Verify | Route::Forward) {
@@ -213,6 +229,124 @@ impl Router {
             }
         }
         resp
+    }
+}
+
+/// The cookie that carries the authorization-code flow from its start to its callback.
+const OAUTH_COOKIE: &str = "asc_oauth";
+
+/// How long a started social sign-in may take at the provider.
+const OAUTH_COOKIE_SECS: u32 = 600;
+
+fn oauth_cookie(value: &str, max_age: u32, secure: bool) -> Option<HeaderValue> {
+    let secure = if secure { "; Secure" } else { "" };
+    // Lax, not Strict: the provider sends the browser back with a top-level GET from its own site.
+    let cookie = format!(
+        "{OAUTH_COOKIE}={value}; Max-Age={max_age}; Path=/login/oauth; HttpOnly; SameSite=Lax{secure}"
+    );
+    HeaderValue::from_str(&cookie).ok()
+}
+
+/// Compares two strings in time that does not depend on where they differ.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Router {
+    /// `GET /login/oauth/start?provider=NAME[&return=URL]`: a fresh `state` and PKCE pair in the
+    /// `asc_oauth` cookie, and a 302 to the provider's authorization endpoint.
+    async fn oauth_start<B>(&self, req: Request<B>) -> Result<Response<Body>, Failure> {
+        let host = header(&req, HOST).unwrap_or("").to_owned();
+        let query = req.uri().query().unwrap_or("").to_owned();
+        let (peer, _) = self.peer_of(&req);
+        let secure = crate::api::came_over_tls(&req, peer, &self.config.trusted_proxies);
+        let ctx = self.context(&req, &host).await?;
+        let providers = self.service.social_providers(&ctx.portal);
+        let params = auth_wire::Params::builder().query(&query).build();
+        let failed = |error| {
+            page::render(
+                &ctx.portal,
+                &providers,
+                &page::PageState { error: Some(error), ..Default::default() },
+            )
+        };
+        let Ok(request) = auth_wire::door::OAuthStartRequest::try_from(&params) else {
+            return Ok(failed("oauth_failed"));
+        };
+        let back = request.return_to.and_then(|r| allowed_return(r, &ctx.portal.hosts, &host));
+        let started = match self.service.oauth_start(&ctx.portal, &request.provider).await {
+            Ok(Some(started)) => started,
+            Ok(None) => return Ok(failed("oauth_failed")),
+            Err(e) => {
+                tracing::warn!(provider = %request.provider, error = %e, "cannot start a social sign-in");
+                return Ok(failed("provider_unavailable"));
+            }
+        };
+        let (url, pkce) = started;
+        let cookie = auth_wire::door::OAuthCookie {
+            state: pkce.state.expose().to_owned(),
+            verifier: pkce.verifier.expose().to_owned(),
+            provider: request.provider.clone(),
+            return_to: back.map(|b| b.as_str().to_owned()),
+        };
+        let mut resp = Response::new(Body::new(Bytes::new()));
+        *resp.status_mut() = StatusCode::FOUND;
+        let location = HeaderValue::from_str(&url).map_err(|_| {
+            Failure::with_message(ErrorCode::Internal, "unusable authorization URL")
+        })?;
+        resp.headers_mut().insert(LOCATION, location);
+        if let Some(v) = oauth_cookie(&cookie.encode(), OAUTH_COOKIE_SECS, secure) {
+            resp.headers_mut().append(hyper::header::SET_COOKIE, v);
+        }
+        Ok(resp)
+    }
+
+    /// `GET /login/oauth/callback?code=…&state=…`: the state must be the cookie's; then the page
+    /// finishes the login through the API (`provider`, `codeOAuth`, `codeVerifier`), so the social
+    /// login's throttles and second factors apply as to any client.
+    async fn oauth_callback<B>(&self, req: Request<B>) -> Result<Response<Body>, Failure> {
+        let host = header(&req, HOST).unwrap_or("").to_owned();
+        let query = req.uri().query().unwrap_or("").to_owned();
+        let (peer, _) = self.peer_of(&req);
+        let secure = crate::api::came_over_tls(&req, peer, &self.config.trusted_proxies);
+        let cookie =
+            crate::api::cookie(&req, OAUTH_COOKIE).and_then(auth_wire::door::OAuthCookie::decode);
+        let ctx = self.context(&req, &host).await?;
+        let providers = self.service.social_providers(&ctx.portal);
+        let params = auth_wire::Params::builder().query(&query).build();
+        let answer = auth_wire::door::OAuthCallbackRequest::try_from(&params).unwrap_or_default();
+        let matched = match (&cookie, &answer.state, &answer.code, &answer.error) {
+            (Some(c), Some(state), Some(code), None) if same_secret(&c.state, state) => {
+                Some((c, code))
+            }
+            _ => None,
+        };
+        let mut resp = match matched {
+            Some((c, code)) => {
+                let back = c
+                    .return_to
+                    .as_deref()
+                    .and_then(ReturnTo::parse)
+                    .and_then(|r| allowed_return(r, &ctx.portal.hosts, &host));
+                let state = page::PageState {
+                    return_to: back.as_ref().map(ReturnTo::as_str),
+                    oauth: Some((c.provider.as_str(), code.as_str(), c.verifier.as_str())),
+                    ..Default::default()
+                };
+                page::render(&ctx.portal, &providers, &state)
+            }
+            None => {
+                // A state that is not this browser's is a forged or replayed callback (or an old tab).
+                tracing::info!(provider_error = ?answer.error, "social sign-in callback refused");
+                let state = page::PageState { error: Some("oauth_failed"), ..Default::default() };
+                page::render(&ctx.portal, &providers, &state)
+            }
+        };
+        // One callback per start: the cookie is spent either way.
+        if let Some(v) = oauth_cookie("", 0, secure) {
+            resp.headers_mut().append(hyper::header::SET_COOKIE, v);
+        }
+        Ok(resp)
     }
 }
 

@@ -444,6 +444,8 @@ async fn every_front_door_route_is_routed_and_counted() {
         ("/login/app.js", "login_script", Some("GET")),
         ("/login/style.css", "login_style", Some("GET")),
         ("/login/totp", "login_totp", Some("POST")),
+        ("/login/oauth/start", "login_oauth_start", Some("GET")),
+        ("/login/oauth/callback", "login_oauth_callback", Some("GET")),
     ];
     let mut answered = Vec::new();
     for (path, name, method) in routes {

@@ -178,6 +178,131 @@ pub fn otpauth_uri(issuer: &str, account: &str, key: &str) -> String {
     )
 }
 
+/// `GET /login/oauth/start`: which provider's button was pressed, and where to go afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthStartRequest {
+    /// `provider`, lower-cased.
+    pub provider: String,
+    /// `return`, when it parses as a candidate.
+    pub return_to: Option<ReturnTo>,
+}
+
+impl TryFrom<&Params> for OAuthStartRequest {
+    type Error = RequestError;
+
+    fn try_from(params: &Params) -> Result<Self, RequestError> {
+        let provider = params.get("provider").map(str::trim).unwrap_or("");
+        if provider.is_empty() {
+            return Err(RequestError::Empty("provider"));
+        }
+        Ok(Self {
+            provider: provider.to_ascii_lowercase(),
+            return_to: params.get("return").and_then(ReturnTo::parse),
+        })
+    }
+}
+
+/// `GET /login/oauth/callback`: the provider's answer (RFC 6749 §4.1.2): a code and the state, or
+/// an error.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct OAuthCallbackRequest {
+    /// `code`.
+    pub code: Option<String>,
+    /// `state`.
+    pub state: Option<String>,
+    /// `error`, when the provider refused (the user said no, or a bad request).
+    pub error: Option<String>,
+}
+
+impl std::fmt::Debug for OAuthCallbackRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthCallbackRequest").field("error", &self.error).finish_non_exhaustive()
+    }
+}
+
+impl Drop for OAuthCallbackRequest {
+    fn drop(&mut self) {
+        if let Some(code) = &mut self.code {
+            zeroize::Zeroize::zeroize(code);
+        }
+    }
+}
+
+impl TryFrom<&Params> for OAuthCallbackRequest {
+    type Error = RequestError;
+
+    fn try_from(params: &Params) -> Result<Self, RequestError> {
+        let get =
+            |name| params.get(name).map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+        Ok(Self { code: get("code"), state: get("state"), error: get("error") })
+    }
+}
+
+/// What the browser keeps between the start of the authorization-code flow and its callback, in
+/// the `asc_oauth` cookie: the state to compare, the PKCE verifier, the provider and `return`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OAuthCookie {
+    /// The `state` sent to the provider.
+    pub state: String,
+    /// The PKCE code verifier.
+    pub verifier: String,
+    /// The provider's name.
+    pub provider: String,
+    /// Where to go afterwards (as it was checked at the start; checked again at the callback).
+    pub return_to: Option<String>,
+}
+
+impl std::fmt::Debug for OAuthCookie {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthCookie").field("provider", &self.provider).finish_non_exhaustive()
+    }
+}
+
+impl Drop for OAuthCookie {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.verifier);
+    }
+}
+
+impl OAuthCookie {
+    /// The cookie value: four base64url fields joined by `.` (cookie-safe characters only).
+    pub fn encode(&self) -> String {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s.as_bytes());
+        [
+            b64(&self.state),
+            b64(&self.verifier),
+            b64(&self.provider),
+            b64(self.return_to.as_deref().unwrap_or("")),
+        ]
+        .join(".")
+    }
+
+    /// Reads a cookie value written by [`OAuthCookie::encode`]; `None` for anything else.
+    pub fn decode(value: &str) -> Option<OAuthCookie> {
+        use base64::Engine as _;
+        let field = |s: &str| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(s.as_bytes())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+        };
+        let mut parts = value.split('.');
+        let (Some(state), Some(verifier), Some(provider), Some(back), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let back = field(back)?;
+        Some(OAuthCookie {
+            state: field(state)?,
+            verifier: field(verifier)?,
+            provider: field(provider)?,
+            return_to: Some(back).filter(|b| !b.is_empty()),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +337,22 @@ mod tests {
         ] {
             check(bad, None);
         }
+    }
+
+    #[test]
+    fn the_oauth_cookie_round_trips() {
+        let c = OAuthCookie {
+            state: "s1".into(),
+            verifier: "v".repeat(43),
+            provider: "corp.id".into(),
+            return_to: Some("/docs?a=1".into()),
+        };
+        let back = OAuthCookie::decode(&c.encode()).unwrap();
+        assert_eq!((back.state.as_str(), back.provider.as_str()), ("s1", "corp.id"));
+        assert_eq!(back.return_to.as_deref(), Some("/docs?a=1"));
+        assert!(c.encode().bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
+        assert!(OAuthCookie::decode("a.b").is_none());
+        assert!(!format!("{c:?}").contains("vvvv"));
     }
 
     #[test]

@@ -136,6 +136,7 @@ const EN: Words = Words {
         ("other", "Something went wrong. Try again."),
         ("resend_in", "You can ask for a new code in {s} s."),
         ("sent", "A new code is on its way."),
+        ("oauth_failed", "Signing in with the provider did not work. Try again."),
     ],
 };
 
@@ -183,6 +184,7 @@ const RU: Words = Words {
         ("other", "Что-то пошло не так. Попробуйте снова."),
         ("resend_in", "Новый код можно запросить через {s} с."),
         ("sent", "Новый код отправлен."),
+        ("oauth_failed", "Не удалось войти через сервис. Попробуйте снова."),
     ],
 };
 
@@ -203,14 +205,30 @@ fn field(id: &str, label: &str, kind: &str, autocomplete: &str, mode: Option<&st
     }
 }
 
+/// What one rendering of the page says beyond the portal's words.
+#[derive(Default)]
+pub(super) struct PageState<'a> {
+    /// Where to go after signing in (already checked against the portal's hosts).
+    pub(super) return_to: Option<&'a str>,
+    /// An error to show at once (a key of the messages).
+    pub(super) error: Option<&'static str>,
+    /// Back from a provider: its name, the code and the PKCE verifier, for the script's API call.
+    pub(super) oauth: Option<(&'a str, &'a str, &'a str)>,
+}
+
 /// The whole page: every step is in it, the script shows one at a time.
 fn page(
     w: &Words,
     portal: &str,
-    return_to: Option<&ReturnTo>,
+    state: &PageState<'_>,
     providers: &[String],
     resend_secs: i64,
 ) -> Markup {
+    let return_to = state.return_to;
+    let (oauth_provider, oauth_code, oauth_verifier) = match state.oauth {
+        Some((p, c, v)) => (Some(p), Some(c), Some(v)),
+        None => (None, None, None),
+    };
     html! {
         (DOCTYPE)
         html lang=(w.lang) {
@@ -223,7 +241,14 @@ fn page(
                 script src="/login/app.js" defer {}
             }
             body {
-                main #app data-return=[return_to.map(ReturnTo::as_str)] data-resend-secs=(resend_secs) {
+                main #app
+                    data-return=[return_to]
+                    data-resend-secs=(resend_secs)
+                    data-error=[state.error]
+                    data-oauth-provider=[oauth_provider]
+                    data-oauth-code=[oauth_code]
+                    data-oauth-verifier=[oauth_verifier]
+                {
                     header {
                         p.portal { (portal) }
                         h1 { (w.title) }
@@ -239,7 +264,7 @@ fn page(
                             p.or { span { (w.or) } }
                             div.social {
                                 @for p in providers {
-                                    button.secondary type="button" data-provider=(p) disabled {
+                                    button.secondary type="button" data-provider=(p) {
                                         (w.continue_with) " " (p)
                                     }
                                 }
@@ -314,6 +339,21 @@ fn totp_fragment(w: &Words, uri: &str, key: &str) -> Result<Markup, Failure> {
     })
 }
 
+/// The page in the portal's words, for the request's portal.
+pub(super) fn render(
+    portal: &auth_core::Portal,
+    providers: &[String],
+    state: &PageState<'_>,
+) -> Response<Body> {
+    let settings = &portal.settings;
+    // "Send again" waits for the portal's resend cool-down, which the API would refuse sooner.
+    let resend = settings.sms.resend_cooldown.as_secs().max(1);
+    html_response(
+        StatusCode::OK,
+        page(words(settings.language), &portal.name, state, providers, resend),
+    )
+}
+
 impl Router {
     /// `GET /login`.
     pub(super) async fn login_page<B>(&self, req: Request<B>) -> Result<Response<Body>, Failure> {
@@ -325,12 +365,9 @@ impl Router {
         // An unchecked `return` would make this page an open redirect: only the portal's own hosts.
         let back = request.return_to.and_then(|r| allowed_return(r, &ctx.portal.hosts, &host));
         let providers = self.service.social_providers(&ctx.portal);
-        let settings = &ctx.portal.settings;
-        let w = words(settings.language);
-        // "Send again" waits for the portal's resend cool-down, which the API would refuse sooner.
-        let resend = settings.sms.resend_cooldown.as_secs().max(1);
-        let markup = page(w, &ctx.portal.name, back.as_ref(), &providers, resend);
-        Ok(html_response(StatusCode::OK, markup))
+        let state =
+            PageState { return_to: back.as_ref().map(ReturnTo::as_str), ..PageState::default() };
+        Ok(render(&ctx.portal, &providers, &state))
     }
 
     /// `POST /login/totp`: the QR code of the key the API's step 1 answered, for this portal's issuer.
@@ -367,14 +404,15 @@ mod tests {
     #[test]
     fn the_page_labels_its_fields_and_keeps_return_only_when_given() {
         let back = ReturnTo::parse("/docs?a=1&b=\"x\"").unwrap();
-        let html = page(&RU, "Портал <1>", Some(&back), &["corp".to_owned()], 30).into_string();
+        let state = PageState { return_to: Some(back.as_str()), ..PageState::default() };
+        let html = page(&RU, "Портал <1>", &state, &["corp".to_owned()], 30).into_string();
         for label in ["Эл. почта", "Пароль", "Номер телефона", "Код"] {
             assert!(html.contains(&format!(">{label}</label>")), "{label} in {html}");
         }
         assert!(html.contains("data-return=\"/docs?a=1&amp;b=&quot;x&quot;\""), "{html}");
         assert!(html.contains("Портал &lt;1&gt;"));
         assert!(html.contains("data-provider=\"corp\""));
-        let html = page(&EN, "P", None, &[], 30).into_string();
+        let html = page(&EN, "P", &PageState::default(), &[], 30).into_string();
         assert!(!html.contains("data-return"), "{html}");
         assert!(!html.contains("<script>"), "no inline script under the CSP");
     }

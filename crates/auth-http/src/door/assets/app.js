@@ -1,7 +1,8 @@
 //! The sign-in page's script (spec §10, decision 0006): it walks the steps of a login through the
 //! public API (`/api/2.0/authentication`, `setphone`, `sendsms`, `{code}`, `people/@self`, `logout`)
-//! exactly as any client does, keeping the typed password in memory only, as the API asks for it on
-//! every step. It never stores anything; the API's `asc_auth_key` cookie is the session.
+//! exactly as any client does, keeping the typed password (or, back from a social provider, its
+//! code and PKCE verifier) in memory only, as the API asks for them on every step. It never stores
+//! anything; the API's `asc_auth_key` cookie is the session.
 "use strict";
 
 (function () {
@@ -14,7 +15,8 @@
   // The portal's resend cool-down: the API refuses `sendsms` sooner.
   const RESEND_COOLDOWN_SECS = Number(app.dataset.resendSecs) || 30;
 
-  let login = null; // { userName, password } while a login is under way.
+  // { userName, password } or { provider, codeOAuth, codeVerifier } while a login is under way.
+  let login = null;
   let resendTimer = null;
 
   function message(key, seconds) {
@@ -86,7 +88,10 @@
   }
 
   function credentials(extra) {
-    return Object.assign({ userName: login.userName, password: login.password }, extra || {});
+    const base = login.provider
+      ? { provider: login.provider, codeOAuth: login.codeOAuth, codeVerifier: login.codeVerifier }
+      : { userName: login.userName, password: login.password };
+    return Object.assign(base, extra || {});
   }
 
   async function signedIn() {
@@ -128,7 +133,7 @@
     $("totp-intro").hidden = !!tfaKey;
     if (tfaKey) {
       // The server draws the QR code of the otpauth:// URI; POST keeps the key out of any URL.
-      const form = new URLSearchParams({ account: login.userName, key: tfaKey });
+      const form = new URLSearchParams({ account: login.userName || login.provider, key: tfaKey });
       try {
         const r = await fetch("/login/totp", {
           method: "POST",
@@ -246,6 +251,39 @@
     clearMessages();
     show("step-password");
   });
+
+  // A social button: off to the provider through the server, which keeps `state` and PKCE.
+  for (const button of document.querySelectorAll("[data-provider]")) {
+    button.addEventListener("click", () => {
+      let url = "/login/oauth/start?provider=" + encodeURIComponent(button.dataset.provider);
+      if (returnTo) url += "&return=" + encodeURIComponent(returnTo);
+      window.location.assign(url);
+    });
+  }
+
+  if (app.dataset.error) showError(app.dataset.error);
+
+  // Back from a provider: the code goes to the API like any client's `codeOAuth`.
+  if (app.dataset.oauthProvider) {
+    login = {
+      provider: app.dataset.oauthProvider,
+      codeOAuth: app.dataset.oauthCode,
+      codeVerifier: app.dataset.oauthVerifier,
+    };
+    // The code is single-use: a reload must not send it again, nor keep it in the history.
+    window.history.replaceState(null, "", "/login");
+    (async () => {
+      const r = await api("POST", "/api/2.0/authentication", credentials());
+      if (!r.ok) {
+        login = null;
+        show("step-password");
+        showError(r.code === "invalid_credentials" ? "oauth_failed" : r.code);
+        return;
+      }
+      await next(r, false);
+    })();
+    return;
+  }
 
   // Already signed in: go back at once, or say who.
   (async () => {
