@@ -113,6 +113,27 @@ __auth_pg_current_exit_trap() {
     echo "$3"
 }
 
+# A throwaway CA and a certificate for 127.0.0.1 in directory $1 (the key and certificate in $1/data),
+# so the tests can connect with sslmode=verify-full; needs the openssl command.
+__auth_pg_tls() {
+    local d="$1"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj "/CN=auth-tests PostgreSQL CA" -keyout "$d/ca.key" -out "$d/ca.pem" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        >/dev/null 2>&1 || return 1
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+        -keyout "$d/data/server.key" -out "$d/server.csr" >/dev/null 2>&1 || return 1
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n' >"$d/ext.cnf"
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
+        -out "$d/data/server.crt" -extfile "$d/ext.cnf" >/dev/null 2>&1 || return 1
+    # PostgreSQL refuses a key that others can read; the owner runs the server.
+    chmod 600 "$d/data/server.key" || return 1
+    if [[ "$(id -u)" == 0 ]]; then
+        chown postgres: "$d/data/server.key" "$d/data/server.crt" || return 1
+    fi
+    chmod 644 "$d/ca.pem"
+}
+
 __auth_pg_start() {
     __auth_pg_bin="$(__auth_pg_find_bin)"
     if [[ -z "${__auth_pg_bin}" ]]; then
@@ -156,6 +177,14 @@ __auth_pg_start() {
     # their time on locking and logic instead of waiting for the disk. Production keeps the defaults.
     local opts="-c listen_addresses=127.0.0.1 -p ${port} -k ${__auth_pg_dir}"
     opts+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    # TLS beside plain connections, for the sslmode=verify-full tests (AUTH_TEST_POSTGRES_CA).
+    __auth_pg_ca=""
+    if command -v openssl >/dev/null 2>&1 && __auth_pg_tls "${__auth_pg_dir}"; then
+        opts+=" -c ssl=on -c ssl_cert_file=${__auth_pg_dir}/data/server.crt -c ssl_key_file=${__auth_pg_dir}/data/server.key"
+        __auth_pg_ca="${__auth_pg_dir}/ca.pem"
+    else
+        __auth_pg_log "no openssl: the cluster runs without TLS and the TLS tests skip"
+    fi
     if ! __auth_pg_as_owner "${__auth_pg_bin}/pg_ctl" -D "${__auth_pg_dir}/data" \
         -l "${__auth_pg_dir}/server.log" -o "$opts" -w -t 60 start >/dev/null; then
         __auth_pg_log "pg_ctl start failed:"
@@ -193,6 +222,10 @@ __auth_pg_main() {
         trap __auth_pg_exit_trap EXIT
     fi
     export AUTH_TEST_POSTGRES_URL="$url"
+    if [[ -n "${__auth_pg_ca}" ]]; then
+        export AUTH_TEST_POSTGRES_CA="${__auth_pg_ca}"
+        __auth_pg_log "AUTH_TEST_POSTGRES_CA=${AUTH_TEST_POSTGRES_CA} (TLS on)"
+    fi
     __auth_pg_log "PostgreSQL $("${__auth_pg_bin}/postgres" --version | awk '{print $3}') on 127.0.0.1:${__auth_pg_port}, data in ${__auth_pg_dir}"
     __auth_pg_log "AUTH_TEST_POSTGRES_URL=${AUTH_TEST_POSTGRES_URL}"
 }

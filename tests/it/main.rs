@@ -9,6 +9,8 @@ mod cli;
 mod faults;
 /// Every API flow over real HTTP: logins, second factors, tokens, formats, bodies, portals, refusals.
 mod flows;
+/// Forward auth behind a real nginx and `/auth/verify` / `/auth/forward` spoken to directly.
+mod forward_auth;
 /// Hostile input over real HTTP: the corpus in `tests/data/hostile/`, 4xx envelopes, never a 5xx or a hang.
 mod hostile;
 /// The migration from ONLYOFFICE / R7-Office: `import onlyoffice` from a real MariaDB, `user import --jsonl`.
@@ -25,6 +27,8 @@ mod robustness;
 mod scaleout;
 /// The second security round (issue 12): bypasses found by review, each pinned over real HTTP.
 mod security;
+/// The sign-in page in headless Chromium: every step, photographed.
+mod sign_in;
 /// Real SMS delivery: each provider's HTTP API and the signed webhook against contract-checking fakes
 /// on HTTPS, the failure classes, `sms test`, routing, and exactly-once delivery from two nodes.
 mod sms_providers;
@@ -32,3 +36,5 @@ mod sms_providers;
 mod social;
 /// Starting and stopping `serve`: data directory set-up, the first administrator, config errors.
 mod startup;
+/// The TLS listener: HTTPS, ALPN, `Secure` cookies, certificates reloaded on SIGHUP.
+mod tls;

@@ -5,10 +5,9 @@
 //! a proxy, so the test chooses the client addresses it forwards.
 
 use std::io::Write as _;
-use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use auth_tests::{DataDir, Request, Response, ServerOptions, TestServer};
+use auth_tests::{DataDir, Request, Response, ServerOptions, TestServer, connect_from};
 use serde_json::Value;
 
 const EMAIL: &str = "ada@example.com";
@@ -88,14 +87,6 @@ fn issue_12_every_answer_is_no_store() {
 }
 
 /// A TCP connection to `to` from the loopback address `from` (Linux answers on all of 127.0.0.0/8).
-fn connect_from(from: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-    let local: SocketAddr = format!("{from}:0").parse().map_err(std::io::Error::other)?;
-    socket.bind(&local.into())?;
-    socket.connect_timeout(&to.into(), Duration::from_secs(5))?;
-    Ok(socket.into())
-}
-
 /// Finding 8: a flood of slow-body connections from one address cannot take every connection of the
 /// server; `/healthz` and a normal login from elsewhere are answered at once.
 #[test]

@@ -32,20 +32,24 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
+pub mod browser;
 pub mod https;
 pub mod mariadb;
+pub mod nginx;
 pub mod oidc;
 pub mod slapd;
 pub mod sms;
+pub mod tls;
 pub mod upstream;
 pub use oidc::{ClientAuth, OidcAccount, OidcClient, OidcProvider};
 pub use slapd::{LdapUser, Slapd, Transport};
+pub use tls::{TestCa, TlsConnection};
 
 /// The longest any harness wait lasts (server start, SMS delivery, process exit, HTTP answer).
 pub const WAIT: Duration = Duration::from_secs(30);
 
-/// The line `serve` prints once its socket is bound.
-const LISTENING: &str = "listening on http://";
+/// The line `serve` prints once its socket is bound, before `http://ADDR` or `https://ADDR`.
+const LISTENING: &str = "listening on ";
 
 /// Environment given to every child: cheap hashing, a fast outbox, plain logs.
 const TEST_ENV: &[(&str, &str)] = &[
@@ -357,6 +361,7 @@ pub struct StartFailure {
 pub struct TestServer {
     child: Child,
     addr: SocketAddr,
+    scheme: &'static str,
     data: Option<DataDir>,
     options: ServerOptions,
     stdout: Arc<Mutex<Vec<String>>>,
@@ -425,13 +430,16 @@ impl TestServer {
         });
 
         let deadline = Instant::now() + WAIT;
-        let addr = loop {
+        let (scheme, addr) = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines.recv_timeout(left) {
                 Ok(line) => {
-                    if let Some(addr) = line.strip_prefix(LISTENING) {
-                        break addr.trim().parse::<SocketAddr>().expect("a socket address");
-                    }
+                    let Some(url) = line.strip_prefix(LISTENING) else { continue };
+                    let (scheme, addr) = match url.strip_prefix("https://") {
+                        Some(addr) => ("https", addr),
+                        None => ("http", url.strip_prefix("http://").expect("http:// or https://")),
+                    };
+                    break (scheme, addr.trim().parse::<SocketAddr>().expect("a socket address"));
                 }
                 Err(_) => {
                     // Stdout closed (the server exited) or the deadline passed: report what it said.
@@ -449,7 +457,7 @@ impl TestServer {
                 }
             }
         };
-        Ok(TestServer { child, addr, data: Some(data), options, stdout, stderr })
+        Ok(TestServer { child, addr, scheme, data: Some(data), options, stdout, stderr })
     }
 
     /// The bound address.
@@ -457,9 +465,17 @@ impl TestServer {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` when it listens with TLS).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, …) to the server process.
+    #[track_caller]
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args([&format!("-{name}"), &pid]).status().expect("kill");
+        assert!(sent.success(), "kill -{name} {pid} failed");
     }
 
     /// The data directory.
@@ -587,6 +603,7 @@ pub struct Request {
     path: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    keep_alive: bool,
 }
 
 impl Request {
@@ -597,7 +614,14 @@ impl Request {
             path: path.to_owned(),
             headers: Vec::new(),
             body: Vec::new(),
+            keep_alive: false,
         }
+    }
+
+    /// Leaves out `Connection: close`, for a connection that carries more requests.
+    pub fn keep_alive(mut self) -> Self {
+        self.keep_alive = true;
+        self
     }
 
     /// `GET path`.
@@ -642,7 +666,10 @@ impl Request {
         if !self.body.is_empty() || self.method == "POST" || self.method == "PUT" {
             head.push_str(&format!("Content-Length: {}\r\n", self.body.len()));
         }
-        head.push_str("Connection: close\r\n\r\n");
+        if !self.keep_alive {
+            head.push_str("Connection: close\r\n");
+        }
+        head.push_str("\r\n");
         let mut bytes = head.into_bytes();
         bytes.extend_from_slice(&self.body);
         bytes
@@ -888,6 +915,29 @@ fn end_of_stream(raw: &[u8]) -> Exchange {
     } else {
         Exchange::Closed
     }
+}
+
+/// A connection to `to` from the loopback address `from` (such as `127.0.0.2`), for tests of what
+/// one client address may do.
+pub fn connect_from(from: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    let local: SocketAddr = format!("{from}:0").parse().map_err(std::io::Error::other)?;
+    socket.bind(&local.into())?;
+    socket.connect_timeout(&to.into(), Duration::from_secs(5))?;
+    Ok(socket.into())
+}
+
+/// Sends `request` to `to` from the loopback address `from` and reads the whole response.
+#[track_caller]
+pub fn send_from(from: &str, to: SocketAddr, request: &Request) -> Response {
+    let mut stream = connect_from(from, to).unwrap_or_else(|e| panic!("connect from {from}: {e}"));
+    stream.set_read_timeout(Some(WAIT)).expect("read timeout");
+    stream.write_all(&request.to_bytes(to)).expect("writing the request");
+    let mut raw = Vec::new();
+    if let Err(e) = stream.read_to_end(&mut raw) {
+        assert!(!raw.is_empty(), "reading the response from {to}: {e}");
+    }
+    Response::parse(&raw)
 }
 
 /// Standard base64 (with padding), for `Authorization: Basic` in tests.

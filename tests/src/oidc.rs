@@ -433,23 +433,9 @@ impl Drop for OidcProvider {
 /// A fresh CA and a server certificate for `127.0.0.1` signed by it, as PEM: `(ca, cert, key)`
 /// (also the SMS fakes' in [`crate::https`]).
 pub(crate) fn certificates() -> (String, String, String) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
-        IsCa, KeyPair, KeyUsagePurpose,
-    };
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca.distinguished_name.push(DnType::CommonName, "auth-tests OpenID provider CA");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("CA key")).expect("CA");
-
-    let mut server = CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("server params");
-    server.distinguished_name.push(DnType::CommonName, "127.0.0.1");
-    server.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let key = KeyPair::generate().expect("server key");
-    let cert = server.signed_by(&key, &ca).expect("server certificate");
-    (ca.pem(), cert.pem(), key.serialize_pem())
+    let ca = crate::TestCa::new("auth-tests OpenID provider CA");
+    let issued = ca.issue(&["127.0.0.1"]);
+    (ca.pem(), issued.cert_pem, issued.key_pem)
 }
 
 /// The JSON `provider.mjs` reads.

@@ -3,7 +3,8 @@
 //! It builds the release server, measures the argon2id verify rate in process (`hash`), seeds a
 //! temporary data dir through the real CLI, starts `auth-server serve` on a free loopback port with
 //! production hash parameters, and drives it with the load generator of [`load`]: `healthz`, `self`,
-//! `social_login`, `ldap_login`, `login`, `login_tfa`, `overload` and `bad_password`, all in one run so the ratios compare numbers
+//! `social_login`, `ldap_login`, `forward_auth`, `self_tls` (a second process on the same data dir with TLS on
+//! its listener), `login`, `login_tfa`, `overload` and `bad_password`, all in one run so the ratios compare numbers
 //! taken minutes apart on the same machine. It prints a table and writes `target/bench/summary.json`.
 //!
 //! The measuring half must itself be optimised (a debug load generator would eat the CPU the server
@@ -16,6 +17,7 @@ mod import;
 mod load;
 mod report;
 mod server;
+mod tls;
 mod workloads;
 
 use std::path::{Path, PathBuf};
@@ -28,10 +30,12 @@ use auth_core::password::HashParams;
 use auth_wire::Endpoint;
 use serde_json::{Value, json};
 
-use self::load::{Conn, Window, closed_loop, open_loop};
+use self::load::{Conn, Target, Window, closed_loop, open_loop};
 use self::report::{Goal, Row};
 use self::server::{Running, Server, Store};
-use self::workloads::{Get, HEALTHZ, LOGIN, Login, LoginTfa, SELF, SocialLogin, TfaUser, User};
+use self::workloads::{
+    Get, HEALTHZ, LOGIN, Login, LoginTfa, SELF, SocialLogin, TfaUser, User, VERIFY,
+};
 
 /// Options of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
@@ -404,8 +408,17 @@ fn bench(args: &BenchArgs, binary: &Path) -> anyhow::Result<Value> {
     } else {
         Vec::new()
     };
-    let seeded = Seeded { login_users, tfa_seed, extra_users, social_bodies, ldap_logins };
+    // A second process on the same data dir, with TLS on its listener, for `self_tls`; idle while
+    // the other scenarios run.
+    let (tls_env, connector) = tls::prepare(config_dir.path())?;
+    let mut running_tls = server.start_with("serve-tls.log", &tls_env)?;
+    println!("[serve] the same on https://{} for self_tls", running_tls.addr);
+    let tls_target = Target::Tls(running_tls.addr, connector);
+    let seeded =
+        Seeded { login_users, tfa_seed, extra_users, social_bodies, ldap_logins, tls_target };
     let (rows, h2) = load::block_on(scenarios(args, &plan, &h, &running, seeded))??;
+    running_tls.check_alive()?;
+    running_tls.stop();
     running.check_alive()?;
     let peak_rss = running.peak_rss_mib()?;
     let (warns, errors) = running.log_summary();
@@ -451,6 +464,14 @@ fn bench(args: &BenchArgs, binary: &Path) -> anyhow::Result<Value> {
             bound: 0.50,
             at_least: true,
         },
+        // Forward auth (issue 15) is the proxy's check before every request of the portal: one
+        // token lookup, no hash, so it must cost what `self` costs.
+        Goal {
+            key: "ratio_forward_auth_self",
+            value: ok("forward_auth") / ok("self"),
+            bound: 0.90,
+            at_least: true,
+        },
         Goal {
             key: "overload_healthz_p99_ms",
             value: p99("overload_healthz"),
@@ -486,6 +507,9 @@ fn bench(args: &BenchArgs, binary: &Path) -> anyhow::Result<Value> {
     println!(
         "ratio_social_login_hash           {social_hash:.3}   (above 1: no password hash per login)"
     );
+    // Reported, not a goal: what TLS on the listener costs a token holder (a kept-alive connection).
+    let tls_self = ok("self_tls") / ok("self");
+    println!("ratio_self_tls_self               {tls_self:.3}   (reported)");
     let mut summary = serde_json::Map::new();
     // Reported: a directory login costs a search, a TLS handshake and a bind at slapd, and no hash.
     if find("ldap_login").is_some() {
@@ -495,6 +519,7 @@ fn bench(args: &BenchArgs, binary: &Path) -> anyhow::Result<Value> {
         );
         summary.insert("ratio_ldap_login_hash".into(), json!(report::round(ldap_hash)));
     }
+    summary.insert("ratio_self_tls_self".into(), json!(report::round(tls_self)));
     summary.insert("ratio_social_login_self".into(), json!(report::round(social_self)));
     summary.insert("ratio_social_login_hash".into(), json!(report::round(social_hash)));
     for g in &goals {
@@ -533,6 +558,8 @@ struct Seeded {
     social_bodies: Vec<bytes::Bytes>,
     /// The directory users of `ldap_login` (by uid); empty when slapd is missing.
     ldap_logins: Vec<User>,
+    /// The TLS listener of `self_tls`.
+    tls_target: Target,
 }
 
 /// Users linked to an identity at the local provider for `social_login`.
@@ -546,7 +573,8 @@ async fn scenarios(
     server: &Running,
     seeded: Seeded,
 ) -> anyhow::Result<(Vec<Row>, hash::HashResult)> {
-    let Seeded { login_users, tfa_seed, extra_users, social_bodies, ldap_logins } = seeded;
+    let Seeded { login_users, tfa_seed, extra_users, social_bodies, ldap_logins, tls_target } =
+        seeded;
     let addr = server.addr;
     let rss = || server.peak_rss_mib().ok();
     let mut rows = Vec::new();
@@ -584,6 +612,16 @@ async fn scenarios(
     };
     let rec = closed_loop(addr, c, self_get(), plan.self_).await?;
     push(Row::from_recorder("self", format!("closed, {c} conns"), &rec, &["200"]));
+
+    // 2a. forward_auth: the reverse proxy's `GET /auth/verify` with the same token (issue 15).
+    let verify =
+        Rc::new(Get { path: VERIFY, host: HOST.into(), token: Some(token.clone()), needle: "" });
+    let rec = closed_loop(addr, c, verify, plan.self_).await?;
+    push(Row::from_recorder("forward_auth", format!("closed, {c} conns"), &rec, &["200"]));
+
+    // 2b'. self_tls: `self` on the TLS listener, kept-alive connections (the handshake once each).
+    let rec = closed_loop(tls_target, c, self_get(), plan.self_).await?;
+    push(Row::from_recorder("self_tls", format!("closed, {c} conns, TLS"), &rec, &["200"]));
 
     // 2b. social_login: ID tokens verified locally against the provider's cached keys; no hash.
     let social = Rc::new(SocialLogin {
@@ -688,7 +726,7 @@ fn print_row(r: &Row) {
 
 /// Logs `user` in and returns the token.
 async fn login_token(addr: std::net::SocketAddr, user: &User) -> anyhow::Result<String> {
-    let mut conn = Conn::open(addr).await?;
+    let mut conn = Conn::open(&addr.into()).await?;
     let reply = conn.send(workloads::post(&LOGIN, &user.host, user.body(true))).await?;
     anyhow::ensure!(reply.status == 200, "login of {} answered {}", user.email, reply.status);
     workloads::json_str(&reply.body, "token")
@@ -705,7 +743,7 @@ async fn activate_all(addr: std::net::SocketAddr, users: &[User]) -> anyhow::Res
     for _ in 0..8 {
         let (users, next) = (Rc::clone(&users), Rc::clone(&next));
         tasks.push(tokio::task::spawn_local(async move {
-            let mut conn = Conn::open(addr).await?;
+            let mut conn = Conn::open(&addr.into()).await?;
             let mut done = Vec::new();
             loop {
                 let i = next.get();

@@ -22,6 +22,7 @@ pub mod model;
 pub mod outbox;
 pub mod password;
 pub mod phone;
+pub mod pkce;
 pub mod policy;
 pub mod ports;
 pub mod primitives;

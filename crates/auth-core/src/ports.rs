@@ -581,6 +581,39 @@ pub trait SocialProvider: Send + Sync {
         access_token: Option<&SecretString>,
         code: Option<&SecretString>,
     ) -> Result<SocialIdentity, SocialError>;
+
+    /// [`SocialProvider::identify`] for a code from an authorization request that used PKCE: the
+    /// exchange carries `code_verifier`. The default ignores the verifier (a provider that never
+    /// builds authorization URLs never sees one).
+    async fn identify_code_with_verifier(
+        &self,
+        portal: &Portal,
+        provider: &str,
+        code: &SecretString,
+        code_verifier: &SecretString,
+    ) -> Result<SocialIdentity, SocialError> {
+        let _ = code_verifier;
+        self.identify(portal, provider, None, Some(code)).await
+    }
+
+    /// Where a browser starts the authorization-code flow at `provider` for `portal`: its
+    /// authorization endpoint with `response_type=code`, `client_id`, the configured `redirect_uri`,
+    /// `scope`, `state` and the PKCE `code_challenge` (S256). `Ok(None)` when the provider has no
+    /// authorization endpoint or no redirect URI, or is not offered on the portal.
+    ///
+    /// # Errors
+    /// [`SocialError::Unavailable`] when the endpoint must be discovered and the provider does not
+    /// answer.
+    async fn authorization_url(
+        &self,
+        portal: &Portal,
+        provider: &str,
+        state: &str,
+        code_challenge: &str,
+    ) -> Result<Option<String>, SocialError> {
+        let _ = (portal, provider, state, code_challenge);
+        Ok(None)
+    }
 }
 
 /// A social provider port with no providers: every social login fails as unknown.

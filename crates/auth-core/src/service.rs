@@ -252,6 +252,29 @@ impl AuthService {
         self.core.social.offered(portal)
     }
 
+    /// Starts the authorization-code flow at `provider` for a browser (the sign-in page's social
+    /// buttons): a fresh `state` and PKCE pair, and the provider's URL carrying them. `Ok(None)` when
+    /// the portal does not offer the provider or the provider cannot start the flow.
+    ///
+    /// # Errors
+    /// [`crate::ports::SocialError::Unavailable`] when the provider must be asked and does not answer.
+    pub async fn oauth_start(
+        &self,
+        portal: &Portal,
+        provider: &str,
+    ) -> Result<Option<(String, crate::pkce::Pkce)>, crate::ports::SocialError> {
+        if !self.core.social.offered(portal).iter().any(|p| p == provider) {
+            return Ok(None);
+        }
+        let pkce = crate::pkce::Pkce::generate(self.core.rng.as_ref());
+        let url = self
+            .core
+            .social
+            .authorization_url(portal, provider, pkce.state.expose(), &pkce.challenge)
+            .await?;
+        Ok(url.map(|u| (u, pkce)))
+    }
+
     /// The operator's operations.
     pub fn admin(&self) -> &Admin {
         &self.admin

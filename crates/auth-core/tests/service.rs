@@ -192,7 +192,7 @@ async fn an_unknown_social_provider_is_a_401() {
     let fx = Fx::new(TfaMode::None).await;
     let c = LoginMethod::Social {
         provider: "google".into(),
-        proof: SocialProof { access_token: Some("tok".into()), code_oauth: None },
+        proof: SocialProof { access_token: Some("tok".into()), ..SocialProof::default() },
     };
     assert!(
         is_invalid(&fx.w.service.sign_in().login(&fx.ctx(), &c).await),
@@ -1386,6 +1386,7 @@ fn social(provider: &str, token: Option<&str>, code: Option<&str>) -> LoginMetho
         proof: SocialProof {
             access_token: token.map(SecretString::new),
             code_oauth: code.map(SecretString::new),
+            code_verifier: None,
         },
     }
 }
@@ -1492,7 +1493,7 @@ async fn issue_13_links_over_the_api_are_unique_and_unlinking_needs_a_fresh_toke
         fx.w.service.sessions().authenticate(&fx.ctx(), t.token.expose()).await.unwrap()
     };
     let ada = session_of(fx.good()).await;
-    let proof = SocialProof { access_token: Some("tok-ada".into()), code_oauth: None };
+    let proof = SocialProof { access_token: Some("tok-ada".into()), ..SocialProof::default() };
     let links = fx.w.service.links();
     links.link(&fx.ctx(), &ada, "google", &proof).await.unwrap();
     let listed = links.providers(&fx.ctx(), &ada).await.unwrap();

@@ -25,6 +25,7 @@ use hyper::header::{
 use hyper::{Request, Response, StatusCode};
 
 use crate::Router;
+use crate::metrics::Counted;
 use crate::respond::{self, Body, Failure};
 
 /// The peer address of a connection, put into request extensions by [`crate::serve`]; a program that
@@ -32,7 +33,25 @@ use crate::respond::{self, Body, Failure};
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub SocketAddr);
 
-fn header<B>(req: &Request<B>, name: hyper::header::HeaderName) -> Option<&str> {
+/// Marks a request that arrived over TLS on this server's own listener, put into request extensions
+/// by [`crate::serve_with`]; it makes the cookies `Secure` (spec §10).
+#[derive(Clone, Copy, Debug)]
+pub struct OverTls;
+
+/// Whether the browser reached us over HTTPS: on our TLS listener, or through a trusted proxy that
+/// says `X-Forwarded-Proto: https` (spec §10); either way the cookies must be `Secure`.
+pub(crate) fn came_over_tls<B>(req: &Request<B>, peer: IpAddr, trusted: &[ipnet::IpNet]) -> bool {
+    if req.extensions().get::<OverTls>().is_some() {
+        return true;
+    }
+    let peer = peer.to_canonical();
+    trusted.iter().any(|n| n.contains(&peer))
+        && header(req, hyper::header::HeaderName::from_static("x-forwarded-proto"))
+            .and_then(|v| v.split(',').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
+}
+
+pub(crate) fn header<B>(req: &Request<B>, name: hyper::header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -52,13 +71,16 @@ fn login_method(login: Login) -> Result<LoginMethod, Failure> {
             password: Password::new(password.expose())
                 .map_err(|e| Failure::with_message(ErrorCode::BadRequest, e.to_string()))?,
         },
-        Login::Social { provider, access_token, code_oauth } => LoginMethod::Social {
-            provider,
-            proof: SocialProof {
-                access_token: access_token.map(|t| SecretString::new(t.expose())),
-                code_oauth: code_oauth.map(|c| SecretString::new(c.expose())),
-            },
-        },
+        Login::Social { provider, access_token, code_oauth, code_verifier } => {
+            LoginMethod::Social {
+                provider,
+                proof: SocialProof {
+                    access_token: access_token.map(|t| SecretString::new(t.expose())),
+                    code_oauth: code_oauth.map(|c| SecretString::new(c.expose())),
+                    code_verifier: code_verifier.map(|v| SecretString::new(v.expose())),
+                },
+            }
+        }
     })
 }
 
@@ -71,7 +93,13 @@ impl Router {
     {
         let started = std::time::Instant::now();
         let method = req.method().clone();
-        let (endpoint, mut resp) = self.dispatch(req).await;
+        let (counted, mut resp) = match crate::door::Route::of_path(req.uri().path()) {
+            Some(route) => (Counted::Door(route), self.door(route, req).await),
+            None => {
+                let (endpoint, resp) = self.dispatch(req).await;
+                (endpoint.map_or(Counted::NotFound, Counted::Api), resp)
+            }
+        };
         // Tokens, codes and profiles must never sit in a shared or browser cache (spec §5.8); one
         // header on every answer, errors included, is simpler than deciding which could be cached.
         resp.headers_mut().insert(
@@ -79,8 +107,12 @@ impl Router {
             hyper::header::HeaderValue::from_static("no-store"),
         );
         let took = started.elapsed();
-        self.metrics.record(endpoint, resp.status().as_u16(), took);
-        let route = endpoint.map_or("not_found", Endpoint::name);
+        self.metrics.record(counted, resp.status().as_u16(), took);
+        let route = match counted {
+            Counted::Api(e) => e.name(),
+            Counted::Door(r) => r.name(),
+            Counted::NotFound => "not_found",
+        };
         // One line per request: what and how it went, never parameters, bodies or headers.
         tracing::debug!(%method, route, status = resp.status().as_u16(), micros = took.as_micros() as u64, "request");
         resp
@@ -150,19 +182,10 @@ impl Router {
         }
         let meta = endpoint.metadata();
         let now = self.service.now();
-        let host = header(&req, HOST).or_else(|| req.uri().host()).unwrap_or("");
-        let portal = self.service.portal_for_host(host).await?;
-        let peer =
-            req.extensions().get::<PeerAddr>().map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.ip());
-        let forwarded = req.headers().get_all("x-forwarded-for").iter().map(|v| v.as_bytes());
-        let client = crate::client_ip(peer, forwarded, &self.config.trusted_proxies);
-        let ctx = RequestContext {
-            portal,
-            client_ip: client.ip,
-            client_ip_known: client.known,
-            user_agent: header(&req, USER_AGENT).map(|ua| ua.chars().take(256).collect()),
-            device: cookie(&req, respond::DEVICE_COOKIE).map(str::to_owned),
-        };
+        let host = header(&req, HOST).or_else(|| req.uri().host()).unwrap_or("").to_owned();
+        let ctx = self.context(&req, &host).await?;
+        let (peer, _) = self.peer_of(&req);
+        let secure = came_over_tls(&req, peer, &self.config.trusted_proxies);
         let token = bearer_token(&req);
         // Basic is a credentials carrier on the credential endpoints only (spec §2).
         let basic =
@@ -198,7 +221,7 @@ impl Router {
                 let r: api::authenticate::Request = decode(&params)?;
                 let login = login_method(r.login)?;
                 let outcome = self.service.sign_in().login(&ctx, &login).await.map_err(sign_in)?;
-                Ok(outcome_response(&ctx, format, outcome))
+                Ok(outcome_response(&ctx, secure, format, outcome))
             }
             Endpoint::SetPhone => {
                 let r: api::set_phone::Request = decode(&params)?;
@@ -209,14 +232,14 @@ impl Router {
                     .set_phone(&ctx, &login, r.mobile_phone.as_deref())
                     .await
                     .map_err(sign_in)?;
-                Ok(outcome_response(&ctx, format, outcome))
+                Ok(outcome_response(&ctx, secure, format, outcome))
             }
             Endpoint::SendSms => {
                 let r: api::send_sms::Request = decode(&params)?;
                 let login = login_method(r.login)?;
                 let outcome =
                     self.service.sign_in().send_sms(&ctx, &login).await.map_err(sign_in)?;
-                Ok(outcome_response(&ctx, format, outcome))
+                Ok(outcome_response(&ctx, secure, format, outcome))
             }
             Endpoint::Code => {
                 let r: api::code::Request = decode(&params)?;
@@ -227,13 +250,13 @@ impl Router {
                     .verify_code(&ctx, &login, r.code.expose())
                     .await
                     .map_err(sign_in)?;
-                Ok(token_response(&ctx, format, issued))
+                Ok(token_response(&ctx, secure, format, issued))
             }
             Endpoint::Logout => {
                 let session = self.session(&ctx, token).await?;
                 self.service.sessions().logout(&ctx, &session).await?;
                 let mut resp = respond::ok(format, true);
-                respond::clear_token_cookie(&mut resp, &ctx.portal);
+                respond::clear_token_cookie(&mut resp, &ctx.portal, secure);
                 Ok(resp)
             }
             Endpoint::SelfProfile => {
@@ -295,6 +318,7 @@ impl Router {
                 let proof = SocialProof {
                     access_token: r.access_token.map(|t| SecretString::new(t.expose())),
                     code_oauth: r.code_oauth.map(|c| SecretString::new(c.expose())),
+                    code_verifier: None,
                 };
                 self.service.links().link(&ctx, &session, &r.provider, &proof).await?;
                 Ok(respond::ok(format, true))
@@ -330,6 +354,35 @@ impl Router {
         }
     }
 
+    /// The request's portal (by `host`) and client, as every capability takes them.
+    ///
+    /// Not `async` itself: the request (whose body need not be `Sync`) is read before the future
+    /// that looks the portal up, so that future stays `Send`.
+    pub(crate) fn context<B>(
+        &self,
+        req: &Request<B>,
+        host: &str,
+    ) -> impl std::future::Future<Output = Result<RequestContext, Failure>> + Send + use<B> {
+        let (peer, _) = self.peer_of(req);
+        let forwarded = req.headers().get_all("x-forwarded-for").iter().map(|v| v.as_bytes());
+        let client = crate::client_ip(peer, forwarded, &self.config.trusted_proxies);
+        let user_agent: Option<String> =
+            header(req, USER_AGENT).map(|ua| ua.chars().take(256).collect());
+        let device = cookie(req, respond::DEVICE_COOKIE).map(str::to_owned);
+        let service = self.service.clone();
+        let host = host.to_owned();
+        async move {
+            let portal = service.portal_for_host(&host).await?;
+            Ok(RequestContext {
+                portal,
+                client_ip: client.ip,
+                client_ip_known: client.known,
+                user_agent,
+                device,
+            })
+        }
+    }
+
     async fn session(
         &self,
         ctx: &RequestContext,
@@ -354,7 +407,7 @@ impl Router {
     }
 
     /// Reads the body (bounded in size and time) and builds the parameter bag: path > query > body.
-    async fn read_params<B>(
+    pub(crate) async fn read_params<B>(
         &self,
         capture: Option<String>,
         basic: Option<String>,
@@ -428,7 +481,7 @@ fn too_large(limit: usize) -> Failure {
 }
 
 /// The token of a token-holder request: `Authorization` (raw or `Bearer`) when present, else the cookie.
-fn bearer_token<B>(req: &Request<B>) -> Option<SecretString> {
+pub(crate) fn bearer_token<B>(req: &Request<B>) -> Option<SecretString> {
     if let Some(auth) = header(req, AUTHORIZATION) {
         let auth = auth.trim();
         let token = match auth.split_once(' ') {
@@ -441,7 +494,7 @@ fn bearer_token<B>(req: &Request<B>) -> Option<SecretString> {
 }
 
 /// The first non-empty value of the cookie `name`.
-fn cookie<'r, B>(req: &'r Request<B>, name: &str) -> Option<&'r str> {
+pub(crate) fn cookie<'r, B>(req: &'r Request<B>, name: &str) -> Option<&'r str> {
     req.headers()
         .get_all(COOKIE)
         .iter()
@@ -453,9 +506,14 @@ fn cookie<'r, B>(req: &'r Request<B>, name: &str) -> Option<&'r str> {
         })
 }
 
-fn outcome_response(ctx: &RequestContext, format: Format, outcome: LoginOutcome) -> Response<Body> {
+fn outcome_response(
+    ctx: &RequestContext,
+    secure: bool,
+    format: Format,
+    outcome: LoginOutcome,
+) -> Response<Body> {
     match outcome {
-        LoginOutcome::Token(issued) => token_response(ctx, format, issued),
+        LoginOutcome::Token(issued) => token_response(ctx, secure, format, issued),
         LoginOutcome::SmsPending { expires, phone_noise } => respond::ok(
             format,
             TokenResponse::sms_challenge(
@@ -470,7 +528,12 @@ fn outcome_response(ctx: &RequestContext, format: Format, outcome: LoginOutcome)
     }
 }
 
-fn token_response(ctx: &RequestContext, format: Format, issued: TokenIssued) -> Response<Body> {
+fn token_response(
+    ctx: &RequestContext,
+    secure: bool,
+    format: Format,
+    issued: TokenIssued,
+) -> Response<Body> {
     let mut body = TokenResponse {
         token: Some(issued.token.expose().to_owned()),
         expires: respond::date(&ctx.portal, issued.expires),
@@ -485,9 +548,10 @@ fn token_response(ctx: &RequestContext, format: Format, issued: TokenIssued) -> 
         Via::Totp => body.tfa = true,
     }
     let mut resp = respond::ok(format, body);
-    respond::set_token_cookie(&mut resp, &ctx.portal, issued.token.expose(), issued.expires);
+    let secure = secure || ctx.portal.settings.https;
+    respond::set_token_cookie(&mut resp, secure, issued.token.expose(), issued.expires);
     let (device, device_expires) = &issued.device;
-    respond::set_device_cookie(&mut resp, &ctx.portal, device.expose(), *device_expires);
+    respond::set_device_cookie(&mut resp, secure, device.expose(), *device_expires);
     resp
 }
 

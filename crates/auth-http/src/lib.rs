@@ -10,6 +10,7 @@
 
 mod api;
 pub mod client;
+mod door;
 mod metrics;
 mod respond;
 mod serve;
@@ -21,10 +22,14 @@ use std::time::Duration;
 use auth_core::AuthService;
 use ipnet::IpNet;
 
-pub use api::PeerAddr;
+pub use api::{OverTls, PeerAddr};
 pub use metrics::MetricsSource;
 pub use respond::Body;
-pub use serve::serve;
+pub use serve::{serve, serve_with};
+/// The TLS acceptor [`serve_with`] takes, re-exported so the server names one version of it.
+pub use tokio_rustls::TlsAcceptor;
+/// The rustls the acceptor is built from.
+pub use tokio_rustls::rustls;
 
 /// Transport limits and proxy trust.
 #[derive(Clone, Debug)]

@@ -1,5 +1,6 @@
 //! Request counters and latency sums in the Prometheus text format, for `GET /metrics`, one series per
-//! endpoint of the table (named by `auth_wire::api`) and one for unknown paths.
+//! endpoint of the table (named by `auth_wire::api`), one per front-door route (`door::Route`) and one
+//! for unknown paths.
 //!
 //! Counting is a lock-free increment per request; rendering walks a small fixed table, so the metrics
 //! cost nothing measurable beside the requests they count.
@@ -13,6 +14,8 @@ use std::time::Duration;
 
 use auth_wire::Endpoint;
 
+use crate::door::Route;
+
 /// More metric families for `GET /metrics`, kept outside the transport (such as the SMS gateways'
 /// send counters). Rendering must be cheap and must not block: it runs on the request's task.
 pub trait MetricsSource: Send + Sync {
@@ -21,18 +24,39 @@ pub trait MetricsSource: Send + Sync {
     fn render(&self, out: &mut String);
 }
 
-/// The route label of the slot after the table's rows, for paths that name no endpoint.
+/// The route label of the last slot, for paths that name no endpoint.
 const NOT_FOUND: &str = "not_found";
 
-/// One slot per endpoint of the table (by [`Endpoint::index`]), then one for unknown paths.
-const SLOTS: usize = Endpoint::ALL.len() + 1;
+/// What a request is counted under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Counted {
+    /// A row of the API table.
+    Api(Endpoint),
+    /// A front-door route.
+    Door(Route),
+    /// A path that names neither.
+    NotFound,
+}
 
-fn slot(endpoint: Option<Endpoint>) -> usize {
-    endpoint.map_or(SLOTS - 1, Endpoint::index)
+/// One slot per endpoint of the table (by [`Endpoint::index`]), one per front-door route, then one
+/// for unknown paths.
+const SLOTS: usize = Endpoint::ALL.len() + Route::ALL.len() + 1;
+
+fn slot(counted: Counted) -> usize {
+    match counted {
+        Counted::Api(e) => e.index(),
+        Counted::Door(r) => Endpoint::ALL.len() + r.index(),
+        Counted::NotFound => SLOTS - 1,
+    }
 }
 
 fn label(slot: usize) -> &'static str {
-    Endpoint::ALL.get(slot).map_or(NOT_FOUND, |e| e.name())
+    match Endpoint::ALL.get(slot) {
+        Some(e) => e.name(),
+        None => {
+            Route::ALL.get(slot.saturating_sub(Endpoint::ALL.len())).map_or(NOT_FOUND, |r| r.name())
+        }
+    }
 }
 
 /// Status classes counted separately; the exact codes that matter for operators.
@@ -58,8 +82,8 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn record(&self, endpoint: Option<Endpoint>, status: u16, took: Duration) {
-        let r = slot(endpoint);
+    pub(crate) fn record(&self, counted: Counted, status: u16, took: Duration) {
+        let r = slot(counted);
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         if let Some(m) = self.micros.get(r) {
             m.fetch_add(micros, Ordering::Relaxed);

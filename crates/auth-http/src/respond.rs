@@ -205,17 +205,18 @@ pub(crate) fn date(portal: &Portal, ts: Timestamp) -> Option<ApiDate> {
     ApiDate::from_timestamp(ts, offset).ok()
 }
 
-/// Adds `Set-Cookie` for a freshly issued token.
+/// Adds `Set-Cookie` for a freshly issued token; `secure` when the browser came over HTTPS or the
+/// portal is configured as https.
 pub(crate) fn set_token_cookie(
     resp: &mut Response<Body>,
-    portal: &Arc<Portal>,
+    secure: bool,
     token: &str,
     expires: Timestamp,
 ) {
     let when = httpdate::fmt_http_date(
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(expires.as_second().max(0) as u64),
     );
-    let secure = if portal.settings.https { "; Secure" } else { "" };
+    let secure = if secure { "; Secure" } else { "" };
     let cookie =
         format!("{COOKIE}={token}; Expires={when}; Path=/; HttpOnly; SameSite=Lax{secure}");
     if let Ok(v) = HeaderValue::from_str(&cookie) {
@@ -227,14 +228,14 @@ pub(crate) fn set_token_cookie(
 /// limit; `HttpOnly` like the token, and as long-lived as its MAC says.
 pub(crate) fn set_device_cookie(
     resp: &mut Response<Body>,
-    portal: &Arc<Portal>,
+    secure: bool,
     value: &str,
     expires: Timestamp,
 ) {
     let when = httpdate::fmt_http_date(
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(expires.as_second().max(0) as u64),
     );
-    let secure = if portal.settings.https { "; Secure" } else { "" };
+    let secure = if secure { "; Secure" } else { "" };
     let cookie =
         format!("{DEVICE_COOKIE}={value}; Expires={when}; Path=/; HttpOnly; SameSite=Lax{secure}");
     if let Ok(v) = HeaderValue::from_str(&cookie) {
@@ -242,9 +243,9 @@ pub(crate) fn set_device_cookie(
     }
 }
 
-/// Adds a `Set-Cookie` that expires the token cookie (logout).
-pub(crate) fn clear_token_cookie(resp: &mut Response<Body>, portal: &Arc<Portal>) {
-    let secure = if portal.settings.https { "; Secure" } else { "" };
+/// Adds a `Set-Cookie` that expires the token cookie (logout); `Secure` as when it was set.
+pub(crate) fn clear_token_cookie(resp: &mut Response<Body>, portal: &Arc<Portal>, secure: bool) {
+    let secure = if secure || portal.settings.https { "; Secure" } else { "" };
     let cookie = format!(
         "{COOKIE}=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/; HttpOnly; SameSite=Lax{secure}"
     );

@@ -1,35 +1,46 @@
-//! Running the router on a TCP listener: a connection limit in all and per client address, the
-//! header-read and write timeouts, and graceful shutdown that lets in-flight requests finish.
+//! Running the router on a TCP listener, in plain HTTP/1.1 or over TLS (HTTP/1.1 and h2 by ALPN): a
+//! connection limit in all and per client address, the header-read and write timeouts, and graceful
+//! shutdown that lets in-flight requests finish.
+//!
+//! The certificate is not chosen here: the caller's `rustls::ServerConfig` (behind the acceptor) has a
+//! resolver, so the server can swap certificates without this loop knowing.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 
 use crate::Router;
-use crate::api::PeerAddr;
+use crate::api::{OverTls, PeerAddr};
 
-/// Serves `router` on `listener` until `shutdown` completes, then waits (up to the configured grace)
-/// for the requests in flight.
+/// Serves `router` on `listener` in plain HTTP/1.1 until `shutdown` completes, then waits (up to the
+/// configured grace) for the requests in flight.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    serve_with(listener, router, None, shutdown).await
+}
+
+/// [`serve`], over TLS when `tls` is given (spec §10): every connection shakes hands within the header
+/// timeout, then speaks h2 when ALPN chose it, else HTTP/1.1; requests carry [`OverTls`].
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
     let limit = Arc::new(Semaphore::new(router.config.max_connections.max(1)));
     let per_ip = Arc::new(PerIp::new(router.config.max_connections_per_ip.max(1)));
     let graceful = GracefulShutdown::new();
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(router.config.header_timeout)
-        .keep_alive(true);
     tokio::pin!(shutdown);
     loop {
         // Waiting for a permit before accepting leaves excess connections in the kernel's queue.
@@ -56,22 +67,12 @@ pub async fn serve(
             tracing::debug!(peer = %peer.ip(), "connection refused: per-address limit");
             continue;
         }
-        let _ = stream.set_nodelay(true);
-        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
-        stream.set_write_timeout(Some(router.config.write_timeout));
         let router = router.clone();
-        let svc =
-            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(PeerAddr(peer));
-                let router = router.clone();
-                async move { Ok::<_, std::convert::Infallible>(router.handle(req).await) }
-            });
-        let conn = builder.serve_connection(TokioIo::new(Box::pin(stream)), svc);
-        let conn = graceful.watch(conn);
+        let tls = tls.clone();
+        let watcher = graceful.watcher();
+        // The handshake runs in the connection's own task, so a slow client cannot stall the loop.
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
+            connection(stream, peer, router, tls, watcher).await;
             drop(permit);
             drop(slot);
         });
@@ -84,6 +85,69 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// Serves one accepted connection to its end.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    tls: Option<TlsAcceptor>,
+    watcher: Watcher,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+    stream.set_write_timeout(Some(router.config.write_timeout));
+    let stream = Box::pin(stream);
+    let header_timeout = router.config.header_timeout;
+    let svc_router = router.clone();
+    let over_tls = tls.is_some();
+    let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(PeerAddr(peer));
+        if over_tls {
+            req.extensions_mut().insert(OverTls);
+        }
+        let router = svc_router.clone();
+        async move { Ok::<_, std::convert::Infallible>(router.handle(req).await) }
+    });
+    let Some(acceptor) = tls else {
+        let conn = http1_builder(header_timeout).serve_connection(TokioIo::new(stream), svc);
+        if let Err(e) = watcher.watch(conn).await {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
+        return;
+    };
+    // The handshake counts against the header timeout: a client that never finishes it is closed
+    // like one that never sends its headers.
+    let tls_stream = match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %peer.ip(), error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(peer = %peer.ip(), "TLS handshake timed out");
+            return;
+        }
+    };
+    let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    let io = TokioIo::new(tls_stream);
+    let ended = if h2 {
+        let mut builder = http2::Builder::new(TokioExecutor::new());
+        builder.timer(TokioTimer::new()).max_concurrent_streams(64);
+        watcher.watch(builder.serve_connection(io, svc)).await
+    } else {
+        watcher.watch(http1_builder(header_timeout).serve_connection(io, svc)).await
+    };
+    if let Err(e) = ended {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+fn http1_builder(header_timeout: std::time::Duration) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(header_timeout).keep_alive(true);
+    builder
 }
 
 /// Connections per client address, an IPv6 client counted by its /64 (one host can hold a whole /64).

@@ -465,3 +465,47 @@ async fn metrics_sources_are_appended_to_the_metrics_answer() {
     tx.send(()).unwrap();
     task.await.unwrap().unwrap();
 }
+
+/// Issue 15: every front-door route (decision 0006) is answered, refused under a method it does not
+/// take, and counted under its own name; forward auth takes every method.
+#[tokio::test]
+async fn every_front_door_route_is_routed_and_counted() {
+    let s = start(TfaMode::None, HttpConfig::default()).await;
+    let routes = [
+        ("/auth/verify", "auth_verify", None),
+        ("/auth/forward", "auth_forward", None),
+        ("/login", "login_page", Some("GET")),
+        ("/login/app.js", "login_script", Some("GET")),
+        ("/login/style.css", "login_style", Some("GET")),
+        ("/login/totp", "login_totp", Some("POST")),
+        ("/login/oauth/start", "login_oauth_start", Some("GET")),
+        ("/login/oauth/callback", "login_oauth_callback", Some("GET")),
+    ];
+    let mut answered = Vec::new();
+    for (path, name, method) in routes {
+        let m = method.unwrap_or("PATCH");
+        let request = format!(
+            "{m} {path} HTTP/1.1\r\nHost: portal.example\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        );
+        let (status, _, body) = raw(s.addr, &request).await;
+        assert!(status != 404 && status != 405, "{m} {path}: {status} {body}");
+        answered.push((name, status));
+        if let Some(method) = method {
+            let request = format!(
+                "PATCH {path} HTTP/1.1\r\nHost: portal.example\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+            );
+            let (status, head, _) = raw(s.addr, &request).await;
+            assert_eq!(status, 405, "PATCH {path}");
+            assert!(
+                head.to_ascii_lowercase()
+                    .contains(&format!("allow: {}", method.to_ascii_lowercase())),
+                "{head}"
+            );
+        }
+    }
+    let (_, _, metrics) = raw(s.addr, &get("/metrics", "")).await;
+    for (name, status) in answered {
+        let series = format!("auth_http_requests_total{{route=\"{name}\",status=\"{status}\"}}");
+        assert!(metrics.contains(&series), "{series} missing from\n{metrics}");
+    }
+}

@@ -39,6 +39,7 @@ mod error;
 mod migrate;
 mod ports;
 mod store;
+pub mod tls;
 
 pub use error::PgError;
 pub use migrate::SCHEMA_VERSION;

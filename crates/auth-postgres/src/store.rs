@@ -46,8 +46,8 @@ impl PgStore {
     /// takes them) with a pool of at most `pool_size` connections, and migrates it to
     /// [`SCHEMA_VERSION`](crate::SCHEMA_VERSION).
     ///
-    /// TLS is not supported yet: the server must be reachable over a trusted network or a Unix socket
-    /// (`sslmode=require` in the URL makes the connection fail).
+    /// TLS follows libpq's `sslmode` (`disable`, `prefer`, `require`, `verify-ca`, `verify-full`) and
+    /// `sslrootcert` in the string (see [`crate::tls`]).
     ///
     /// # Errors
     ///
@@ -58,8 +58,9 @@ impl PgStore {
         if pool_size == 0 {
             return Err(PgError::Config("the pool size must be at least 1".into()));
         }
+        let tls = crate::tls::tls_settings(url)?;
         let mut config: tokio_postgres::Config =
-            url.parse().map_err(|e| PgError::Config(format!("connection string: {e}")))?;
+            tls.url.parse().map_err(|e| PgError::Config(format!("connection string: {e}")))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -69,11 +70,14 @@ impl PgStore {
         }
         // Fast recycling trusts a connection that is not closed: every call ends its transaction,
         // and a dropped one is rolled back by tokio-postgres before the next query on it.
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig { recycling_method: RecyclingMethod::Fast },
-        );
+        let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let manager = if tls.mode == crate::tls::SslMode::Disable {
+            Manager::from_config(config, NoTls, manager_config)
+        } else {
+            let connector =
+                tokio_postgres_rustls::MakeRustlsConnect::new(crate::tls::client_config(&tls)?);
+            Manager::from_config(config, connector, manager_config)
+        };
         let pool = Pool::builder(manager)
             .max_size(pool_size)
             .runtime(Runtime::Tokio1)

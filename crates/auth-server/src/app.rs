@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::hashing::PooledHasher;
 use crate::keyfile;
 use crate::outbox::{OutboxHandle, OutboxWorker};
+use crate::tls::CertStore;
 use crate::wiring;
 
 /// The administrator created on an empty database.
@@ -37,6 +38,7 @@ pub struct App {
     listener: TcpListener,
     local_addr: SocketAddr,
     router: Router,
+    tls: Option<auth_http::TlsAcceptor>,
     store: crate::wiring::StoreHandle,
     outbox: OutboxHandle,
     first_admin: Option<FirstAdmin>,
@@ -96,9 +98,20 @@ impl App {
         }
         .spawn();
 
+        let tls = match &config.tls {
+            None => None,
+            Some(files) => {
+                let certs =
+                    CertStore::open(files.clone()).context("cannot load the TLS certificate")?;
+                certs.reload_on_sighup().context("cannot listen for SIGHUP")?;
+                let config = certs.server_config().context("cannot configure TLS")?;
+                Some(auth_http::TlsAcceptor::from(config))
+            }
+        };
+
         let router = Router::new(Arc::clone(&core.service), config.http.clone())
             .with_metrics(gateways.metrics());
-        Ok(App { listener, local_addr, router, store: core.store, outbox, first_admin })
+        Ok(App { listener, local_addr, router, tls, store: core.store, outbox, first_admin })
     }
 
     /// The address the listener is bound to (the real port when the config said port 0).
@@ -111,6 +124,11 @@ impl App {
         self.first_admin.as_ref()
     }
 
+    /// `https` when the listener speaks TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
     /// The service behind the HTTP router.
     pub fn service(&self) -> &Arc<AuthService> {
         self.router.service()
@@ -121,8 +139,8 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
-        tracing::info!(addr = %self.local_addr, "listening");
-        let served = auth_http::serve(self.listener, self.router, shutdown).await;
+        tracing::info!(addr = %self.local_addr, scheme = self.scheme(), "listening");
+        let served = auth_http::serve_with(self.listener, self.router, self.tls, shutdown).await;
         self.outbox.stop().await;
         // Folding the WAL back into the database file at a clean stop keeps the data directory to
         // one file for backups; a failure here loses nothing.
@@ -201,8 +219,8 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
 /// The `serve` command: builds the app, prints the first administrator's credentials (once, on an
 /// empty database) and the listening address on stdout, and serves until SIGTERM or ctrl-c.
 ///
-/// The stdout lines are a stable interface: `listening on http://ADDR` tells scripts and the black-box
-/// tests which port was bound.
+/// The stdout lines are a stable interface: `listening on http://ADDR` (`https://` with `[tls]`) tells
+/// scripts and the black-box tests which port was bound.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let app = App::build(config).await?;
     if let Some(admin) = app.first_admin() {
@@ -215,7 +233,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     let stop = shutdown_signal();
-    println!("listening on http://{}", app.local_addr());
+    println!("listening on {}://{}", app.scheme(), app.local_addr());
     app.run_until_stopped(stop).await
 }
 

@@ -73,6 +73,8 @@ pub struct Config {
     pub audit_retention: Option<Duration>,
     /// The LDAP / Active Directory directories (spec §5.9), in configuration order.
     pub ldap: LdapConfig,
+    /// HTTPS on the listener (spec §10): the certificate chain and key; `None` serves plain HTTP.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 /// Outbound HTTPS settings.
@@ -146,6 +148,7 @@ enum Kind {
     /// Text that is a secret: read from the environment into a `SecretString`, never into the
     /// merged table (whose errors could quote it).
     Secret,
+    Bool,
 }
 
 /// Every configuration key, by its dotted path in the TOML file.
@@ -158,6 +161,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("database.path", Kind::Str),
     ("database.url", Kind::Str),
     ("database.pool_size", Kind::U64),
+    ("database.allow_plaintext", Kind::Bool),
     ("http.body_limit_bytes", Kind::U64),
     ("http.header_timeout_secs", Kind::U64),
     ("http.body_timeout_secs", Kind::U64),
@@ -218,6 +222,8 @@ const KEYS: &[(&str, Kind)] = &[
     ("retention.audit_days", Kind::U64),
     ("bootstrap.admin_email", Kind::Str),
     ("outbound.max_in_flight", Kind::U64),
+    ("tls.cert_file", Kind::Str),
+    ("tls.key_file", Kind::Str),
 ];
 
 /// The environment variable that overrides a key: `http.body_limit_bytes` → `AUTH_HTTP__BODY_LIMIT_BYTES`.
@@ -250,6 +256,7 @@ struct RawConfig {
     social: RawSocial,
     retention: RawRetention,
     ldap: RawLdap,
+    tls: RawTls,
 }
 
 #[derive(Debug, Deserialize)]
@@ -262,6 +269,13 @@ impl Default for RawRetention {
     fn default() -> Self {
         Self { audit_days: 365 }
     }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawTls {
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -306,6 +320,7 @@ impl Default for RawConfig {
             outbound: RawOutbound::default(),
             social: RawSocial::default(),
             ldap: RawLdap::default(),
+            tls: RawTls::default(),
         }
     }
 }
@@ -329,6 +344,7 @@ struct RawDatabase {
     path: Option<PathBuf>,
     url: Option<String>,
     pool_size: Option<u64>,
+    allow_plaintext: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -503,6 +519,20 @@ impl Config {
             lower.starts_with("postgres://") || lower.starts_with("postgresql://")
         });
         let database_url = url.filter(|_| is_postgres).map(str::to_owned);
+        if let Some(url) = &database_url {
+            // Passwords and every user's data cross the network: plain text only on this machine,
+            // or when the operator says the network is trusted.
+            let tls = auth_postgres::tls::tls_settings(url)
+                .map_err(|e| anyhow::anyhow!("database.url: {e}"))?;
+            if !tls.mode.always_encrypted() && !tls.only_loopback() && !raw.database.allow_plaintext
+            {
+                bail!(
+                    "database.url: the database is not on this machine and the URL does not ask for TLS; \
+                     add sslmode=verify-full (with sslrootcert=CA file), or set database.allow_plaintext = true \
+                     for a trusted network"
+                );
+            }
+        }
         let database_path = match url.filter(|_| !is_postgres) {
             None => in_data_dir(raw.database.path, "auth.db"),
             Some(url) => database_url_path(url)?,
@@ -607,6 +637,13 @@ impl Config {
         let social = raw.social.resolve(social_secrets)?;
         let ldap = raw.ldap.resolve()?;
 
+        let given = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
+        let tls = match (given(raw.tls.cert_file), given(raw.tls.key_file)) {
+            (None, None) => None,
+            (Some(cert_file), Some(key_file)) => Some(crate::tls::TlsFiles { cert_file, key_file }),
+            _ => bail!("tls.cert_file and tls.key_file: give both, or neither for plain HTTP"),
+        };
+
         let admin_email = raw.bootstrap.admin_email.trim().to_owned();
         if !admin_email.contains('@') {
             bail!("bootstrap.admin_email: {admin_email:?} is not an e-mail address");
@@ -633,6 +670,7 @@ impl Config {
             outbound,
             social,
             ldap,
+            tls,
         })
     }
 }
@@ -709,6 +747,7 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> anyhow::Result
             "OUTBOUND",
             "SOCIAL",
             "LDAP",
+            "TLS",
         ];
         let rest = name.strip_prefix(ENV_PREFIX).unwrap_or(name);
         if name.contains("__") || sections.iter().any(|s| rest.starts_with(&format!("{s}_"))) {
@@ -722,6 +761,11 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> anyhow::Result
     let parsed = match kind {
         // Secrets are taken out before this (see `Config::load`); should one arrive, it is text.
         Kind::Str | Kind::Secret => toml::Value::String(value.to_owned()),
+        Kind::Bool => match value {
+            "true" => toml::Value::Boolean(true),
+            "false" => toml::Value::Boolean(false),
+            _ => bail!("{name}: {value:?} is neither true nor false"),
+        },
         Kind::U32 => toml::Value::Integer(i64::from(
             value
                 .parse::<u32>()

@@ -9,7 +9,7 @@
 //! Adapters that live here because only the server needs them: the wall clock ([`clock`]), the OS
 //! random generator ([`rng`]), the server key file ([`keyfile`]), the argon2id thread pool
 //! ([`hashing`]), the SMS gateways ([`sms`]), the outbox worker ([`outbox`]), the outbound HTTPS client
-//! ([`outbound`]) and the social login providers ([`social`]).
+//! ([`outbound`]), the social login providers ([`social`]) and the TLS certificate ([`tls`]).
 
 pub mod admin;
 pub mod app;
@@ -27,6 +27,7 @@ pub mod outbox;
 pub mod rng;
 pub mod sms;
 pub mod social;
+pub mod tls;
 pub mod wiring;
 
 pub use app::{App, FirstAdmin, serve, shutdown_signal};

@@ -43,6 +43,7 @@ pub mod api;
 mod body;
 mod client;
 mod date;
+pub mod door;
 mod dto;
 mod envelope;
 mod error_code;

@@ -47,16 +47,50 @@ pub(crate) struct Conn {
     sender: SendRequest<Full<Bytes>>,
 }
 
+/// Where the generator connects: plain HTTP, or HTTPS with a client that trusts the bench's CA.
+#[derive(Clone)]
+pub(crate) enum Target {
+    /// `http://addr`.
+    Plain(SocketAddr),
+    /// `https://addr` (HTTP/1.1 by ALPN, as the plain scenarios).
+    Tls(SocketAddr, tokio_rustls::TlsConnector),
+}
+
+impl From<SocketAddr> for Target {
+    fn from(addr: SocketAddr) -> Target {
+        Target::Plain(addr)
+    }
+}
+
 impl Conn {
     /// Opens a connection; its I/O task runs on the local set until either side closes it.
-    pub(crate) async fn open(addr: SocketAddr) -> anyhow::Result<Conn> {
+    pub(crate) async fn open(target: &Target) -> anyhow::Result<Conn> {
+        let addr = match target {
+            Target::Plain(a) | Target::Tls(a, _) => *a,
+        };
         let stream = TcpStream::connect(addr).await.with_context(|| format!("connect {addr}"))?;
         stream.set_nodelay(true)?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::task::spawn_local(async move {
-            // A closed or broken connection surfaces as an error on the next send.
-            let _ = conn.await;
-        });
+        let sender = match target {
+            Target::Plain(_) => {
+                let (sender, conn) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+                tokio::task::spawn_local(async move {
+                    // A closed or broken connection surfaces as an error on the next send.
+                    let _ = conn.await;
+                });
+                sender
+            }
+            Target::Tls(_, connector) => {
+                let name = rustls::pki_types::ServerName::from(addr.ip());
+                let tls = connector.connect(name, stream).await.context("TLS handshake")?;
+                let (sender, conn) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+                tokio::task::spawn_local(async move {
+                    let _ = conn.await;
+                });
+                sender
+            }
+        };
         Ok(Conn { sender })
     }
 
@@ -221,11 +255,12 @@ pub(crate) struct Window {
 
 /// Runs `workload` on `conns` connections, back to back, for the window; returns what was measured.
 pub(crate) async fn closed_loop(
-    addr: SocketAddr,
+    addr: impl Into<Target>,
     conns: usize,
     workload: Rc<dyn Workload>,
     window: Window,
 ) -> anyhow::Result<Recorder> {
+    let addr: Target = addr.into();
     let start = Instant::now();
     let from = start + window.warmup;
     let until = from + window.duration;
@@ -234,14 +269,15 @@ pub(crate) async fn closed_loop(
     for _ in 0..conns {
         let rec = Rc::clone(&rec);
         let workload = Rc::clone(&workload);
+        let addr = addr.clone();
         tasks.push(tokio::task::spawn_local(async move {
-            let mut conn = Conn::open(addr).await?;
+            let mut conn = Conn::open(&addr).await?;
             while Instant::now() < until {
                 let t0 = Instant::now();
                 let outcome = workload.run(&mut conn).await;
                 rec.borrow_mut().record(t0, Instant::now(), outcome);
                 match outcome {
-                    Outcome::Io => conn = Conn::open(addr).await?,
+                    Outcome::Io => conn = Conn::open(&addr).await?,
                     // Nothing to send yet: wait for the next TOTP step rather than spin.
                     Outcome::Starved => tokio::time::sleep(Duration::from_millis(200)).await,
                     _ => {}
@@ -261,12 +297,13 @@ pub(crate) async fn closed_loop(
 /// Runs `workload` at `rate` operations per second for the window, opening up to `max_conns`
 /// connections as needed; operations still running `grace` after the window are abandoned.
 pub(crate) async fn open_loop(
-    addr: SocketAddr,
+    addr: impl Into<Target>,
     rate: f64,
     max_conns: usize,
     workload: Rc<dyn Workload>,
     window: Window,
 ) -> anyhow::Result<Recorder> {
+    let addr: Target = addr.into();
     let grace = Duration::from_secs(5);
     let start = Instant::now();
     let from = start + window.warmup;
@@ -297,12 +334,13 @@ pub(crate) async fn open_loop(
         let (rec, idle, open, in_flight) =
             (Rc::clone(&rec), Rc::clone(&idle), Rc::clone(&open), Rc::clone(&in_flight));
         let workload = Rc::clone(&workload);
+        let addr = addr.clone();
         let intended = due;
         in_flight.set(in_flight.get() + 1);
         tokio::task::spawn_local(async move {
             let conn = match conn {
                 Some(c) => Ok(c),
-                None => Conn::open(addr).await,
+                None => Conn::open(&addr).await,
             };
             let outcome = match conn {
                 Ok(mut conn) => {

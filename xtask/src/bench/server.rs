@@ -154,9 +154,20 @@ impl Server {
 
     /// Starts `auth-server serve` on a free loopback port; its log goes to `serve.log` in the data dir.
     pub(crate) fn start(&self) -> anyhow::Result<Running> {
-        let log_path = self.data_dir.path().join("serve.log");
+        self.start_with("serve.log", &[])
+    }
+
+    /// [`Server::start`] with more `AUTH_…` settings (a second process on the same data dir, such as
+    /// the TLS listener of `self_tls`), logging to `log_name` in the data dir.
+    pub(crate) fn start_with(
+        &self,
+        log_name: &str,
+        extra_env: &[(String, String)],
+    ) -> anyhow::Result<Running> {
+        let log_path = self.data_dir.path().join(log_name);
         let log = std::fs::File::create(&log_path)?;
         let mut cmd = self.command();
+        cmd.envs(extra_env.iter().map(|(k, v)| (k, v)));
         cmd.args(["--listen", "127.0.0.1:0", "serve"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -164,12 +175,16 @@ impl Server {
         let mut child = cmd.spawn().context("cannot start auth-server serve")?;
         let stdout = child.stdout.take().context("no stdout")?;
         let (tx, rx) = mpsc::channel();
-        // The server prints `listening on http://ADDR` once bound; the rest of stdout is drained so
+        // The server prints `listening on http://ADDR` (or `https://`) once bound; the rest of stdout is drained so
         // the server never blocks on a full pipe.
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.trim().strip_prefix("listening on http://")
+                let line = line.trim();
+                let addr = line
+                    .strip_prefix("listening on http://")
+                    .or_else(|| line.strip_prefix("listening on https://"));
+                if let Some(addr) = addr
                     && let Some(tx) = tx.take()
                 {
                     let _ = tx.send(addr.to_owned());

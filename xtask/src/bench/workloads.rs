@@ -24,6 +24,9 @@ pub(crate) static LOGIN: LazyLock<String> =
     LazyLock::new(|| Endpoint::Authenticate.path(&[], None));
 /// `GET /api/2.0/people/@self`.
 pub(crate) static SELF: LazyLock<String> = LazyLock::new(|| Endpoint::SelfProfile.path(&[], None));
+/// `GET /auth/verify`: the front door's forward-auth check (not a row of the endpoint table, decision
+/// 0006, so its path is written here as the proxies' configurations write it).
+pub(crate) const VERIFY: &str = "/auth/verify";
 /// `GET /healthz`.
 pub(crate) static HEALTHZ: LazyLock<String> = LazyLock::new(|| Endpoint::Healthz.path(&[], None));
 

@@ -58,6 +58,8 @@ pub struct SocialProof {
     pub access_token: Option<SecretString>,
     /// An authorisation code to exchange first.
     pub code_oauth: Option<SecretString>,
+    /// The PKCE verifier of the code's authorization request (RFC 7636), sent with the exchange.
+    pub code_verifier: Option<SecretString>,
 }
 
 /// How a credential request says who it is: built once at the boundary, so the rules never look at

@@ -66,7 +66,14 @@ impl Core {
                         last_name: None,
                     });
                 }
-                let identity = ask(None, Some(code)).await;
+                let identity = match &proof.code_verifier {
+                    Some(verifier) => {
+                        self.social
+                            .identify_code_with_verifier(&ctx.portal, provider, code, verifier)
+                            .await
+                    }
+                    None => ask(None, Some(code)).await,
+                };
                 if let Ok(id) = &identity {
                     let remembered = RememberedCode {
                         provider: provider.to_owned(),

@@ -35,11 +35,14 @@ fn foreign_auth_variables_are_ignored_and_the_short_database_url_works() {
 fn a_postgres_url_selects_postgres() {
     let c = load(
         None,
-        &[("AUTH_DATABASE_URL", "postgres://u@db:5432/auth"), ("AUTH_DATABASE__POOL_SIZE", "4")],
+        &[
+            ("AUTH_DATABASE_URL", "postgres://u@db:5432/auth?sslmode=verify-full"),
+            ("AUTH_DATABASE__POOL_SIZE", "4"),
+        ],
         &Overrides::default(),
     )
     .unwrap();
-    assert_eq!(c.database_url.as_deref(), Some("postgres://u@db:5432/auth"));
+    assert_eq!(c.database_url.as_deref(), Some("postgres://u@db:5432/auth?sslmode=verify-full"));
     assert_eq!(c.database_pool_size, 4);
     let c =
         load(None, &[("AUTH_DATABASE__URL", "sqlite:/tmp/x.db")], &Overrides::default()).unwrap();
@@ -154,6 +157,7 @@ fn every_key_has_an_env_override() {
         (Kind::Str, _) => "/some/path",
         (Kind::U32 | Kind::U64, _) => "16",
         (Kind::List, _) => "10.0.0.0/8",
+        (Kind::Bool, _) => "true",
     };
     let e: Vec<(String, String)> = KEYS
         .iter()
@@ -196,6 +200,29 @@ fn every_key_is_documented() {
 }
 
 #[test]
+fn a_remote_database_needs_tls_or_an_explicit_plaintext_allowance() {
+    let load = |vars: &[(&str, &str)]| {
+        let env = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        Config::load(None, env, &Overrides::default())
+    };
+    for ok in [
+        vec![("AUTH_DATABASE__URL", "postgres://auth@127.0.0.1:5432/auth")],
+        vec![("AUTH_DATABASE__URL", "postgres://auth@db.example/auth?sslmode=verify-full")],
+        vec![("AUTH_DATABASE__URL", "postgres://auth@db.example/auth?sslmode=require")],
+        vec![
+            ("AUTH_DATABASE__URL", "postgres://auth@db.example/auth"),
+            ("AUTH_DATABASE__ALLOW_PLAINTEXT", "true"),
+        ],
+    ] {
+        let config = load(&ok).unwrap_or_else(|e| panic!("{ok:?}: {e:#}"));
+        assert!(config.database_url.is_some());
+    }
+    let refused = load(&[("AUTH_DATABASE__URL", "postgres://auth:hunter2@db.example/auth")]);
+    let message = format!("{:#}", refused.unwrap_err());
+    assert!(!message.contains("hunter2"), "the password reached the message: {message}");
+}
+
+#[test]
 fn invalid_values_name_their_key() {
     for (e, needle) in [
         (("AUTH_HTTP__BODY_LIMIT_BYTES", "lots"), "AUTH_HTTP__BODY_LIMIT_BYTES"),
@@ -216,6 +243,11 @@ fn invalid_values_name_their_key() {
         ),
         (("AUTH_DATABASE__POOL_SIZE", "0"), "database.pool_size"),
         (("AUTH_DATABASE__URL", "mysql://db/auth"), "database.url"),
+        (("AUTH_TLS__CERT_FILE", "/etc/auth/cert.pem"), "tls.cert_file and tls.key_file"),
+        (("AUTH_DATABASE__URL", "postgres://auth@db.example/auth"), "does not ask for TLS"),
+        (("AUTH_DATABASE__URL", "postgres://db.example/a?sslmode=prefer"), "does not ask for TLS"),
+        (("AUTH_DATABASE__URL", "postgres://db.example/a?sslmode=sometimes"), "sslmode"),
+        (("AUTH_DATABASE__ALLOW_PLAINTEXT", "yes"), "neither true nor false"),
     ] {
         let message = err(None, &[e]);
         assert!(message.contains(needle), "{e:?}: {message}");

@@ -50,6 +50,8 @@ const ALLOWED: &[Algorithm] = &[
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Discovery {
     pub(crate) issuer: String,
+    /// Where a browser starts the authorization-code flow (the sign-in page's social buttons).
+    pub(crate) authorization_endpoint: Option<String>,
     pub(crate) token_endpoint: Option<String>,
     pub(crate) userinfo_endpoint: Option<String>,
     pub(crate) jwks_uri: Option<String>,
@@ -132,6 +134,7 @@ impl Oidc {
             // server must support (RFC 6749 §2.3.1).
             return Ok(Arc::new(Discovery {
                 issuer: self.issuer.clone(),
+                authorization_endpoint: self.overrides.authorization.clone(),
                 token_endpoint: Some(token.clone()),
                 userinfo_endpoint: Some(userinfo.clone()),
                 jwks_uri: Some(jwks.clone()),
@@ -207,6 +210,10 @@ impl Oidc {
         };
         Ok(Discovery {
             issuer: issuer.to_owned(),
+            authorization_endpoint: endpoint(
+                "authorization_endpoint",
+                &self.overrides.authorization,
+            )?,
             token_endpoint: endpoint("token_endpoint", &self.overrides.token)?,
             userinfo_endpoint: endpoint("userinfo_endpoint", &self.overrides.userinfo)?,
             jwks_uri: endpoint("jwks_uri", &self.overrides.jwks)?,

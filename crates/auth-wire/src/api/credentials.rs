@@ -53,6 +53,9 @@ pub enum Login {
         access_token: Option<Secret>,
         /// `codeOAuth`: an authorisation code to exchange.
         code_oauth: Option<Secret>,
+        /// `codeVerifier`: the PKCE verifier of the code's authorization request (RFC 7636), sent
+        /// by the sign-in page; a client that did not use PKCE leaves it out.
+        code_verifier: Option<Secret>,
     },
 }
 
@@ -74,6 +77,7 @@ impl TryFrom<&Params> for Login {
                 provider: provider.to_owned(),
                 access_token: non_empty(params, "accessToken").map(Secret::new),
                 code_oauth: non_empty(params, "codeOAuth").map(Secret::new),
+                code_verifier: non_empty(params, "codeVerifier").map(Secret::new),
             });
         }
         let (user_name, password) = match non_empty(params, "userName") {
@@ -126,7 +130,8 @@ mod tests {
             Ok(Login::Social {
                 provider: "google".into(),
                 access_token: Some(Secret::new("t")),
-                code_oauth: None
+                code_oauth: None,
+                code_verifier: None,
             })
         );
         assert_eq!(RequestError::Empty("password").to_string(), "password empty");
