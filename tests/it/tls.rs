@@ -50,6 +50,18 @@ fn https_login_sets_a_secure_cookie_and_alpn_offers_h2() {
     let conn = TlsConnection::open(&h2, server.addr()).unwrap();
     assert_eq!(conn.alpn().as_deref(), Some(&b"h2"[..]), "the server prefers h2");
 
+    // A real h2 request (curl with nghttp2, which the machine image has): answered over HTTP/2.
+    let curl = std::process::Command::new("curl")
+        .args(["--silent", "--http2", "--cacert"])
+        .arg(dir.path().join("ca.pem"))
+        .args(["--output", "/dev/null", "--write-out", "%{http_version} %{http_code}"])
+        .arg(format!("{}/api/2.0/capabilities", server.base_url()))
+        .output();
+    match curl {
+        Ok(out) => assert_eq!(String::from_utf8_lossy(&out.stdout), "2 200", "{out:?}"),
+        Err(e) => auth_tests::skip(&format!("curl is not installed ({e}); no h2 request sent")),
+    }
+
     // Plain HTTP on the TLS port is no request at all: the handshake fails and nothing is answered.
     let plain = auth_tests::exchange(
         server.addr(),
