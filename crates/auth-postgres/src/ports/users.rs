@@ -33,38 +33,64 @@ macro_rules! select_user {
     };
 }
 
+/// `INSERT` of every column of a user, in the order [`InsertValues::params`] binds them, followed by
+/// `$tail`.
+macro_rules! insert_user {
+    ($tail:literal) => {
+        concat!(
+            "INSERT INTO users (id, portal_id, email, email_lower, first_name, last_name, \
+             is_admin, disabled, password_hash, phone, phone_activated, created_at, \
+             revision) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            $tail
+        )
+    };
+}
+
+/// The values of an [`insert_user!`] that the user does not hold as they are stored.
+struct InsertValues {
+    email_key: String,
+    credential: String,
+    created_at: i64,
+    revision: i64,
+}
+
+impl InsertValues {
+    fn of(u: &User) -> Result<Self, auth_sql::codec::Corrupt> {
+        Ok(Self {
+            email_key: u.email_key(),
+            credential: u.credential.encode(),
+            created_at: ts(u.created_at),
+            revision: revision(u.revision)?,
+        })
+    }
+
+    fn params<'a>(&'a self, u: &'a User) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 13] {
+        [
+            &u.id.0,
+            &u.portal.0,
+            &u.email,
+            &self.email_key,
+            &u.first_name,
+            &u.last_name,
+            &u.is_admin,
+            &u.disabled,
+            &self.credential,
+            &u.phone,
+            &u.phone_activated,
+            &self.created_at,
+            &self.revision,
+        ]
+    }
+}
+
 #[async_trait]
 impl UserStore for PgStore {
     async fn insert_user(&self, u: &User) -> StoreResult<()> {
         done(async {
-            let rev = revision(u.revision)?;
+            let values = InsertValues::of(u)?;
             let c = self.client().await?;
-            let st = c
-                .prepare_cached(
-                    "INSERT INTO users (id, portal_id, email, email_lower, first_name, last_name, \
-                     is_admin, disabled, password_hash, phone, phone_activated, created_at, \
-                     revision) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                )
-                .await?;
-            c.execute(
-                &st,
-                &[
-                    &u.id.0,
-                    &u.portal.0,
-                    &u.email,
-                    &u.email_key(),
-                    &u.first_name,
-                    &u.last_name,
-                    &u.is_admin,
-                    &u.disabled,
-                    &u.credential.encode(),
-                    &u.phone,
-                    &u.phone_activated,
-                    &ts(u.created_at),
-                    &rev,
-                ],
-            )
-            .await?;
+            let st = c.prepare_cached(insert_user!("")).await?;
+            c.execute(&st, &values.params(u)).await?;
             Ok(())
         })
         .await
@@ -259,37 +285,11 @@ impl UserStore for PgStore {
         done(async {
             let mut c = self.client().await?;
             let tx = begin(&mut c).await?;
-            let st = tx
-                .prepare_cached(
-                    "INSERT INTO users (id, portal_id, email, email_lower, first_name, last_name, \
-                     is_admin, disabled, password_hash, phone, phone_activated, created_at, \
-                     revision) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .await?;
+            let st = tx.prepare_cached(insert_user!(" ON CONFLICT DO NOTHING")).await?;
             let mut out = Vec::with_capacity(users.len());
             for u in users {
-                let rev = revision(u.revision)?;
-                let n = tx
-                    .execute(
-                        &st,
-                        &[
-                            &u.id.0,
-                            &u.portal.0,
-                            &u.email,
-                            &u.email_key(),
-                            &u.first_name,
-                            &u.last_name,
-                            &u.is_admin,
-                            &u.disabled,
-                            &u.credential.encode(),
-                            &u.phone,
-                            &u.phone_activated,
-                            &ts(u.created_at),
-                            &rev,
-                        ],
-                    )
-                    .await?;
+                let values = InsertValues::of(u)?;
+                let n = tx.execute(&st, &values.params(u)).await?;
                 out.push(n == 1);
             }
             tx.commit().await?;

@@ -17,6 +17,7 @@ use rusqlite::params;
 
 use super::tokens::delete_user_tokens;
 use crate::codec::{collect, first};
+use crate::error::DbResult;
 use crate::store::SqliteStore;
 
 /// `SELECT` of a user's columns in the order `auth_sql::records::user` reads them, followed by
@@ -31,6 +32,37 @@ macro_rules! select_user {
     };
 }
 
+/// `INSERT` of every column of a user, in the order [`insert`] binds them, followed by `$tail`.
+macro_rules! insert_user {
+    ($tail:literal) => {
+        concat!(
+            "INSERT INTO users (id, portal, email, email_lower, first_name, last_name, is_admin, \
+             disabled, password_hash, phone, phone_activated, created_at, revision) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            $tail
+        )
+    };
+}
+
+/// Runs an [`insert_user!`] statement for `u`; the number of rows inserted.
+fn insert(st: &mut rusqlite::CachedStatement<'_>, u: &User) -> DbResult<usize> {
+    Ok(st.execute(params![
+        u.id.0.as_bytes().as_slice(),
+        u.portal.0.as_bytes().as_slice(),
+        u.email,
+        u.email_key(),
+        u.first_name,
+        u.last_name,
+        u.is_admin,
+        u.disabled,
+        u.credential.encode(),
+        u.phone,
+        u.phone_activated,
+        ts(u.created_at),
+        revision(u.revision)?,
+    ])?)
+}
+
 #[async_trait]
 impl UserStore for SqliteStore {
     async fn insert_user(&self, user: &User) -> StoreResult<()> {
@@ -38,26 +70,7 @@ impl UserStore for SqliteStore {
         // UNIQUE(id) and UNIQUE(portal, email_lower) turn a duplicate into a constraint error, which
         // is answered as Conflict: one statement, so no check-then-insert race.
         self.run(move |c| {
-            c.prepare_cached(
-                "INSERT INTO users (id, portal, email, email_lower, first_name, last_name, is_admin, \
-                 disabled, password_hash, phone, phone_activated, created_at, revision) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )?
-            .execute(params![
-                u.id.0.as_bytes().as_slice(),
-                u.portal.0.as_bytes().as_slice(),
-                u.email,
-                u.email_key(),
-                u.first_name,
-                u.last_name,
-                u.is_admin,
-                u.disabled,
-                u.credential.encode(),
-                u.phone,
-                u.phone_activated,
-                ts(u.created_at),
-                revision(u.revision)?,
-            ])?;
+            insert(&mut c.prepare_cached(insert_user!(""))?, &u)?;
             Ok(())
         })
         .await
@@ -245,29 +258,10 @@ impl UserStore for SqliteStore {
         // per user. `ON CONFLICT DO NOTHING` leaves out an existing id or e-mail without failing
         // the rest.
         self.write(move |tx| {
-            let mut st = tx.prepare_cached(
-                "INSERT INTO users (id, portal, email, email_lower, first_name, last_name, is_admin, \
-                 disabled, password_hash, phone, phone_activated, created_at, revision) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
-                 ON CONFLICT DO NOTHING",
-            )?;
+            let mut st = tx.prepare_cached(insert_user!(" ON CONFLICT DO NOTHING"))?;
             let mut out = Vec::with_capacity(users.len());
             for u in &users {
-                let n = st.execute(params![
-                    u.id.0.as_bytes().as_slice(),
-                    u.portal.0.as_bytes().as_slice(),
-                    u.email,
-                    u.email_key(),
-                    u.first_name,
-                    u.last_name,
-                    u.is_admin,
-                    u.disabled,
-                    u.credential.encode(),
-                    u.phone,
-                    u.phone_activated,
-                    ts(u.created_at),
-                    revision(u.revision)?,
-                ])?;
+                let n = insert(&mut st, u)?;
                 out.push(n == 1);
             }
             Ok(out)
