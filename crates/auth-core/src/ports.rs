@@ -532,6 +532,52 @@ pub trait SmsGateway: Send + Sync {
     async fn deliver(&self, msg: &SmsMessage) -> Result<(), SmsError>;
 }
 
+/// A rendered e-mail (spec §14): a password-reset link or a security notice.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MailMessage {
+    /// The outbox message's id: mailers make the `Message-ID` from it, so a repeated delivery of
+    /// one message is recognisable as such by the recipient's mail system.
+    pub id: i64,
+    /// Recipient address.
+    pub to: String,
+    /// The subject line (in the portal's language; holds nothing secret).
+    pub subject: String,
+    /// The plain-text body (a reset mail holds a one-time key: never log it).
+    pub text: SecretString,
+    /// The same content as simple HTML, every interpolated value escaped.
+    pub html: SecretString,
+}
+
+impl std::fmt::Debug for MailMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailMessage")
+            .field("id", &self.id)
+            .field("to", &self.to)
+            .field("subject", &self.subject)
+            .field("text", &"<redacted>")
+            .field("html", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Why a mailer did not take a message.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// The server refused this message for good (a 5xx reply: bad address…); not retried.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// The server could not be reached, failed the TLS handshake, or answered 4xx; retry later.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Delivers e-mail (SMTP in the server). Called by the outbox, never directly by requests.
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    /// Hands one message to the mail server.
+    async fn deliver(&self, mail: &MailMessage) -> Result<(), MailError>;
+}
+
 /// What a social provider says about the holder of a proof (spec §5.4).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SocialIdentity {
