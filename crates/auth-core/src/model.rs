@@ -145,6 +145,9 @@ pub struct PortalSettings {
     pub ldap: Option<String>,
     /// The shortest password accepted when one is set (spec §14).
     pub password_min_length: u32,
+    /// The security notices mailed to users (spec §14); all of them by default. Nothing is mailed
+    /// while the server has no `[email]` configured.
+    pub notices: Vec<crate::mail::Notice>,
 }
 
 impl Default for PortalSettings {
@@ -170,6 +173,7 @@ impl Default for PortalSettings {
             social_providers: Vec::new(),
             ldap: None,
             password_min_length: 8,
+            notices: crate::mail::Notice::ALL.to_vec(),
         }
     }
 }
@@ -260,6 +264,7 @@ impl PortalSettings {
             ("social_providers", join(self.social_providers.clone())),
             ("ldap", self.ldap.clone().unwrap_or_default()),
             ("password_min_length", self.password_min_length.to_string()),
+            ("notices", join(self.notices.iter().map(|n| n.as_str().to_owned()).collect())),
         ];
         let mut out = String::new();
         for (k, v) in lines {
@@ -332,11 +337,25 @@ impl PortalSettings {
                 }
                 self.password_min_length = n;
             }
+            "notices" => {
+                self.notices = list(v)
+                    .iter()
+                    .map(|n| {
+                        crate::mail::Notice::parse(n).ok_or_else(|| {
+                            bad(key, format!("unknown notice {n:?} (one of: {})", notice_names()))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
             "ldap" => self.ldap = Some(v.trim()).filter(|n| !n.is_empty()).map(str::to_owned),
             _ => return Err(bad(key, "unknown setting")),
         }
         Ok(())
     }
+}
+
+fn notice_names() -> String {
+    crate::mail::Notice::ALL.map(|n| n.as_str()).join(", ")
 }
 
 /// Parses `10.0.0.0/8` or a bare address (taken as a single host).

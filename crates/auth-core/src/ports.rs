@@ -319,14 +319,44 @@ pub trait AuditStore: Send + Sync {
     async fn purge_audit(&self, before: Timestamp, limit: u32) -> StoreResult<u64>;
 }
 
-/// An SMS waiting in (or gone through) the durable outbox.
+/// What an outbox message travels by: each channel has its own worker, which claims only its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// A text message through the SMS gateway.
+    Sms,
+    /// An e-mail through the mailer (spec §14).
+    Email,
+}
+
+impl Channel {
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Channel::Sms => "sms",
+            Channel::Email => "email",
+        }
+    }
+
+    /// The channel of a stored name.
+    pub fn parse(s: &str) -> Option<Channel> {
+        match s {
+            "sms" => Some(Channel::Sms),
+            "email" => Some(Channel::Email),
+            _ => None,
+        }
+    }
+}
+
+/// A message (an SMS or an e-mail) waiting in (or gone through) the durable outbox.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboxMessage {
     /// Store-assigned id.
     pub id: i64,
+    /// The channel it goes by.
+    pub channel: Channel,
     /// The portal that sent it.
     pub portal: PortalId,
-    /// Recipient digits.
+    /// Recipient digits (SMS) or address (e-mail).
     pub to: String,
     /// The text sealed with the server key (it holds a code).
     pub sealed_text: Vec<u8>,
@@ -355,21 +385,35 @@ pub struct NewOutboxMessage {
     pub created_at: Timestamp,
 }
 
-/// The durable SMS outbox: an accepted send is never lost, and is delivered once.
+/// The durable outbox of SMS and e-mail: an accepted send is never lost, and is delivered once.
+/// Every method but the enqueues and claims works on messages of either channel (by id).
 #[async_trait]
 pub trait OutboxStore: Send + Sync {
-    /// Enqueues; MUST be durable when it returns. Returns the id.
+    /// Enqueues an SMS; MUST be durable when it returns. Returns the id.
     async fn enqueue_sms(&self, msg: &NewOutboxMessage) -> StoreResult<i64>;
-    /// Claims up to `limit` unsent messages due at `now` for the claimant `claim` (a random number the
-    /// caller chose for this claim), MUST atomically move their `next_attempt_at` to `now + lease` and
-    /// record `claim` on them, so that no other process claims them meanwhile.
+    /// Enqueues an e-mail (`to` is the address), as [`OutboxStore::enqueue_sms`] does an SMS.
+    async fn enqueue_mail(&self, msg: &NewOutboxMessage) -> StoreResult<i64>;
+    /// Claims up to `limit` unsent messages of `channel` due at `now` for the claimant `claim` (a
+    /// random number the caller chose for this claim), MUST atomically move their `next_attempt_at`
+    /// to `now + lease` and record `claim` on them, so that no other process claims them meanwhile.
+    async fn claim_due(
+        &self,
+        channel: Channel,
+        now: Timestamp,
+        lease: SignedDuration,
+        limit: u32,
+        claim: i64,
+    ) -> StoreResult<Vec<OutboxMessage>>;
+    /// [`OutboxStore::claim_due`] of the SMS channel.
     async fn claim_due_sms(
         &self,
         now: Timestamp,
         lease: SignedDuration,
         limit: u32,
         claim: i64,
-    ) -> StoreResult<Vec<OutboxMessage>>;
+    ) -> StoreResult<Vec<OutboxMessage>> {
+        self.claim_due(Channel::Sms, now, lease, limit, claim).await
+    }
     /// Extends the lease of a message to `until`, MUST only while it is unsent and still carries
     /// `claim` (another claimant took it after the lease ran out otherwise): the worker calls it just
     /// before each send, so a message is never sent under a lost lease. False when the claim is lost.
@@ -385,7 +429,7 @@ pub trait OutboxStore: Send + Sync {
         next_attempt_at: Timestamp,
         error: &str,
     ) -> StoreResult<bool>;
-    /// The newest messages, newest first.
+    /// The newest messages of both channels, newest first.
     async fn recent_sms(&self, limit: u32) -> StoreResult<Vec<OutboxMessage>>;
 }
 
@@ -452,6 +496,36 @@ pub trait SocialStore: Send + Sync {
     async fn purge_codes(&self, now: Timestamp) -> StoreResult<u64>;
 }
 
+/// An outstanding password-reset key (spec §14), stored under a keyed hash of the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResetKey {
+    /// Whose password it resets.
+    pub user: UserId,
+    /// The portal it was sent for (it works on that portal's page only).
+    pub portal: PortalId,
+    /// The user's `revision` when it was made: a key outlives no change that ended the user's
+    /// tokens (a password set since, a disable), so an old mail cannot undo a newer change.
+    pub revision: u64,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// When it stops working (one hour after it was made).
+    pub expires_at: Timestamp,
+}
+
+/// Password-reset keys.
+#[async_trait]
+pub trait RecoveryStore: Send + Sync {
+    /// Stores a key under `hash` (a keyed hash of the key, never the key). MUST be durable when it
+    /// returns.
+    async fn insert_reset_key(&self, hash: &[u8; 32], key: &ResetKey) -> StoreResult<()>;
+    /// Takes the key with this hash: MUST delete it and return it in one statement, so that of
+    /// concurrent takes exactly one gets it (single use). An expired key is deleted and returned
+    /// too; the caller checks `expires_at`.
+    async fn take_reset_key(&self, hash: &[u8; 32]) -> StoreResult<Option<ResetKey>>;
+    /// Housekeeping: deletes the keys expired before `now`; returns how many.
+    async fn purge_reset_keys(&self, now: Timestamp) -> StoreResult<u64>;
+}
+
 /// Small named values the deployment as a whole must agree on (such as the check value of the server
 /// key, so two nodes with different keys cannot both run).
 #[async_trait]
@@ -475,6 +549,7 @@ pub trait Store:
     + OutboxStore
     + MetaStore
     + SocialStore
+    + RecoveryStore
 {
 }
 
@@ -489,6 +564,7 @@ impl<T> Store for T where
         + OutboxStore
         + MetaStore
         + SocialStore
+        + RecoveryStore
 {
 }
 

@@ -7,8 +7,8 @@
 
 use auth_core::model::Credential;
 use auth_core::ports::{
-    AccountLink, BackupCodeRecord, OutboxMessage, RememberedCode, SmsCodeRecord, TokenRecord,
-    TotpRecord,
+    AccountLink, BackupCodeRecord, Channel, OutboxMessage, RememberedCode, ResetKey, SmsCodeRecord,
+    TokenRecord, TotpRecord,
 };
 use auth_core::{AuditAction, AuditEvent, Portal, PortalId, PortalSettings, User, UserId};
 
@@ -137,7 +137,7 @@ where
 }
 
 /// An outbox message from `id, portal, to_phone, sealed_text, created_at, attempts,
-/// next_attempt_at, sent_at, last_error`, where `attempts` is a small integer.
+/// next_attempt_at, sent_at, last_error, channel`, where `attempts` is a small integer.
 pub fn message<E, R>(r: &R) -> Result<OutboxMessage, E>
 where
     E: From<Corrupt>,
@@ -155,6 +155,27 @@ where
         next_attempt_at: r.instant(6)?,
         sent_at: r.opt_instant(7)?,
         last_error: r.opt_text(8)?,
+        channel: {
+            let name = r.text(9)?;
+            Channel::parse(&name).ok_or_else(|| corrupt(format!("outbox channel {name:?}")))?
+        },
+    })
+}
+
+/// A reset key from `user_id, portal, revision, created_at, expires_at`.
+pub fn reset_key<E, R>(r: &R) -> Result<ResetKey, E>
+where
+    E: From<Corrupt>,
+    R: Columns<E> + ?Sized,
+{
+    let revision = r.big_int(2)?;
+    Ok(ResetKey {
+        user: r.user_id(0)?,
+        portal: r.portal_id(1)?,
+        revision: u64::try_from(revision)
+            .map_err(|_| corrupt(format!("reset key revision {revision} out of range")))?,
+        created_at: r.instant(3)?,
+        expires_at: r.instant(4)?,
     })
 }
 

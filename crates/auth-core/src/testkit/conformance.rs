@@ -16,8 +16,8 @@ use crate::later;
 use crate::model::{Credential, Portal, PortalId, PortalSettings, TfaMode, User, UserId};
 use crate::password::PasswordHash;
 use crate::ports::{
-    AccountLink, BackupCodeRecord, NewOutboxMessage, RememberedCode, Revisions, SmsCodeRecord,
-    Store, StoreError, TokenRecord,
+    AccountLink, BackupCodeRecord, Channel, NewOutboxMessage, RememberedCode, ResetKey, Revisions,
+    SmsCodeRecord, Store, StoreError, TokenRecord,
 };
 use crate::throttle::{Acquire, Rule};
 
@@ -97,6 +97,8 @@ pub async fn run(store: &dyn Store) {
     credentials(store).await;
     imported_totp(store).await;
     audit_retention(store).await;
+    mail_channel(store).await;
+    reset_keys(store).await;
 }
 
 /// Retention: events older than the cut-off go, in batches of at most `limit`, oldest first; newer
@@ -881,6 +883,58 @@ pub async fn outbox(store: &dyn Store) {
     seen.dedup();
     assert_eq!(seen.len(), total, "concurrent claims MUST never hand one message to two workers");
     assert_eq!(total, 11, "every due message is claimed once");
+}
+
+/// The e-mail channel: its messages are claimed only by the e-mail worker and the SMS channel's
+/// only by the SMS worker, while renewals and results work by id on either.
+pub async fn mail_channel(store: &dyn Store) {
+    let ids = Ids::new(41);
+    let p = ids.portal();
+    let msg = |to: &str| NewOutboxMessage {
+        portal: p,
+        to: to.into(),
+        sealed_text: vec![4, 5, 6],
+        created_at: later(t0(), secs(5000)),
+    };
+    let t = later(t0(), secs(5000));
+    let lease = secs(60);
+    // Whatever earlier checks left due is claimed away first, so this check sees only its own.
+    store.claim_due(Channel::Sms, t, secs(1_000_000), 1000, 1).await.unwrap();
+    store.claim_due(Channel::Email, t, secs(1_000_000), 1000, 1).await.unwrap();
+    let t = later(t, secs(1));
+    let mail = store.enqueue_mail(&msg("someone@example.com")).await.unwrap();
+    let sms = store.enqueue_sms(&msg("74444444444")).await.unwrap();
+    let claimed = store.claim_due(Channel::Email, t, lease, 10, 31).await.unwrap();
+    assert_eq!(claimed.iter().map(|m| m.id).collect::<Vec<_>>(), vec![mail], "e-mail only");
+    assert_eq!(claimed[0].channel, Channel::Email);
+    assert_eq!(claimed[0].to, "someone@example.com");
+    let claimed = store.claim_due_sms(t, lease, 10, 32).await.unwrap();
+    assert_eq!(claimed.iter().map(|m| m.id).collect::<Vec<_>>(), vec![sms], "SMS only");
+    assert_eq!(claimed[0].channel, Channel::Sms);
+    assert!(store.mark_sms_sent(mail, 31, t).await.unwrap(), "results work on e-mail by id");
+    let recent = store.recent_sms(10).await.unwrap();
+    assert!(
+        recent.iter().any(|m| m.id == mail && m.channel == Channel::Email && m.sent_at == Some(t))
+    );
+}
+
+/// Reset keys: stored under their hash, taken once (of concurrent takes exactly one wins), expired
+/// ones purged and fresh ones kept.
+pub async fn reset_keys(store: &dyn Store) {
+    let ids = Ids::new(42);
+    let (user, portal) = (ids.user(), ids.portal());
+    let key = |expires_at| ResetKey { user, portal, revision: 3, created_at: t0(), expires_at };
+    let fresh = key(later(t0(), secs(3600)));
+    store.insert_reset_key(&[1; 32], &fresh).await.unwrap();
+    store.insert_reset_key(&[2; 32], &key(later(t0(), secs(10)))).await.unwrap();
+    store.insert_reset_key(&[3; 32], &fresh).await.unwrap();
+    assert_eq!(store.take_reset_key(&[9; 32]).await.unwrap(), None, "an unknown hash");
+    let wins = join_all((0..10).map(|_| store.take_reset_key(&[1; 32]))).await;
+    let got: Vec<ResetKey> = wins.into_iter().filter_map(|r| r.unwrap()).collect();
+    assert_eq!(got, vec![fresh.clone()], "a key MUST be taken exactly once");
+    assert_eq!(store.purge_reset_keys(later(t0(), secs(60))).await.unwrap(), 1, "the expired one");
+    assert_eq!(store.take_reset_key(&[2; 32]).await.unwrap(), None, "purged");
+    assert_eq!(store.take_reset_key(&[3; 32]).await.unwrap(), Some(fresh), "kept");
 }
 
 #[cfg(test)]

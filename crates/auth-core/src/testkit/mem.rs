@@ -11,10 +11,10 @@ use crate::later;
 use crate::model::{Credential, Portal, PortalId, User, UserId};
 use crate::password::PasswordHash;
 use crate::ports::{
-    AccountLink, AuditStore, BackupCodeRecord, CounterStore, MetaStore, NewOutboxMessage,
-    OutboxMessage, OutboxStore, PortalStore, RememberedCode, Revisions, SmsCodeRecord,
-    SmsCodeStore, SocialStore, StoreError, StoreResult, TokenRecord, TokenStore, TotpRecord,
-    TotpStore, UserStore,
+    AccountLink, AuditStore, BackupCodeRecord, Channel, CounterStore, MetaStore, NewOutboxMessage,
+    OutboxMessage, OutboxStore, PortalStore, RecoveryStore, RememberedCode, ResetKey, Revisions,
+    SmsCodeRecord, SmsCodeStore, SocialStore, StoreError, StoreResult, TokenRecord, TokenStore,
+    TotpRecord, TotpStore, UserStore,
 };
 use crate::throttle::{Acquire, Rule, Slot, keys};
 
@@ -43,6 +43,7 @@ struct State {
     meta: HashMap<String, Vec<u8>>,
     links: Vec<AccountLink>,
     codes: HashMap<[u8; 32], RememberedCode>,
+    reset_keys: HashMap<[u8; 32], ResetKey>,
     /// When set, every call fails as unavailable (to test fault handling above the store).
     down: bool,
 }
@@ -68,6 +69,27 @@ impl MemStore {
         if let Ok(mut s) = self.0.lock() {
             s.down = down;
         }
+    }
+
+    fn enqueue(&self, channel: Channel, msg: &NewOutboxMessage) -> StoreResult<i64> {
+        let mut s = self.state()?;
+        let id = s.id();
+        s.outbox.insert(
+            id,
+            OutboxMessage {
+                id,
+                channel,
+                portal: msg.portal,
+                to: msg.to.clone(),
+                sealed_text: msg.sealed_text.clone(),
+                created_at: msg.created_at,
+                attempts: 0,
+                next_attempt_at: msg.created_at,
+                sent_at: None,
+                last_error: None,
+            },
+        );
+        Ok(id)
     }
 
     fn state(&self) -> StoreResult<MutexGuard<'_, State>> {
@@ -744,27 +766,16 @@ impl MetaStore for MemStore {
 #[async_trait]
 impl OutboxStore for MemStore {
     async fn enqueue_sms(&self, msg: &NewOutboxMessage) -> StoreResult<i64> {
-        let mut s = self.state()?;
-        let id = s.id();
-        s.outbox.insert(
-            id,
-            OutboxMessage {
-                id,
-                portal: msg.portal,
-                to: msg.to.clone(),
-                sealed_text: msg.sealed_text.clone(),
-                created_at: msg.created_at,
-                attempts: 0,
-                next_attempt_at: msg.created_at,
-                sent_at: None,
-                last_error: None,
-            },
-        );
-        Ok(id)
+        self.enqueue(Channel::Sms, msg)
     }
 
-    async fn claim_due_sms(
+    async fn enqueue_mail(&self, msg: &NewOutboxMessage) -> StoreResult<i64> {
+        self.enqueue(Channel::Email, msg)
+    }
+
+    async fn claim_due(
         &self,
+        channel: Channel,
         now: Timestamp,
         lease: SignedDuration,
         limit: u32,
@@ -776,7 +787,7 @@ impl OutboxStore for MemStore {
             if out.len() >= limit as usize {
                 break;
             }
-            if m.sent_at.is_none() && m.next_attempt_at <= now {
+            if m.channel == channel && m.sent_at.is_none() && m.next_attempt_at <= now {
                 m.next_attempt_at = later(now, lease);
                 out.push(m.clone());
             }
@@ -840,5 +851,24 @@ impl OutboxStore for MemStore {
 
     async fn recent_sms(&self, limit: u32) -> StoreResult<Vec<OutboxMessage>> {
         Ok(self.state()?.outbox.values().rev().take(limit as usize).cloned().collect())
+    }
+}
+
+#[async_trait]
+impl RecoveryStore for MemStore {
+    async fn insert_reset_key(&self, hash: &[u8; 32], key: &ResetKey) -> StoreResult<()> {
+        self.state()?.reset_keys.insert(*hash, key.clone());
+        Ok(())
+    }
+
+    async fn take_reset_key(&self, hash: &[u8; 32]) -> StoreResult<Option<ResetKey>> {
+        Ok(self.state()?.reset_keys.remove(hash))
+    }
+
+    async fn purge_reset_keys(&self, now: Timestamp) -> StoreResult<u64> {
+        let mut s = self.state()?;
+        let before = s.reset_keys.len();
+        s.reset_keys.retain(|_, k| k.expires_at >= now);
+        Ok((before - s.reset_keys.len()) as u64)
     }
 }

@@ -1,4 +1,4 @@
-//! `OutboxStore`: the durable SMS outbox (texts sealed by the core).
+//! `OutboxStore`: the durable outbox of SMS and e-mail (texts sealed by the core).
 //!
 //! Claiming is one `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING …` that
 //! moves the claimed rows' `next_attempt_at` to the end of the lease and records the claimant's
@@ -13,7 +13,7 @@
 //! ran out and whose message another node took changes nothing, and is told so.
 
 use async_trait::async_trait;
-use auth_core::ports::{NewOutboxMessage, OutboxMessage, OutboxStore, StoreResult};
+use auth_core::ports::{Channel, NewOutboxMessage, OutboxMessage, OutboxStore, StoreResult};
 use auth_core::{SignedDuration, Timestamp};
 use auth_sql::codec::{later, ts};
 use auth_sql::{Columns, records};
@@ -25,30 +25,45 @@ use crate::store::{PgStore, done};
 macro_rules! columns {
     () => {
         "id, portal_id, to_phone, sealed_text, created_at, attempts, next_attempt_at, sent_at, \
-         last_error"
+         last_error, channel"
     };
 }
 
-#[async_trait]
-impl OutboxStore for PgStore {
-    async fn enqueue_sms(&self, m: &NewOutboxMessage) -> StoreResult<i64> {
+impl PgStore {
+    async fn enqueue(&self, channel: Channel, m: &NewOutboxMessage) -> StoreResult<i64> {
         done(async {
             let c = self.client().await?;
             let st = c
                 .prepare_cached(
                     "INSERT INTO outbox (portal_id, to_phone, sealed_text, created_at, attempts, \
-                     next_attempt_at) VALUES ($1, $2, $3, $4, 0, $4) RETURNING id",
+                     next_attempt_at, channel) VALUES ($1, $2, $3, $4, 0, $4, $5) RETURNING id",
                 )
                 .await?;
-            let row =
-                c.query_one(&st, &[&m.portal.0, &m.to, &m.sealed_text, &ts(m.created_at)]).await?;
+            let row = c
+                .query_one(
+                    &st,
+                    &[&m.portal.0, &m.to, &m.sealed_text, &ts(m.created_at), &channel.as_str()],
+                )
+                .await?;
             row.big_int(0)
         })
         .await
     }
+}
 
-    async fn claim_due_sms(
+#[async_trait]
+impl OutboxStore for PgStore {
+    async fn enqueue_sms(&self, m: &NewOutboxMessage) -> StoreResult<i64> {
+        self.enqueue(Channel::Sms, m).await
+    }
+
+    async fn enqueue_mail(&self, m: &NewOutboxMessage) -> StoreResult<i64> {
+        self.enqueue(Channel::Email, m).await
+    }
+
+    async fn claim_due(
         &self,
+        channel: Channel,
         now: Timestamp,
         lease: SignedDuration,
         limit: u32,
@@ -59,13 +74,22 @@ impl OutboxStore for PgStore {
             let st = c
                 .prepare_cached(concat!(
                     "UPDATE outbox SET next_attempt_at = $2, claim = $4 WHERE id IN (SELECT id \
-                     FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= $1 ORDER BY id \
-                     LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING ",
+                     FROM outbox WHERE sent_at IS NULL AND channel = $5 AND next_attempt_at <= $1 \
+                     ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING ",
                     columns!()
                 ))
                 .await?;
             let rows = c
-                .query(&st, &[&ts(now), &ts(later(now, lease)), &i64::from(limit), &claim])
+                .query(
+                    &st,
+                    &[
+                        &ts(now),
+                        &ts(later(now, lease)),
+                        &i64::from(limit),
+                        &claim,
+                        &channel.as_str(),
+                    ],
+                )
                 .await?;
             let mut claimed = rows.iter().map(records::message).collect::<DbResult<Vec<_>>>()?;
             // RETURNING gives no order guarantee; callers get the oldest first.

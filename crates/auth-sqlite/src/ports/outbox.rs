@@ -1,4 +1,4 @@
-//! `OutboxStore`: the durable SMS outbox (texts sealed by the core).
+//! `OutboxStore`: the durable outbox of SMS and e-mail (texts sealed by the core).
 //!
 //! Claiming is one `UPDATE … RETURNING` in an `IMMEDIATE` transaction that moves the claimed rows'
 //! `next_attempt_at` to the end of the lease and records the claimant's `claim` on them, so workers
@@ -8,7 +8,7 @@
 //! whose message another worker claimed changes nothing (and is told so).
 
 use async_trait::async_trait;
-use auth_core::ports::{NewOutboxMessage, OutboxMessage, OutboxStore, StoreResult};
+use auth_core::ports::{Channel, NewOutboxMessage, OutboxMessage, OutboxStore, StoreResult};
 use auth_core::{SignedDuration, Timestamp};
 use auth_sql::codec::{later, ts};
 use auth_sql::records;
@@ -19,30 +19,42 @@ use crate::store::SqliteStore;
 
 /// The columns `auth_sql::records::message` reads, in its order.
 const COLUMNS: &str = "id, portal, to_phone, sealed_text, created_at, attempts, next_attempt_at, \
-                       sent_at, last_error";
+                       sent_at, last_error, channel";
 
-#[async_trait]
-impl OutboxStore for SqliteStore {
-    async fn enqueue_sms(&self, msg: &NewOutboxMessage) -> StoreResult<i64> {
+impl SqliteStore {
+    async fn enqueue(&self, channel: Channel, msg: &NewOutboxMessage) -> StoreResult<i64> {
         let m = msg.clone();
         self.run(move |c| {
             c.prepare_cached(
                 "INSERT INTO outbox (portal, to_phone, sealed_text, created_at, attempts, \
-                 next_attempt_at) VALUES (?1, ?2, ?3, ?4, 0, ?4)",
+                 next_attempt_at, channel) VALUES (?1, ?2, ?3, ?4, 0, ?4, ?5)",
             )?
             .execute(params![
                 m.portal.0.as_bytes().as_slice(),
                 m.to,
                 m.sealed_text,
-                ts(m.created_at)
+                ts(m.created_at),
+                channel.as_str()
             ])?;
             Ok(c.last_insert_rowid())
         })
         .await
     }
+}
 
-    async fn claim_due_sms(
+#[async_trait]
+impl OutboxStore for SqliteStore {
+    async fn enqueue_sms(&self, msg: &NewOutboxMessage) -> StoreResult<i64> {
+        self.enqueue(Channel::Sms, msg).await
+    }
+
+    async fn enqueue_mail(&self, msg: &NewOutboxMessage) -> StoreResult<i64> {
+        self.enqueue(Channel::Email, msg).await
+    }
+
+    async fn claim_due(
         &self,
+        channel: Channel,
         now: Timestamp,
         lease: SignedDuration,
         limit: u32,
@@ -51,12 +63,18 @@ impl OutboxStore for SqliteStore {
         self.write(move |tx| {
             let sql = format!(
                 "UPDATE outbox SET next_attempt_at = ?2, claim = ?4 WHERE id IN (SELECT id \
-                 FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= ?1 ORDER BY id LIMIT ?3) \
-                 RETURNING {COLUMNS}"
+                 FROM outbox WHERE sent_at IS NULL AND channel = ?5 AND next_attempt_at <= ?1 \
+                 ORDER BY id LIMIT ?3) RETURNING {COLUMNS}"
             );
             let mut st = tx.prepare_cached(&sql)?;
             let mut claimed = collect(
-                st.query(params![ts(now), ts(later(now, lease)), i64::from(limit), claim])?,
+                st.query(params![
+                    ts(now),
+                    ts(later(now, lease)),
+                    i64::from(limit),
+                    claim,
+                    channel.as_str()
+                ])?,
                 |r| records::message(r),
             )?;
             // RETURNING gives no order guarantee; callers get the oldest first.
