@@ -67,11 +67,18 @@ pub enum AuditAction {
     /// Ours (9012): the outbox gave up an SMS for good (the provider refused that message, or it
     /// could not be sent before its code expired long ago; spec §12), so a lost code shows in the trail.
     SmsUndeliverable,
+    /// Ours (9020): someone asked for a password-reset mail (spec §14); `login` names the typed address, and
+    /// nothing says whether it belongs to anyone.
+    PasswordResetRequested,
+    /// Ours (9021): a password was set through a reset link; every token of the user ended.
+    PasswordReset,
+    /// Ours (9022): the outbox gave up an e-mail for good.
+    MailUndeliverable,
 }
 
 impl AuditAction {
     /// Every action, in code order.
-    pub const ALL: [AuditAction; 26] = [
+    pub const ALL: [AuditAction; 29] = [
         AuditAction::Logout,
         AuditAction::LoginSuccessViaApi,
         AuditAction::LoginSuccessViaApiSms,
@@ -98,6 +105,9 @@ impl AuditAction {
         AuditAction::PasswordRehashed,
         AuditAction::SmsUndeliverable,
         AuditAction::PasswordChanged,
+        AuditAction::PasswordResetRequested,
+        AuditAction::PasswordReset,
+        AuditAction::MailUndeliverable,
     ];
 
     /// The upstream number.
@@ -129,6 +139,9 @@ impl AuditAction {
             AuditAction::PasswordRehashed => 9011,
             AuditAction::PasswordChanged => 9013,
             AuditAction::SmsUndeliverable => 9012,
+            AuditAction::PasswordResetRequested => 9020,
+            AuditAction::PasswordReset => 9021,
+            AuditAction::MailUndeliverable => 9022,
         }
     }
 
@@ -161,6 +174,9 @@ impl AuditAction {
             AuditAction::PasswordRehashed => "PasswordRehashed",
             AuditAction::PasswordChanged => "PasswordChanged",
             AuditAction::SmsUndeliverable => "SmsUndeliverable",
+            AuditAction::PasswordResetRequested => "PasswordResetRequested",
+            AuditAction::PasswordReset => "PasswordReset",
+            AuditAction::MailUndeliverable => "MailUndeliverable",
         }
     }
 

@@ -45,6 +45,10 @@ pub enum KeyContext {
     UpstreamRealm,
     /// The keyed hash that names an upstream realm in stored hashes.
     UpstreamRealmId,
+    /// A sealed job of the outbox's e-mail channel (a reset request or a rendered notice).
+    MailOutbox,
+    /// The keyed hash a password-reset key is stored under (spec §14).
+    ResetKey,
 }
 
 impl KeyContext {
@@ -62,6 +66,8 @@ impl KeyContext {
             KeyContext::OAuthCode => b"oauth-code",
             KeyContext::UpstreamRealm => b"upstream-realm",
             KeyContext::UpstreamRealmId => b"upstream-realm-id",
+            KeyContext::MailOutbox => b"mail-outbox",
+            KeyContext::ResetKey => b"reset-key",
         }
     }
 

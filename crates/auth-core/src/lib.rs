@@ -46,8 +46,8 @@ pub use model::{
 pub use ports::Store;
 pub use secret::SecretString;
 pub use service::{
-    Admin, AuthService, LoginMethod, LoginOutcome, Password, RequestContext, Session, Sessions,
-    SignIn, SocialProof, TfaSettings, TokenIssued, Via,
+    Admin, AuthService, LoginMethod, LoginOutcome, Password, Recovery, RecoveryError,
+    RequestContext, Session, Sessions, SignIn, SocialProof, TfaSettings, TokenIssued, Via,
 };
 
 /// Instants, as the whole crate uses them (re-exported so adapters need no jiff of their own).

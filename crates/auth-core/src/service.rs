@@ -13,6 +13,7 @@ mod admin;
 mod directory;
 mod factors;
 mod import;
+mod recovery;
 mod sessions;
 mod sign_in;
 mod social;
@@ -27,6 +28,7 @@ use crate::audit::{AuditAction, AuditEvent};
 use crate::crypto::{ServerKey, sha256};
 use crate::error::{Fault, PortalError};
 use crate::later;
+use crate::mail::Notice;
 use crate::model::{Portal, User, UserId};
 use crate::ports::{
     Clock, Directory, PasswordHasher, Revisions, Rng, SocialProvider, Store, StoreError,
@@ -43,6 +45,7 @@ pub use import::{
     Import, ImportError, ImportOutcome, ImportedBackupCode, ImportedLink, ImportedTotp,
     ImportedUser,
 };
+pub use recovery::{Recovery, RecoveryError};
 pub use sessions::{Session, Sessions};
 pub use sign_in::{LoginMethod, NOT_A_LOGIN, Password, SignIn, SocialProof};
 pub use social::{Links, ProviderLink};
@@ -135,6 +138,35 @@ pub struct CoreLimits {
     pub fresh_token: SignedDuration,
     /// How long audit events are kept (spec §13 `[retention] audit_days`); `None` keeps them forever.
     pub audit_retention: Option<SignedDuration>,
+    /// E-mail (spec §14): `None` when the server has no mailer, and then nothing is mailed and
+    /// `people/password` answers that recovery is not available.
+    pub mail: Option<MailSettings>,
+}
+
+/// How the service mails (spec §14).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MailSettings {
+    /// The external base URL reset links are built on (`https://portal.example.com`), never the
+    /// request's `Host` (a forged one would send the key to an attacker's site). `None`: each
+    /// portal's first host name, over https when the portal is.
+    pub public_url: Option<String>,
+    /// How long a reset key works.
+    pub reset_validity: SignedDuration,
+    /// Reset mails per typed address.
+    pub per_address: Rule,
+    /// Reset mails asked for per client address.
+    pub per_ip: Rule,
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            reset_validity: SignedDuration::from_hours(1),
+            per_address: Rule::per(3, SignedDuration::from_hours(1)),
+            per_ip: Rule::per(20, SignedDuration::from_hours(1)),
+        }
+    }
 }
 
 impl Default for CoreLimits {
@@ -150,6 +182,7 @@ impl Default for CoreLimits {
             portal_cache_ttl: SignedDuration::from_secs(2),
             fresh_token: SignedDuration::from_mins(15),
             audit_retention: Some(SignedDuration::from_hours(24 * 365)),
+            mail: None,
         }
     }
 }
@@ -183,6 +216,7 @@ pub struct AuthService {
     admin: Admin,
     import: Import,
     account: Account,
+    recovery: Recovery,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -218,6 +252,7 @@ impl AuthService {
             admin: Admin { core: core.clone() },
             import: Import { core: core.clone() },
             account: Account { core: core.clone() },
+            recovery: Recovery { core: core.clone() },
             core,
         }
     }
@@ -240,6 +275,11 @@ impl AuthService {
     /// The token holder's own account (password change).
     pub fn account(&self) -> &Account {
         &self.account
+    }
+
+    /// Account recovery by e-mail (spec §14) and the e-mail channel's delivery.
+    pub fn recovery(&self) -> &Recovery {
+        &self.recovery
     }
 
     /// The token holder's account links.
@@ -500,6 +540,15 @@ impl Core {
             // The cached portal may be the stale part: the next read must come from the store.
             self.forget_portals();
             return Ok(None);
+        }
+        // A sign-in from a new device (spec §14): no live `asc_device` cookie of the user, and an
+        // address that has not completed a login for them lately. Asked only when a notice could go
+        // out, before this login makes the address known.
+        if self.limits.mail.is_some()
+            && ctx.portal.settings.notices.contains(&Notice::NewDevice)
+            && !self.is_known_client(ctx, user).await?
+        {
+            self.notify(&ctx.portal, user, Notice::NewDevice, Some(ctx)).await?;
         }
         // This address and this client completed a login: both are known clients of the user for a
         // while (spec §5.1), so the per-account limit does not lock the owner out.

@@ -9,7 +9,7 @@ pub mod conformance;
 mod fakes;
 mod mem;
 
-pub use fakes::{FakeClock, FakeDirectory, FakeSocial, RecordingSms, SeqRng};
+pub use fakes::{FakeClock, FakeDirectory, FakeSocial, RecordingMailer, RecordingSms, SeqRng};
 pub use mem::MemStore;
 
 use std::sync::Arc;

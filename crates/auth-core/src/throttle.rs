@@ -166,6 +166,20 @@ pub mod keys {
     pub fn sms_portal(portal: PortalId) -> String {
         format!("smsportal:{portal}")
     }
+    /// Reset mails asked for per typed address (`account` as in [`login`]: never the address
+    /// itself), whether or not it belongs to anyone.
+    pub fn reset_address(portal: PortalId, account: &str) -> String {
+        format!("resetaddr:{portal}:{account}")
+    }
+    /// Reset mails asked for per client address.
+    pub fn reset_ip(portal: PortalId, ip: IpAddr) -> String {
+        format!("resetip:{portal}:{}", ip_bucket(ip))
+    }
+    /// Notices of one kind mailed to a user (so an engaged limit mails once an hour, not at every
+    /// refused attempt).
+    pub fn notice(user: UserId, kind: &str) -> String {
+        format!("notice:{kind}:{user}")
+    }
     /// `setphone` calls per user.
     pub fn setphone(user: UserId) -> String {
         format!("setphone:{user}")

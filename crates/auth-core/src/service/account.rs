@@ -11,6 +11,7 @@ use super::sessions::Session;
 use super::{Core, Password, RequestContext};
 use crate::audit::AuditAction;
 use crate::error::Fault;
+use crate::mail::Notice;
 use crate::model::Credential;
 use crate::policy::PolicyViolation;
 use crate::secret::SecretString;
@@ -136,6 +137,7 @@ impl Account {
         }
         let why = Some("changed by the user; other tokens ended");
         c.audit(ctx, Some(user.id), None, AuditAction::PasswordChanged, why).await?;
+        c.notify(&ctx.portal, user, Notice::PasswordChanged, Some(ctx)).await?;
         Ok(())
     }
 }

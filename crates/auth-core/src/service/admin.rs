@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::{Core, normalize_host};
 use crate::audit::{AuditAction, AuditEvent, AuditFilter};
 use crate::error::AdminError;
+use crate::mail::Notice;
 use crate::model::{Credential, Portal, PortalId, PortalSettings, User, UserId};
 use crate::ports::{AccountLink, OutboxMessage, RngExt};
 use crate::secret::SecretString;
@@ -257,7 +258,8 @@ impl Admin {
             AuditAction::PasswordSetByAdmin,
             "password set by admin; tokens ended",
         )
-        .await
+        .await?;
+        Ok(self.core.notify_id(user, Notice::PasswordChanged, None).await?)
     }
 
     /// Forgets the user's phone and outstanding codes; the next login asks for a number again.
@@ -266,13 +268,16 @@ impl Admin {
         self.core.store.burn_sms_codes(user.id).await?;
         // A new number starts with a clean slate, including the daily second-factor lock.
         self.core.store.reset(&crate::throttle::keys::second_factor_day(user.id)).await?;
-        self.admin_audit(user, AuditAction::UserUpdatedMobileNumber, "phone reset by admin").await
+        self.admin_audit(user, AuditAction::UserUpdatedMobileNumber, "phone reset by admin")
+            .await?;
+        Ok(self.core.notify_id(user.id, Notice::PhoneChanged, None).await?)
     }
 
     /// Resets the TOTP app, backup codes and the second-factor lock.
     pub async fn reset_tfa(&self, user: &User) -> Result<(), AdminError> {
         self.core.clear_tfa(user.id).await?;
-        self.admin_audit(user, AuditAction::UserDisconnectedTfaApp, "reset by admin").await
+        self.admin_audit(user, AuditAction::UserDisconnectedTfaApp, "reset by admin").await?;
+        Ok(self.core.notify_id(user.id, Notice::TotpReset, None).await?)
     }
 
     /// Revokes every token of the user.

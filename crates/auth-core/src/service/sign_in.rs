@@ -18,6 +18,7 @@ use crate::audit::AuditAction;
 use crate::crypto::KeyContext;
 use crate::error::SignInError;
 use crate::later;
+use crate::mail::Notice;
 use crate::model::{Credential, PortalId, TfaMode, User, UserId};
 use crate::phone::{Phone, noise};
 use crate::ports::{DirectoryError, NewOutboxMessage, SmsCodeRecord};
@@ -258,6 +259,9 @@ impl SignIn {
                 if !known {
                     // Refused before any password check, so this attempt does not count either.
                     c.store.release(slot).await?;
+                    if let Some(u) = &found {
+                        c.notify(&ctx.portal, u, Notice::AccountLimit, Some(ctx)).await?;
+                    }
                     let reason = "per-account limit, unknown client";
                     let user = found.as_ref().map(|u| u.id);
                     return Err(self.throttled(ctx, user, Some(&login_lower), until, reason).await);
@@ -796,6 +800,7 @@ impl SignIn {
                     Some("phone activated"),
                 )
                 .await?;
+            self.core.notify(&ctx.portal, user, Notice::PhoneChanged, Some(ctx)).await?;
         }
         let via = Via::Sms { phone_noise: noise(&phone) };
         self.finish_second_factor(ctx, user, via, AuditAction::LoginSuccessViaApiSms, None).await

@@ -8,6 +8,7 @@ use super::{Core, RequestContext, Session};
 use crate::audit::AuditAction;
 use crate::crypto::KeyContext;
 use crate::error::TfaSettingsError;
+use crate::mail::Notice;
 use crate::model::UserId;
 use crate::secret::SecretString;
 
@@ -102,6 +103,9 @@ impl TfaSettings {
         self.core
             .audit(ctx, Some(user), None, AuditAction::BackupCodesRegenerated, Some(&reason))
             .await?;
+        self.core
+            .notify(&ctx.portal, &session.user, Notice::BackupCodesRegenerated, Some(ctx))
+            .await?;
         Ok(plain.into_iter().map(|code| BackupCodeView { code, used: false }).collect())
     }
 
@@ -137,9 +141,9 @@ impl TfaSettings {
             self.core.store.revoke_user_tokens(target.id).await?
         };
         let reason = format!("{ended} other tokens ended");
-        Ok(self
-            .core
+        self.core
             .audit(ctx, Some(target.id), None, AuditAction::UserDisconnectedTfaApp, Some(&reason))
-            .await?)
+            .await?;
+        Ok(self.core.notify(&ctx.portal, &target, Notice::TotpReset, Some(ctx)).await?)
     }
 }

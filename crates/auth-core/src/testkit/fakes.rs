@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::later;
-use crate::ports::{Clock, Rng, SmsError, SmsGateway, SmsMessage};
+use crate::ports::{Clock, MailError, MailMessage, Mailer, Rng, SmsError, SmsGateway, SmsMessage};
 
 /// A clock that moves only when told.
 #[derive(Debug)]
@@ -111,6 +111,59 @@ impl SmsGateway for RecordingSms {
         }
         if let Ok(mut v) = self.sent.lock() {
             v.push(msg.clone());
+        }
+        Ok(())
+    }
+}
+
+/// A mailer that keeps what it "sent", and can be switched down (unavailable) or to refuse.
+#[derive(Default)]
+pub struct RecordingMailer {
+    sent: Mutex<Vec<MailMessage>>,
+    failing: Mutex<bool>,
+}
+
+impl RecordingMailer {
+    /// A mailer that accepts everything.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes every delivery fail as unavailable (or succeed again).
+    pub fn set_failing(&self, failing: bool) {
+        if let Ok(mut f) = self.failing.lock() {
+            *f = failing;
+        }
+    }
+
+    /// What was delivered, oldest first.
+    pub fn sent(&self) -> Vec<MailMessage> {
+        self.sent.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// The reset key in the newest mail to `to` (the `key=` of its link).
+    pub fn last_reset_key_to(&self, to: &str) -> Option<String> {
+        self.sent().iter().rev().find(|m| m.to == to).and_then(|m| {
+            let text = m.text.expose();
+            let at = text.find("key=")? + 4;
+            Some(
+                text[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                    .collect(),
+            )
+        })
+    }
+}
+
+#[async_trait]
+impl Mailer for RecordingMailer {
+    async fn deliver(&self, mail: &MailMessage) -> Result<(), MailError> {
+        if self.failing.lock().map(|f| *f).unwrap_or(false) {
+            return Err(MailError::Unavailable("test mailer is down".to_owned()));
+        }
+        if let Ok(mut v) = self.sent.lock() {
+            v.push(mail.clone());
         }
         Ok(())
     }
