@@ -342,6 +342,26 @@ impl Router {
                     .map_err(|e| Failure::account(e, self.service.now()))?;
                 Ok(respond::ok(format, true))
             }
+            Endpoint::RequestPasswordReset => {
+                let r: api::request_password_reset::Request = decode(&params)?;
+                self.service
+                    .recovery()
+                    .request_reset(&ctx, &r.email)
+                    .await
+                    .map_err(|e| Failure::recovery(e, self.service.now()))?;
+                Ok(respond::ok(format, true))
+            }
+            Endpoint::ResetPassword => {
+                let r: api::reset_password::Request = decode(&params)?;
+                let key = SecretString::new(r.key.expose());
+                let new = SecretString::new(r.password.expose());
+                self.service
+                    .recovery()
+                    .reset_password(&ctx, &key, &new)
+                    .await
+                    .map_err(|e| Failure::recovery(e, self.service.now()))?;
+                Ok(respond::ok(format, true))
+            }
             Endpoint::Providers => {
                 let session = self.session(&ctx, token).await?;
                 let list = self.service.links().providers(&ctx, &session).await?;

@@ -40,6 +40,8 @@ pub(crate) enum Route {
     OAuthStart,
     /// `GET /login/oauth/callback`: back from the provider with a code.
     OAuthCallback,
+    /// `GET /login/reset?key=…`: the link of a reset mail (spec §14).
+    LoginReset,
 }
 
 impl Route {
@@ -53,6 +55,7 @@ impl Route {
         Route::LoginTotp,
         Route::OAuthStart,
         Route::OAuthCallback,
+        Route::LoginReset,
     ];
 
     /// The route's position in [`Route::ALL`].
@@ -71,6 +74,7 @@ impl Route {
             Route::LoginTotp => "/login/totp",
             Route::OAuthStart => "/login/oauth/start",
             Route::OAuthCallback => "/login/oauth/callback",
+            Route::LoginReset => "/login/reset",
         }
     }
 
@@ -85,6 +89,7 @@ impl Route {
             Route::LoginTotp => "login_totp",
             Route::OAuthStart => "login_oauth_start",
             Route::OAuthCallback => "login_oauth_callback",
+            Route::LoginReset => "login_reset",
         }
     }
 
@@ -97,7 +102,8 @@ impl Route {
             | Route::LoginScript
             | Route::LoginStyle
             | Route::OAuthStart
-            | Route::OAuthCallback => Some("GET"),
+            | Route::OAuthCallback
+            | Route::LoginReset => Some("GET"),
             Route::LoginTotp => Some("POST"),
         }
     }
@@ -148,6 +154,7 @@ impl Router {
             Route::LoginTotp => self.login_totp(req).await,
             Route::OAuthStart => self.oauth_start(req).await,
             Route::OAuthCallback => self.oauth_callback(req).await,
+            Route::LoginReset => self.reset_page(req).await,
         };
         let mut resp = result.unwrap_or_else(|f| f.into_response(Format::Json));
         if !matches!(route, Route::Verify | Route::Forward) {

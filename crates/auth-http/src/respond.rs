@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use auth_core::service::AccountError;
+use auth_core::service::{AccountError, RecoveryError};
 use auth_core::{
     LinkError, Portal, PortalError, SessionError, SignInError, TfaSettingsError, Timestamp,
 };
@@ -76,6 +76,38 @@ impl Failure {
             }
             AccountError::Busy(detail) => Self::busy(&detail),
             AccountError::Internal(detail) => Self::internal(&detail),
+        }
+    }
+}
+
+impl Failure {
+    /// The answer to a refused recovery step (spec §14).
+    pub(crate) fn recovery(e: RecoveryError, now: Timestamp) -> Self {
+        match e {
+            RecoveryError::NotAvailable => Self::with_message(
+                ErrorCode::Forbidden,
+                "Password recovery by e-mail is not enabled on this server",
+            ),
+            RecoveryError::InvalidEmail => {
+                Self::with_message(ErrorCode::BadRequest, "email is not an e-mail address")
+            }
+            RecoveryError::Throttled { until } => {
+                let secs = until.duration_since(now).as_secs().max(1);
+                Self {
+                    retry_after_secs: Some(u64::try_from(secs).unwrap_or(1)),
+                    ..Self::new(ErrorCode::ResetLimited)
+                }
+            }
+            RecoveryError::InvalidKey => Self::new(ErrorCode::InvalidResetKey),
+            RecoveryError::WeakPassword(v) => {
+                Self::with_message(ErrorCode::WeakPassword, v.to_string())
+            }
+            RecoveryError::DirectoryUser => Self::with_message(
+                ErrorCode::Forbidden,
+                "The password of a directory account is changed in the directory",
+            ),
+            RecoveryError::Busy(detail) => Self::busy(&detail),
+            RecoveryError::Internal(detail) => Self::internal(&detail),
         }
     }
 }

@@ -147,6 +147,10 @@ endpoints! {
     Providers => providers,
     /// `PUT people/@self/password`.
     ChangePassword => change_password,
+    /// `POST people/password` (a reset mail).
+    RequestPasswordReset => request_password_reset,
+    /// `PUT people/password` (a new password with a mail's key).
+    ResetPassword => reset_password,
 }
 
 /// Characters left as they are in a captured path segment (RFC 3986 unreserved).

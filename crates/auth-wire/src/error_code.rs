@@ -57,6 +57,10 @@ pub enum ErrorCode {
     /// A new password the portal's password policy refuses (400, spec §14); the message says which
     /// rule.
     WeakPassword,
+    /// A password-reset key that is unknown, used, expired or outlived a newer change (400, §14).
+    InvalidResetKey,
+    /// Too many reset mails asked for from one client (429, §14).
+    ResetLimited,
 }
 
 /// The text was not one of the known error codes.
@@ -66,7 +70,7 @@ pub struct UnknownErrorCode(pub String);
 
 impl ErrorCode {
     /// Every code, in the order of the spec table (useful for documentation generators and tests).
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 26] = [
         ErrorCode::InvalidCredentials,
         ErrorCode::LoginThrottled,
         ErrorCode::SmsSendLimited,
@@ -91,6 +95,8 @@ impl ErrorCode {
         ErrorCode::ProviderUnavailable,
         ErrorCode::AlreadyLinked,
         ErrorCode::WeakPassword,
+        ErrorCode::InvalidResetKey,
+        ErrorCode::ResetLimited,
     ];
 
     /// The wire string, e.g. `invalid_credentials`.
@@ -120,6 +126,8 @@ impl ErrorCode {
             ErrorCode::ProviderUnavailable => "provider_unavailable",
             ErrorCode::AlreadyLinked => "already_linked",
             ErrorCode::WeakPassword => "weak_password",
+            ErrorCode::InvalidResetKey => "invalid_reset_key",
+            ErrorCode::ResetLimited => "reset_limited",
         }
     }
 
@@ -137,11 +145,13 @@ impl ErrorCode {
             ErrorCode::LoginThrottled
             | ErrorCode::SmsSendLimited
             | ErrorCode::CodeAttemptsExceeded
-            | ErrorCode::SecondFactorLocked => 429,
+            | ErrorCode::SecondFactorLocked
+            | ErrorCode::ResetLimited => 429,
             ErrorCode::BadRequest
             | ErrorCode::PhoneRequired
             | ErrorCode::InvalidPhone
-            | ErrorCode::WeakPassword => 400,
+            | ErrorCode::WeakPassword
+            | ErrorCode::InvalidResetKey => 400,
             ErrorCode::PhoneAlreadyActivated | ErrorCode::AlreadyLinked => 409,
             ErrorCode::TfaNotAvailable | ErrorCode::Forbidden => 403,
             ErrorCode::NotFound | ErrorCode::PortalNotFound => 404,
@@ -187,6 +197,10 @@ impl ErrorCode {
             ErrorCode::ProviderUnavailable => "Authentication provider is unavailable",
             ErrorCode::AlreadyLinked => "This account is already linked to another user",
             ErrorCode::WeakPassword => "The password does not meet the password policy",
+            ErrorCode::InvalidResetKey => {
+                "The link is no longer valid (it was used, it expired, or the password changed since)"
+            }
+            ErrorCode::ResetLimited => "Too many password reset requests. Please try again later.",
         }
     }
 }

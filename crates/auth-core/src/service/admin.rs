@@ -407,6 +407,8 @@ impl Admin {
             .purge_counters(crate::later(now, -keep), crate::later(now, -known))
             .await?;
         self.purge_audit().await?;
+        // Reset keys past their hour can never work again.
+        self.core.store.purge_reset_keys(now).await?;
         Ok((tokens, events))
     }
 

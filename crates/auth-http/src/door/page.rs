@@ -85,6 +85,13 @@ struct Words {
     key: &'static str,
     open_app: &'static str,
     back: &'static str,
+    forgot: &'static str,
+    forgot_intro: &'static str,
+    send_link: &'static str,
+    reset_intro: &'static str,
+    new_password: &'static str,
+    repeat_password: &'static str,
+    set_password: &'static str,
     /// Messages the script shows, by the API's error code (and a few of its own).
     messages: &'static [(&'static str, &'static str)],
 }
@@ -112,6 +119,13 @@ const EN: Words = Words {
     key: "Key",
     open_app: "Open in the authenticator app",
     back: "Start again",
+    forgot: "Forgot your password?",
+    forgot_intro: "Enter the e-mail address of your account. We will send you a link to set a new password.",
+    send_link: "Send the link",
+    reset_intro: "Choose a new password for your account.",
+    new_password: "New password",
+    repeat_password: "Repeat the new password",
+    set_password: "Set the password",
     messages: &[
         ("invalid_credentials", "The e-mail or the password is wrong."),
         ("invalid_code", "That code is wrong or has expired."),
@@ -137,6 +151,19 @@ const EN: Words = Words {
         ("resend_in", "You can ask for a new code in {s} s."),
         ("sent", "A new code is on its way."),
         ("oauth_failed", "Signing in with the provider did not work. Try again."),
+        (
+            "reset_sent",
+            "If this address belongs to an account, a mail with a link is on its way. The link works for an hour.",
+        ),
+        ("reset_limited", "Too many requests. Try again later."),
+        (
+            "invalid_reset_key",
+            "This link no longer works: it was used, it expired, or the password changed since. Ask for a new one.",
+        ),
+        ("weak_password", "That password is too short or too common. Choose another."),
+        ("mismatch", "The two passwords differ."),
+        ("reset_done", "Your new password is set. Sign in with it."),
+        ("forbidden", "That is not possible here. Ask your portal administrator."),
     ],
 };
 
@@ -163,6 +190,13 @@ const RU: Words = Words {
     key: "Ключ",
     open_app: "Открыть в приложении-аутентификаторе",
     back: "Начать заново",
+    forgot: "Забыли пароль?",
+    forgot_intro: "Введите адрес эл. почты вашей учётной записи. Мы пришлём ссылку, по которой можно задать новый пароль.",
+    send_link: "Отправить ссылку",
+    reset_intro: "Задайте новый пароль для вашей учётной записи.",
+    new_password: "Новый пароль",
+    repeat_password: "Повторите новый пароль",
+    set_password: "Задать пароль",
     messages: &[
         ("invalid_credentials", "Неверная эл. почта или пароль."),
         ("invalid_code", "Код неверный или устарел."),
@@ -185,6 +219,22 @@ const RU: Words = Words {
         ("resend_in", "Новый код можно запросить через {s} с."),
         ("sent", "Новый код отправлен."),
         ("oauth_failed", "Не удалось войти через сервис. Попробуйте снова."),
+        (
+            "reset_sent",
+            "Если этот адрес принадлежит учётной записи, на него отправлено письмо со ссылкой. Ссылка действует час.",
+        ),
+        ("reset_limited", "Слишком много запросов. Попробуйте позже."),
+        (
+            "invalid_reset_key",
+            "Ссылка больше не действует: она использована, устарела или пароль уже изменён. Запросите новую.",
+        ),
+        (
+            "weak_password",
+            "Этот пароль слишком короткий или слишком распространённый. Выберите другой.",
+        ),
+        ("mismatch", "Пароли не совпадают."),
+        ("reset_done", "Новый пароль задан. Войдите с ним."),
+        ("forbidden", "Здесь это невозможно. Обратитесь к администратору портала."),
     ],
 };
 
@@ -214,6 +264,9 @@ pub(super) struct PageState<'a> {
     pub(super) error: Option<&'static str>,
     /// Back from a provider: its name, the code and the PKCE verifier, for the script's API call.
     pub(super) oauth: Option<(&'a str, &'a str, &'a str)>,
+    /// `/login/reset`: the script asks for a new password (the key stays in the URL, which the
+    /// script reads and then drops from the address bar and the history).
+    pub(super) reset: bool,
 }
 
 /// The whole page: every step is in it, the script shows one at a time.
@@ -248,6 +301,7 @@ fn page(
                     data-oauth-provider=[oauth_provider]
                     data-oauth-code=[oauth_code]
                     data-oauth-verifier=[oauth_verifier]
+                    data-mode=[state.reset.then_some("reset")]
                 {
                     header {
                         p.portal { (portal) }
@@ -260,6 +314,7 @@ fn page(
                         (field("email", w.email, "email", "username", None))
                         (field("password", w.password, "password", "current-password", None))
                         button type="submit" { (w.sign_in) }
+                        p.hint { a #forgot href="/login#forgot" { (w.forgot) } }
                         @if !providers.is_empty() {
                             p.or { span { (w.or) } }
                             div.social {
@@ -293,6 +348,19 @@ fn page(
                         (field("totp-code", w.code, "text", "one-time-code", None))
                         p.hint { (w.backup_hint) }
                         button type="submit" { (w.confirm) }
+                    }
+
+                    form #step-forgot.step novalidate hidden {
+                        p { (w.forgot_intro) }
+                        (field("forgot-email", w.email, "email", "username", None))
+                        button type="submit" { (w.send_link) }
+                    }
+
+                    form #step-reset.step novalidate hidden {
+                        p { (w.reset_intro) }
+                        (field("new-password", w.new_password, "password", "new-password", None))
+                        (field("repeat-password", w.repeat_password, "password", "new-password", None))
+                        button type="submit" { (w.set_password) }
                     }
 
                     section #signed-in.step hidden {
@@ -367,6 +435,16 @@ impl Router {
         let providers = self.service.social_providers(&ctx.portal);
         let state =
             PageState { return_to: back.as_ref().map(ReturnTo::as_str), ..PageState::default() };
+        Ok(render(&ctx.portal, &providers, &state))
+    }
+
+    /// `GET /login/reset?key=…`: the page, asking for a new password (spec §14). The key is not
+    /// checked here: the script sends it with the new password, and the API takes it once.
+    pub(super) async fn reset_page<B>(&self, req: Request<B>) -> Result<Response<Body>, Failure> {
+        let host = header(&req, HOST).unwrap_or("").to_owned();
+        let ctx = self.context(&req, &host).await?;
+        let providers = self.service.social_providers(&ctx.portal);
+        let state = PageState { reset: true, ..PageState::default() };
         Ok(render(&ctx.portal, &providers, &state))
     }
 

@@ -9,7 +9,9 @@
   const app = document.getElementById("app");
   if (!app) return;
   const $ = (id) => document.getElementById(id);
-  const steps = ["step-password", "step-phone", "step-sms", "step-totp", "signed-in"];
+  const steps = [
+    "step-password", "step-phone", "step-sms", "step-totp", "step-forgot", "step-reset", "signed-in",
+  ];
   // Checked by the server against the portal's host names; absent when there is nowhere to go back to.
   const returnTo = app.dataset.return || null;
   // The portal's resend cool-down: the API refuses `sendsms` sooner.
@@ -259,6 +261,58 @@
       if (returnTo) url += "&return=" + encodeURIComponent(returnTo);
       window.location.assign(url);
     });
+  }
+
+  // Forgotten password: the API answers alike whether or not the address is anyone's.
+  $("forgot").addEventListener("click", (event) => {
+    event.preventDefault();
+    clearMessages();
+    $("forgot-email").value = $("email").value.trim();
+    show("step-forgot");
+  });
+
+  onSubmit("step-forgot", async () => {
+    const email = $("forgot-email").value.trim();
+    if (!email) {
+      showError("bad_request");
+      return;
+    }
+    const r = await api("POST", "/api/2.0/people/password", { email });
+    if (r.ok) {
+      show("step-password");
+      showNotice("reset_sent");
+    } else {
+      showError(r.code);
+    }
+  });
+
+  if (app.dataset.mode === "reset") {
+    // The key is single-use: read it once, then keep it out of the address bar and the history.
+    const key = new URLSearchParams(window.location.search).get("key") || "";
+    window.history.replaceState(null, "", "/login/reset");
+    onSubmit("step-reset", async () => {
+      const password = $("new-password").value;
+      if (!password) {
+        showError("bad_request");
+        return;
+      }
+      if (password !== $("repeat-password").value) {
+        showError("mismatch");
+        return;
+      }
+      const r = await api("PUT", "/api/2.0/people/password", { key, password });
+      if (r.ok) {
+        $("new-password").value = "";
+        $("repeat-password").value = "";
+        show("step-password");
+        showNotice("reset_done");
+      } else {
+        showError(r.code);
+      }
+    });
+    show("step-reset");
+    if (!key) showError("invalid_reset_key");
+    return;
   }
 
   if (app.dataset.error) showError(app.dataset.error);
