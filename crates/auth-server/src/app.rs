@@ -94,6 +94,8 @@ impl App {
             clock: Arc::clone(&core.clock),
             rng: Arc::clone(&core.rng),
             policy: auth_core::outbox::RetryPolicy::default(),
+            mailer: None,
+            mail_policy: crate::outbox::mail_retry_policy(),
             poll_interval: config.outbox.poll_interval,
         }
         .spawn();

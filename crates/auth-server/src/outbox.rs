@@ -1,7 +1,8 @@
-//! The SMS outbox worker: a task that delivers due messages every poll interval until shutdown.
+//! The outbox worker: a task that delivers due SMS and e-mail every poll interval until shutdown.
 //!
 //! Requests only enqueue into the store's durable outbox; this worker claims what is due and hands it
 //! to the gateway through `auth_core::outbox::deliver_due`, which owns the retry and lease rules.
+//! E-mail (spec §14) goes the same way through `Recovery::deliver_due`, when a mailer is configured.
 //! It logs how many messages went, waited or were dropped, never their text or recipient.
 //! The same task does the store's housekeeping (`AuthService::housekeeping`): every ten minutes it
 //! deletes expired tokens and throttle events no rule can still need, so neither table grows with
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use auth_core::crypto::ServerKey;
 use auth_core::outbox::{RetryPolicy, deliver_due};
-use auth_core::ports::{Clock, Rng, SmsGateway};
+use auth_core::ports::{Clock, Mailer, Rng, SmsGateway};
 use auth_core::{AuthService, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -33,6 +34,10 @@ pub struct OutboxWorker {
     pub rng: Arc<dyn Rng>,
     /// Retries and leases.
     pub policy: RetryPolicy,
+    /// Where e-mail goes, when the server mails.
+    pub mailer: Option<Arc<dyn Mailer>>,
+    /// Retries and leases of e-mail.
+    pub mail_policy: RetryPolicy,
     /// Pause between rounds.
     pub poll_interval: Duration,
 }
@@ -93,6 +98,37 @@ impl OutboxWorker {
             ),
             Err(e) => tracing::warn!(error = %e, "sms outbox round failed; will retry"),
         }
+        if let Some(mailer) = &self.mailer {
+            self.mail_round(mailer.as_ref()).await;
+        }
+    }
+
+    async fn mail_round(&self, mailer: &dyn Mailer) {
+        match self.service.recovery().deliver_due(mailer, &self.mail_policy).await {
+            Ok(r) if r.sent + r.retrying + r.dropped + r.lost == 0 => {}
+            Ok(r) if r.retrying + r.lost == 0 => {
+                // "Dropped" here is mostly a reset request for an address nobody has: no alarm.
+                tracing::info!(sent = r.sent, not_sent = r.dropped, "e-mail outbox delivered");
+            }
+            Ok(r) => tracing::warn!(
+                sent = r.sent,
+                retrying = r.retrying,
+                dropped = r.dropped,
+                lost_lease = r.lost,
+                "e-mail outbox round had failures (see the audit trail: MailUndeliverable)"
+            ),
+            Err(e) => tracing::warn!(error = %e, "e-mail outbox round failed; will retry"),
+        }
+    }
+}
+
+/// The retries of e-mail: like SMS, but kept for a day rather than an hour, since a notice stays
+/// worth sending after a long mail-server outage, and waits between attempts up to five minutes.
+pub fn mail_retry_policy() -> RetryPolicy {
+    RetryPolicy {
+        max_age: auth_core::SignedDuration::from_hours(24),
+        max_backoff: auth_core::SignedDuration::from_mins(5),
+        ..RetryPolicy::default()
     }
 }
 
@@ -172,6 +208,8 @@ mod tests {
             clock: w.clock.clone(),
             rng: w.rng.clone(),
             policy: RetryPolicy::default(),
+            mailer: None,
+            mail_policy: RetryPolicy::default(),
             poll_interval: Duration::from_millis(10),
         }
         .spawn();
