@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth_core::crypto::ServerKey;
-use auth_core::outbox::{RetryPolicy, deliver_due};
+use auth_core::outbox::{DeliveryReport, RetryPolicy, deliver_due};
 use auth_core::ports::{Clock, Mailer, Rng, SmsGateway};
 use auth_core::{AuthService, Store};
 use tokio::sync::watch;
@@ -84,41 +84,41 @@ impl OutboxWorker {
             &self.policy,
         )
         .await;
-        match report {
-            Ok(r) if r.sent + r.retrying + r.dropped + r.lost == 0 => {}
-            Ok(r) if r.retrying + r.dropped + r.lost == 0 => {
-                tracing::info!(sent = r.sent, "sms outbox delivered");
-            }
-            Ok(r) => tracing::warn!(
-                sent = r.sent,
-                retrying = r.retrying,
-                dropped = r.dropped,
-                lost_lease = r.lost,
-                "sms outbox round had failures (see `auth-server sms outbox --store`)"
-            ),
-            Err(e) => tracing::warn!(error = %e, "sms outbox round failed; will retry"),
-        }
+        log_round("sms", report, false, "see `auth-server sms outbox --store`");
         if let Some(mailer) = &self.mailer {
             self.mail_round(mailer.as_ref()).await;
         }
     }
 
     async fn mail_round(&self, mailer: &dyn Mailer) {
-        match self.service.recovery().deliver_due(mailer, &self.mail_policy).await {
-            Ok(r) if r.sent + r.retrying + r.dropped + r.lost == 0 => {}
-            Ok(r) if r.retrying + r.lost == 0 => {
-                // "Dropped" here is mostly a reset request for an address nobody has: no alarm.
-                tracing::info!(sent = r.sent, not_sent = r.dropped, "e-mail outbox delivered");
-            }
-            Ok(r) => tracing::warn!(
-                sent = r.sent,
-                retrying = r.retrying,
-                dropped = r.dropped,
-                lost_lease = r.lost,
-                "e-mail outbox round had failures (see the audit trail: MailUndeliverable)"
-            ),
-            Err(e) => tracing::warn!(error = %e, "e-mail outbox round failed; will retry"),
+        let report = self.service.recovery().deliver_due(mailer, &self.mail_policy).await;
+        // "Dropped" e-mail is mostly a reset request for an address nobody has: no alarm.
+        log_round("e-mail", report, true, "see the audit trail: MailUndeliverable");
+    }
+}
+
+/// Logs what one round of a channel did: nothing when it did nothing, counts otherwise, never a
+/// text or a recipient. `dropped_is_normal` keeps drops out of the warning.
+fn log_round(
+    channel: &str,
+    report: Result<DeliveryReport, auth_core::ports::StoreError>,
+    dropped_is_normal: bool,
+    hint: &str,
+) {
+    match report {
+        Ok(r) if r.sent + r.retrying + r.dropped + r.lost == 0 => {}
+        Ok(r) if r.retrying + r.lost == 0 && (r.dropped == 0 || dropped_is_normal) => {
+            tracing::info!(channel, sent = r.sent, not_sent = r.dropped, "outbox delivered");
         }
+        Ok(r) => tracing::warn!(
+            channel,
+            sent = r.sent,
+            retrying = r.retrying,
+            dropped = r.dropped,
+            lost_lease = r.lost,
+            "outbox round had failures ({hint})"
+        ),
+        Err(e) => tracing::warn!(channel, error = %e, "outbox round failed; will retry"),
     }
 }
 

@@ -132,7 +132,6 @@ impl Recovery {
         if !plausible_email(&email) {
             return Err(RecoveryError::InvalidEmail);
         }
-        let now = c.clock.now();
         let portal = ctx.portal.id;
         let ip_key = keys::reset_ip(portal, ctx.client_ip);
         if let Err(until) = c.acquire(&ip_key, &settings.per_ip).await? {
@@ -144,22 +143,7 @@ impl Recovery {
         let address_key = keys::reset_address(portal, &c.account_key(None, &email));
         let within = c.acquire(&address_key, &settings.per_address).await?.is_ok();
         let reason = if within {
-            let sealed = c
-                .key
-                .seal(
-                    c.rng.as_ref(),
-                    KeyContext::MailOutbox,
-                    b"",
-                    &MailJob::Reset { email: email.clone() }.encode(),
-                )
-                .map_err(|e| RecoveryError::Internal(e.to_string()))?;
-            let msg = NewOutboxMessage {
-                portal,
-                to: email.clone(),
-                sealed_text: sealed,
-                created_at: now,
-            };
-            c.store.enqueue_mail(&msg).await?;
+            c.enqueue_mail_job(portal, &email, &MailJob::Reset { email: email.clone() }).await?;
             "queued"
         } else {
             "limit for this address reached; nothing sent"
@@ -410,21 +394,26 @@ impl Core {
             ip: ctx.map(|c| c.client_ip),
             user_agent: ctx.and_then(|c| c.user_agent.as_deref()),
         };
-        let rendered = mail::render_notice(notice, &details);
+        let job = MailJob::Rendered(mail::render_notice(notice, &details));
+        self.enqueue_mail_job(portal.id, user.email.trim(), &job).await
+    }
+
+    /// Seals a job of the e-mail channel and enqueues it for `to`.
+    async fn enqueue_mail_job(
+        &self,
+        portal: crate::model::PortalId,
+        to: &str,
+        job: &MailJob,
+    ) -> Result<(), StoreError> {
         let sealed = self
             .key
-            .seal(
-                self.rng.as_ref(),
-                KeyContext::MailOutbox,
-                b"",
-                &MailJob::Rendered(rendered).encode(),
-            )
-            .map_err(|e| StoreError::Unavailable(format!("sealing a notice: {e}")))?;
+            .seal(self.rng.as_ref(), KeyContext::MailOutbox, b"", &job.encode())
+            .map_err(|e| StoreError::Unavailable(format!("sealing a mail: {e}")))?;
         let msg = NewOutboxMessage {
-            portal: portal.id,
-            to: user.email.trim().to_owned(),
+            portal,
+            to: to.to_owned(),
             sealed_text: sealed,
-            created_at: now,
+            created_at: self.clock.now(),
         };
         self.store.enqueue_mail(&msg).await?;
         Ok(())
