@@ -17,24 +17,8 @@ const FORM: &str = "application/x-www-form-urlencoded";
 /// A server whose default portal has this second factor (plus extra `--set` settings) and one user.
 fn server_with(tfa: &str, settings: &[&str]) -> TestServer {
     let data = DataDir::new();
-    let mut args = vec!["portal", "set", "--tfa", tfa];
-    for s in settings {
-        args.extend(["--set", s]);
-    }
-    data.run_cli(&args).ok();
-    data.run_cli(&[
-        "user",
-        "add",
-        "--email",
-        EMAIL,
-        "--password",
-        PASSWORD,
-        "--first-name",
-        "Ada",
-        "--last-name",
-        "Lovelace",
-    ])
-    .ok();
+    data.set_portal(Some(tfa), settings).ok();
+    data.add_ada(EMAIL, PASSWORD).ok();
     TestServer::start_in(data, ServerOptions::new())
 }
 

@@ -15,24 +15,8 @@ const PASSWORD: &str = "correct horse battery staple";
 /// A server whose portal has these settings and one user, Ada Lovelace.
 fn server(settings: &[&str]) -> TestServer {
     let data = DataDir::new();
-    let mut args = vec!["portal", "set"];
-    for s in settings {
-        args.extend(["--set", s]);
-    }
-    data.run_cli(&args).ok();
-    data.run_cli(&[
-        "user",
-        "add",
-        "--email",
-        EMAIL,
-        "--password",
-        PASSWORD,
-        "--first-name",
-        "Ada",
-        "--last-name",
-        "Lovelace",
-    ])
-    .ok();
+    data.set_portal(None, settings).ok();
+    data.add_ada(EMAIL, PASSWORD).ok();
     TestServer::start_in(data, ServerOptions::new())
 }
 
@@ -213,19 +197,7 @@ fn a_social_button_signs_in_with_state_and_pkce() {
         return;
     };
     let data = DataDir::new();
-    data.run_cli(&[
-        "user",
-        "add",
-        "--email",
-        EMAIL,
-        "--password",
-        PASSWORD,
-        "--first-name",
-        "Ada",
-        "--last-name",
-        "Lovelace",
-    ])
-    .ok();
+    data.add_ada(EMAIL, PASSWORD).ok();
     data.run_cli(&[
         "user",
         "link",

@@ -258,6 +258,34 @@ impl DataDir {
         }
     }
 
+    /// `portal set` on the default portal: `--tfa tfa` when given, and each `KEY=VALUE` as `--set`.
+    pub fn set_portal(&self, tfa: Option<&str>, settings: &[&str]) -> CliOutput {
+        let mut args = vec!["portal", "set"];
+        if let Some(tfa) = tfa {
+            args.extend(["--tfa", tfa]);
+        }
+        for s in settings {
+            args.extend(["--set", s]);
+        }
+        self.run_cli(&args)
+    }
+
+    /// `user add` of Ada Lovelace with this e-mail and password, on the default portal.
+    pub fn add_ada(&self, email: &str, password: &str) -> CliOutput {
+        self.run_cli(&[
+            "user",
+            "add",
+            "--email",
+            email,
+            "--password",
+            password,
+            "--first-name",
+            "Ada",
+            "--last-name",
+            "Lovelace",
+        ])
+    }
+
     /// The `file` gateway's file in this data directory.
     pub fn sms_file(&self) -> PathBuf {
         self.path().join("sms-outbox.jsonl")
