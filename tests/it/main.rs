@@ -5,6 +5,9 @@
 
 /// The admin subcommands, run against a data directory with no server.
 mod cli;
+/// Real SMTP delivery: `email test` against a real SMTP server (aiosmtpd) over STARTTLS and implicit
+/// TLS with AUTH, what arrives, each failure's outcome, and the `[email]` start-up checks.
+mod email_smtp;
 /// Faults: a failing SMS webhook, an unwritable or full database, SIGKILL under load.
 mod faults;
 /// Every API flow over real HTTP: logins, second factors, tokens, formats, bodies, portals, refusals.

@@ -12,6 +12,8 @@
 //!   social-login tests.
 //! - [`Slapd`] (module [`slapd`]) runs a real OpenLDAP server on loopback (ldaps:// and StartTLS)
 //!   for the LDAP tests; the server's own unit tests and the `ldap_login` benchmark use it too.
+//! - [`smtp::SmtpServer`] (module [`smtp`]) runs a real SMTP server (Debian's aiosmtpd) on loopback
+//!   with STARTTLS, implicit TLS and `AUTH`, and reads back the messages it accepted, for the e-mail tests.
 //! - [`mariadb`] provides a real MariaDB for the import tests, and [`upstream`] the CommunityServer
 //!   schema and rows made with upstream's algorithms.
 //! - [`https::HttpsServer`] is a small HTTPS server with a test CA, and [`sms::FakeProvider`] plays each
@@ -39,10 +41,12 @@ pub mod nginx;
 pub mod oidc;
 pub mod slapd;
 pub mod sms;
+pub mod smtp;
 pub mod tls;
 pub mod upstream;
 pub use oidc::{ClientAuth, OidcAccount, OidcClient, OidcProvider};
 pub use slapd::{LdapUser, Slapd, Transport};
+pub use smtp::SmtpServer;
 pub use tls::{TestCa, TlsConnection};
 
 /// The longest any harness wait lasts (server start, SMS delivery, process exit, HTTP answer).

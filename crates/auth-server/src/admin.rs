@@ -1,6 +1,6 @@
-//! The admin subcommands (spec §8): users, portals, the SMS outbox and test message, the audit
-//! trail, LDAP sign-in (module `ldap`), imports, backup and restore, run directly against the data
-//! directory with no listener.
+//! The admin subcommands (spec §8): users, portals, the SMS outbox and test message, the test e-mail
+//! (module `email`), the audit trail, LDAP sign-in (module `ldap`), imports, backup and restore, run
+//! directly against the data directory with no listener.
 //!
 //! They open the same store and key as the server (so they may run beside a live server: SQLite's WAL
 //! lets both work on one file) and call the service's admin operations, which keep every rule: the
@@ -24,13 +24,14 @@ use auth_core::{
 use serde_json::{Value, json};
 
 use crate::cli::{
-    AuditArgs, Command, ImportCommand, PasswordSource, PortalAdd, PortalCommand, PortalSet,
-    SmsCommand, SmsOutbox, SmsTest, UserAdd, UserCommand, UserRef,
+    AuditArgs, Command, EmailCommand, ImportCommand, PasswordSource, PortalAdd, PortalCommand,
+    PortalSet, SmsCommand, SmsOutbox, SmsTest, UserAdd, UserCommand, UserRef,
 };
 use crate::config::Config;
 use crate::ldap::LdapDirectories;
 use crate::wiring;
 
+mod email;
 mod ldap;
 
 /// Runs one admin subcommand, writing its output to `out`.
@@ -38,6 +39,10 @@ pub async fn run(command: Command, config: &Config, out: &mut dyn Write) -> anyh
     // A test message needs the gateways only: it works before any database exists.
     if let Command::Sms(SmsCommand::Test(args)) = &command {
         return sms_test(config, args, out).await;
+    }
+    // So does a test e-mail: it needs the SMTP server only.
+    if let Command::Email(EmailCommand::Test(args)) = &command {
+        return email::test(config, args, out).await;
     }
     // A backup and a restore work on the file itself: a restore must not hold the database open.
     // The imports hash many passwords, so they open the service with the server's hashing pool.
@@ -62,7 +67,7 @@ pub async fn run(command: Command, config: &Config, out: &mut dyn Write) -> anyh
         Command::Sms(SmsCommand::Outbox(args)) => sms_outbox(&service, config, &args, out).await,
         Command::Sms(SmsCommand::Test(args)) => sms_test(config, &args, out).await,
         Command::Audit(args) => audit(&service, &args, out).await,
-        Command::Backup(_) | Command::Restore(_) | Command::Import(_) => {
+        Command::Backup(_) | Command::Restore(_) | Command::Import(_) | Command::Email(_) => {
             bail!("handled before the service opens")
         }
     }

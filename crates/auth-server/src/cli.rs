@@ -57,6 +57,9 @@ pub enum Command {
     /// Inspect SMS delivery.
     #[command(subcommand)]
     Sms(SmsCommand),
+    /// Check e-mail delivery.
+    #[command(subcommand)]
+    Email(EmailCommand),
     /// Show recent audit events, newest first.
     Audit(AuditArgs),
     /// Copy the SQLite database to a new file, consistently, while servers keep running.
@@ -417,6 +420,26 @@ pub struct SmsTest {
     /// The text to send.
     #[arg(long, default_value = "auth-server: test message / тестовое сообщение")]
     pub text: String,
+}
+
+/// `email …`.
+#[derive(Debug, Subcommand)]
+pub enum EmailCommand {
+    /// Send one test message through the configured SMTP server now (not through the outbox) and
+    /// print the server, the outcome (sent, rejected or unavailable) and the server's answer; exit
+    /// status 1 unless sent. The password is never printed.
+    Test(EmailTest),
+}
+
+/// `email test`.
+#[derive(Debug, Args)]
+pub struct EmailTest {
+    /// The recipient's address.
+    #[arg(long, value_name = "ADDR")]
+    pub to: String,
+    /// The subject line.
+    #[arg(long, default_value = "auth-server: test message / тестовое сообщение")]
+    pub subject: String,
 }
 
 /// `sms outbox`.

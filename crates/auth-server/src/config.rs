@@ -22,6 +22,7 @@ use auth_core::password::HashParams;
 use auth_http::HttpConfig;
 use serde::Deserialize;
 
+use crate::email::{EmailConfig, RawEmail};
 use crate::ldap::{LdapConfig, RawLdap};
 pub use crate::sms::SmsConfig;
 use crate::sms::{EnvSecrets, RawSms};
@@ -75,6 +76,8 @@ pub struct Config {
     pub ldap: LdapConfig,
     /// HTTPS on the listener (spec §10): the certificate chain and key; `None` serves plain HTTP.
     pub tls: Option<crate::tls::TlsFiles>,
+    /// E-mail over SMTP (spec §14); `None` when `email.smtp_url` is not set.
+    pub email: Option<EmailConfig>,
 }
 
 /// Outbound HTTPS settings.
@@ -224,6 +227,12 @@ const KEYS: &[(&str, Kind)] = &[
     ("outbound.max_in_flight", Kind::U64),
     ("tls.cert_file", Kind::Str),
     ("tls.key_file", Kind::Str),
+    ("email.smtp_url", Kind::Str),
+    ("email.password_file", Kind::Str),
+    ("email.from", Kind::Str),
+    ("email.ca_file", Kind::Str),
+    ("email.public_url", Kind::Str),
+    ("email.timeout_secs", Kind::U64),
 ];
 
 /// The environment variable that overrides a key: `http.body_limit_bytes` → `AUTH_HTTP__BODY_LIMIT_BYTES`.
@@ -257,6 +266,7 @@ struct RawConfig {
     retention: RawRetention,
     ldap: RawLdap,
     tls: RawTls,
+    email: RawEmail,
 }
 
 #[derive(Debug, Deserialize)]
@@ -321,6 +331,7 @@ impl Default for RawConfig {
             social: RawSocial::default(),
             ldap: RawLdap::default(),
             tls: RawTls::default(),
+            email: RawEmail::default(),
         }
     }
 }
@@ -636,6 +647,7 @@ impl Config {
         };
         let social = raw.social.resolve(social_secrets)?;
         let ldap = raw.ldap.resolve()?;
+        let email = raw.email.resolve()?;
 
         let given = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
         let tls = match (given(raw.tls.cert_file), given(raw.tls.key_file)) {
@@ -671,6 +683,7 @@ impl Config {
             social,
             ldap,
             tls,
+            email,
         })
     }
 }
@@ -685,11 +698,11 @@ fn read_file(path: &Path) -> anyhow::Result<toml::Table> {
 }
 
 /// A file error, without the quoted line when that line may hold a secret: toml's message quotes
-/// the offending line, and a secret must not reach the log. That is any line in a `[social…]` or
-/// `[ldap…]` table (where a misspelt `client_secret`, or a `bind_password` that does not exist, is an
-/// unknown key whose line holds the secret) or in a gateway's `[sms.…]` table (a misspelt
-/// `password`, `auth_token`, `api_key`, `api_id` or `secret`), and any line that mentions one of
-/// those words.
+/// the offending line, and a secret must not reach the log. That is any line in a `[social…]`,
+/// `[ldap…]` or `[email]` table (where a misspelt `client_secret`, a `bind_password` that does not
+/// exist, or an SMTP password written inline, is an unknown key whose line holds the secret) or in a
+/// gateway's `[sms.…]` table (a misspelt `password`, `auth_token`, `api_key`, `api_id` or `secret`),
+/// and any line that mentions one of those words.
 fn file_error(text: &str, e: &toml::de::Error, path: &Path) -> anyhow::Error {
     let context = format!("invalid config file {}", path.display());
     let Some(span) = e.span() else {
@@ -709,7 +722,8 @@ fn file_error(text: &str, e: &toml::de::Error, path: &Path) -> anyhow::Error {
     let table_name = table.trim_start_matches('[').trim_start();
     let in_secret_table = table_name.starts_with("social")
         || table_name.starts_with("ldap")
-        || table_name.starts_with("sms.");
+        || table_name.starts_with("sms.")
+        || table_name.starts_with("email");
     let lower = line.to_ascii_lowercase();
     let mentions_secret = ["secret", "password", "psw", "token", "api_key", "apikey", "api_id"]
         .iter()
@@ -748,6 +762,7 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> anyhow::Result
             "SOCIAL",
             "LDAP",
             "TLS",
+            "EMAIL",
         ];
         let rest = name.strip_prefix(ENV_PREFIX).unwrap_or(name);
         if name.contains("__") || sections.iter().any(|s| rest.starts_with(&format!("{s}_"))) {

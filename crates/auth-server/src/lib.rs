@@ -8,7 +8,7 @@
 //!
 //! Adapters that live here because only the server needs them: the wall clock ([`clock`]), the OS
 //! random generator ([`rng`]), the server key file ([`keyfile`]), the argon2id thread pool
-//! ([`hashing`]), the SMS gateways ([`sms`]), the outbox worker ([`outbox`]), the outbound HTTPS client
+//! ([`hashing`]), the SMS gateways ([`sms`]), SMTP delivery of e-mail ([`email`]), the outbox worker ([`outbox`]), the outbound HTTPS client
 //! ([`outbound`]), the social login providers ([`social`]) and the TLS certificate ([`tls`]).
 
 pub mod admin;
@@ -17,6 +17,7 @@ pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod email;
 pub mod hashing;
 pub mod import;
 pub mod keyfile;

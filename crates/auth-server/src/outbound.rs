@@ -201,20 +201,9 @@ impl Outbound {
     /// so a directory is held to the same rules as an HTTPS provider.
     pub fn tls_config(&self, ca_file: Option<&Path>) -> Result<rustls::ClientConfig, SetupError> {
         let mut roots = RootCertStore::empty();
-        let (_, ignored) = roots.add_parsable_certificates(self.system_roots().iter().cloned());
-        if ignored > 0 {
-            tracing::debug!(ignored, "system root certificates rustls cannot use were skipped");
-        }
-        if let Some(path) = ca_file {
-            for cert in read_ca_file(path)? {
-                roots.add(cert).map_err(|e| SetupError::CaFileInvalid {
-                    path: path.to_owned(),
-                    reason: Some(e.to_string()),
-                })?;
-            }
-        }
-        if roots.is_empty() {
-            return Err(SetupError::NoRoots);
+        for cert in self.trust_roots(ca_file)? {
+            // `trust_roots` keeps only certificates rustls can use, so this cannot fail.
+            let _ = roots.add(cert);
         }
         // The provider is named rather than taken from the process default, so a second rustls
         // user in the process (with another provider) can never change what this client trusts.
@@ -224,6 +213,42 @@ impl Outbound {
             .map_err(|e| SetupError::Tls(e.to_string()))?
             .with_root_certificates(roots)
             .with_no_client_auth())
+    }
+
+    /// The certificates [`Outbound::tls_config`] trusts, for a TLS client that cannot take a rustls
+    /// configuration whole (the SMTP client, `crate::email`): the system's roots that rustls can use,
+    /// then every certificate of `ca_file`.
+    pub fn trust_roots(
+        &self,
+        ca_file: Option<&Path>,
+    ) -> Result<Vec<CertificateDer<'static>>, SetupError> {
+        let usable = |cert: &CertificateDer<'static>| {
+            RootCertStore::empty().add(cert.clone()).map_err(|e| e.to_string())
+        };
+        let mut roots = Vec::new();
+        let mut ignored = 0_usize;
+        for cert in self.system_roots().iter() {
+            match usable(cert) {
+                Ok(()) => roots.push(cert.clone()),
+                Err(_) => ignored += 1,
+            }
+        }
+        if ignored > 0 {
+            tracing::debug!(ignored, "system root certificates rustls cannot use were skipped");
+        }
+        if let Some(path) = ca_file {
+            for cert in read_ca_file(path)? {
+                usable(&cert).map_err(|reason| SetupError::CaFileInvalid {
+                    path: path.to_owned(),
+                    reason: Some(reason),
+                })?;
+                roots.push(cert);
+            }
+        }
+        if roots.is_empty() {
+            return Err(SetupError::NoRoots);
+        }
+        Ok(roots)
     }
 
     /// A client trusting the system's roots and `options.ca_file`.

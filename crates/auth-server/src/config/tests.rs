@@ -151,6 +151,9 @@ fn every_key_has_an_env_override() {
         // The first version's spellings and the new ones may not both be set.
         _ if key == "sms.webhook_url" || key == "sms.webhook_timeout_secs" => "",
         (_, "url" | "base_url") => "https://relay.example",
+        (_, "smtp_url") => "smtps://mailer@mail.example",
+        (_, "public_url") => "https://portal.example",
+        _ if key == "email.from" => "noreply@portal.example",
         (_, "account_sid") => "AC123",
         (_, "messaging_service_sid") => "MG123",
         (Kind::Secret, _) => "from-the-environment",
@@ -180,6 +183,8 @@ fn every_key_has_an_env_override() {
     assert_eq!(c.sms.twilio.as_ref().unwrap().account_sid, "AC123");
     assert_eq!(c.sms.clickatell_usa.as_ref().unwrap().api_key, env_secret);
     assert_eq!(c.sms.smsru.as_ref().unwrap().api_id, env_secret);
+    let email = c.email.as_ref().unwrap();
+    assert_eq!((email.smtp.port, email.timeout), (465, Duration::from_secs(16)));
 }
 
 #[test]
