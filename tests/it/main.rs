@@ -5,6 +5,9 @@
 
 /// The admin subcommands, run against a data directory with no server.
 mod cli;
+/// Account recovery and security notices by e-mail through a real SMTP server: the reset link over
+/// HTTP and in Chromium, the limits, each notice, and a mail server that is down.
+mod email;
 /// Real SMTP delivery: `email test` against a real SMTP server (aiosmtpd) over STARTTLS and implicit
 /// TLS with AUTH, what arrives, each failure's outcome, and the `[email]` start-up checks.
 mod email_smtp;

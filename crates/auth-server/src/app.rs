@@ -94,7 +94,7 @@ impl App {
             clock: Arc::clone(&core.clock),
             rng: Arc::clone(&core.rng),
             policy: auth_core::outbox::RetryPolicy::default(),
-            mailer: None,
+            mailer: core.mailer.clone().map(|m| m as Arc<dyn auth_core::ports::Mailer>),
             mail_policy: crate::outbox::mail_retry_policy(),
             poll_interval: config.outbox.poll_interval,
         }

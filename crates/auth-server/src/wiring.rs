@@ -8,13 +8,14 @@ use anyhow::Context as _;
 use auth_core::crypto::ServerKey;
 use auth_core::password::Argon2Hasher;
 use auth_core::ports::{Clock, PasswordHasher, Rng};
-use auth_core::service::{CoreLimits, Deps};
+use auth_core::service::{CoreLimits, Deps, MailSettings};
 use auth_core::{AuthService, Store};
 use auth_postgres::PgStore;
 use auth_sqlite::SqliteStore;
 
 use crate::clock::SystemClock;
 use crate::config::Config;
+use crate::email::SmtpMailer;
 use crate::keyfile::{self, KeyOrigin};
 use crate::ldap::LdapDirectories;
 use crate::outbound::Outbound;
@@ -70,6 +71,8 @@ pub struct Core {
     pub ldap: Arc<LdapDirectories>,
     /// The SMS gateways (spec §12): routing, providers and their counters.
     pub sms: Arc<Gateways>,
+    /// The SMTP mailer (spec §14), when `[email]` is configured.
+    pub mailer: Option<Arc<SmtpMailer>>,
 }
 
 /// The argon2id hasher with the configured cost.
@@ -105,6 +108,13 @@ pub async fn open(
         Gateways::build(&config.sms, &outbound, Arc::clone(&clock))
             .context("cannot set up SMS delivery")?,
     );
+    // And the mailer's password and CA files.
+    let mailer = match &config.email {
+        Some(email) => Some(Arc::new(
+            SmtpMailer::from_config(email, &outbound).context("cannot set up e-mail")?,
+        )),
+        None => None,
+    };
     keyfile::ensure_private_dir(&config.data_dir)?;
     let store = match &config.database_url {
         Some(url) => StoreHandle::Postgres(
@@ -143,6 +153,11 @@ pub async fn open(
             .map(auth_core::SignedDuration::try_from)
             .transpose()
             .context("retention.audit_days: too large")?,
+        // Reset links are built on the configured public URL, never on a request's `Host`.
+        mail: mailer.as_ref().map(|m| MailSettings {
+            public_url: Some(m.public_url().to_owned()),
+            ..MailSettings::default()
+        }),
         ..CoreLimits::default()
     };
     let service = Arc::new(AuthService::with_limits(
@@ -157,7 +172,7 @@ pub async fn open(
         },
         limits,
     ));
-    Ok(Core { service, store, key, key_origin, clock, rng, outbound, ldap, sms })
+    Ok(Core { service, store, key, key_origin, clock, rng, outbound, ldap, sms, mailer })
 }
 
 /// The name of the server key's check value in the store's meta table.
