@@ -9,6 +9,7 @@ mod counters;
 mod meta;
 mod outbox;
 mod portals;
+mod sealed;
 mod sms;
 mod social;
 mod tokens;
