@@ -23,7 +23,7 @@ mod hostile;
 mod import;
 /// LDAP / Active Directory sign-in against a real OpenLDAP (slapd) over ldaps:// and StartTLS.
 mod ldap;
-/// Operations: backup under load and restore.
+/// Operations: backup under load and restore; key rotation (`key rotate`, `reseal`, `retire`, `list`).
 mod operations;
 /// Concurrency: 50 racers per one-time code, and limits shared by two processes on one SQLite file.
 mod races;

@@ -18,6 +18,7 @@ pub mod crypto;
 pub mod device;
 pub mod error;
 pub mod ids;
+pub mod keyring;
 pub mod mail;
 pub mod model;
 pub mod outbox;

@@ -127,6 +127,16 @@ pub async fn deliver_due(
             continue;
         }
         let Ok(text) = key.open(KeyContext::SmsOutbox, b"", &msg.sealed_text) else {
+            if key.ring().names_newer_key(&msg.sealed_text) {
+                // A node that already runs a rotated key ring sealed it (spec §13): it is left for
+                // such a node, as a failed attempt, instead of being dropped as unreadable here.
+                let next = later(clock.now(), policy.backoff(msg.attempts));
+                let why = "waiting for a node with the newer server key (this node runs an older \
+                           key ring: restart it with the new ring file)";
+                let held = store.mark_sms_failed(msg.id, claim, next, why).await?;
+                count(&mut report, held, |r| r.retrying += 1);
+                continue;
+            }
             let why = "given up: text cannot be unsealed (server key changed?)";
             let held = give_up(store, &msg, claim, why, clock.now()).await?;
             count(&mut report, held, |r| r.dropped += 1);
@@ -316,6 +326,34 @@ mod tests {
         let reason = events[0].reason.clone().unwrap();
         assert_eq!(reason, format!("message {id} to +7912***6789: rejected: invalid number"));
         assert!(!reason.contains("123456"));
+    }
+
+    /// Issue 17: a node still running the ring from before a rotation leaves a message sealed under
+    /// the new key to a node that has it, instead of dropping it as unreadable.
+    #[tokio::test]
+    async fn a_message_sealed_under_a_newer_key_waits_for_a_node_that_has_it() {
+        use crate::crypto::KeyRing;
+        let store = Arc::new(MemStore::new());
+        let clock = FakeClock::new(Timestamp::constant(1_768_031_184, 0));
+        let rng = SeqRng::new(1);
+        let rotated = KeyRing::new(&[(1, [3; 32]), (2, [4; 32])]).unwrap();
+        let sealed = rotated.seal(&rng, KeyContext::SmsOutbox, b"", b"Code: 123456").unwrap();
+        store
+            .enqueue_sms(&NewOutboxMessage {
+                portal: crate::ids::PortalId::from_random_bytes([1; 16]),
+                to: "79123456789".to_owned(),
+                sealed_text: sealed,
+                created_at: clock.now(),
+            })
+            .await
+            .unwrap();
+        let policy = RetryPolicy::default();
+        let old = ServerKey::from_bytes([3; 32]);
+        let report =
+            deliver_due(store.as_ref(), &Refuses, &old, &clock, &rng, &policy).await.unwrap();
+        assert_eq!(report, DeliveryReport { retrying: 1, ..DeliveryReport::default() });
+        let msg = &store.recent_sms(1).await.unwrap()[0];
+        assert!(msg.sent_at.is_none() && msg.last_error.as_deref().unwrap().contains("newer"));
     }
 
     #[test]

@@ -535,6 +535,103 @@ pub trait MetaStore: Send + Sync {
     async fn init_meta(&self, name: &str, value: &[u8]) -> StoreResult<Vec<u8>>;
     /// The value stored under `name`, if any.
     async fn meta(&self, name: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Replaces the value under `name` by `new`, MUST only while it is still `old` (compare and set in
+    /// one statement): how a key rotation moves the check value without losing a concurrent one.
+    /// False when the value is another or there is none.
+    async fn replace_meta(&self, name: &str, old: &[u8], new: &[u8]) -> StoreResult<bool>;
+}
+
+/// A column that holds values sealed with the server key (spec §13 "Key rotation": `key reseal`
+/// rewrites each of them under the newest key of the ring).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SealedColumn {
+    /// [`TotpRecord::sealed_secret`], owned by [`SealedOwner::User`].
+    TotpSecret,
+    /// The pending reveal of a user's backup codes, owned by [`SealedOwner::User`].
+    BackupReveal,
+    /// [`OutboxMessage::sealed_text`] of every outbox row, whatever it carries, owned by
+    /// [`SealedOwner::Message`].
+    OutboxText,
+    /// Every meta entry ([`MetaStore`]), owned by [`SealedOwner::Name`]; the core knows which names
+    /// hold sealed values.
+    Meta,
+}
+
+impl SealedColumn {
+    /// Every column, in the order a reseal walks them.
+    pub const ALL: [SealedColumn; 4] = [
+        SealedColumn::TotpSecret,
+        SealedColumn::BackupReveal,
+        SealedColumn::OutboxText,
+        SealedColumn::Meta,
+    ];
+
+    /// A name for operators.
+    pub const fn name(self) -> &'static str {
+        match self {
+            SealedColumn::TotpSecret => "TOTP secrets",
+            SealedColumn::BackupReveal => "backup-code reveals",
+            SealedColumn::OutboxText => "outbox texts",
+            SealedColumn::Meta => "database values",
+        }
+    }
+}
+
+/// Whose sealed value: the row of its column. Owners of one column are ordered as the store orders
+/// them: user ids by their 16 bytes, message ids as numbers, names byte by byte.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SealedOwner {
+    /// A user (TOTP secrets, backup-code reveals).
+    User(UserId),
+    /// An outbox message by its id.
+    Message(i64),
+    /// A meta entry by its name.
+    Name(String),
+}
+
+/// One sealed value and its owner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedValue {
+    /// Its row.
+    pub owner: SealedOwner,
+    /// The sealed bytes as stored.
+    pub sealed: Vec<u8>,
+}
+
+/// A compare-and-set of one sealed value: `old` as read, `new` the same plaintext sealed again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedSwap {
+    /// Its row.
+    pub owner: SealedOwner,
+    /// The bytes read.
+    pub old: Vec<u8>,
+    /// The bytes to store instead.
+    pub new: Vec<u8>,
+}
+
+/// Sealed values column by column, for `key reseal` and `key retire`, which walk them in bounded
+/// batches while servers keep serving.
+#[async_trait]
+pub trait SealedStore: Send + Sync {
+    /// Up to `limit` values of `column` whose owners come after `after` (from the first when `None`),
+    /// in owner order. Reading page after page from the last owner seen visits every value that
+    /// exists throughout, once; a page is read in one statement and holds no lock afterwards.
+    async fn sealed_values(
+        &self,
+        column: SealedColumn,
+        after: Option<&SealedOwner>,
+        limit: u32,
+    ) -> StoreResult<Vec<SealedValue>>;
+    /// Applies each swap to `column`: the owner's value becomes `new`, MUST only while it is still
+    /// `old` (compare and set per row, so a value a server rewrote meanwhile is never overwritten with
+    /// a stale one). Nothing else of the row changes. One flag per swap, in order: true when
+    /// replaced; false when the value is another, the row is gone or the owner is not of the column's
+    /// kind. The swaps of one call are one short transaction (the caller bounds how many).
+    async fn swap_sealed(
+        &self,
+        column: SealedColumn,
+        swaps: &[SealedSwap],
+    ) -> StoreResult<Vec<bool>>;
 }
 
 /// Every store port at once; one adapter usually implements them all.
@@ -550,6 +647,7 @@ pub trait Store:
     + MetaStore
     + SocialStore
     + RecoveryStore
+    + SealedStore
 {
 }
 
@@ -565,6 +663,7 @@ impl<T> Store for T where
         + MetaStore
         + SocialStore
         + RecoveryStore
+        + SealedStore
 {
 }
 

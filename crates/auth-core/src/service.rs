@@ -41,6 +41,8 @@ use crate::{device, token};
 pub use account::{Account, AccountError};
 pub use admin::{Admin, NewUser};
 pub use directory::DirectorySyncReport;
+pub(crate) use factors::totp_binding;
+pub(crate) use import::REALM_META_PREFIX;
 pub use import::{
     Import, ImportError, ImportOutcome, ImportedBackupCode, ImportedLink, ImportedTotp,
     ImportedUser,

@@ -1,6 +1,6 @@
 //! The admin subcommands (spec §8): users, portals, the SMS outbox and test message, the test e-mail
-//! (module `email`), the audit trail, LDAP sign-in (module `ldap`), imports, backup and restore, run
-//! directly against the data directory with no listener.
+//! (module `email`), the audit trail, LDAP sign-in (module `ldap`), imports, backup and restore, the
+//! key ring (`crate::keys`), run directly against the data directory with no listener.
 //!
 //! They open the same store and key as the server (so they may run beside a live server: SQLite's WAL
 //! lets both work on one file) and call the service's admin operations, which keep every rule: the
@@ -55,6 +55,9 @@ pub async fn run(command: Command, config: &Config, out: &mut dyn Write) -> anyh
         Command::User(UserCommand::Import(args)) => {
             return crate::import::cli::jsonl(args, config, out).await;
         }
+        // The key commands open the store and the ring file themselves: they must see a ring the
+        // database does not expect (an interrupted rotation) instead of being refused by it.
+        Command::Key(cmd) => return crate::keys::run(cmd, config, out).await,
         other => other,
     };
     let core = open(config).await?;
@@ -67,7 +70,11 @@ pub async fn run(command: Command, config: &Config, out: &mut dyn Write) -> anyh
         Command::Sms(SmsCommand::Outbox(args)) => sms_outbox(&service, config, &args, out).await,
         Command::Sms(SmsCommand::Test(args)) => sms_test(config, &args, out).await,
         Command::Audit(args) => audit(&service, &args, out).await,
-        Command::Backup(_) | Command::Restore(_) | Command::Import(_) | Command::Email(_) => {
+        Command::Backup(_)
+        | Command::Restore(_)
+        | Command::Import(_)
+        | Command::Email(_)
+        | Command::Key(_) => {
             bail!("handled before the service opens")
         }
     }
@@ -707,7 +714,7 @@ fn line(out: &mut dyn Write, text: String) -> anyhow::Result<()> {
     writeln!(out, "{text}").context("cannot write output")
 }
 
-fn write_json(out: &mut dyn Write, value: &Value) -> anyhow::Result<()> {
+pub(crate) fn write_json(out: &mut dyn Write, value: &Value) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value).context("cannot encode JSON")?;
     line(out, text)
 }
@@ -728,7 +735,7 @@ fn terminal_safe(cell: &str) -> String {
     out
 }
 
-fn write_table(
+pub(crate) fn write_table(
     out: &mut dyn Write,
     headers: &[&str],
     rows: Vec<Vec<String>>,

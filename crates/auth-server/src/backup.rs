@@ -15,8 +15,8 @@ use crate::cli::{BackupArgs, RestoreArgs};
 use crate::config::Config;
 use crate::keyfile;
 
-/// The meta entry holding the server key's check value (the same one `wiring` checks at start-up).
-const KEY_CHECK: &str = "server_key_check";
+/// The meta entry holding the key ring's check value (the same one `wiring` checks at start-up).
+const KEY_CHECK: &str = auth_core::keyring::KEY_CHECK_META;
 
 fn sqlite_only(config: &Config, what: &str) -> anyhow::Result<()> {
     if config.database_url.is_some() {
@@ -52,20 +52,23 @@ pub fn backup(config: &Config, args: &BackupArgs, out: &mut dyn Write) -> anyhow
 /// `restore --from FILE`.
 pub fn restore(config: &Config, args: &RestoreArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     sqlite_only(config, "restore")?;
-    let key = keyfile::load(&config.server_key_file)?.with_context(|| {
-        format!(
-            "no server key at {}: restore the key file of the backup first",
-            config.server_key_file.display()
-        )
-    })?;
+    let ring = keyfile::load(&config.server_key_file)?
+        .with_context(|| {
+            format!(
+                "no server key at {}: restore the key file of the backup first",
+                config.server_key_file.display()
+            )
+        })?
+        .ring()?;
     let stored = auth_sqlite::meta_value(&args.from, KEY_CHECK)
         .with_context(|| format!("{} is not a backup of this service", args.from.display()))?;
     if let Some(stored) = stored
-        && !auth_core::crypto::ct_eq(&stored, &key.check_value())
+        && !auth_core::crypto::ct_eq(&stored, &ring.check_value())
     {
         bail!(
-            "the backup {} was made under another server key than {}; put that key file back \
-             first (the server would refuse to start otherwise)",
+            "the backup {} was made under another server key than {} (or another key ring: a \
+             backup made before `key rotate` or `key retire` needs the key file of its time); put \
+             that key file back first (the server would refuse to start otherwise)",
             args.from.display(),
             config.server_key_file.display()
         );

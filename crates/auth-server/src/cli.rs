@@ -72,6 +72,49 @@ pub enum Command {
     /// Bring portals and users over from another system.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Manage the server key ring: rotate, reseal, retire and list its keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+/// `key …` (spec §13 "Key rotation"; docs/deployment.md has the procedure for several nodes).
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// List the keys of the ring: ids, creation times and which one seals (never a key byte), and
+    /// whether the database expects this ring.
+    List(KeyList),
+    /// Add a new key that seals from now on; the older keys still open what they sealed. Restart
+    /// every server with the new key file afterwards.
+    Rotate,
+    /// Rewrite every sealed value under the newest key, in short batches, while servers keep serving.
+    Reseal(KeyReseal),
+    /// Drop every key but the newest, once no stored value needs them (run `key reseal` first).
+    Retire(KeyRetire),
+}
+
+/// `key list`.
+#[derive(Debug, Args)]
+pub struct KeyList {
+    /// JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `key reseal`.
+#[derive(Debug, Args)]
+pub struct KeyReseal {
+    /// Values per batch (one read and one short write transaction each).
+    #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: u32,
+}
+
+/// `key retire`.
+#[derive(Debug, Args)]
+pub struct KeyRetire {
+    /// Retire even when some stored values open with no key of the ring (they stay unreadable;
+    /// values that still need an older key always stop the retirement).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `backup --to FILE`.

@@ -7,7 +7,7 @@
 //! it with [`App::run_until_stopped`]'s shutdown future.
 //!
 //! Adapters that live here because only the server needs them: the wall clock ([`clock`]), the OS
-//! random generator ([`rng`]), the server key file ([`keyfile`]), the argon2id thread pool
+//! random generator ([`rng`]), the server key file ([`keyfile`]) and its commands ([`keys`]), the argon2id thread pool
 //! ([`hashing`]), the SMS gateways ([`sms`]), SMTP delivery of e-mail ([`email`]), the outbox worker ([`outbox`]), the outbound HTTPS client
 //! ([`outbound`]), the social login providers ([`social`]) and the TLS certificate ([`tls`]).
 
@@ -21,6 +21,7 @@ pub mod email;
 pub mod hashing;
 pub mod import;
 pub mod keyfile;
+pub mod keys;
 pub mod ldap;
 pub mod logging;
 pub mod outbound;

@@ -115,34 +115,16 @@ pub async fn open(
         )),
         None => None,
     };
-    keyfile::ensure_private_dir(&config.data_dir)?;
-    let store = match &config.database_url {
-        Some(url) => StoreHandle::Postgres(
-            PgStore::connect(url, config.database_pool_size)
-                .await
-                .context("cannot open the PostgreSQL database")?,
-        ),
-        None => {
-            if let Some(dir) = config.database_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                keyfile::ensure_private_dir(dir)?;
-            }
-            let path = config.database_path.clone();
-            private_database_file(&path)?;
-            StoreHandle::Sqlite(
-                tokio::task::spawn_blocking(move || SqliteStore::open(&path))
-                    .await
-                    .context("the database opener task failed")?
-                    .context("cannot open the database")?,
-            )
-        }
-    };
+    let store = open_store(config).await?;
     // The key comes after the store, so a database that cannot be opened leaves no new key behind.
-    let (key, key_origin) = keyfile::load_or_create(&config.server_key_file)?;
-    check_key(&store, &key, key_origin, &config.server_key_file).await?;
+    let (ring, key_origin) = keyfile::load_or_create(&config.server_key_file)?;
+    let rng: Arc<dyn Rng> = Arc::new(OsRng);
+    let key =
+        unlock_key(store.port().as_ref(), &ring, key_origin, &config.server_key_file, rng.as_ref())
+            .await?;
     if key_origin == KeyOrigin::Created {
         tracing::info!(path = %config.server_key_file.display(), "created a new server key");
     }
-    let rng: Arc<dyn Rng> = Arc::new(OsRng);
     let hasher = hasher(Arc::clone(&rng))?;
     let store_port = store.port();
     let limits = CoreLimits {
@@ -175,41 +157,82 @@ pub async fn open(
     Ok(Core { service, store, key, key_origin, clock, rng, outbound, ldap, sms, mailer })
 }
 
-/// The name of the server key's check value in the store's meta table.
-const KEY_CHECK: &str = "server_key_check";
+/// Opens the store `config` names (creating the data directory, and the SQLite file with mode 0600),
+/// without the key: what `open` and the `key` commands share.
+pub async fn open_store(config: &Config) -> anyhow::Result<StoreHandle> {
+    keyfile::ensure_private_dir(&config.data_dir)?;
+    let store = match &config.database_url {
+        Some(url) => StoreHandle::Postgres(
+            PgStore::connect(url, config.database_pool_size)
+                .await
+                .context("cannot open the PostgreSQL database")?,
+        ),
+        None => {
+            if let Some(dir) = config.database_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                keyfile::ensure_private_dir(dir)?;
+            }
+            let path = config.database_path.clone();
+            private_database_file(&path)?;
+            StoreHandle::Sqlite(
+                tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                    .await
+                    .context("the database opener task failed")?
+                    .context("cannot open the database")?,
+            )
+        }
+    };
+    Ok(store)
+}
 
-/// Refuses a key that is not the one the database was set up with (issue 12, finding 4): with a
+/// Checks the key ring against the database and opens the hash key (`auth_core::keyring::unlock`).
+///
+/// Refuses a ring that is not the one the database expects (issue 12, finding 4; issue 17): with a
 /// mistyped key path a node would otherwise create a new key and run, and its SMS hashes would never
-/// verify elsewhere and its outbox would drop the other nodes' messages as unreadable. The first start
-/// stores the check value; every later one compares. A key this start created for nothing is removed
-/// again, so the next start with the right path is not confused by it.
-async fn check_key(
-    store: &StoreHandle,
-    key: &ServerKey,
+/// verify elsewhere and its outbox would drop the other nodes' messages as unreadable; with an old
+/// copy of the ring after a rotation it would seal under a key the others have retired or lack. The
+/// first start stores the check value; every later one compares. A key this start created for nothing
+/// is removed again, so the next start with the right path is not confused by it.
+pub async fn unlock_key(
+    store: &dyn Store,
+    ring: &keyfile::RingFile,
     origin: KeyOrigin,
     path: &std::path::Path,
-) -> anyhow::Result<()> {
-    let mine = key.check_value();
-    let stored =
-        store.port().init_meta(KEY_CHECK, &mine).await.map_err(|e| {
-            anyhow::anyhow!("cannot read the server key check from the database: {e}")
-        })?;
-    if auth_core::crypto::ct_eq(&stored, &mine) {
-        return Ok(());
-    }
-    if origin == KeyOrigin::Created {
-        let _ = std::fs::remove_file(path);
-    }
-    anyhow::bail!(
-        "the server key {} is not the key this database was set up with{}; start every node with \
-         the same key file (server_key_file / AUTH_SERVER_KEY_FILE)",
-        path.display(),
+    rng: &dyn Rng,
+) -> anyhow::Result<ServerKey> {
+    use auth_core::crypto::ids_text;
+    use auth_core::keyring::{self, KeyringError};
+    let refused = |why: String| {
         if origin == KeyOrigin::Created {
-            " (that file did not exist, so a new key was made and has been removed again)"
-        } else {
-            ""
+            let _ = std::fs::remove_file(path);
         }
-    )
+        anyhow::anyhow!(
+            "the server key {} is not the key this database was set up with{}{why}; start every \
+             node with the same key file (server_key_file / AUTH_SERVER_KEY_FILE)",
+            path.display(),
+            if origin == KeyOrigin::Created {
+                " (that file did not exist, so a new key was made and has been removed again)"
+            } else {
+                ""
+            }
+        )
+    };
+    match keyring::unlock(store, ring.ring()?, rng).await {
+        Ok(key) => Ok(key),
+        Err(KeyringError::Mismatch { expected, held }) => Err(refused(match expected {
+            Some(expected) if expected != held => format!(
+                ": the file holds key ring {}, the database expects key ring {} (the ring was \
+                 changed by `auth-server key rotate` or `key retire`: copy the key file from the \
+                 node where that ran)",
+                ids_text(&held),
+                ids_text(&expected)
+            ),
+            _ => String::new(),
+        })),
+        Err(e @ (KeyringError::HashKeyUnreadable | KeyringError::NoHashKey)) => {
+            Err(refused(format!(": {e}")))
+        }
+        Err(e) => Err(anyhow::anyhow!("cannot read the server key check from the database: {e}")),
+    }
 }
 
 /// Creates the SQLite file readable by its owner alone before SQLite opens it (SQLite gives its

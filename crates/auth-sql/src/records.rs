@@ -7,8 +7,8 @@
 
 use auth_core::model::Credential;
 use auth_core::ports::{
-    AccountLink, BackupCodeRecord, Channel, OutboxMessage, RememberedCode, ResetKey, SmsCodeRecord,
-    TokenRecord, TotpRecord,
+    AccountLink, BackupCodeRecord, Channel, OutboxMessage, RememberedCode, ResetKey, SealedColumn,
+    SealedOwner, SealedValue, SmsCodeRecord, TokenRecord, TotpRecord,
 };
 use auth_core::{AuditAction, AuditEvent, Portal, PortalId, PortalSettings, User, UserId};
 
@@ -100,6 +100,32 @@ where
 {
     let last_step = r.opt_big_int(2)?.map(codec::step_from).transpose()?;
     Ok(TotpRecord { sealed_secret: r.bytes(0)?, activated: r.bool(1)?, last_step })
+}
+
+/// A sealed value of `column` from `owner, sealed`: the owner is the user id of a TOTP secret or a
+/// reveal, the id of an outbox message, the name of a meta entry.
+pub fn sealed_value<E, R>(column: SealedColumn, r: &R) -> Result<SealedValue, E>
+where
+    E: From<Corrupt>,
+    R: Columns<E> + ?Sized,
+{
+    let owner = match column {
+        SealedColumn::TotpSecret | SealedColumn::BackupReveal => SealedOwner::User(r.user_id(0)?),
+        SealedColumn::OutboxText => SealedOwner::Message(r.big_int(0)?),
+        SealedColumn::Meta => SealedOwner::Name(r.text(0)?),
+    };
+    Ok(SealedValue { owner, sealed: r.bytes(1)? })
+}
+
+/// Whether `owner` is of the kind `column`'s rows are owned by (a swap of another kind matches
+/// nothing).
+pub fn owns(column: SealedColumn, owner: &SealedOwner) -> bool {
+    matches!(
+        (column, owner),
+        (SealedColumn::TotpSecret | SealedColumn::BackupReveal, SealedOwner::User(_))
+            | (SealedColumn::OutboxText, SealedOwner::Message(_))
+            | (SealedColumn::Meta, SealedOwner::Name(_))
+    )
 }
 
 /// A backup code from `code_hash, used`.
@@ -613,6 +639,7 @@ mod tests {
             V::Int(6),
             sent_at,
             V::Null,
+            V::Text("email"),
         ]
     }
 
@@ -620,6 +647,7 @@ mod tests {
     fn outbox_messages_map_and_refuse_impossible_attempts() {
         let want = OutboxMessage {
             id: 42,
+            channel: Channel::Email,
             portal: pid(2),
             to: "4912345".into(),
             sealed_text: vec![1, 2],
@@ -642,6 +670,15 @@ mod tests {
                     "most attempts",
                     outbox_row(i64::from(u32::MAX), V::Null),
                     Ok(OutboxMessage { attempts: u32::MAX, ..want }),
+                ),
+                (
+                    "unknown channel",
+                    {
+                        let mut row = outbox_row(3, V::Null);
+                        row[9] = V::Text("fax");
+                        row
+                    },
+                    Err("store data invalid: outbox channel \"fax\""),
                 ),
                 (
                     "negative attempts",

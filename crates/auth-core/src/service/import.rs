@@ -134,9 +134,12 @@ impl std::fmt::Debug for Import {
     }
 }
 
+/// What the name of a realm's meta entry starts with; the realm's id follows.
+pub(crate) const REALM_META_PREFIX: &str = "upstream_realm:";
+
 /// The meta entry a realm is sealed under.
 fn realm_meta(id: &str) -> String {
-    format!("upstream_realm:{id}")
+    format!("{REALM_META_PREFIX}{id}")
 }
 
 impl Core {

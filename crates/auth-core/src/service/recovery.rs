@@ -230,6 +230,16 @@ impl Recovery {
                 .open(KeyContext::MailOutbox, b"", &msg.sealed_text)
                 .ok()
                 .and_then(|plain| MailJob::decode(&plain).ok());
+            if job.is_none() && c.key.ring().names_newer_key(&msg.sealed_text) {
+                // Sealed by a node that already runs a rotated key ring (spec §13): left for such a
+                // node as a failed attempt, not dropped, as the SMS channel does.
+                let next = later(c.clock.now(), policy.backoff(msg.attempts));
+                let why = "waiting for a node with the newer server key (this node runs an older \
+                           key ring: restart it with the new ring file)";
+                let held = c.store.mark_sms_failed(msg.id, claim, next, why).await?;
+                count(&mut report, held, |r| r.retrying += 1);
+                continue;
+            }
             let Some(job) = job else {
                 let why = "given up: job cannot be unsealed (server key changed?)";
                 let held = self.give_up(&msg, claim, why, true).await?;

@@ -17,7 +17,8 @@ use crate::model::{Credential, Portal, PortalId, PortalSettings, TfaMode, User, 
 use crate::password::PasswordHash;
 use crate::ports::{
     AccountLink, BackupCodeRecord, Channel, NewOutboxMessage, RememberedCode, ResetKey, Revisions,
-    SmsCodeRecord, Store, StoreError, TokenRecord,
+    SealedColumn, SealedOwner, SealedSwap, SealedValue, SmsCodeRecord, Store, StoreError,
+    TokenRecord, TotpRecord,
 };
 use crate::throttle::{Acquire, Rule};
 
@@ -96,6 +97,7 @@ pub async fn run(store: &dyn Store) {
     social(store).await;
     credentials(store).await;
     imported_totp(store).await;
+    sealed(store).await;
     audit_retention(store).await;
     mail_channel(store).await;
     reset_keys(store).await;
@@ -552,6 +554,152 @@ pub async fn meta(store: &dyn Store) {
     assert!(racing.windows(2).all(|w| w[0] == w[1]), "racing first calls MUST agree: {racing:?}");
     assert_eq!(store.meta("conformance-a").await.unwrap(), Some(b"one".to_vec()));
     assert_eq!(store.meta("conformance-missing").await.unwrap(), None);
+}
+
+/// Every value of `column`, read in pages of two: no page is longer, and owners MUST come in strictly
+/// increasing order across pages (so each value is seen once).
+async fn sealed_column(store: &dyn Store, column: SealedColumn) -> Vec<SealedValue> {
+    let mut all: Vec<SealedValue> = Vec::new();
+    loop {
+        let after = all.last().map(|v| v.owner.clone());
+        let page = store.sealed_values(column, after.as_ref(), 2).await.unwrap();
+        assert!(page.len() <= 2, "{column:?}: a page MUST hold at most `limit` values");
+        let full = page.len() == 2;
+        all.extend(page);
+        if !full {
+            break;
+        }
+    }
+    assert!(
+        all.windows(2).all(|w| w[0].owner < w[1].owner),
+        "{column:?}: owners MUST come in strictly increasing order: {:?}",
+        all.iter().map(|v| &v.owner).collect::<Vec<_>>()
+    );
+    all
+}
+
+fn sealed_of<'a>(values: &'a [SealedValue], owner: &SealedOwner) -> Option<&'a [u8]> {
+    values.iter().find(|v| v.owner == *owner).map(|v| v.sealed.as_slice())
+}
+
+fn swap(owner: SealedOwner, old: &[u8], new: &[u8]) -> SealedSwap {
+    SealedSwap { owner, old: old.to_vec(), new: new.to_vec() }
+}
+
+/// Sealed values (issue 17, key rotation): each column is listed page by page in owner order, every
+/// value once; a swap is a compare-and-set per row that changes nothing else of the row, and of
+/// concurrent swaps from the same old bytes exactly one wins; `replace_meta` likewise.
+pub async fn sealed(store: &dyn Store) {
+    use SealedColumn::{BackupReveal, Meta, OutboxText, TotpSecret};
+    use SealedOwner::{Message, Name, User};
+    let ids = Ids::new(24);
+    let users: Vec<UserId> = (0..5).map(|_| ids.user()).collect();
+    for (i, u) in users.iter().enumerate() {
+        assert!(store.create_totp(*u, &[0xA0, i as u8]).await.unwrap());
+    }
+    assert!(store.use_totp_step(users[0], 42).await.unwrap());
+    assert!(store.activate_totp(users[0], &[[5; 32]], b"reveal-0").await.unwrap());
+    store.replace_backup_codes(users[1], &[[6; 32]], Some(b"reveal-1")).await.unwrap();
+    let p = ids.portal();
+    let mut msgs = Vec::new();
+    for i in 0..3u8 {
+        let msg = NewOutboxMessage {
+            portal: p,
+            to: format!("7444444444{i}"),
+            sealed_text: vec![0xB0, i],
+            created_at: t0(),
+        };
+        msgs.push(store.enqueue_sms(&msg).await.unwrap());
+    }
+    store.init_meta("conformance-sealed:a", b"meta-a").await.unwrap();
+    store.init_meta("conformance-sealed:b", b"meta-b").await.unwrap();
+
+    let totp = sealed_column(store, TotpSecret).await;
+    for (i, u) in users.iter().enumerate() {
+        assert_eq!(
+            sealed_of(&totp, &User(*u)),
+            Some([0xA0, i as u8].as_slice()),
+            "TOTP of user {i}"
+        );
+    }
+    let reveals = sealed_column(store, BackupReveal).await;
+    assert_eq!(sealed_of(&reveals, &User(users[0])), Some(b"reveal-0".as_slice()));
+    assert_eq!(sealed_of(&reveals, &User(users[1])), Some(b"reveal-1".as_slice()));
+    assert_eq!(sealed_of(&reveals, &User(users[2])), None, "no reveal, no value");
+    let outbox = sealed_column(store, OutboxText).await;
+    for (i, id) in msgs.iter().enumerate() {
+        assert_eq!(sealed_of(&outbox, &Message(*id)), Some([0xB0, i as u8].as_slice()));
+    }
+    let meta = sealed_column(store, Meta).await;
+    assert_eq!(sealed_of(&meta, &Name("conformance-sealed:a".into())), Some(b"meta-a".as_slice()));
+    assert_eq!(sealed_of(&meta, &Name("conformance-sealed:b".into())), Some(b"meta-b".as_slice()));
+
+    // A swap replaces the value only while it is the old one, and nothing else of the row.
+    let swaps = [
+        swap(User(users[0]), &[0xA0, 0], b"new-0"),
+        swap(User(users[1]), b"not the value", b"new-1"),
+        swap(User(ids.user()), &[0xA0, 0], b"no such row"),
+        swap(Message(msgs[0]), &[0xB0, 0], b"another column's owner"),
+    ];
+    assert_eq!(
+        store.swap_sealed(TotpSecret, &swaps).await.unwrap(),
+        vec![true, false, false, false],
+        "a swap MUST be a compare-and-set of the owner's value in that column"
+    );
+    assert_eq!(
+        store.totp(users[0]).await.unwrap(),
+        Some(TotpRecord { sealed_secret: b"new-0".to_vec(), activated: true, last_step: Some(42) }),
+        "a swap MUST change nothing but the value"
+    );
+    assert_eq!(store.totp(users[1]).await.unwrap().unwrap().sealed_secret, vec![0xA0, 1]);
+    assert_eq!(store.backup_codes(users[0]).await.unwrap().len(), 1);
+
+    let r = store.swap_sealed(BackupReveal, &[swap(User(users[0]), b"reveal-0", b"r0")]).await;
+    assert_eq!(r.unwrap(), vec![true]);
+    assert_eq!(
+        store.take_backup_reveal(users[0]).await.unwrap().as_deref(),
+        Some(b"r0".as_slice())
+    );
+    let r = store.swap_sealed(BackupReveal, &[swap(User(users[0]), b"r0", b"r1")]).await;
+    assert_eq!(r.unwrap(), vec![false], "a taken reveal is gone");
+
+    let r = store.swap_sealed(OutboxText, &[swap(Message(msgs[1]), &[0xB0, 1], b"text-1")]).await;
+    assert_eq!(r.unwrap(), vec![true]);
+    let recent = store.recent_sms(1000).await.unwrap();
+    let m = recent.iter().find(|m| m.id == msgs[1]).expect("the message");
+    assert_eq!(
+        (m.sealed_text.as_slice(), m.to.as_str(), m.attempts, m.created_at, m.sent_at),
+        (b"text-1".as_slice(), "74444444441", 0, t0(), None)
+    );
+
+    let a = "conformance-sealed:a";
+    let r = store.swap_sealed(Meta, &[swap(Name(a.into()), b"meta-a", b"meta-a2")]).await;
+    assert_eq!(r.unwrap(), vec![true]);
+    assert_eq!(store.meta(a).await.unwrap(), Some(b"meta-a2".to_vec()));
+
+    // Concurrent swaps of one value from the same old bytes: exactly one wins, and its value stays.
+    let contested = users[2];
+    let racing = join_all((0..8u8).map(|i| async move {
+        let w = [swap(User(contested), &[0xA0, 2], &[0xC0, i])];
+        (i, store.swap_sealed(TotpSecret, &w).await.unwrap())
+    }))
+    .await;
+    let winners: Vec<u8> = racing.iter().filter(|(_, r)| r == &[true]).map(|(i, _)| *i).collect();
+    assert_eq!(winners.len(), 1, "exactly one concurrent swap MUST win: {racing:?}");
+    assert_eq!(store.totp(users[2]).await.unwrap().unwrap().sealed_secret, vec![0xC0, winners[0]]);
+
+    // replace_meta: a compare-and-set too.
+    let b = "conformance-sealed:b";
+    assert!(!store.replace_meta(b, b"not the value", b"x").await.unwrap());
+    assert!(!store.replace_meta("conformance-sealed:missing", b"", b"x").await.unwrap());
+    assert_eq!(store.meta("conformance-sealed:missing").await.unwrap(), None, "no insert");
+    assert!(store.replace_meta(b, b"meta-b", b"meta-b2").await.unwrap());
+    assert_eq!(store.meta(b).await.unwrap(), Some(b"meta-b2".to_vec()));
+    let racing = join_all(
+        (0..8u8).map(|i| async move { store.replace_meta(b, b"meta-b2", &[i]).await.unwrap() }),
+    )
+    .await;
+    assert_eq!(racing.iter().filter(|w| **w).count(), 1, "exactly one replace MUST win");
 }
 
 /// Credentials of every kind round-trip; the upgrade at login is a compare-and-set that leaves the

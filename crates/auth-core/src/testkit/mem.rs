@@ -13,8 +13,9 @@ use crate::password::PasswordHash;
 use crate::ports::{
     AccountLink, AuditStore, BackupCodeRecord, Channel, CounterStore, MetaStore, NewOutboxMessage,
     OutboxMessage, OutboxStore, PortalStore, RecoveryStore, RememberedCode, ResetKey, Revisions,
-    SmsCodeRecord, SmsCodeStore, SocialStore, StoreError, StoreResult, TokenRecord, TokenStore,
-    TotpRecord, TotpStore, UserStore,
+    SealedColumn, SealedOwner, SealedStore, SealedSwap, SealedValue, SmsCodeRecord, SmsCodeStore,
+    SocialStore, StoreError, StoreResult, TokenRecord, TokenStore, TotpRecord, TotpStore,
+    UserStore,
 };
 use crate::throttle::{Acquire, Rule, Slot, keys};
 
@@ -760,6 +761,106 @@ impl MetaStore for MemStore {
 
     async fn meta(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
         Ok(self.state()?.meta.get(name).cloned())
+    }
+
+    async fn replace_meta(&self, name: &str, old: &[u8], new: &[u8]) -> StoreResult<bool> {
+        let mut s = self.state()?;
+        match s.meta.get_mut(name) {
+            Some(v) if v.as_slice() == old => {
+                *v = new.to_vec();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+impl State {
+    /// Every value of a sealed column with its owner, in owner order.
+    fn sealed_column(&self, column: SealedColumn) -> Vec<SealedValue> {
+        let mut out: Vec<SealedValue> = match column {
+            SealedColumn::TotpSecret => self
+                .totp
+                .iter()
+                .map(|(u, t)| SealedValue {
+                    owner: SealedOwner::User(*u),
+                    sealed: t.sealed_secret.clone(),
+                })
+                .collect(),
+            SealedColumn::BackupReveal => self
+                .reveals
+                .iter()
+                .map(|(u, r)| SealedValue { owner: SealedOwner::User(*u), sealed: r.clone() })
+                .collect(),
+            SealedColumn::OutboxText => self
+                .outbox
+                .values()
+                .map(|m| SealedValue {
+                    owner: SealedOwner::Message(m.id),
+                    sealed: m.sealed_text.clone(),
+                })
+                .collect(),
+            SealedColumn::Meta => self
+                .meta
+                .iter()
+                .map(|(n, v)| SealedValue {
+                    owner: SealedOwner::Name(n.clone()),
+                    sealed: v.clone(),
+                })
+                .collect(),
+        };
+        out.sort_by(|a, b| a.owner.cmp(&b.owner));
+        out
+    }
+
+    /// The stored value of a sealed column's owner, for a swap.
+    fn sealed_slot(&mut self, column: SealedColumn, owner: &SealedOwner) -> Option<&mut Vec<u8>> {
+        match (column, owner) {
+            (SealedColumn::TotpSecret, SealedOwner::User(u)) => {
+                self.totp.get_mut(u).map(|t| &mut t.sealed_secret)
+            }
+            (SealedColumn::BackupReveal, SealedOwner::User(u)) => self.reveals.get_mut(u),
+            (SealedColumn::OutboxText, SealedOwner::Message(id)) => {
+                self.outbox.get_mut(id).map(|m| &mut m.sealed_text)
+            }
+            (SealedColumn::Meta, SealedOwner::Name(n)) => self.meta.get_mut(n),
+            _ => None,
+        }
+    }
+}
+
+#[async_trait]
+impl SealedStore for MemStore {
+    async fn sealed_values(
+        &self,
+        column: SealedColumn,
+        after: Option<&SealedOwner>,
+        limit: u32,
+    ) -> StoreResult<Vec<SealedValue>> {
+        let s = self.state()?;
+        Ok(s.sealed_column(column)
+            .into_iter()
+            .filter(|v| after.is_none_or(|a| v.owner > *a))
+            .take(limit as usize)
+            .collect())
+    }
+
+    async fn swap_sealed(
+        &self,
+        column: SealedColumn,
+        swaps: &[SealedSwap],
+    ) -> StoreResult<Vec<bool>> {
+        let mut s = self.state()?;
+        Ok(swaps
+            .iter()
+            .map(|w| match s.sealed_slot(column, &w.owner) {
+                Some(v) if *v == w.old => {
+                    v.clone_from(&w.new);
+                    true
+                }
+                _ => false,
+            })
+            .collect())
     }
 }
 

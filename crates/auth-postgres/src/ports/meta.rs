@@ -4,7 +4,8 @@
 //! upsert either inserts or, when the name exists or is being inserted by a concurrent transaction,
 //! waits for that transaction and then takes the conflict branch on the row it committed. The branch
 //! writes the stored value back unchanged and returns it, so of concurrent first calls, on any number
-//! of nodes, one inserts and every other one gets what it inserted.
+//! of nodes, one inserts and every other one gets what it inserted. `replace_meta` is one
+//! `UPDATE … WHERE value = old`, a compare-and-set.
 
 use async_trait::async_trait;
 use auth_core::ports::{MetaStore, StoreResult};
@@ -38,6 +39,19 @@ impl MetaStore for PgStore {
                 Some(row) => Ok(Some(row.bytes(0)?)),
                 None => Ok(None),
             }
+        })
+        .await
+    }
+
+    async fn replace_meta(&self, name: &str, old: &[u8], new: &[u8]) -> StoreResult<bool> {
+        // One statement: a concurrent replace waits for the row and re-checks `value = $2` on what it
+        // committed (READ COMMITTED), so of racing replaces from one value exactly one changes it.
+        done(async {
+            let c = self.client().await?;
+            let st = c
+                .prepare_cached("UPDATE meta SET value = $3 WHERE name = $1 AND value = $2")
+                .await?;
+            Ok(c.execute(&st, &[&name, &old, &new]).await? == 1)
         })
         .await
     }

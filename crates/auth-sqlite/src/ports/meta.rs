@@ -3,6 +3,7 @@
 //! `init_meta` is one upsert whose conflict branch writes the stored value back unchanged and
 //! returns it: the insert-or-read is one statement under SQLite's write lock, so of concurrent first
 //! calls, in any number of processes, one inserts and every other one reads what it inserted.
+//! `replace_meta` is one `UPDATE … WHERE value = old`, a compare-and-set under the same lock.
 
 use async_trait::async_trait;
 use auth_core::ports::{MetaStore, StoreResult};
@@ -33,6 +34,18 @@ impl MetaStore for SqliteStore {
         self.run_read(move |c| {
             let mut st = c.prepare_cached("SELECT value FROM meta WHERE name = ?1")?;
             first(st.query([name])?, |r| r.bytes(0))
+        })
+        .await
+    }
+
+    async fn replace_meta(&self, name: &str, old: &[u8], new: &[u8]) -> StoreResult<bool> {
+        let (name, old, new) = (name.to_owned(), old.to_vec(), new.to_vec());
+        // One statement: the `WHERE` is the compare, under SQLite's write lock.
+        self.run(move |c| {
+            let n = c
+                .prepare_cached("UPDATE meta SET value = ?3 WHERE name = ?1 AND value = ?2")?
+                .execute(params![name, old, new])?;
+            Ok(n == 1)
         })
         .await
     }

@@ -10,6 +10,7 @@ mod meta;
 mod outbox;
 mod portals;
 mod recovery;
+mod sealed;
 mod sms;
 mod social;
 mod tokens;
