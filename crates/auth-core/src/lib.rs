@@ -19,6 +19,7 @@ pub mod device;
 pub mod error;
 pub mod ids;
 pub mod model;
+pub mod observe;
 pub mod outbox;
 pub mod password;
 pub mod phone;

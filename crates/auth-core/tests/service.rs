@@ -1538,6 +1538,9 @@ async fn issue_13_good_social_logins_from_one_address_are_never_throttled() {
 #[path = "service/moving_over.rs"]
 mod moving_over;
 
+#[path = "service/observed.rs"]
+mod observed;
+
 /// Issue 17, retention: housekeeping deletes the audit events older than the retention and keeps
 /// the newer ones.
 #[tokio::test]

@@ -12,7 +12,7 @@ use crate::model::{Credential, Portal, PortalId, User, UserId};
 use crate::password::PasswordHash;
 use crate::ports::{
     AccountLink, AuditStore, BackupCodeRecord, CounterStore, MetaStore, NewOutboxMessage,
-    OutboxMessage, OutboxStore, PortalStore, RememberedCode, Revisions, SmsCodeRecord,
+    OutboxMessage, OutboxStats, OutboxStore, PortalStore, RememberedCode, Revisions, SmsCodeRecord,
     SmsCodeStore, SocialStore, StoreError, StoreResult, TokenRecord, TokenStore, TotpRecord,
     TotpStore, UserStore,
 };
@@ -840,5 +840,15 @@ impl OutboxStore for MemStore {
 
     async fn recent_sms(&self, limit: u32) -> StoreResult<Vec<OutboxMessage>> {
         Ok(self.state()?.outbox.values().rev().take(limit as usize).cloned().collect())
+    }
+
+    async fn outbox_stats(&self) -> StoreResult<OutboxStats> {
+        let s = self.state()?;
+        let waiting =
+            s.outbox.values().filter(|m| m.sent_at.is_none() && m.next_attempt_at < Timestamp::MAX);
+        Ok(waiting.fold(OutboxStats::default(), |acc, m| OutboxStats {
+            pending: acc.pending + 1,
+            oldest: Some(acc.oldest.map_or(m.created_at, |o| o.min(m.created_at))),
+        }))
     }
 }
