@@ -9,7 +9,8 @@
 //! Adapters that live here because only the server needs them: the wall clock ([`clock`]), the OS
 //! random generator ([`rng`]), the server key file ([`keyfile`]), the argon2id thread pool
 //! ([`hashing`]), the SMS gateways ([`sms`]), the outbox worker ([`outbox`]), the outbound HTTPS client
-//! ([`outbound`]), the social login providers ([`social`]) and the TLS certificate ([`tls`]).
+//! ([`outbound`]), the social login providers ([`social`]), the TLS certificate ([`tls`]) and the
+//! metrics registry ([`metrics`]).
 
 pub mod admin;
 pub mod app;
@@ -22,6 +23,7 @@ pub mod import;
 pub mod keyfile;
 pub mod ldap;
 pub mod logging;
+pub mod metrics;
 pub mod outbound;
 pub mod outbox;
 pub mod rng;

@@ -17,6 +17,7 @@ use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::keyfile::{self, KeyOrigin};
 use crate::ldap::LdapDirectories;
+use crate::metrics::LoginMetrics;
 use crate::outbound::Outbound;
 use crate::rng::OsRng;
 use crate::sms::Gateways;
@@ -70,6 +71,8 @@ pub struct Core {
     pub ldap: Arc<LdapDirectories>,
     /// The SMS gateways (spec §12): routing, providers and their counters.
     pub sms: Arc<Gateways>,
+    /// The service's observer: logins by factor and result and throttle refusals, for `/metrics`.
+    pub logins: Arc<LoginMetrics>,
 }
 
 /// The argon2id hasher with the configured cost.
@@ -145,7 +148,8 @@ pub async fn open(
             .context("retention.audit_days: too large")?,
         ..CoreLimits::default()
     };
-    let service = Arc::new(AuthService::with_limits(
+    let logins = Arc::new(LoginMetrics::default());
+    let service = Arc::new(AuthService::with_observer(
         Deps {
             store: store_port,
             hasher,
@@ -156,8 +160,9 @@ pub async fn open(
             key: key.clone(),
         },
         limits,
+        Arc::clone(&logins) as Arc<dyn auth_core::ports::Observer>,
     ));
-    Ok(Core { service, store, key, key_origin, clock, rng, outbound, ldap, sms })
+    Ok(Core { service, store, key, key_origin, clock, rng, outbound, ldap, sms, logins })
 }
 
 /// The name of the server key's check value in the store's meta table.
