@@ -68,6 +68,9 @@ fn must(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     })
 }
 
+/// A series the flow must have left: its name, some of its labels, and its value when it is exact.
+type Expected<'a> = (&'a str, &'a [(&'a str, &'a str)], Option<f64>);
+
 /// `promtool check metrics` on the exposition: the Prometheus project's own parser and linter.
 fn promtool_check(text: &str) {
     let Ok(mut child) = Command::new("promtool")
@@ -144,7 +147,7 @@ fn issue_17_every_series_is_present_after_a_flow_and_parses() {
         response.header("content-type")
     );
 
-    let want: &[(&str, &[(&str, &str)], Option<f64>)] = &[
+    let want: &[Expected<'_>] = &[
         // Requests by route (names from the endpoint table) and exact status.
         ("auth_http_requests_total", &[("route", "setphone"), ("status", "200")], Some(1.0)),
         ("auth_http_requests_total", &[("route", "code"), ("status", "200")], Some(1.0)),
