@@ -23,6 +23,8 @@ mod hostile;
 mod import;
 /// LDAP / Active Directory sign-in against a real OpenLDAP (slapd) over ldaps:// and StartTLS.
 mod ldap;
+/// The metrics (issue 17): every series after a flow, scraped from `metrics_listen`, parsed and linted.
+mod metrics;
 /// Operations: backup under load and restore; key rotation (`key rotate`, `reseal`, `retire`, `list`).
 mod operations;
 /// Concurrency: 50 racers per one-time code, and limits shared by two processes on one SQLite file.

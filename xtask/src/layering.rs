@@ -75,6 +75,13 @@ const PRINCIPLES: &[Principle] = &[
         direct_only: false,
     },
     Principle {
+        why: "the core reports logins and throttles through its Observer port; metrics crates belong \
+              to the transport and the server",
+        crates: &["prometheus-client", "prometheus", "metrics"],
+        packages: &[CORE, WIRE, SQLITE, POSTGRES, SQL],
+        direct_only: false,
+    },
+    Principle {
         why: "auth-wire is what clients depend on alone: no domain code, no runtime",
         crates: &["tokio", "auth-core"],
         packages: &[WIRE],

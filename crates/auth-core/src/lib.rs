@@ -21,6 +21,7 @@ pub mod ids;
 pub mod keyring;
 pub mod mail;
 pub mod model;
+pub mod observe;
 pub mod outbox;
 pub mod password;
 pub mod phone;

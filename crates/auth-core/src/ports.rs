@@ -14,6 +14,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::audit::{AuditEvent, AuditFilter};
 use crate::model::{Credential, Portal, PortalId, User, UserId};
+pub use crate::observe::{NoObserver, Observer};
 use crate::password::PasswordHash;
 pub use crate::password::{HashError, PasswordHasher};
 pub use crate::primitives::{Clock, Rng, RngExt};
@@ -385,6 +386,17 @@ pub struct NewOutboxMessage {
     pub created_at: Timestamp,
 }
 
+/// What the outbox still has to deliver, for the metrics (`auth_outbox_depth` and
+/// `auth_outbox_oldest_age_seconds`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutboxStats {
+    /// Messages neither sent nor given up (a message given up has `next_attempt_at` at
+    /// [`Timestamp::MAX`]), whatever their channel.
+    pub pending: u64,
+    /// When the oldest of them was enqueued; `None` when there is none.
+    pub oldest: Option<Timestamp>,
+}
+
 /// The durable outbox of SMS and e-mail: an accepted send is never lost, and is delivered once.
 /// Every method but the enqueues and claims works on messages of either channel (by id).
 #[async_trait]
@@ -431,6 +443,10 @@ pub trait OutboxStore: Send + Sync {
     ) -> StoreResult<bool>;
     /// The newest messages of both channels, newest first.
     async fn recent_sms(&self, limit: u32) -> StoreResult<Vec<OutboxMessage>>;
+    /// How many messages wait (neither sent nor given up) and when the oldest of them was enqueued.
+    /// Read at scrape time, so it MUST be one cheap read over the waiting messages (the index of due
+    /// messages), never a scan of the delivered ones that retention keeps.
+    async fn outbox_stats(&self) -> StoreResult<OutboxStats>;
 }
 
 /// An account link (spec §5.4): the identity `(provider, subject)` at a social provider is this user

@@ -30,6 +30,7 @@ use crate::error::{Fault, PortalError};
 use crate::later;
 use crate::mail::Notice;
 use crate::model::{Portal, User, UserId};
+use crate::observe::{NoObserver, Observer};
 use crate::ports::{
     Clock, Directory, PasswordHasher, Revisions, Rng, SocialProvider, Store, StoreError,
     TokenRecord,
@@ -235,6 +236,12 @@ impl AuthService {
 
     /// A service with explicit global limits.
     pub fn with_limits(deps: Deps, limits: CoreLimits) -> Self {
+        Self::with_observer(deps, limits, Arc::new(NoObserver))
+    }
+
+    /// A service with explicit global limits that tells `observer` about every login step and
+    /// throttle refusal (the server's metrics).
+    pub fn with_observer(deps: Deps, limits: CoreLimits, observer: Arc<dyn Observer>) -> Self {
         let core = Arc::new(Core {
             store: deps.store,
             hasher: deps.hasher,
@@ -244,6 +251,7 @@ impl AuthService {
             rng: deps.rng,
             key: deps.key,
             limits,
+            observer,
             portals: Mutex::new(None),
         });
         Self {
@@ -374,6 +382,7 @@ pub(crate) struct Core {
     pub(crate) rng: Arc<dyn Rng>,
     pub(crate) key: ServerKey,
     pub(crate) limits: CoreLimits,
+    pub(crate) observer: Arc<dyn Observer>,
     portals: Mutex<Option<(Timestamp, PortalList)>>,
 }
 
@@ -501,17 +510,27 @@ impl Core {
     }
 
     /// Takes one slot of every rule, or none: a refusal gives back what was taken.
+    #[allow(dead_code, reason = "for limits whose refusal needs no rule name")]
     pub(crate) async fn acquire_all(
         &self,
         wants: &[(String, Rule)],
     ) -> Result<Result<Vec<Slot>, Timestamp>, StoreError> {
+        Ok(self.acquire_all_or_refusal(wants).await?.map_err(|(_, until)| until))
+    }
+
+    /// [`Core::acquire_all`], saying on a refusal which of `wants` (by index) refused, so the caller
+    /// can name the rule.
+    pub(crate) async fn acquire_all_or_refusal(
+        &self,
+        wants: &[(String, Rule)],
+    ) -> Result<Result<Vec<Slot>, (usize, Timestamp)>, StoreError> {
         let mut taken = Vec::with_capacity(wants.len());
-        for (key, rule) in wants {
+        for (i, (key, rule)) in wants.iter().enumerate() {
             match self.acquire(key, rule).await? {
                 Ok(slot) => taken.push(slot),
                 Err(until) => {
                     self.release_all(&taken).await?;
-                    return Ok(Err(until));
+                    return Ok(Err((i, until)));
                 }
             }
         }

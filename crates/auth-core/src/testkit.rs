@@ -9,7 +9,9 @@ pub mod conformance;
 mod fakes;
 mod mem;
 
-pub use fakes::{FakeClock, FakeDirectory, FakeSocial, RecordingMailer, RecordingSms, SeqRng};
+pub use fakes::{
+    FakeClock, FakeDirectory, FakeSocial, RecordingMailer, RecordingObserver, RecordingSms, SeqRng,
+};
 pub use mem::MemStore;
 
 use std::sync::Arc;
@@ -31,6 +33,8 @@ pub struct TestWorld {
     pub rng: Arc<SeqRng>,
     /// Its server key.
     pub key: ServerKey,
+    /// What the service reported for metrics.
+    pub observer: Arc<RecordingObserver>,
 }
 
 /// Builds a [`TestWorld`] with the default limits; the clock starts at 2026-01-10T07:46:24Z.
@@ -66,7 +70,8 @@ pub fn build_service_ports(
     #[allow(clippy::expect_used)]
     let hasher = Argon2Hasher::new(HashParams::insecure_for_tests(), rng.clone())
         .expect("test hash parameters are valid");
-    let service = Arc::new(AuthService::with_limits(
+    let observer = Arc::new(RecordingObserver::default());
+    let service = Arc::new(AuthService::with_observer(
         Deps {
             store: store.clone(),
             hasher: Arc::new(hasher),
@@ -77,8 +82,9 @@ pub fn build_service_ports(
             key: key.clone(),
         },
         limits,
+        observer.clone(),
     ));
-    TestWorld { service, store, clock, rng, key }
+    TestWorld { service, store, clock, rng, key, observer }
 }
 
 impl TestWorld {

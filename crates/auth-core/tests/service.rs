@@ -1540,6 +1540,9 @@ mod moving_over;
 #[path = "service/recovery.rs"]
 mod recovery;
 
+#[path = "service/observed.rs"]
+mod observed;
+
 /// Issue 17, retention: housekeeping deletes the audit events older than the retention and keeps
 /// the newer ones.
 #[tokio::test]

@@ -93,7 +93,12 @@ impl Router {
     {
         let started = std::time::Instant::now();
         let method = req.method().clone();
-        let (counted, mut resp) = match crate::door::Route::of_path(req.uri().path()) {
+        let door = match self.exposure {
+            // The metrics listener has no front door.
+            crate::Exposure::MetricsOnly => None,
+            _ => crate::door::Route::of_path(req.uri().path()),
+        };
+        let (counted, mut resp) = match door {
             Some(route) => (Counted::Door(route), self.door(route, req).await),
             None => {
                 let (endpoint, resp) = self.dispatch(req).await;
@@ -108,11 +113,7 @@ impl Router {
         );
         let took = started.elapsed();
         self.metrics.record(counted, resp.status().as_u16(), took);
-        let route = match counted {
-            Counted::Api(e) => e.name(),
-            Counted::Door(r) => r.name(),
-            Counted::NotFound => "not_found",
-        };
+        let route = counted.name();
         // One line per request: what and how it went, never parameters, bodies or headers.
         tracing::debug!(%method, route, status = resp.status().as_u16(), micros = took.as_micros() as u64, "request");
         resp
@@ -126,7 +127,18 @@ impl Router {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let accept = header(&req, ACCEPT);
-        let Some(matched) = api::match_path(req.uri().path()) else {
+        // The paths a listener does not serve are unknown there, as if the table had no row for them.
+        let exposed = |m: &PathMatch| {
+            let get = m.endpoint("GET").ok();
+            match self.exposure {
+                crate::Exposure::Everything => true,
+                crate::Exposure::WithoutMetrics => get != Some(Endpoint::Metrics),
+                crate::Exposure::MetricsOnly => {
+                    matches!(get, Some(Endpoint::Metrics | Endpoint::Healthz | Endpoint::Readyz))
+                }
+            }
+        };
+        let Some(matched) = api::match_path(req.uri().path()).filter(exposed) else {
             let format = negotiate(None, accept);
             return (None, Failure::new(ErrorCode::NotFound).into_response(format));
         };
@@ -168,15 +180,11 @@ impl Router {
             }
             Endpoint::Readyz => return Ok(self.readyz().await),
             Endpoint::Metrics => {
-                let mut text = self.metrics.render();
-                for source in self.extra_metrics.iter() {
-                    source.render(&mut text);
-                }
-                return Ok(respond::text(
-                    StatusCode::OK,
-                    "text/plain; version=0.0.4; charset=utf-8",
-                    text,
-                ));
+                let format = crate::metrics::Format::negotiate(header(&req, ACCEPT));
+                let text = crate::metrics::scrape(&self.registry, &self.scrape_hooks, format)
+                    .await
+                    .map_err(|_| Failure::internal("the metrics could not be encoded"))?;
+                return Ok(respond::text(StatusCode::OK, format.content_type(), text));
             }
             _ => {}
         }

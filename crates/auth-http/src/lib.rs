@@ -23,7 +23,9 @@ use auth_core::AuthService;
 use ipnet::IpNet;
 
 pub use api::{OverTls, PeerAddr};
-pub use metrics::MetricsSource;
+pub use metrics::ScrapeHook;
+/// The metrics registry [`Router::with_registry`] takes, re-exported so embedders name one version.
+pub use prometheus_client::registry::Registry;
 pub use respond::Body;
 pub use serve::{serve, serve_with};
 /// The TLS acceptor [`serve_with`] takes, re-exported so the server names one version of it.
@@ -75,13 +77,26 @@ impl Default for HttpConfig {
     }
 }
 
+/// Which requests a router answers: the server may move `/metrics` to a listener of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Exposure {
+    /// Every route, `/metrics` included.
+    Everything,
+    /// Every route but `/metrics`, which is not found here.
+    WithoutMetrics,
+    /// Only `/metrics`, `/healthz` and `/readyz`; everything else is not found.
+    MetricsOnly,
+}
+
 /// The HTTP face of an [`AuthService`].
 #[derive(Clone)]
 pub struct Router {
     service: Arc<AuthService>,
     config: Arc<HttpConfig>,
-    metrics: Arc<metrics::Metrics>,
-    extra_metrics: Arc<Vec<Arc<dyn MetricsSource>>>,
+    metrics: Arc<metrics::HttpMetrics>,
+    registry: Arc<Registry>,
+    scrape_hooks: Arc<Vec<Arc<dyn ScrapeHook>>>,
+    exposure: Exposure,
     credential_slots: Arc<tokio::sync::Semaphore>,
 }
 
@@ -96,21 +111,48 @@ impl Router {
     pub fn new(service: Arc<AuthService>, config: HttpConfig) -> Self {
         let credential_slots =
             Arc::new(tokio::sync::Semaphore::new(config.max_credential_requests.max(1)));
+        let metrics = Arc::new(metrics::HttpMetrics::default());
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
         Self {
             service,
             config: Arc::new(config),
-            metrics: Arc::default(),
-            extra_metrics: Arc::default(),
+            metrics,
+            registry: Arc::new(registry),
+            scrape_hooks: Arc::default(),
+            exposure: Exposure::Everything,
             credential_slots,
         }
     }
 
-    /// The same router, with `source`'s families appended to every `GET /metrics` answer.
-    pub fn with_metrics(mut self, source: Arc<dyn MetricsSource>) -> Self {
-        let mut sources: Vec<Arc<dyn MetricsSource>> = self.extra_metrics.as_ref().clone();
-        sources.push(source);
-        self.extra_metrics = Arc::new(sources);
+    /// The same router, serving `registry` at `GET /metrics` with the transport's own families
+    /// (requests and their latency, by route) added to it. Build the registry with the program's
+    /// families first: it cannot change once the router holds it.
+    pub fn with_registry(mut self, mut registry: Registry) -> Self {
+        self.metrics.register(&mut registry);
+        self.registry = Arc::new(registry);
         self
+    }
+
+    /// The same router, awaiting `hook` before every `GET /metrics` is encoded.
+    pub fn with_scrape_hook(mut self, hook: Arc<dyn ScrapeHook>) -> Self {
+        let mut hooks: Vec<Arc<dyn ScrapeHook>> = self.scrape_hooks.as_ref().clone();
+        hooks.push(hook);
+        self.scrape_hooks = Arc::new(hooks);
+        self
+    }
+
+    /// The same router without `GET /metrics` (it answers 404 as an unknown path), for a server
+    /// that serves the metrics on a listener of their own ([`Router::metrics_only`]).
+    pub fn without_metrics(mut self) -> Self {
+        self.exposure = Exposure::WithoutMetrics;
+        self
+    }
+
+    /// A router over the same service and metrics that answers only `GET /metrics`, `/healthz` and
+    /// `/readyz` (404 for everything else), for a listener of its own (spec §13 `metrics_listen`).
+    pub fn metrics_only(&self) -> Self {
+        Self { exposure: Exposure::MetricsOnly, ..self.clone() }
     }
 
     /// The service behind the router.

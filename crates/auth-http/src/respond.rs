@@ -191,7 +191,7 @@ impl Failure {
     }
 
     /// 500 `internal`: the detail is logged, never sent.
-    fn internal(detail: &str) -> Self {
+    pub(crate) fn internal(detail: &str) -> Self {
         tracing::error!(%detail, "internal error");
         Self::new(ErrorCode::Internal)
     }

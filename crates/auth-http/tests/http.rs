@@ -432,38 +432,116 @@ async fn every_row_of_the_endpoint_table_is_routed_refused_and_counted() {
     }
 }
 
-/// A metrics source from outside the transport, as the server's SMS gateways are.
-struct Fixed;
+/// A scrape hook that counts how often it ran into a gauge, as the server's outbox gauges are
+/// refreshed from the store.
+struct CountingHook(prometheus_client::metrics::gauge::Gauge);
 
-impl auth_http::MetricsSource for Fixed {
-    fn render(&self, out: &mut String) {
-        out.push_str("# TYPE auth_sms_sends_total counter\n");
-        out.push_str("auth_sms_sends_total{gateway=\"smsc\",outcome=\"sent\"} 3\n");
+#[async_trait::async_trait]
+impl auth_http::ScrapeHook for CountingHook {
+    async fn before_scrape(&self) {
+        self.0.inc();
     }
 }
 
-/// Issue 16: families from other parts of the server are appended to `/metrics`, after the
-/// transport's own.
-#[tokio::test]
-async fn metrics_sources_are_appended_to_the_metrics_answer() {
-    let w = build_service();
+/// Serves `router` on a fresh port until the returned sender fires.
+async fn serve_router(
+    router: Router,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let router =
-        Router::new(w.service.clone(), HttpConfig::default()).with_metrics(Arc::new(Fixed));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(serve(listener, router, async move {
         let _ = rx.await;
     }));
-    let (status, _, body) =
+    (addr, tx, task)
+}
+
+/// Issue 17: an embedder's registry is served with the transport's families added, after its scrape
+/// hooks ran; a scraper that asks for OpenMetrics gets it.
+#[tokio::test]
+async fn issue_17_the_embedders_registry_and_hooks_are_served() {
+    use prometheus_client::metrics::counter::Counter;
+    use prometheus_client::metrics::gauge::Gauge;
+    let w = build_service();
+    let mut registry = auth_http::Registry::default();
+    let sends: Counter = Counter::default();
+    sends.inc_by(3);
+    registry.register("embedder_sends", "Sends of the embedding program", sends);
+    let scrapes: Gauge = Gauge::default();
+    registry.register("embedder_scrapes", "Scrapes seen by the hook", scrapes.clone());
+    let router = Router::new(w.service.clone(), HttpConfig::default())
+        .with_registry(registry)
+        .with_scrape_hook(Arc::new(CountingHook(scrapes)));
+    let (addr, tx, task) = serve_router(router).await;
+    let (status, head, body) =
         raw(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
     assert_eq!(status, 200);
-    let own = body.find("# HELP auth_http_requests_total").expect(&body);
-    let sms =
-        body.find("auth_sms_sends_total{gateway=\"smsc\",outcome=\"sent\"} 3\n").expect(&body);
-    assert!(own < sms, "{body}");
+    assert!(
+        head.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    // The transport's families show once they have a series: from the second scrape on.
+    for line in ["embedder_sends_total 3\n", "embedder_scrapes 1\n"] {
+        assert!(body.contains(line), "{line} missing from\n{body}");
+    }
+    let (_, head, body) = raw(
+        addr,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text; version=1.0.0\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(head.to_ascii_lowercase().contains("application/openmetrics-text"), "{head}");
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    for line in [
+        "# TYPE auth_http_requests counter\n",
+        "auth_http_requests_total{route=\"metrics\",status=\"200\"} 1\n",
+        "# TYPE auth_http_request_seconds histogram\n",
+        "embedder_sends_total 3\n",
+        "embedder_scrapes 2\n",
+    ] {
+        assert!(body.contains(line), "{line} missing from\n{body}");
+    }
     tx.send(()).unwrap();
     task.await.unwrap().unwrap();
+}
+
+/// Issue 17: with the metrics on a listener of their own, the main router does not serve them and
+/// the metrics router serves nothing else, while both count into the same families.
+#[tokio::test]
+async fn issue_17_metrics_can_move_to_a_listener_of_their_own() {
+    let w = build_service();
+    w.service.admin().ensure_default_portal().await.unwrap();
+    let main = Router::new(w.service.clone(), HttpConfig::default());
+    let metrics = main.metrics_only();
+    let (main_addr, stop_main, main_task) = serve_router(main.without_metrics()).await;
+    let (metrics_addr, stop_metrics, metrics_task) = serve_router(metrics).await;
+
+    let (status, _, _) = raw(main_addr, &get("/metrics", "")).await;
+    assert_eq!(status, 404, "the main listener no longer serves /metrics");
+    let (status, _, _) = raw(main_addr, &get("/api/2.0/capabilities", "")).await;
+    assert_eq!(status, 200);
+    for path in ["/api/2.0/capabilities", "/login", "/auth/verify"] {
+        let (status, _, _) = raw(metrics_addr, &get(path, "")).await;
+        assert_eq!(status, 404, "{path} is not served on the metrics listener");
+    }
+    let (status, _, body) = raw(metrics_addr, &get("/healthz", "")).await;
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    let (status, _, body) = raw(metrics_addr, &get("/metrics", "")).await;
+    assert_eq!(status, 200);
+    for series in [
+        "auth_http_requests_total{route=\"capabilities\",status=\"200\"} 1",
+        "auth_http_requests_total{route=\"not_found\",status=\"404\"} 4",
+        "auth_http_requests_total{route=\"healthz\",status=\"200\"} 1",
+    ] {
+        assert!(body.contains(series), "{series} missing from\n{body}");
+    }
+    stop_main.send(()).unwrap();
+    stop_metrics.send(()).unwrap();
+    main_task.await.unwrap().unwrap();
+    metrics_task.await.unwrap().unwrap();
 }
 
 /// Issue 15: every front-door route (decision 0006) is answered, refused under a method it does not

@@ -18,8 +18,9 @@ use auth_http::Router;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::hashing::PooledHasher;
+use crate::hashing::{HashingMetrics, PooledHasher};
 use crate::keyfile;
+use crate::metrics::{Families, OutboxMetrics};
 use crate::outbox::{OutboxHandle, OutboxWorker};
 use crate::tls::CertStore;
 use crate::wiring;
@@ -33,10 +34,18 @@ pub struct FirstAdmin {
     pub password: SecretString,
 }
 
+/// The listener of `metrics_listen` and what it serves.
+struct MetricsListener {
+    listener: TcpListener,
+    addr: SocketAddr,
+    router: Router,
+}
+
 /// A built server, listening but not yet serving.
 pub struct App {
     listener: TcpListener,
     local_addr: SocketAddr,
+    metrics: Option<MetricsListener>,
     router: Router,
     tls: Option<auth_http::TlsAcceptor>,
     store: crate::wiring::StoreHandle,
@@ -55,10 +64,17 @@ impl App {
     /// the listener. Must run inside a tokio runtime.
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let hashing = config.hashing;
+        let hashing_metrics = HashingMetrics::default();
+        let pool_metrics = hashing_metrics.clone();
         let core = wiring::open(&config, |rng| {
             let argon = wiring::argon2(&config, rng)?;
-            let pool = PooledHasher::start(Arc::new(argon), hashing.workers, hashing.queue)
-                .context("cannot start the password hashing threads")?;
+            let pool = PooledHasher::start_with_metrics(
+                Arc::new(argon),
+                hashing.workers,
+                hashing.queue,
+                pool_metrics,
+            )
+            .context("cannot start the password hashing threads")?;
             Ok(Arc::new(pool) as Arc<dyn PasswordHasher>)
         })
         .await?;
@@ -111,14 +127,49 @@ impl App {
             }
         };
 
+        let outbox_metrics =
+            Arc::new(OutboxMetrics::new(core.store.port(), Arc::clone(&core.clock)));
+        let sms_metrics = gateways.metrics();
+        let registry = crate::metrics::registry(&Families {
+            logins: &core.logins,
+            hashing: &hashing_metrics,
+            sms: &sms_metrics,
+            outbox: &outbox_metrics,
+        });
         let router = Router::new(Arc::clone(&core.service), config.http.clone())
-            .with_metrics(gateways.metrics());
-        Ok(App { listener, local_addr, router, tls, store: core.store, outbox, first_admin })
+            .with_registry(registry)
+            .with_scrape_hook(outbox_metrics);
+        let (router, metrics) = match config.metrics_listen {
+            None => (router, None),
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (metrics_listen)"))?;
+                let addr = listener.local_addr().context("cannot read the bound address")?;
+                let metrics = MetricsListener { listener, addr, router: router.metrics_only() };
+                (router.without_metrics(), Some(metrics))
+            }
+        };
+        Ok(App {
+            listener,
+            local_addr,
+            metrics,
+            router,
+            tls,
+            store: core.store,
+            outbox,
+            first_admin,
+        })
     }
 
     /// The address the listener is bound to (the real port when the config said port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the metrics listener (`metrics_listen`), when there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.addr)
     }
 
     /// The administrator this build created on an empty database, if it did.
@@ -142,7 +193,30 @@ impl App {
         shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr, scheme = self.scheme(), "listening");
-        let served = auth_http::serve_with(self.listener, self.router, self.tls, shutdown).await;
+        // The metrics listener stops with the main one, whichever way that ends.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let main = async {
+            let served = auth_http::serve_with(self.listener, self.router, self.tls, async {
+                shutdown.await;
+                let _ = stop.send(true);
+            })
+            .await;
+            let _ = stop.send(true);
+            served
+        };
+        let metrics = async {
+            let Some(m) = self.metrics else { return Ok(()) };
+            tracing::info!(addr = %m.addr, "serving /metrics");
+            let mut stopped = stopped.clone();
+            auth_http::serve(m.listener, m.router, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
+        };
+        let (served, metrics_served) = tokio::join!(main, metrics);
+        if let Err(e) = metrics_served {
+            tracing::error!(error = %e, "the metrics listener failed");
+        }
         self.outbox.stop().await;
         // Folding the WAL back into the database file at a clean stop keeps the data directory to
         // one file for backups; a failure here loses nothing.
@@ -235,6 +309,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     let stop = shutdown_signal();
+    if let Some(addr) = app.metrics_addr() {
+        println!("metrics on http://{addr}/metrics");
+    }
     println!("listening on {}://{}", app.scheme(), app.local_addr());
     app.run_until_stopped(stop).await
 }

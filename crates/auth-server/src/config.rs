@@ -42,6 +42,9 @@ pub const DEFAULT_ADMIN_EMAIL: &str = "admin@localhost.localdomain";
 pub struct Config {
     /// Address the HTTP listener binds (port 0 picks a free port).
     pub listen: SocketAddr,
+    /// A listener of its own for `GET /metrics` (and `/healthz`, `/readyz`); when set, the main
+    /// listener no longer serves `/metrics` (spec §13).
+    pub metrics_listen: Option<SocketAddr>,
     /// Directory holding the database, the server key and the SMS file by default.
     pub data_dir: PathBuf,
     /// The 32-byte server key file (created with mode 0600 on first start).
@@ -157,6 +160,7 @@ enum Kind {
 /// Every configuration key, by its dotted path in the TOML file.
 const KEYS: &[(&str, Kind)] = &[
     ("listen", Kind::Str),
+    ("metrics_listen", Kind::Str),
     ("data_dir", Kind::Str),
     ("server_key_file", Kind::Str),
     ("log.format", Kind::Str),
@@ -251,6 +255,7 @@ pub fn keys() -> impl Iterator<Item = &'static str> {
 #[serde(deny_unknown_fields, default)]
 struct RawConfig {
     listen: String,
+    metrics_listen: Option<String>,
     data_dir: PathBuf,
     server_key_file: Option<PathBuf>,
     log: RawLog,
@@ -316,6 +321,7 @@ impl Default for RawConfig {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".to_owned(),
+            metrics_listen: None,
             data_dir: PathBuf::from("./data"),
             server_key_file: None,
             log: RawLog::default(),
@@ -505,6 +511,23 @@ impl Config {
                 raw.listen
             )
         })?;
+        let metrics_listen = match raw.metrics_listen.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => {
+                let addr: SocketAddr = text.parse().with_context(|| {
+                    format!(
+                        "metrics_listen: {text:?} is not an IP address with a port, such as \
+                         127.0.0.1:9090"
+                    )
+                })?;
+                if addr == listen && addr.port() != 0 {
+                    bail!(
+                        "metrics_listen: {addr} is the main listener's address; pick another port"
+                    );
+                }
+                Some(addr)
+            }
+        };
         if raw.data_dir.as_os_str().is_empty() {
             bail!("data_dir: must not be empty");
         }
@@ -666,6 +689,7 @@ impl Config {
         http.max_credential_requests = hashing.workers.saturating_add(hashing.queue);
         Ok(Config {
             listen,
+            metrics_listen,
             server_key_file: in_data_dir(raw.server_key_file, "server.key"),
             data_dir,
             log,

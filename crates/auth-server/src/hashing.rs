@@ -6,15 +6,75 @@
 //! `queue` waiting jobs; when the queue is full, [`PooledHasher`] answers [`HashError::Busy`] at once
 //! (the transport turns that into 503 with `Retry-After`), so memory and latency stay bounded.
 //! Results come back to the awaiting task through a oneshot channel; no async thread ever blocks.
+//!
+//! The pool reports its queue on `/metrics` ([`HashingMetrics`]): how many jobs wait for a thread,
+//! and how long each waited before a thread took it, which is what a login flood shows first.
 
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use auth_core::password::{BlockingHasher, HashError, HashMemory, PasswordHash, PasswordHasher};
 use auth_core::secret::SecretString;
 use auth_core::upstream::{UpstreamHash, UpstreamRealm};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use tokio::sync::oneshot;
+
+/// Wait bounds, in seconds: from a job taken at once to one that waited behind a full queue of
+/// default-cost hashes on a small machine.
+const WAIT_BUCKETS: [f64; 13] =
+    [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+/// The pool's queue as `/metrics` shows it.
+#[derive(Clone, Debug)]
+pub struct HashingMetrics {
+    depth: Gauge,
+    wait: Histogram,
+    workers: Gauge,
+    capacity: Gauge,
+}
+
+impl Default for HashingMetrics {
+    fn default() -> Self {
+        Self {
+            depth: Gauge::default(),
+            wait: Histogram::new(WAIT_BUCKETS),
+            workers: Gauge::default(),
+            capacity: Gauge::default(),
+        }
+    }
+}
+
+impl HashingMetrics {
+    /// Adds the pool's families to the server's registry.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "auth_hashing_queue_depth",
+            "Password hashing jobs waiting for a thread",
+            self.depth.clone(),
+        );
+        registry.register(
+            "auth_hashing_queue_capacity",
+            "Password hashing jobs that may wait before logins are answered busy",
+            self.capacity.clone(),
+        );
+        registry.register("auth_hashing_workers", "Password hashing threads", self.workers.clone());
+        registry.register(
+            "auth_hashing_wait_seconds",
+            "Time a password hashing job waited in the queue before a thread took it",
+            self.wait.clone(),
+        );
+    }
+}
+
+/// A job and when it was queued.
+struct Queued {
+    job: Job,
+    at: Instant,
+}
 
 enum Job {
     Hash(SecretString, oneshot::Sender<Result<PasswordHash, HashError>>),
@@ -30,9 +90,10 @@ enum Job {
 
 /// A [`PasswordHasher`] that runs a [`BlockingHasher`] on a bounded pool of threads.
 pub struct PooledHasher {
-    queue: SyncSender<Job>,
+    queue: SyncSender<Queued>,
     inner: Arc<dyn BlockingHasher>,
     workers: usize,
+    metrics: HashingMetrics,
 }
 
 impl std::fmt::Debug for PooledHasher {
@@ -49,31 +110,52 @@ impl PooledHasher {
         workers: usize,
         queue: usize,
     ) -> std::io::Result<Self> {
+        Self::start_with_metrics(inner, workers, queue, HashingMetrics::default())
+    }
+
+    /// [`PooledHasher::start`], reporting the queue through `metrics`.
+    pub fn start_with_metrics(
+        inner: Arc<dyn BlockingHasher>,
+        workers: usize,
+        queue: usize,
+        metrics: HashingMetrics,
+    ) -> std::io::Result<Self> {
         let workers = workers.max(1);
-        let (tx, rx) = sync_channel::<Job>(queue.max(1));
+        let queue = queue.max(1);
+        metrics.workers.set(i64::try_from(workers).unwrap_or(i64::MAX));
+        metrics.capacity.set(i64::try_from(queue).unwrap_or(i64::MAX));
+        let (tx, rx) = sync_channel::<Queued>(queue);
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..workers {
             let rx = Arc::clone(&rx);
             let inner = Arc::clone(&inner);
+            let metrics = metrics.clone();
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
-                .spawn(move || worker(&rx, inner.as_ref()))?;
+                .spawn(move || worker(&rx, inner.as_ref(), &metrics))?;
         }
-        Ok(Self { queue: tx, inner, workers })
+        Ok(Self { queue: tx, inner, workers, metrics })
     }
 
     fn submit(&self, job: Job) -> Result<(), HashError> {
-        match self.queue.try_send(job) {
+        // Counted before it is sent, so the thread that takes it never counts below zero.
+        self.metrics.depth.inc();
+        match self.queue.try_send(Queued { job, at: Instant::now() }) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(HashError::Busy),
-            Err(TrySendError::Disconnected(_)) => {
-                Err(HashError::Failed("the hashing threads have stopped".to_owned()))
+            Err(e) => {
+                self.metrics.depth.dec();
+                match e {
+                    TrySendError::Full(_) => Err(HashError::Busy),
+                    TrySendError::Disconnected(_) => {
+                        Err(HashError::Failed("the hashing threads have stopped".to_owned()))
+                    }
+                }
             }
         }
     }
 }
 
-fn worker(rx: &Mutex<Receiver<Job>>, inner: &dyn BlockingHasher) {
+fn worker(rx: &Mutex<Receiver<Queued>>, inner: &dyn BlockingHasher, metrics: &HashingMetrics) {
     // Each thread keeps its argon2 memory from one verification to the next (19 MiB at the
     // default cost): no allocation, no page faults, and memory bounded by one buffer per thread.
     let mut memory = HashMemory::new();
@@ -84,7 +166,9 @@ fn worker(rx: &Mutex<Receiver<Job>>, inner: &dyn BlockingHasher) {
             Ok(guard) => guard.recv(),
             Err(_) => return,
         };
-        let Ok(job) = job else { return };
+        let Ok(Queued { job, at }) = job else { return };
+        metrics.depth.dec();
+        metrics.wait.observe(at.elapsed().as_secs_f64());
         // A caller that gave up (its request was cancelled) has dropped its receiver; the answer is
         // simply discarded.
         match job {
@@ -211,6 +295,65 @@ mod tests {
         release.send(()).unwrap();
         assert!(second.await.unwrap().unwrap());
         assert_eq!(pool.dummy_hash().as_str(), "$dummy$");
+    }
+
+    /// Issue 17: the queue depth counts the jobs that wait (not the ones being hashed), and every
+    /// job taken records its wait.
+    #[tokio::test]
+    async fn the_queue_depth_and_wait_are_reported() {
+        let (started_tx, started) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel();
+        let gate =
+            Arc::new(Gate { started: Mutex::new(started_tx), release: Mutex::new(release_rx) });
+        let metrics = HashingMetrics::default();
+        let pool = PooledHasher::start_with_metrics(gate, 1, 2, metrics.clone()).unwrap();
+        let render = || {
+            let mut registry = Registry::default();
+            metrics.register(&mut registry);
+            let mut out = String::new();
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &registry).unwrap();
+            out
+        };
+        let pw = SecretString::new("password");
+        let (first_tx, first) = oneshot::channel();
+        pool.submit(Job::Hash(pw.clone(), first_tx)).unwrap();
+        started.recv().unwrap();
+        let (second_tx, second) = oneshot::channel();
+        pool.submit(Job::Hash(pw.clone(), second_tx)).unwrap();
+        assert_eq!(metrics.depth.get(), 1, "one job hashing, one waiting");
+        let out = render();
+        for line in [
+            "auth_hashing_queue_depth 1\n",
+            "auth_hashing_queue_capacity 2\n",
+            "auth_hashing_workers 1\n",
+            "auth_hashing_wait_seconds_count 1\n",
+        ] {
+            assert!(out.contains(line), "{line} missing from\n{out}");
+        }
+        release.send(()).unwrap();
+        first.await.unwrap().unwrap();
+        started.recv().unwrap();
+        release.send(()).unwrap();
+        second.await.unwrap().unwrap();
+        assert_eq!(metrics.depth.get(), 0);
+        assert!(render().contains("auth_hashing_wait_seconds_count 2\n"));
+        // A refused job is not left counted.
+        let (full_tx, full_rx) = mpsc::channel();
+        let (keep, keep_rx) = mpsc::channel::<()>();
+        let stuck = Arc::new(Gate { started: Mutex::new(full_tx), release: Mutex::new(keep_rx) });
+        let small = HashingMetrics::default();
+        let pool = PooledHasher::start_with_metrics(stuck, 1, 1, small.clone()).unwrap();
+        let (a, _a) = oneshot::channel();
+        pool.submit(Job::Hash(pw.clone(), a)).unwrap();
+        full_rx.recv().unwrap();
+        let (b, _b) = oneshot::channel();
+        pool.submit(Job::Hash(pw.clone(), b)).unwrap();
+        assert!(matches!(pool.hash(&pw).await, Err(HashError::Busy)));
+        assert_eq!(small.depth.get(), 1);
+        // Let both jobs finish, so the thread ends cleanly with the pool.
+        keep.send(()).unwrap();
+        full_rx.recv().unwrap();
+        keep.send(()).unwrap();
     }
 
     #[tokio::test]

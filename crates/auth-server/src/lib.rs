@@ -9,7 +9,8 @@
 //! Adapters that live here because only the server needs them: the wall clock ([`clock`]), the OS
 //! random generator ([`rng`]), the server key file ([`keyfile`]) and its commands ([`keys`]), the argon2id thread pool
 //! ([`hashing`]), the SMS gateways ([`sms`]), SMTP delivery of e-mail ([`email`]), the outbox worker ([`outbox`]), the outbound HTTPS client
-//! ([`outbound`]), the social login providers ([`social`]) and the TLS certificate ([`tls`]).
+//! ([`outbound`]), the social login providers ([`social`]), the TLS certificate ([`tls`]) and the
+//! metrics registry ([`metrics`]).
 
 pub mod admin;
 pub mod app;
@@ -24,6 +25,7 @@ pub mod keyfile;
 pub mod keys;
 pub mod ldap;
 pub mod logging;
+pub mod metrics;
 pub mod outbound;
 pub mod outbox;
 pub mod rng;

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::email::SmtpMailer;
 use crate::keyfile::{self, KeyOrigin};
 use crate::ldap::LdapDirectories;
+use crate::metrics::LoginMetrics;
 use crate::outbound::Outbound;
 use crate::rng::OsRng;
 use crate::sms::Gateways;
@@ -73,6 +74,8 @@ pub struct Core {
     pub sms: Arc<Gateways>,
     /// The SMTP mailer (spec §14), when `[email]` is configured.
     pub mailer: Option<Arc<SmtpMailer>>,
+    /// The service's observer: logins by factor and result and throttle refusals, for `/metrics`.
+    pub logins: Arc<LoginMetrics>,
 }
 
 /// The argon2id hasher with the configured cost.
@@ -142,7 +145,8 @@ pub async fn open(
         }),
         ..CoreLimits::default()
     };
-    let service = Arc::new(AuthService::with_limits(
+    let logins = Arc::new(LoginMetrics::default());
+    let service = Arc::new(AuthService::with_observer(
         Deps {
             store: store_port,
             hasher,
@@ -153,8 +157,9 @@ pub async fn open(
             key: key.clone(),
         },
         limits,
+        Arc::clone(&logins) as Arc<dyn auth_core::ports::Observer>,
     ));
-    Ok(Core { service, store, key, key_origin, clock, rng, outbound, ldap, sms, mailer })
+    Ok(Core { service, store, key, key_origin, clock, rng, outbound, ldap, sms, mailer, logins })
 }
 
 /// Opens the store `config` names (creating the data directory, and the SQLite file with mode 0600),

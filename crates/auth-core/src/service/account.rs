@@ -102,7 +102,10 @@ impl Account {
         let key = keys::login(ctx.portal.id, &c.account_key(Some(user), ""), ctx.client_ip);
         let slot = match c.acquire(&key, &ctx.portal.settings.login_throttle).await? {
             Ok(slot) => slot,
-            Err(until) => return Err(AccountError::Throttled { until }),
+            Err(until) => {
+                c.observer.throttled(crate::observe::ThrottleRule::PasswordChange);
+                return Err(AccountError::Throttled { until });
+            }
         };
         let pw = current.secret();
         let verified = match &user.credential {

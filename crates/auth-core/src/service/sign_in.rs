@@ -20,6 +20,7 @@ use crate::error::SignInError;
 use crate::later;
 use crate::mail::Notice;
 use crate::model::{Credential, PortalId, TfaMode, User, UserId};
+use crate::observe::{Factor, LoginResult, ThrottleRule};
 use crate::phone::{Phone, noise};
 use crate::ports::{DirectoryError, NewOutboxMessage, SmsCodeRecord};
 use crate::secret::SecretString;
@@ -104,6 +105,42 @@ fn audit_login(login_lower: &str) -> &str {
 /// The audit trail's stand-in for a typed login that is neither an e-mail nor a user id.
 pub const NOT_A_LOGIN: &str = "(not an e-mail or user id)";
 
+/// How a refused login step shows in the metrics.
+fn result_of(e: &SignInError) -> LoginResult {
+    match e {
+        SignInError::InvalidCredentials => LoginResult::Invalid,
+        SignInError::LoginThrottled { .. }
+        | SignInError::SmsSendLimited { .. }
+        | SignInError::CodeAttemptsExceeded { .. }
+        | SignInError::SecondFactorLocked { .. } => LoginResult::Throttled,
+        SignInError::Busy(_) => LoginResult::Busy,
+        SignInError::ProviderUnavailable(_) => LoginResult::Unavailable,
+        SignInError::PhoneRequired
+        | SignInError::InvalidPhone
+        | SignInError::PhoneAlreadyActivated
+        | SignInError::Internal(_) => LoginResult::Error,
+    }
+}
+
+/// The factor a step-1 login starts out as; the check may still turn a password into a directory bind.
+fn first_factor(login: &LoginMethod) -> Factor {
+    match login {
+        LoginMethod::Password { .. } => Factor::Password,
+        LoginMethod::Social { .. } => Factor::Social,
+    }
+}
+
+/// Which app factor a code that matched nothing was meant as, by its form: six digits are a TOTP
+/// code, anything else a backup code (ours are longer and not all digits).
+fn meant_factor(code: &str) -> Factor {
+    let digits: Vec<u8> = code.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    if digits.len() == 6 && digits.iter().all(u8::is_ascii_digit) {
+        Factor::Totp
+    } else {
+        Factor::Backup
+    }
+}
+
 /// What a credential check found.
 enum Checked {
     /// The password is right for this user (who may still be disabled).
@@ -153,13 +190,33 @@ impl SignIn {
         ctx: &RequestContext,
         login: &LoginMethod,
     ) -> Result<LoginOutcome, SignInError> {
-        if let Some(outcome) = self.login_once(ctx, login).await? {
+        let mut factor = first_factor(login);
+        let outcome = self.login_observed(ctx, login, &mut factor).await;
+        let result = match &outcome {
+            Ok(LoginOutcome::Token(_)) => LoginResult::Ok,
+            Ok(LoginOutcome::SmsPending { .. } | LoginOutcome::TotpPending { .. }) => {
+                LoginResult::TfaRequired
+            }
+            Err(e) => result_of(e),
+        };
+        self.core.observer.login(factor, result);
+        outcome
+    }
+
+    /// Step 1, noting in `factor` what the credentials were checked with.
+    async fn login_observed(
+        &self,
+        ctx: &RequestContext,
+        login: &LoginMethod,
+        factor: &mut Factor,
+    ) -> Result<LoginOutcome, SignInError> {
+        if let Some(outcome) = self.login_once(ctx, login, factor).await? {
             return Ok(outcome);
         }
         // The user or the portal changed while this login ran (spec §5.8): decide once more under
         // what the store holds now, credentials included.
         let ctx = self.core.refreshed(ctx).await?;
-        self.login_once(&ctx, login)
+        self.login_once(&ctx, login, factor)
             .await?
             .ok_or_else(|| SignInError::Busy("the account changed twice during one login".into()))
     }
@@ -170,9 +227,10 @@ impl SignIn {
         &self,
         ctx: &RequestContext,
         login: &LoginMethod,
+        factor: &mut Factor,
     ) -> Result<Option<LoginOutcome>, SignInError> {
         let c = &self.core;
-        let user = self.resolve_user(ctx, login).await?;
+        let user = self.resolve_user(ctx, login, factor).await?;
         match factor_for(ctx) {
             TfaMode::Sms => self.login_sms_step(ctx, &user).await.map(Some),
             TfaMode::App => self.login_totp_step(&user).await.map(Some),
@@ -215,15 +273,18 @@ impl SignIn {
         }
     }
 
-    /// Resolves the user behind the credentials (spec §5.1, §5.4), applying the login throttle.
+    /// Resolves the user behind the credentials (spec §5.1, §5.4), applying the login throttle, and
+    /// notes in `factor` what decided (a password login on a directory portal is a directory bind).
     /// Every failure is audited and answered as `InvalidCredentials`.
     async fn resolve_user(
         &self,
         ctx: &RequestContext,
         login: &LoginMethod,
+        factor: &mut Factor,
     ) -> Result<User, SignInError> {
         let (login, password) = match login {
             LoginMethod::Social { provider, proof } => {
+                *factor = Factor::Social;
                 return self.resolve_social(ctx, provider, proof).await;
             }
             LoginMethod::Password { login, password } => (login, password),
@@ -239,6 +300,7 @@ impl SignIn {
         let slot = match c.acquire(&throttle_key, &portal.settings.login_throttle).await? {
             Ok(slot) => slot,
             Err(until) => {
+                c.observer.throttled(ThrottleRule::Login);
                 let reason = "login throttle";
                 let user = found.as_ref().map(|u| u.id);
                 return Err(self.throttled(ctx, user, Some(&login_lower), until, reason).await);
@@ -257,6 +319,7 @@ impl SignIn {
                     None => false,
                 };
                 if !known {
+                    c.observer.throttled(ThrottleRule::Account);
                     // Refused before any password check, so this attempt does not count either.
                     c.store.release(slot).await?;
                     if let Some(u) = &found {
@@ -283,6 +346,7 @@ impl SignIn {
                 .as_ref()
                 .is_none_or(|u| matches!(u.credential, Credential::Directory(_) | Credential::None))
         });
+        *factor = if directory.is_some() { Factor::Directory } else { Factor::Password };
         let checked = match directory {
             Some(d) => self.check_directory(ctx, &d, login, password, found.as_ref()).await,
             None => self.check_password(found.as_ref(), password).await,
@@ -487,6 +551,7 @@ impl SignIn {
         let now = c.clock.now();
         if c.store.count_since(&key, later(now, -rule.window)).await? >= u64::from(rule.limit) {
             let until = later(now, rule.block.max(rule.window));
+            c.observer.throttled(ThrottleRule::Social);
             return Err(self.throttled(ctx, None, None, until, "social login throttle").await);
         }
         let fail = AuditAction::LoginFailViaApiSocialAccount;
@@ -568,14 +633,21 @@ impl SignIn {
                 Rule::per(s.per_ip_hourly, jiff::SignedDuration::from_hours(1)),
             ),
         ];
+        let mut rules =
+            vec![ThrottleRule::SmsPerPhone, ThrottleRule::SmsPerUser, ThrottleRule::SmsPerIp];
         if let Some(budget) = s.portal_daily_budget {
             wants.push((keys::sms_portal(ctx.portal.id), Rule::per(budget, day)));
+            rules.push(ThrottleRule::SmsPortalBudget);
         }
         if kind == SendKind::SendSms {
             // The cool-down goes first so that a refused resend spends none of the daily allowances.
             wants.insert(0, (cooldown_key.clone(), cooldown));
+            rules.insert(0, ThrottleRule::SmsResendCooldown);
         }
-        if let Err(until) = self.core.acquire_all(&wants).await? {
+        if let Err((refused, until)) = self.core.acquire_all_or_refusal(&wants).await? {
+            if let Some(rule) = rules.get(refused) {
+                self.core.observer.throttled(*rule);
+            }
             return Err(self.send_refused(ctx, user, until, "send limit").await);
         }
         if kind != SendKind::SendSms {
@@ -640,7 +712,7 @@ impl SignIn {
         login: &LoginMethod,
         mobile_phone: Option<&str>,
     ) -> Result<LoginOutcome, SignInError> {
-        let user = self.resolve_user(ctx, login).await?;
+        let user = self.resolve_user(ctx, login, &mut first_factor(login)).await?;
         if factor_for(ctx) != TfaMode::Sms {
             return Err(SignInError::InvalidCredentials);
         }
@@ -657,6 +729,7 @@ impl SignIn {
         }
         let rule = Rule::per(1, ctx.portal.settings.sms.setphone_cooldown);
         if let Err(until) = self.core.acquire(&keys::setphone(user.id), &rule).await? {
+            self.core.observer.throttled(ThrottleRule::SetphoneCooldown);
             return Err(self.send_refused(ctx, &user, until, "setphone cool-down").await);
         }
         if !self.core.store.set_phone_if_unactivated(user.id, phone.digits()).await? {
@@ -683,7 +756,7 @@ impl SignIn {
         ctx: &RequestContext,
         login: &LoginMethod,
     ) -> Result<LoginOutcome, SignInError> {
-        let user = self.resolve_user(ctx, login).await?;
+        let user = self.resolve_user(ctx, login, &mut first_factor(login)).await?;
         if factor_for(ctx) != TfaMode::Sms {
             return Err(SignInError::InvalidCredentials);
         }
@@ -699,10 +772,35 @@ impl SignIn {
         login: &LoginMethod,
         code: &str,
     ) -> Result<TokenIssued, SignInError> {
-        let user = self.resolve_user(ctx, login).await?;
+        // Step 2 counts under its second factor, even when its repeated first-step check fails; on a
+        // portal without one it counts under the first step's factor.
+        let mut factor = match factor_for(ctx) {
+            TfaMode::Sms => Factor::Sms,
+            TfaMode::App => meant_factor(code),
+            TfaMode::None => first_factor(login),
+        };
+        let issued = self.verify_code_observed(ctx, login, code, &mut factor).await;
+        let result = match &issued {
+            Ok(_) => LoginResult::Ok,
+            Err(e) => result_of(e),
+        };
+        self.core.observer.login(factor, result);
+        issued
+    }
+
+    /// Step 2, noting in `factor` which app factor matched (a TOTP code or a backup code).
+    async fn verify_code_observed(
+        &self,
+        ctx: &RequestContext,
+        login: &LoginMethod,
+        code: &str,
+        factor: &mut Factor,
+    ) -> Result<TokenIssued, SignInError> {
+        let mut first = first_factor(login);
+        let user = self.resolve_user(ctx, login, &mut first).await?;
         match factor_for(ctx) {
             TfaMode::Sms => self.verify_sms(ctx, &user, code).await,
-            TfaMode::App => self.verify_totp(ctx, &user, code).await,
+            TfaMode::App => self.verify_totp(ctx, &user, code, factor).await,
             TfaMode::None => {
                 self.core
                     .audit(
@@ -739,14 +837,19 @@ impl SignIn {
         user: UserId,
         daily: &Rule,
         per_factor: (String, Rule),
+        per_factor_rule: ThrottleRule,
     ) -> Result<Vec<Slot>, SignInError> {
         let day = match self.core.acquire(&keys::second_factor_day(user), daily).await? {
             Ok(s) => s,
-            Err(until) => return Err(SignInError::SecondFactorLocked { until }),
+            Err(until) => {
+                self.core.observer.throttled(ThrottleRule::SecondFactorDaily);
+                return Err(SignInError::SecondFactorLocked { until });
+            }
         };
         match self.core.acquire(&per_factor.0, &per_factor.1).await? {
             Ok(s) => Ok(vec![day, s]),
             Err(until) => {
+                self.core.observer.throttled(per_factor_rule);
                 self.core.store.release(day).await?;
                 Err(SignInError::CodeAttemptsExceeded { until })
             }
@@ -769,6 +872,7 @@ impl SignIn {
                 user.id,
                 &self.core.limits.sms_second_factor_daily,
                 (keys::sms_wrong(ctx.portal.id, &phone), self.core.limits.sms_wrong),
+                ThrottleRule::SmsWrong,
             )
             .await?;
         let now = self.core.clock.now();
@@ -811,6 +915,7 @@ impl SignIn {
         ctx: &RequestContext,
         user: &User,
         code: &str,
+        factor: &mut Factor,
     ) -> Result<TokenIssued, SignInError> {
         let Some(record) = self.core.store.totp(user.id).await? else {
             // No secret was ever issued: the user has not done step 1, so no code can be right.
@@ -828,6 +933,7 @@ impl SignIn {
                 user.id,
                 &daily,
                 (keys::tfa_minute(user.id), self.core.limits.tfa_wrong_per_minute),
+                ThrottleRule::TfaWrong,
             )
             .await?;
         let secret = self
@@ -840,6 +946,7 @@ impl SignIn {
         let mut ok = false;
         if let Some(step) = totp::matching_step(&secret, code, now, ctx.portal.settings.totp_window)
         {
+            *factor = Factor::Totp;
             ok = self.core.store.use_totp_step(user.id, step).await?;
         } else if record.activated
             && let Some(normalized) = backup::lookup_form(code)
@@ -847,6 +954,9 @@ impl SignIn {
             let hash = backup::code_hash(&self.core.key, user.id, &normalized);
             ok = self.core.store.use_backup_code(user.id, &hash).await?;
             used_backup = ok;
+            if ok {
+                *factor = Factor::Backup;
+            }
         }
         if !ok {
             return Err(self

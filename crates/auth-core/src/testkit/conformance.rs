@@ -93,6 +93,7 @@ pub async fn run(store: &dyn Store) {
     counters(store).await;
     audit(store).await;
     outbox(store).await;
+    outbox_stats(store).await;
     meta(store).await;
     social(store).await;
     credentials(store).await;
@@ -1083,6 +1084,43 @@ pub async fn reset_keys(store: &dyn Store) {
     assert_eq!(store.purge_reset_keys(later(t0(), secs(60))).await.unwrap(), 1, "the expired one");
     assert_eq!(store.take_reset_key(&[2; 32]).await.unwrap(), None, "purged");
     assert_eq!(store.take_reset_key(&[3; 32]).await.unwrap(), Some(fresh), "kept");
+}
+
+/// Outbox stats: waiting messages are counted with the oldest's enqueue time; sent and given-up ones
+/// leave the count. Measured as a change, so messages earlier checks left behind do not matter.
+pub async fn outbox_stats(store: &dyn Store) {
+    let ids = Ids::new(24);
+    let p = ids.portal();
+    // A day before every other check's messages, so these are the oldest and the only ones due.
+    let start = later(t0(), -secs(86_400));
+    let before = store.outbox_stats().await.unwrap();
+    let msg = |to: &str, at: Timestamp| NewOutboxMessage {
+        portal: p,
+        to: to.into(),
+        sealed_text: vec![9],
+        created_at: at,
+    };
+    let a = store.enqueue_sms(&msg("74444444440", start)).await.unwrap();
+    let b = store.enqueue_sms(&msg("74444444441", later(start, secs(1)))).await.unwrap();
+    let c = store.enqueue_sms(&msg("74444444442", later(start, secs(2)))).await.unwrap();
+    let now = store.outbox_stats().await.unwrap();
+    assert_eq!(now.pending, before.pending + 3, "every waiting message MUST be counted");
+    assert_eq!(now.oldest, Some(start), "the oldest waiting message's enqueue time");
+
+    let claimed = store.claim_due_sms(later(start, secs(5)), secs(60), 10, 31).await.unwrap();
+    assert_eq!(claimed.iter().map(|m| m.id).collect::<Vec<_>>(), vec![a, b, c]);
+    // A claimed message still waits: a lease is not a delivery.
+    assert_eq!(store.outbox_stats().await.unwrap().pending, before.pending + 3);
+    assert!(store.mark_sms_sent(a, 31, later(start, secs(6))).await.unwrap());
+    assert!(store.mark_sms_failed(b, 31, Timestamp::MAX, "given up").await.unwrap());
+    assert!(store.mark_sms_failed(c, 31, later(start, secs(9)), "retry").await.unwrap());
+    let after = store.outbox_stats().await.unwrap();
+    assert_eq!(
+        after.pending,
+        before.pending + 1,
+        "sent and given-up messages MUST leave the count"
+    );
+    assert_eq!(after.oldest, Some(later(start, secs(2))), "a retried message still waits");
 }
 
 #[cfg(test)]

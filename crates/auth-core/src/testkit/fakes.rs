@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::later;
+use crate::observe::{Factor, LoginResult, Observer, ThrottleRule};
 use crate::ports::{Clock, MailError, MailMessage, Mailer, Rng, SmsError, SmsGateway, SmsMessage};
 
 /// A clock that moves only when told.
@@ -362,5 +363,48 @@ impl crate::ports::Directory for FakeDirectory {
             .lock()
             .map_err(|_| crate::ports::DirectoryError::Unavailable("poisoned".into()))?;
         Ok(entries.iter().filter(|e| e.in_group).map(|e| e.entry.clone()).collect())
+    }
+}
+
+/// An observer that keeps what it was told, in order, so a test can assert the metrics' inputs.
+#[derive(Debug, Default)]
+pub struct RecordingObserver {
+    logins: Mutex<Vec<(Factor, LoginResult)>>,
+    throttles: Mutex<Vec<ThrottleRule>>,
+}
+
+impl RecordingObserver {
+    /// Every login step reported so far, oldest first.
+    pub fn logins(&self) -> Vec<(Factor, LoginResult)> {
+        self.logins.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Every throttle refusal reported so far, oldest first.
+    pub fn throttles(&self) -> Vec<ThrottleRule> {
+        self.throttles.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// Forgets everything reported so far.
+    pub fn clear(&self) {
+        if let Ok(mut l) = self.logins.lock() {
+            l.clear();
+        }
+        if let Ok(mut t) = self.throttles.lock() {
+            t.clear();
+        }
+    }
+}
+
+impl Observer for RecordingObserver {
+    fn login(&self, factor: Factor, result: LoginResult) {
+        if let Ok(mut l) = self.logins.lock() {
+            l.push((factor, result));
+        }
+    }
+
+    fn throttled(&self, rule: ThrottleRule) {
+        if let Ok(mut t) = self.throttles.lock() {
+            t.push(rule);
+        }
     }
 }

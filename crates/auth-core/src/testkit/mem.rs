@@ -12,10 +12,10 @@ use crate::model::{Credential, Portal, PortalId, User, UserId};
 use crate::password::PasswordHash;
 use crate::ports::{
     AccountLink, AuditStore, BackupCodeRecord, Channel, CounterStore, MetaStore, NewOutboxMessage,
-    OutboxMessage, OutboxStore, PortalStore, RecoveryStore, RememberedCode, ResetKey, Revisions,
-    SealedColumn, SealedOwner, SealedStore, SealedSwap, SealedValue, SmsCodeRecord, SmsCodeStore,
-    SocialStore, StoreError, StoreResult, TokenRecord, TokenStore, TotpRecord, TotpStore,
-    UserStore,
+    OutboxMessage, OutboxStats, OutboxStore, PortalStore, RecoveryStore, RememberedCode, ResetKey,
+    Revisions, SealedColumn, SealedOwner, SealedStore, SealedSwap, SealedValue, SmsCodeRecord,
+    SmsCodeStore, SocialStore, StoreError, StoreResult, TokenRecord, TokenStore, TotpRecord,
+    TotpStore, UserStore,
 };
 use crate::throttle::{Acquire, Rule, Slot, keys};
 
@@ -952,6 +952,16 @@ impl OutboxStore for MemStore {
 
     async fn recent_sms(&self, limit: u32) -> StoreResult<Vec<OutboxMessage>> {
         Ok(self.state()?.outbox.values().rev().take(limit as usize).cloned().collect())
+    }
+
+    async fn outbox_stats(&self) -> StoreResult<OutboxStats> {
+        let s = self.state()?;
+        let waiting =
+            s.outbox.values().filter(|m| m.sent_at.is_none() && m.next_attempt_at < Timestamp::MAX);
+        Ok(waiting.fold(OutboxStats::default(), |acc, m| OutboxStats {
+            pending: acc.pending + 1,
+            oldest: Some(acc.oldest.map_or(m.created_at, |o| o.min(m.created_at))),
+        }))
     }
 }
 

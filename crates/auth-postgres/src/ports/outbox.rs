@@ -13,7 +13,9 @@
 //! ran out and whose message another node took changes nothing, and is told so.
 
 use async_trait::async_trait;
-use auth_core::ports::{Channel, NewOutboxMessage, OutboxMessage, OutboxStore, StoreResult};
+use auth_core::ports::{
+    Channel, NewOutboxMessage, OutboxMessage, OutboxStats, OutboxStore, StoreResult,
+};
 use auth_core::{SignedDuration, Timestamp};
 use auth_sql::codec::{later, ts};
 use auth_sql::{Columns, records};
@@ -160,6 +162,26 @@ impl OutboxStore for PgStore {
                 ))
                 .await?;
             c.query(&st, &[&i64::from(limit)]).await?.iter().map(records::message).collect()
+        })
+        .await
+    }
+
+    async fn outbox_stats(&self) -> StoreResult<OutboxStats> {
+        // A range of the partial index of unsent messages (`outbox_due`); given-up messages sit at
+        // its far end, at the largest instant, and fall outside the range.
+        done(async {
+            let c = self.client().await?;
+            let st = c
+                .prepare_cached(
+                    "SELECT count(*), min(created_at) FROM outbox \
+                     WHERE sent_at IS NULL AND next_attempt_at < $1",
+                )
+                .await?;
+            let row = c.query_one(&st, &[&ts(Timestamp::MAX)]).await?;
+            Ok(OutboxStats {
+                pending: u64::try_from(row.big_int(0)?).unwrap_or(0),
+                oldest: row.opt_instant(1)?,
+            })
         })
         .await
     }

@@ -142,6 +142,7 @@ fn explicit_paths_beat_the_data_dir() {
 fn every_key_has_an_env_override() {
     let values = |kind: Kind, key: &str| match (kind, key.rsplit('.').next().unwrap_or(key)) {
         (_, "listen") => "127.0.0.1:1",
+        (_, "metrics_listen") => "127.0.0.1:2",
         (_, "format") => "json",
         (_, "level") => "debug",
         (_, "admin_email") => "root@example.com",
@@ -169,6 +170,7 @@ fn every_key_has_an_env_override() {
         .collect();
     let c = Config::load(None, e, &Overrides::default()).unwrap();
     assert_eq!(c.listen, "127.0.0.1:1".parse().unwrap());
+    assert_eq!(c.metrics_listen, Some("127.0.0.1:2".parse().unwrap()));
     assert_eq!(c.database_path, PathBuf::from("/tmp/x.db"));
     assert_eq!(c.hashing.workers, 16);
     assert_eq!(c.outbox.poll_interval, Duration::from_millis(16));
@@ -235,6 +237,8 @@ fn invalid_values_name_their_key() {
         (("AUTH_HASHING__T_COST", "0"), "hashing.t_cost"),
         (("AUTH_HTTP__BODY_LIMIT_BYTES", "0"), "http.body_limit_bytes"),
         (("AUTH_LISTEN", "localhost"), "listen"),
+        (("AUTH_METRICS_LISTEN", "9090"), "metrics_listen"),
+        (("AUTH_METRICS_LISTEN", "127.0.0.1:8080"), "metrics_listen: 127.0.0.1:8080 is the main"),
         (("AUTH_LOG__FORMAT", "xml"), "log.format"),
         (("AUTH_HTTP__TRUSTED_PROXIES", "10.0.0.0/8,nope"), "http.trusted_proxies"),
         (("AUTH_SMS__GATEWAY", "pigeon"), "sms.gateway"),

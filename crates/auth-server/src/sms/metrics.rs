@@ -1,13 +1,15 @@
 //! The SMS send counters: `auth_sms_sends_total{gateway,outcome}`, one per gateway in use and outcome
-//! (`sent`, `temporary`, `permanent`, `credentials`), appended to `/metrics` through auth-http's
-//! `MetricsSource`.
+//! (`sent`, `temporary`, `permanent`, `credentials`), a prometheus-client family in the server's
+//! registry.
 //!
 //! Every attempt is counted, so a message retried three times before it went counts three failures and
-//! one `sent`. The gateways in use are rendered from the start, zeros included, so an alert on a rate
-//! of `credentials` works before the first failure. Counting is one relaxed atomic increment.
+//! one `sent`. The gateways in use are shown from the start, zeros included, so an alert on a rate
+//! of `credentials` works before the first failure. Counting is a map lookup and one atomic increment,
+//! once per delivery attempt (never on a request's path).
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 
 use super::GatewayName;
 
@@ -38,68 +40,56 @@ impl Outcome {
             Outcome::Credentials => "credentials",
         }
     }
+}
 
-    fn index(self) -> usize {
-        Self::ALL.iter().position(|o| *o == self).unwrap_or(0)
-    }
+/// The labels of a send: gateway, then outcome.
+type Labels = [(&'static str, &'static str); 2];
+
+fn labels(gateway: GatewayName, outcome: Outcome) -> Labels {
+    [("gateway", gateway.as_str()), ("outcome", outcome.as_str())]
 }
 
 /// Counters per (gateway, outcome).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct SmsMetrics {
-    shown: Vec<GatewayName>,
-    counts: Vec<AtomicU64>,
+    sends: Family<Labels, Counter>,
 }
 
 impl SmsMetrics {
-    /// Counters for every gateway; `shown` are rendered even while zero.
+    /// Counters for every gateway; `shown` are shown even while zero.
     pub fn new(shown: &[GatewayName]) -> Self {
-        let cells = GatewayName::ALL.len() * Outcome::ALL.len();
-        Self { shown: shown.to_vec(), counts: (0..cells).map(|_| AtomicU64::new(0)).collect() }
+        let m = Self::default();
+        for gateway in shown {
+            for outcome in Outcome::ALL {
+                // Made now, so the series shows from the start.
+                let _ = m.sends.get_or_create_owned(&labels(*gateway, outcome));
+            }
+        }
+        m
     }
 
-    fn cell(&self, gateway: GatewayName, outcome: Outcome) -> Option<&AtomicU64> {
-        self.counts.get(gateway.index() * Outcome::ALL.len() + outcome.index())
+    /// Adds the family to the server's registry.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "auth_sms_sends",
+            "SMS delivery attempts, by gateway and outcome",
+            self.sends.clone(),
+        );
     }
 
     /// Counts one attempt.
     pub fn count(&self, gateway: GatewayName, outcome: Outcome) {
-        if let Some(c) = self.cell(gateway, outcome) {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
+        self.sends.get_or_create(&labels(gateway, outcome)).inc();
     }
 
     /// The count so far.
     pub fn get(&self, gateway: GatewayName, outcome: Outcome) -> u64 {
-        self.cell(gateway, outcome).map_or(0, |c| c.load(Ordering::Relaxed))
-    }
-}
-
-impl auth_http::MetricsSource for SmsMetrics {
-    fn render(&self, out: &mut String) {
-        out.push_str(
-            "# HELP auth_sms_sends_total SMS delivery attempts, by gateway and outcome.\n",
-        );
-        out.push_str("# TYPE auth_sms_sends_total counter\n");
-        for (name, gateway) in GatewayName::ALL {
-            for outcome in Outcome::ALL {
-                let n = self.get(gateway, outcome);
-                if n > 0 || self.shown.contains(&gateway) {
-                    let _ = writeln!(
-                        out,
-                        "auth_sms_sends_total{{gateway=\"{name}\",outcome=\"{}\"}} {n}",
-                        outcome.as_str()
-                    );
-                }
-            }
-        }
+        self.sends.get(&labels(gateway, outcome)).map_or(0, |c| c.get())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use auth_http::MetricsSource as _;
-
     use super::*;
 
     #[test]
@@ -108,19 +98,30 @@ mod tests {
         m.count(GatewayName::Smsc, Outcome::Sent);
         m.count(GatewayName::Smsc, Outcome::Sent);
         m.count(GatewayName::File, Outcome::Temporary);
+        let mut registry = Registry::default();
+        m.register(&mut registry);
         let mut out = String::new();
-        m.render(&mut out);
-        assert_eq!(
-            out,
-            concat!(
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &registry).unwrap();
+        let mut samples: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
+        samples.sort_unstable();
+        assert!(
+            out.starts_with(concat!(
                 "# HELP auth_sms_sends_total SMS delivery attempts, by gateway and outcome.\n",
                 "# TYPE auth_sms_sends_total counter\n",
-                "auth_sms_sends_total{gateway=\"file\",outcome=\"temporary\"} 1\n",
-                "auth_sms_sends_total{gateway=\"smsc\",outcome=\"sent\"} 2\n",
-                "auth_sms_sends_total{gateway=\"smsc\",outcome=\"temporary\"} 0\n",
-                "auth_sms_sends_total{gateway=\"smsc\",outcome=\"permanent\"} 0\n",
-                "auth_sms_sends_total{gateway=\"smsc\",outcome=\"credentials\"} 0\n",
-            )
+            )),
+            "{out}"
         );
+        assert_eq!(
+            samples,
+            [
+                "auth_sms_sends_total{gateway=\"file\",outcome=\"temporary\"} 1",
+                "auth_sms_sends_total{gateway=\"smsc\",outcome=\"credentials\"} 0",
+                "auth_sms_sends_total{gateway=\"smsc\",outcome=\"permanent\"} 0",
+                "auth_sms_sends_total{gateway=\"smsc\",outcome=\"sent\"} 2",
+                "auth_sms_sends_total{gateway=\"smsc\",outcome=\"temporary\"} 0",
+            ]
+        );
+        assert_eq!(m.get(GatewayName::Smsc, Outcome::Sent), 2);
+        assert_eq!(m.get(GatewayName::Twilio, Outcome::Sent), 0);
     }
 }

@@ -94,11 +94,6 @@ impl GatewayName {
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, g)| *g)
     }
-
-    /// The position in [`GatewayName::ALL`].
-    pub(crate) fn index(self) -> usize {
-        Self::ALL.iter().position(|(_, g)| *g == self).unwrap_or(0)
-    }
 }
 
 impl std::fmt::Display for GatewayName {

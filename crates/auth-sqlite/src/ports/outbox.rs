@@ -8,9 +8,11 @@
 //! whose message another worker claimed changes nothing (and is told so).
 
 use async_trait::async_trait;
-use auth_core::ports::{Channel, NewOutboxMessage, OutboxMessage, OutboxStore, StoreResult};
+use auth_core::ports::{
+    Channel, NewOutboxMessage, OutboxMessage, OutboxStats, OutboxStore, StoreResult,
+};
 use auth_core::{SignedDuration, Timestamp};
-use auth_sql::codec::{later, ts};
+use auth_sql::codec::{later, ts, ts_from};
 use auth_sql::records;
 use rusqlite::params;
 
@@ -137,6 +139,24 @@ impl OutboxStore for SqliteStore {
             let sql = format!("SELECT {COLUMNS} FROM outbox ORDER BY id DESC LIMIT ?1");
             let mut st = c.prepare_cached(&sql)?;
             collect(st.query([i64::from(limit)])?, |r| records::message(r))
+        })
+        .await
+    }
+
+    async fn outbox_stats(&self) -> StoreResult<OutboxStats> {
+        // A range of the partial index of unsent messages (`outbox_due`); given-up messages sit at
+        // its far end, at the largest instant, and fall outside the range.
+        self.run_read(move |c| {
+            let (pending, oldest): (i64, Option<i64>) = c
+                .prepare_cached(
+                    "SELECT count(*), min(created_at) FROM outbox \
+                     WHERE sent_at IS NULL AND next_attempt_at < ?1",
+                )?
+                .query_row([ts(Timestamp::MAX)], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(OutboxStats {
+                pending: u64::try_from(pending).unwrap_or(0),
+                oldest: oldest.map(ts_from).transpose()?,
+            })
         })
         .await
     }
