@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::hashing::PooledHasher;
 use crate::keyfile;
+use crate::last_used::LastUsedHandle;
 use crate::outbox::{OutboxHandle, OutboxWorker};
 use crate::tls::CertStore;
 use crate::wiring;
@@ -41,6 +42,7 @@ pub struct App {
     tls: Option<auth_http::TlsAcceptor>,
     store: crate::wiring::StoreHandle,
     outbox: OutboxHandle,
+    last_used: LastUsedHandle,
     first_admin: Option<FirstAdmin>,
 }
 
@@ -97,6 +99,8 @@ impl App {
             poll_interval: config.outbox.poll_interval,
         }
         .spawn();
+        let last_used =
+            crate::last_used::spawn(Arc::clone(&core.service), crate::last_used::FLUSH_EVERY);
 
         let tls = match &config.tls {
             None => None,
@@ -111,7 +115,16 @@ impl App {
 
         let router = Router::new(Arc::clone(&core.service), config.http.clone())
             .with_metrics(gateways.metrics());
-        Ok(App { listener, local_addr, router, tls, store: core.store, outbox, first_admin })
+        Ok(App {
+            listener,
+            local_addr,
+            router,
+            tls,
+            store: core.store,
+            outbox,
+            last_used,
+            first_admin,
+        })
     }
 
     /// The address the listener is bound to (the real port when the config said port 0).
@@ -134,13 +147,16 @@ impl App {
         self.router.service()
     }
 
-    /// Serves until `shutdown` completes, lets in-flight requests finish, then stops the outbox worker.
+    /// Serves until `shutdown` completes, lets in-flight requests finish, then writes the queued
+    /// token uses and stops the outbox worker.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr, scheme = self.scheme(), "listening");
         let served = auth_http::serve_with(self.listener, self.router, self.tls, shutdown).await;
+        // After the last request: the uses it queued are written before the store closes.
+        self.last_used.stop().await;
         self.outbox.stop().await;
         // Folding the WAL back into the database file at a clean stop keeps the data directory to
         // one file for backups; a failure here loses nothing.

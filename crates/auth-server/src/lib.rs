@@ -8,7 +8,8 @@
 //!
 //! Adapters that live here because only the server needs them: the wall clock ([`clock`]), the OS
 //! random generator ([`rng`]), the server key file ([`keyfile`]), the argon2id thread pool
-//! ([`hashing`]), the SMS gateways ([`sms`]), the outbox worker ([`outbox`]), the outbound HTTPS client
+//! ([`hashing`]), the SMS gateways ([`sms`]), the outbox worker ([`outbox`]), the writer of tokens'
+//! "last used" times ([`last_used`]), the outbound HTTPS client
 //! ([`outbound`]), the social login providers ([`social`]) and the TLS certificate ([`tls`]).
 
 pub mod admin;
@@ -20,6 +21,7 @@ pub mod config;
 pub mod hashing;
 pub mod import;
 pub mod keyfile;
+pub mod last_used;
 pub mod ldap;
 pub mod logging;
 pub mod outbound;
