@@ -5,12 +5,14 @@
 use auth_wire::{Envelope, Format, PayloadKind};
 use libfuzzer_sys::fuzz_target;
 
-const KINDS: [PayloadKind; 5] = [
+const KINDS: [PayloadKind; 7] = [
     PayloadKind::Token,
     PayloadKind::Profile,
     PayloadKind::Capabilities,
     PayloadKind::BackupCodes,
     PayloadKind::Bool,
+    PayloadKind::ActiveConnections,
+    PayloadKind::String,
 ];
 
 fuzz_target!(|data: &[u8]| {

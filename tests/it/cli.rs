@@ -425,3 +425,76 @@ fn the_password_policy_refuses_common_passwords_unless_forced() {
     let out = add("max@example.com", "eleven-char", false);
     assert_eq!(out.err(), "error: the password must have at least 12 characters\n");
 }
+
+/// Issue 17: `audit --since T --until T --json` exports the range as JSON lines, oldest first, each
+/// line the object `audit --json` shows; `--until` excludes its instant, filters still apply, the
+/// times are RFC 3339 or dates, and `--last` does not mix with a range.
+#[test]
+fn audit_export_writes_a_range_as_json_lines_oldest_first() {
+    let data = DataDir::new();
+    for email in ["kim@example.com", "lou@example.com", "max@example.com"] {
+        data.run_cli(&["user", "add", "--email", email, "--password", "tabby-otter-71"]).ok();
+    }
+    for email in ["kim@example.com", "lou@example.com", "max@example.com"] {
+        data.run_cli(&["user", "reset-phone", "--email", email]).ok();
+    }
+    data.run_cli(&["user", "reset-tfa", "--email", "kim@example.com"]).ok();
+    let newest_first = data.run_cli(&["audit", "--json"]).json();
+    let newest_first = newest_first.as_array().unwrap();
+    assert_eq!(newest_first.len(), 4);
+    let oldest_first: Vec<Value> = newest_first.iter().rev().cloned().collect();
+
+    let lines = |out: &str| -> Vec<Value> {
+        out.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    };
+    let all = data.run_cli(&[
+        "audit",
+        "--since",
+        "2000-01-01",
+        "--until",
+        "2999-01-01T00:00:00Z",
+        "--json",
+    ]);
+    assert_eq!(lines(all.ok()), oldest_first, "every event, oldest first, one per line");
+    assert_eq!(all.stdout.lines().count(), 4);
+
+    // The range is [since, until): the second event's time starts it, the fourth's ends it.
+    let at = |i: usize| oldest_first[i]["at"].as_str().unwrap().to_owned();
+    let middle = data.run_cli(&["audit", "--since", &at(1), "--until", &at(3), "--json"]);
+    let got: Vec<String> =
+        lines(middle.ok()).iter().map(|e| e["at"].as_str().unwrap().to_owned()).collect();
+    assert!(got.first() == Some(&at(1)) && !got.contains(&at(3)), "{got:?}");
+    // An offset names the same instant.
+    let since = data.run_cli(&["audit", "--since", "2000-01-01T03:00:00+03:00", "--json"]);
+    assert_eq!(lines(since.ok()).len(), 4, "--until defaults to now");
+    let kim =
+        data.run_cli(&["audit", "--since", "2000-01-01", "--email", "kim@example.com", "--json"]);
+    let kim = lines(kim.ok());
+    assert_eq!(kim.len(), 2);
+    assert!(kim.iter().all(|e| e["email"] == "kim@example.com"));
+    assert_eq!((kim[0]["code"].as_i64(), kim[1]["code"].as_i64()), (Some(4029), Some(4033)));
+    let nothing =
+        data.run_cli(&["audit", "--since", "2999-01-01", "--until", "3000-01-01", "--json"]);
+    assert_eq!(nothing.ok(), "", "an empty range writes nothing");
+
+    // Without --json: tab-separated lines under a header, still oldest first.
+    let table = data.run_cli(&["audit", "--since", "2000-01-01"]);
+    let rows: Vec<&str> = table.ok().lines().collect();
+    assert_eq!(rows[0], "TIME\tACTION\tUSER\tIP\tREASON\tUSER AGENT");
+    assert_eq!(rows.len(), 5);
+    assert!(rows[1].contains("UserUpdatedMobileNumber (4029)\tkim@example.com"), "{}", rows[1]);
+
+    // A time clap cannot read is a usage error (exit 2) that says which forms it takes.
+    for bad in ["yesterday", "2026-01-10T07:46:24"] {
+        let out = data.run_cli(&["audit", "--since", bad]);
+        assert_eq!(out.code(), Some(2), "{}", out.stderr);
+        assert!(out.stderr.contains("RFC 3339") && out.stderr.contains("offset"), "{}", out.stderr);
+    }
+    let backwards = data.run_cli(&["audit", "--since", "2026-02-01", "--until", "2026-01-01"]);
+    assert!(backwards.err().contains("not before"), "{}", backwards.stderr);
+    let mixed = data.run_cli(&["audit", "--last", "5", "--since", "2026-01-01"]);
+    assert_eq!(mixed.code(), Some(2), "{}", mixed.stderr);
+    assert!(mixed.stderr.contains("--last"), "{}", mixed.stderr);
+}

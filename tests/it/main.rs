@@ -35,6 +35,8 @@ mod robustness;
 mod scaleout;
 /// The second security round (issue 12): bypasses found by review, each pinned over real HTTP.
 mod security;
+/// The sessions API (issue 17, spec §13): listing one's tokens, ending one, the others, or all.
+mod sessions;
 /// The sign-in page in headless Chromium: every step, photographed.
 mod sign_in;
 /// Real SMS delivery: each provider's HTTP API and the signed webhook against contract-checking fakes

@@ -64,6 +64,12 @@ pub enum AuditAction {
     PasswordRehashed,
     /// Ours (9013): the user changed their own password (`PUT people/@self/password`).
     PasswordChanged,
+    /// `UserLogoutActiveConnections` (4034): the user ended their other sessions, or all of them
+    /// (`PUT security/activeconnections/logoutallexceptthis` and `…/logoutall`).
+    UserLogoutActiveConnections,
+    /// `UserLogoutActiveConnection` (4035): the user ended one of their sessions by its id
+    /// (`PUT security/activeconnections/logout/{id}`).
+    UserLogoutActiveConnection,
     /// Ours (9012): the outbox gave up an SMS for good (the provider refused that message, or it
     /// could not be sent before its code expired long ago; spec §12), so a lost code shows in the trail.
     SmsUndeliverable,
@@ -78,7 +84,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in code order.
-    pub const ALL: [AuditAction; 29] = [
+    pub const ALL: [AuditAction; 31] = [
         AuditAction::Logout,
         AuditAction::LoginSuccessViaApi,
         AuditAction::LoginSuccessViaApiSms,
@@ -90,6 +96,8 @@ impl AuditAction {
         AuditAction::UserUpdatedMobileNumber,
         AuditAction::UserConnectedTfaApp,
         AuditAction::UserDisconnectedTfaApp,
+        AuditAction::UserLogoutActiveConnections,
+        AuditAction::UserLogoutActiveConnection,
         AuditAction::SmsSendRefused,
         AuditAction::UserDisabled,
         AuditAction::UserEnabled,
@@ -124,6 +132,8 @@ impl AuditAction {
             AuditAction::UserConnectedTfaApp => 4032,
             AuditAction::UserDisconnectedTfaApp => 4033,
             AuditAction::Logout => 1006,
+            AuditAction::UserLogoutActiveConnections => 4034,
+            AuditAction::UserLogoutActiveConnection => 4035,
             AuditAction::SmsSendRefused => 9001,
             AuditAction::UserDisabled => 9002,
             AuditAction::UserEnabled => 9003,
@@ -159,6 +169,8 @@ impl AuditAction {
             AuditAction::UserConnectedTfaApp => "UserConnectedTfaApp",
             AuditAction::UserDisconnectedTfaApp => "UserDisconnectedTfaApp",
             AuditAction::Logout => "Logout",
+            AuditAction::UserLogoutActiveConnections => "UserLogoutActiveConnections",
+            AuditAction::UserLogoutActiveConnection => "UserLogoutActiveConnection",
             AuditAction::SmsSendRefused => "SmsSendRefused",
             AuditAction::UserDisabled => "UserDisabled",
             AuditAction::UserEnabled => "UserEnabled",

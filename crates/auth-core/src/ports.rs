@@ -9,6 +9,8 @@
 //! security limits exact when several server processes share one database: an adapter that breaks
 //! one fails the conformance suite in `testkit::conformance`.
 
+use std::net::IpAddr;
+
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 
@@ -242,6 +244,19 @@ pub struct TokenRecord {
     pub issued_at: Timestamp,
     /// When it stops being accepted.
     pub expires_at: Timestamp,
+    /// The token's public id (spec §13 sessions): a random number below 2^53 that the core draws at
+    /// issue, so the sessions list can name a token without anything that derives or proves it.
+    /// MUST be unique across the store: an insert whose id another token holds fails with
+    /// `Conflict` (and the core draws again). Tokens issued before ids existed were numbered by the
+    /// migration that added them.
+    pub id: i64,
+    /// When the token was last presented, to the precision of the core's coalescing (it starts at
+    /// `issued_at` and is moved forward only by [`TokenStore::touch_tokens`]).
+    pub last_used_at: Timestamp,
+    /// The client address of the login that issued it (`None` for tokens issued before it was kept).
+    pub client_ip: Option<IpAddr>,
+    /// The `User-Agent` of that login, truncated as the audit trail truncates it.
+    pub user_agent: Option<String>,
 }
 
 /// The revisions a login read, which a new token must still match (see [`TokenStore::insert_token`]).
@@ -282,6 +297,17 @@ pub trait TokenStore: Send + Sync {
     async fn revoke_portal_tokens(&self, portal: PortalId) -> StoreResult<u64>;
     /// Deletes tokens expired before `now`; returns how many.
     async fn purge_expired_tokens(&self, now: Timestamp) -> StoreResult<u64>;
+    /// Every token of the user (expired ones may still be returned; the core checks), oldest first
+    /// (by `issued_at`, then `id`).
+    async fn tokens_of_user(&self, user: UserId) -> StoreResult<Vec<TokenRecord>>;
+    /// Revokes the token with public id `id`, MUST only when it belongs to `user` (checked and
+    /// deleted in one statement): a token of another user is left alone and answers false, exactly
+    /// like an unknown id. True when a token was revoked.
+    async fn revoke_user_token(&self, user: UserId, id: i64) -> StoreResult<bool>;
+    /// Records when tokens were last used: for each `(hash, at)`, sets `last_used_at` to `at` where
+    /// the stored value is earlier (it never moves back); unknown hashes are skipped. One transaction
+    /// for the whole batch; returns how many tokens changed.
+    async fn touch_tokens(&self, touches: &[([u8; 32], Timestamp)]) -> StoreResult<u64>;
 }
 
 /// Sliding-window counters for every throttle (see [`crate::throttle`]).
@@ -318,6 +344,28 @@ pub trait AuditStore: Send + Sync {
     /// short statement; returns how many. Called in a loop until it deletes fewer than `limit`, so
     /// no purge holds the write lock for long.
     async fn purge_audit(&self, before: Timestamp, limit: u32) -> StoreResult<u64>;
+    /// One page of an export (spec §13 `audit --since --until`): at most `limit` events matching the
+    /// filter with `since <= at < until`, oldest first (by `at`, then append order), strictly after
+    /// `after` when given; each with the cursor that resumes after it. A page is one short read, so
+    /// an export of any size holds no lock for long and needs no more memory than a page.
+    async fn audit_page(
+        &self,
+        filter: &AuditFilter,
+        since: Timestamp,
+        until: Timestamp,
+        after: Option<AuditCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<(AuditCursor, AuditEvent)>>;
+}
+
+/// Where a paged read of the audit trail resumes: just after the event with this time and this
+/// store-assigned append number. Opaque to everyone but the store that made it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AuditCursor {
+    /// The event's time.
+    pub at: Timestamp,
+    /// The event's append number in the store (unique, increasing).
+    pub seq: i64,
 }
 
 /// What an outbox message travels by: each channel has its own worker, which claims only its own.
@@ -447,6 +495,12 @@ pub trait OutboxStore: Send + Sync {
     /// Read at scrape time, so it MUST be one cheap read over the waiting messages (the index of due
     /// messages), never a scan of the delivered ones that retention keeps.
     async fn outbox_stats(&self) -> StoreResult<OutboxStats>;
+    /// Retention (spec §13 `[retention] outbox_days`): deletes up to `limit` of the messages created
+    /// before `before` that are done with, oldest first, in one short statement; returns how many.
+    /// Done means delivered (`sent_at` set) or given up (unsent with `next_attempt_at` at
+    /// `Timestamp::MAX`, as the outbox worker marks it); an unsent message that may still be tried
+    /// MUST never be deleted, however old. Called in a loop until it deletes fewer than `limit`.
+    async fn purge_outbox(&self, before: Timestamp, limit: u32) -> StoreResult<u64>;
 }
 
 /// An account link (spec §5.4): the identity `(provider, subject)` at a social provider is this user

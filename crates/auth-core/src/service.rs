@@ -19,6 +19,7 @@ mod sign_in;
 mod social;
 mod tfa_settings;
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
@@ -49,7 +50,7 @@ pub use import::{
     ImportedUser,
 };
 pub use recovery::{Recovery, RecoveryError};
-pub use sessions::{Session, Sessions};
+pub use sessions::{ActiveSession, ActiveSessions, Session, Sessions};
 pub use sign_in::{LoginMethod, NOT_A_LOGIN, Password, SignIn, SocialProof};
 pub use social::{Links, ProviderLink};
 pub use tfa_settings::{BackupCodeView, TfaSettings};
@@ -141,6 +142,13 @@ pub struct CoreLimits {
     pub fresh_token: SignedDuration,
     /// How long audit events are kept (spec §13 `[retention] audit_days`); `None` keeps them forever.
     pub audit_retention: Option<SignedDuration>,
+    /// How long delivered and given-up outbox messages are kept (spec §13 `[retention]
+    /// outbox_days`); `None` keeps them forever. Unsent live messages are kept whatever this says.
+    pub outbox_retention: Option<SignedDuration>,
+    /// How stale a token's stored "last used" may get before a use records it again (the sessions
+    /// list, spec §13). A use within this of the stored value writes nothing, so a busy token costs
+    /// one write per granularity instead of one per request (see [`Sessions::flush_last_used`]).
+    pub last_used_granularity: SignedDuration,
     /// E-mail (spec §14): `None` when the server has no mailer, and then nothing is mailed and
     /// `people/password` answers that recovery is not available.
     pub mail: Option<MailSettings>,
@@ -186,6 +194,8 @@ impl Default for CoreLimits {
             fresh_token: SignedDuration::from_mins(15),
             audit_retention: Some(SignedDuration::from_hours(24 * 365)),
             mail: None,
+            outbox_retention: Some(SignedDuration::from_hours(24 * 7)),
+            last_used_granularity: SignedDuration::from_mins(5),
         }
     }
 }
@@ -253,6 +263,7 @@ impl AuthService {
             limits,
             observer,
             portals: Mutex::new(None),
+            touches: Mutex::new(HashMap::new()),
         });
         Self {
             sign_in: SignIn { core: core.clone() },
@@ -384,6 +395,8 @@ pub(crate) struct Core {
     pub(crate) limits: CoreLimits,
     pub(crate) observer: Arc<dyn Observer>,
     portals: Mutex<Option<(Timestamp, PortalList)>>,
+    /// Token uses not yet written to the store, by token hash (see `Sessions::flush_last_used`).
+    pub(crate) touches: Mutex<HashMap<[u8; 32], Timestamp>>,
 }
 
 /// The cached portal list.
@@ -484,7 +497,7 @@ impl Core {
             login: login.map(login_key),
             action,
             ip: ctx.client_ip,
-            user_agent: ctx.user_agent.as_ref().map(|ua| ua.chars().take(256).collect()),
+            user_agent: user_agent(ctx),
             reason: reason.map(str::to_owned),
         };
         self.store.append_audit(&event).await
@@ -549,15 +562,32 @@ impl Core {
         let now = self.clock.now();
         let text = token::generate(self.rng.as_ref());
         let expires = later(now, ctx.portal.settings.token_lifetime);
-        let record = TokenRecord {
+        let mut record = TokenRecord {
             hash: token::hash(text.expose()),
             user: user.id,
             portal: ctx.portal.id,
             issued_at: now,
             expires_at: expires,
+            id: token::public_id(self.rng.as_ref()),
+            last_used_at: now,
+            client_ip: Some(ctx.client_ip),
+            user_agent: user_agent(ctx),
         };
         let expect = Revisions { user: user.revision, portal: ctx.portal.revision };
-        if !self.store.insert_token(&record, expect).await? {
+        // Public ids are random below 2^53, so two tokens meet on one only about once in 10^15
+        // issues with a million live tokens; the store refuses the second, and a fresh draw settles
+        // it. Three draws that all collide would mean a broken generator, which must not loop.
+        let mut attempt = 0;
+        let stored = loop {
+            match self.store.insert_token(&record, expect).await {
+                Err(StoreError::Conflict(_)) if attempt < 2 => {
+                    attempt += 1;
+                    record.id = token::public_id(self.rng.as_ref());
+                }
+                other => break other?,
+            }
+        };
+        if !stored {
             // The cached portal may be the stale part: the next read must come from the store.
             self.forget_portals();
             return Ok(None);
@@ -602,6 +632,14 @@ impl Core {
             .ok_or_else(|| Fault::Internal("the portal vanished during a login".into()))?;
         Ok(RequestContext { portal, ..ctx.clone() })
     }
+}
+
+/// The longest `User-Agent` kept (in the audit trail and on a token), in characters.
+const MAX_USER_AGENT: usize = 256;
+
+/// The request's `User-Agent` as it is kept: truncated to [`MAX_USER_AGENT`] characters.
+fn user_agent(ctx: &RequestContext) -> Option<String> {
+    ctx.user_agent.as_ref().map(|ua| ua.chars().take(MAX_USER_AGENT).collect())
 }
 
 /// Lower-cases a `Host` value and drops its port.

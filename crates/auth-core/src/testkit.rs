@@ -114,3 +114,29 @@ impl TestWorld {
             .map(|(_, text)| text.chars().filter(char::is_ascii_digit).collect())
     }
 }
+
+/// A token record for store tests: used last at its issue, no client details, and a public id made
+/// from the hash's first eight bytes (hashes that differ there get distinct ids, so the inserts of
+/// a test never meet on one).
+pub fn token_record(
+    hash: [u8; 32],
+    user: crate::UserId,
+    portal: crate::PortalId,
+    issued_at: jiff::Timestamp,
+    expires_at: jiff::Timestamp,
+) -> crate::ports::TokenRecord {
+    let mut head = [0u8; 8];
+    head.copy_from_slice(hash.get(..8).unwrap_or(&[0; 8]));
+    let id = (i64::from_le_bytes(head) & crate::token::MAX_PUBLIC_ID).max(1);
+    crate::ports::TokenRecord {
+        hash,
+        user,
+        portal,
+        issued_at,
+        expires_at,
+        id,
+        last_used_at: issued_at,
+        client_ip: None,
+        user_agent: None,
+    }
+}

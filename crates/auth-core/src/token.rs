@@ -22,6 +22,21 @@ pub fn encode(bytes: &[u8; 32]) -> SecretString {
     SecretString::new(URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// The largest public id: ids stay below 2^53, so a JavaScript client reads them as exact numbers
+/// (upstream's session ids are JSON numbers, and so are ours).
+pub const MAX_PUBLIC_ID: i64 = (1 << 53) - 1;
+
+/// A new token's public id (spec §13 sessions): uniformly random in `1..=MAX_PUBLIC_ID`, drawn apart
+/// from the token's bytes, so it names a session without revealing or proving anything about it.
+pub fn public_id(rng: &dyn Rng) -> i64 {
+    loop {
+        let v = i64::from_le_bytes(rng.bytes::<8>()) & MAX_PUBLIC_ID;
+        if v != 0 {
+            return v;
+        }
+    }
+}
+
 /// The 32 bytes behind a token's text, if it is well formed.
 pub fn decode(text: &str) -> Option<[u8; 32]> {
     if text.len() != TOKEN_TEXT_LEN {
@@ -48,6 +63,25 @@ mod tests {
             prop_assert_eq!(text.expose().len(), TOKEN_TEXT_LEN);
             prop_assert!(text.expose().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
             prop_assert_eq!(decode(text.expose()), Some(bytes));
+        }
+
+        /// Issue 17: whatever the generator gives, a public id is positive and exact in a double
+        /// (a JavaScript number): the first draw that is not zero below 2^53, never a zero.
+        #[test]
+        fn public_ids_stay_in_range(words in proptest::collection::vec(any::<u64>(), 0..4)) {
+            // Hands out `words` in order, then 1 for ever.
+            struct Words(std::sync::Mutex<std::collections::VecDeque<u64>>);
+            impl crate::primitives::Rng for Words {
+                fn fill(&self, buf: &mut [u8]) {
+                    let w = self.0.lock().unwrap().pop_front().unwrap_or(1);
+                    buf.copy_from_slice(&w.to_le_bytes()[..buf.len()]);
+                }
+            }
+            let id = public_id(&Words(std::sync::Mutex::new(words.iter().copied().collect())));
+            prop_assert!((1..=MAX_PUBLIC_ID).contains(&id));
+            prop_assert_eq!(id as f64 as i64, id);
+            let want = words.iter().map(|w| (*w as i64) & MAX_PUBLIC_ID).find(|v| *v != 0);
+            prop_assert_eq!(id, want.unwrap_or(1));
         }
 
         #[test]
@@ -82,6 +116,22 @@ mod tests {
             .ok()
             .and_then(|v| <[u8; 32]>::try_from(v).ok())
             .is_some_and(|b| encode(&b).expose() == s)
+    }
+
+    /// A draw that masks to zero (zero itself, or only bits at and above 2^53) is drawn again.
+    #[test]
+    fn zero_public_ids_are_drawn_again() {
+        struct Words(std::sync::Mutex<Vec<u64>>);
+        impl crate::primitives::Rng for Words {
+            fn fill(&self, buf: &mut [u8]) {
+                let w = self.0.lock().unwrap().remove(0);
+                buf.copy_from_slice(&w.to_le_bytes()[..buf.len()]);
+            }
+        }
+        let rng = Words(std::sync::Mutex::new(vec![0, 1 << 53, u64::MAX << 53, 5]));
+        assert_eq!(public_id(&rng), 5);
+        let rng = Words(std::sync::Mutex::new(vec![u64::MAX]));
+        assert_eq!(public_id(&rng), MAX_PUBLIC_ID);
     }
 
     #[test]

@@ -1566,3 +1566,6 @@ async fn issue_17_housekeeping_applies_the_audit_retention() {
     );
     assert_eq!(fx.w.service.admin().purge_audit().await.unwrap(), 0);
 }
+
+#[path = "service/sessions.rs"]
+mod sessions;

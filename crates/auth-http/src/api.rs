@@ -6,15 +6,15 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use auth_core::service::BackupCodeView;
+use auth_core::service::{ActiveSessions, BackupCodeView};
 use auth_core::{
     LoginMethod, LoginOutcome, Password, RequestContext, SecretString, Session, SessionError,
     SocialProof, TokenIssued, UserId, Via,
 };
 use auth_wire::api::{self, Endpoint, PathMatch};
 use auth_wire::{
-    BackupCode, Capabilities, ErrorCode, Format, Login, Params, Profile, ProfilePhone,
-    ProviderLink, TokenResponse, negotiate,
+    ActiveConnections, ApiDate, BackupCode, Capabilities, Connection, ErrorCode, Format, Login,
+    Params, Profile, ProfilePhone, ProviderLink, TokenResponse, negotiate,
 };
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -198,7 +198,7 @@ impl Router {
         // Basic is a credentials carrier on the credential endpoints only (spec §2).
         let basic =
             if meta.credentials { header(&req, AUTHORIZATION).map(str::to_owned) } else { None };
-        let params = self.read_params(matched.capture, basic, req).await?;
+        let params = self.read_params(meta.capture().zip(matched.capture), basic, req).await?;
         // Admission before any store work: a credential request costs a password hash, and the hashing
         // pool can only take so many; the excess is answered 503 now, not after store round trips.
         // It comes after the body is read, so slow uploads cannot hold the slots and starve logins.
@@ -370,6 +370,35 @@ impl Router {
                     .map_err(|e| Failure::recovery(e, self.service.now()))?;
                 Ok(respond::ok(format, true))
             }
+            Endpoint::ActiveConnections => {
+                let session = self.session(&ctx, token).await?;
+                let all = self.service.sessions().active_sessions(&session).await?;
+                Ok(respond::ok(format, connections(&ctx, all)))
+            }
+            Endpoint::LogoutConnection => {
+                let session = self.session(&ctx, token).await?;
+                let r: api::logout_connection::Request = decode(&params)?;
+                let ended = self.service.sessions().end_session(&ctx, &session, r.id).await?;
+                let mut resp = respond::ok(format, ended);
+                // Ending the session the request came with is a logout: the cookie goes too.
+                if ended && r.id == session.token_id {
+                    respond::clear_token_cookie(&mut resp, &ctx.portal, secure);
+                }
+                Ok(resp)
+            }
+            Endpoint::LogoutAllExceptThis => {
+                let session = self.session(&ctx, token).await?;
+                self.service.sessions().end_other_sessions(&ctx, &session).await?;
+                let name = self.service.sessions().profile(&session).display_name;
+                Ok(respond::ok(format, name))
+            }
+            Endpoint::LogoutAll => {
+                let session = self.session(&ctx, token).await?;
+                self.service.sessions().end_all_sessions(&ctx, &session).await?;
+                let mut resp = respond::ok(format, true);
+                respond::clear_token_cookie(&mut resp, &ctx.portal, secure);
+                Ok(resp)
+            }
             Endpoint::Providers => {
                 let session = self.session(&ctx, token).await?;
                 let list = self.service.links().providers(&ctx, &session).await?;
@@ -437,7 +466,7 @@ impl Router {
     /// Reads the body (bounded in size and time) and builds the parameter bag: path > query > body.
     pub(crate) async fn read_params<B>(
         &self,
-        capture: Option<String>,
+        capture: Option<(&'static str, String)>,
         basic: Option<String>,
         req: Request<B>,
     ) -> Result<Params, Failure>
@@ -459,9 +488,10 @@ impl Router {
             self.read_body(req.into_body(), limit).await?
         };
         let mut builder = Params::builder().limit(limit);
-        // The table has one capturing template, `{code}`; its value goes first in the bag.
-        if let Some(code) = capture {
-            builder = builder.path("code", code);
+        // The path's captured segment (`{code}`, `{id}`) goes first in the bag, under the name
+        // its template gives it.
+        if let Some((name, value)) = capture {
+            builder = builder.path(name, value);
         }
         if let Some(authorization) = basic {
             builder = builder.basic_auth(&authorization);
@@ -581,6 +611,26 @@ fn token_response(
     let (device, device_expires) = &issued.device;
     respond::set_device_cookie(&mut resp, secure, device.expose(), *device_expires);
     resp
+}
+
+/// The sessions list on the wire, its dates in the portal's time zone.
+fn connections(ctx: &RequestContext, all: ActiveSessions) -> ActiveConnections {
+    let date = |t| respond::date(&ctx.portal, t).unwrap_or(ApiDate::MIN);
+    ActiveConnections {
+        items: all
+            .items
+            .into_iter()
+            .map(|s| Connection {
+                id: s.id,
+                ip: s.client_ip.map(|ip| ip.to_string()),
+                date: date(s.issued_at),
+                last_used: date(s.last_used_at),
+                expires: date(s.expires_at),
+                user_agent: s.user_agent,
+            })
+            .collect(),
+        login_event: all.current,
+    }
 }
 
 fn backup_list(codes: Vec<BackupCodeView>) -> Vec<BackupCode> {

@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_revisions_claims_meta.sql"),
     include_str!("../migrations/0003_social.sql"),
     include_str!("../migrations/0004_email.sql"),
+    include_str!("../migrations/0005_sessions.sql"),
 ];
 
 /// The schema version this build writes and understands.

@@ -633,7 +633,10 @@ async fn audit(service: &AuthService, args: &AuditArgs, out: &mut dyn Write) -> 
     if let Some(action) = args.action.as_deref() {
         filter.action = Some(parse_action(action)?);
     }
-    let events = service.admin().audit_events(&filter, args.last).await?;
+    if args.since.is_some() || args.until.is_some() {
+        return audit_export(service, args, &filter, out).await;
+    }
+    let events = service.admin().audit_events(&filter, args.last.unwrap_or(50)).await?;
     let emails: HashMap<_, _> =
         service.admin().list_users(None).await?.into_iter().map(|u| (u.id, u.email)).collect();
     let who = |e: &AuditEvent| {
@@ -645,20 +648,7 @@ async fn audit(service: &AuthService, args: &AuditArgs, out: &mut dyn Write) -> 
     if args.json {
         let list = events
             .iter()
-            .map(|e| {
-                json!({
-                    "at": e.at.to_string(),
-                    "portalId": e.portal.to_string(),
-                    "userId": e.user.map(|u| u.to_string()),
-                    "email": e.user.and_then(|id| emails.get(&id)),
-                    "login": e.login,
-                    "action": e.action.name(),
-                    "code": e.action.code(),
-                    "ip": e.ip.to_string(),
-                    "userAgent": e.user_agent,
-                    "reason": e.reason,
-                })
-            })
+            .map(|e| audit_json(e, e.user.and_then(|id| emails.get(&id)).map(String::as_str)))
             .collect();
         return write_json(out, &Value::Array(list));
     }
@@ -676,6 +666,94 @@ async fn audit(service: &AuthService, args: &AuditArgs, out: &mut dyn Write) -> 
         })
         .collect();
     write_table(out, &["TIME", "ACTION", "USER", "IP", "REASON", "USER AGENT"], rows)
+}
+
+/// Events read per page of an export: one short read each, so an export of any range holds no
+/// lock for long and never more than a page in memory.
+const EXPORT_PAGE: u32 = 1_000;
+
+/// E-mails remembered during an export; beyond this the cache starts afresh, so a trail of a
+/// million users does not load them all.
+const EXPORT_EMAILS: usize = 10_000;
+
+/// `audit --since T --until T`: the range `[since, until)` oldest first, in pages, each event
+/// written as soon as its page is read: one JSON object per line with `--json` (the objects of
+/// `audit --json`), else tab-separated lines under a header.
+async fn audit_export(
+    service: &AuthService,
+    args: &AuditArgs,
+    filter: &AuditFilter,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let since = args.since.unwrap_or(Timestamp::MIN);
+    let until = args.until.unwrap_or_else(|| service.now());
+    if since >= until {
+        bail!("--since {since} is not before --until {until}: the range is empty");
+    }
+    if !args.json {
+        line(out, ["TIME", "ACTION", "USER", "IP", "REASON", "USER AGENT"].join("\t"))?;
+    }
+    let mut emails: HashMap<auth_core::UserId, Option<String>> = HashMap::new();
+    let mut after = None;
+    loop {
+        let page = service.admin().audit_page(filter, since, until, after, EXPORT_PAGE).await?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(*last);
+        let full = page.len() == EXPORT_PAGE as usize;
+        for (_, e) in &page {
+            let email = match e.user {
+                None => None,
+                Some(id) => {
+                    if emails.len() >= EXPORT_EMAILS {
+                        emails.clear();
+                    }
+                    if let std::collections::hash_map::Entry::Vacant(slot) = emails.entry(id) {
+                        let found =
+                            service.store().user_by_id(id).await.map_err(AdminError::from)?;
+                        slot.insert(found.map(|u| u.email));
+                    }
+                    emails.get(&id).cloned().flatten()
+                }
+            };
+            if args.json {
+                let object = audit_json(e, email.as_deref());
+                line(out, serde_json::to_string(&object).context("cannot encode JSON")?)?;
+            } else {
+                let who = email.or_else(|| e.login.clone()).unwrap_or_else(|| "-".to_owned());
+                let cells = [
+                    e.at.to_string(),
+                    format!("{} ({})", e.action.name(), e.action.code()),
+                    who,
+                    e.ip.to_string(),
+                    e.reason.clone().unwrap_or_else(|| "-".to_owned()),
+                    e.user_agent.clone().unwrap_or_else(|| "-".to_owned()),
+                ];
+                // A tab inside a cell would shift the columns: it goes as `\u{9}` like any control.
+                let cells: Vec<String> = cells.iter().map(|c| terminal_safe(c)).collect();
+                line(out, cells.join("\t"))?;
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    out.flush().context("cannot write output")
+}
+
+/// An audit event as `audit --json` and the export write it.
+fn audit_json(e: &AuditEvent, email: Option<&str>) -> Value {
+    json!({
+        "at": e.at.to_string(),
+        "portalId": e.portal.to_string(),
+        "userId": e.user.map(|u| u.to_string()),
+        "email": email,
+        "login": e.login,
+        "action": e.action.name(),
+        "code": e.action.code(),
+        "ip": e.ip.to_string(),
+        "userAgent": e.user_agent,
+        "reason": e.reason,
+    })
 }
 
 fn parse_action(s: &str) -> anyhow::Result<AuditAction> {

@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::hashing::{HashingMetrics, PooledHasher};
 use crate::keyfile;
+use crate::last_used::LastUsedHandle;
 use crate::metrics::{Families, OutboxMetrics};
 use crate::outbox::{OutboxHandle, OutboxWorker};
 use crate::tls::CertStore;
@@ -50,6 +51,7 @@ pub struct App {
     tls: Option<auth_http::TlsAcceptor>,
     store: crate::wiring::StoreHandle,
     outbox: OutboxHandle,
+    last_used: LastUsedHandle,
     first_admin: Option<FirstAdmin>,
 }
 
@@ -115,6 +117,8 @@ impl App {
             poll_interval: config.outbox.poll_interval,
         }
         .spawn();
+        let last_used =
+            crate::last_used::spawn(Arc::clone(&core.service), crate::last_used::FLUSH_EVERY);
 
         let tls = match &config.tls {
             None => None,
@@ -158,6 +162,7 @@ impl App {
             tls,
             store: core.store,
             outbox,
+            last_used,
             first_admin,
         })
     }
@@ -187,7 +192,8 @@ impl App {
         self.router.service()
     }
 
-    /// Serves until `shutdown` completes, lets in-flight requests finish, then stops the outbox worker.
+    /// Serves until `shutdown` completes, lets in-flight requests finish, then writes the queued
+    /// token uses and stops the outbox worker.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send,
@@ -217,6 +223,8 @@ impl App {
         if let Err(e) = metrics_served {
             tracing::error!(error = %e, "the metrics listener failed");
         }
+        // After the last request: the uses it queued are written before the store closes.
+        self.last_used.stop().await;
         self.outbox.stop().await;
         // Folding the WAL back into the database file at a clean stop keeps the data directory to
         // one file for backups; a failure here loses nothing.

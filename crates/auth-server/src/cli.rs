@@ -60,7 +60,7 @@ pub enum Command {
     /// Check e-mail delivery.
     #[command(subcommand)]
     Email(EmailCommand),
-    /// Show recent audit events, newest first.
+    /// Show recent audit events, newest first; or export a time range, oldest first.
     Audit(AuditArgs),
     /// Copy the SQLite database to a new file, consistently, while servers keep running.
     Backup(BackupArgs),
@@ -502,10 +502,17 @@ pub struct SmsOutbox {
 /// `audit`.
 #[derive(Debug, Args)]
 pub struct AuditArgs {
-    /// How many events to show.
-    #[arg(long, value_name = "N", default_value_t = 50)]
-    pub last: u32,
-    /// JSON instead of a table.
+    /// How many of the newest events to show [default: 50].
+    #[arg(long, value_name = "N", conflicts_with_all = ["since", "until"])]
+    pub last: Option<u32>,
+    /// Export the events at or after this time, oldest first (RFC 3339, or a date for its UTC
+    /// midnight): `2026-01-10T07:46:24Z`, `2026-01-10T10:46:24+03:00`, `2026-01-10`.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub since: Option<jiff::Timestamp>,
+    /// Export the events before this time (same forms as --since) [default: now].
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub until: Option<jiff::Timestamp>,
+    /// JSON instead of a table; with --since or --until, one event per line (JSON lines).
     #[arg(long)]
     pub json: bool,
     /// Only events of this user.
@@ -517,4 +524,54 @@ pub struct AuditArgs {
     /// Only this portal, by one of its host names.
     #[arg(long, value_name = "HOST")]
     pub portal: Option<String>,
+}
+
+/// A time on the command line: an RFC 3339 timestamp with its offset (`2026-01-10T07:46:24Z`,
+/// `2026-01-10T10:46:24.5+03:00`), or a plain date, meaning its midnight in UTC. A local time
+/// without an offset is refused: which instant it names would depend on the machine.
+pub fn parse_time(text: &str) -> Result<jiff::Timestamp, String> {
+    let text = text.trim();
+    if let Ok(t) = text.parse::<jiff::Timestamp>() {
+        return Ok(t);
+    }
+    if let Ok(date) = text.parse::<jiff::civil::Date>()
+        && text.len() == 10
+        && let Ok(z) = date.to_zoned(jiff::tz::TimeZone::UTC)
+    {
+        return Ok(z.timestamp());
+    }
+    Err(format!(
+        "{text:?} is not a time: give RFC 3339 with an offset (2026-01-10T07:46:24Z, \
+         2026-01-10T10:46:24+03:00) or a date (2026-01-10, midnight UTC)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time;
+
+    fn check(text: &str, want: Option<&str>) {
+        let got = parse_time(text).ok().map(|t| t.to_string());
+        assert_eq!(got.as_deref(), want, "{text:?}");
+    }
+
+    /// Issue 17: `audit --since/--until` take RFC 3339 (any offset, any fraction, `z` or `Z`) and
+    /// plain dates; nothing whose instant would depend on the machine's time zone.
+    #[test]
+    fn times_are_rfc_3339_or_dates() {
+        check("2026-01-10T07:46:24Z", Some("2026-01-10T07:46:24Z"));
+        check("2026-01-10t07:46:24z", Some("2026-01-10T07:46:24Z"));
+        check("2026-01-10T10:46:24+03:00", Some("2026-01-10T07:46:24Z"));
+        check("2026-01-10T07:46:24.4206897Z", Some("2026-01-10T07:46:24.4206897Z"));
+        check("2026-01-09T23:00:00-05:00", Some("2026-01-10T04:00:00Z"));
+        check(" 2026-01-10T07:46:24Z ", Some("2026-01-10T07:46:24Z"));
+        check("2026-01-10", Some("2026-01-10T00:00:00Z"));
+        check("2026-01-10T07:46:24", None);
+        check("2026-01-10 07:46", None);
+        check("20260110", None);
+        check("yesterday", None);
+        check("2026-02-30", None);
+        check("", None);
+        assert!(parse_time("soon").unwrap_err().contains("RFC 3339"));
+    }
 }

@@ -75,6 +75,12 @@ pub struct Config {
     pub social: SocialConfig,
     /// How long audit events are kept (`retention.audit_days`; 0 keeps them forever, spec §13).
     pub audit_retention: Option<Duration>,
+    /// How long delivered and given-up outbox messages are kept (`retention.outbox_days`; 0 keeps
+    /// them forever, spec §13).
+    pub outbox_retention: Option<Duration>,
+    /// How stale a token's "last used" may get before a use records it again
+    /// (`security.last_used_granularity_secs`, the sessions list of spec §13).
+    pub last_used_granularity: Duration,
     /// The LDAP / Active Directory directories (spec §5.9), in configuration order.
     pub ldap: LdapConfig,
     /// HTTPS on the listener (spec §10): the certificate chain and key; `None` serves plain HTTP.
@@ -226,7 +232,9 @@ const KEYS: &[(&str, Kind)] = &[
     ("sms.smsru.timeout_secs", Kind::U64),
     ("outbox.poll_interval_ms", Kind::U64),
     ("security.fresh_token_secs", Kind::U64),
+    ("security.last_used_granularity_secs", Kind::U64),
     ("retention.audit_days", Kind::U64),
+    ("retention.outbox_days", Kind::U64),
     ("bootstrap.admin_email", Kind::Str),
     ("outbound.max_in_flight", Kind::U64),
     ("tls.cert_file", Kind::Str),
@@ -278,11 +286,12 @@ struct RawConfig {
 #[serde(deny_unknown_fields, default)]
 struct RawRetention {
     audit_days: u64,
+    outbox_days: u64,
 }
 
 impl Default for RawRetention {
     fn default() -> Self {
-        Self { audit_days: 365 }
+        Self { audit_days: 365, outbox_days: 7 }
     }
 }
 
@@ -309,11 +318,12 @@ impl Default for RawOutbound {
 #[serde(deny_unknown_fields, default)]
 struct RawSecurity {
     fresh_token_secs: u64,
+    last_used_granularity_secs: u64,
 }
 
 impl Default for RawSecurity {
     fn default() -> Self {
-        Self { fresh_token_secs: 900 }
+        Self { fresh_token_secs: 900, last_used_granularity_secs: 300 }
     }
 }
 
@@ -660,6 +670,19 @@ impl Config {
             }
             d => Some(Duration::from_secs(d * 86_400)),
         };
+        let outbox_retention = match raw.retention.outbox_days {
+            0 => None,
+            d if d > 100 * 365 => {
+                anyhow::bail!("retention.outbox_days: at most 36500 (0 keeps messages forever)");
+            }
+            d => Some(Duration::from_secs(d * 86_400)),
+        };
+        let last_used_granularity = match raw.security.last_used_granularity_secs {
+            s if s > 86_400 => {
+                anyhow::bail!("security.last_used_granularity_secs: at most 86400 (a day)");
+            }
+            s => Duration::from_secs(s),
+        };
 
         let outbound = OutboundConfig {
             max_in_flight: usize::try_from(positive(
@@ -703,6 +726,8 @@ impl Config {
             bootstrap: BootstrapConfig { admin_email },
             fresh_token,
             audit_retention,
+            outbox_retention,
+            last_used_granularity,
             outbound,
             social,
             ldap,

@@ -8,7 +8,8 @@
 //!
 //! Adapters that live here because only the server needs them: the wall clock ([`clock`]), the OS
 //! random generator ([`rng`]), the server key file ([`keyfile`]) and its commands ([`keys`]), the argon2id thread pool
-//! ([`hashing`]), the SMS gateways ([`sms`]), SMTP delivery of e-mail ([`email`]), the outbox worker ([`outbox`]), the outbound HTTPS client
+//! ([`hashing`]), the SMS gateways ([`sms`]), SMTP delivery of e-mail ([`email`]), the outbox worker ([`outbox`]), the writer of tokens'
+//! "last used" times ([`last_used`]), the outbound HTTPS client
 //! ([`outbound`]), the social login providers ([`social`]), the TLS certificate ([`tls`]) and the
 //! metrics registry ([`metrics`]).
 
@@ -23,6 +24,7 @@ pub mod hashing;
 pub mod import;
 pub mod keyfile;
 pub mod keys;
+pub mod last_used;
 pub mod ldap;
 pub mod logging;
 pub mod metrics;

@@ -160,7 +160,7 @@ mod tests {
     use std::time::Duration;
 
     use auth_core::outbox::RetryPolicy;
-    use auth_core::ports::{Revisions, TokenRecord, TokenStore};
+    use auth_core::ports::{Revisions, TokenStore};
     use auth_core::service::NewUser;
     use auth_core::testkit::RecordingSms;
     use auth_core::{SignedDuration, Timestamp};
@@ -188,12 +188,8 @@ mod tests {
             )
             .await
             .unwrap();
-        let token = |tag: u8, expires: Timestamp| TokenRecord {
-            hash: [tag; 32],
-            user: user.id,
-            portal: portal.id,
-            issued_at: now,
-            expires_at: expires,
+        let token = |tag: u8, expires: Timestamp| {
+            auth_core::testkit::token_record([tag; 32], user.id, portal.id, now, expires)
         };
         let fresh = Revisions { user: 0, portal: 0 };
         let expired = token(1, now.saturating_sub(SignedDuration::from_secs(1)).unwrap());

@@ -138,6 +138,13 @@ pub async fn open(
             .map(auth_core::SignedDuration::try_from)
             .transpose()
             .context("retention.audit_days: too large")?,
+        outbox_retention: config
+            .outbox_retention
+            .map(auth_core::SignedDuration::try_from)
+            .transpose()
+            .context("retention.outbox_days: too large")?,
+        last_used_granularity: auth_core::SignedDuration::try_from(config.last_used_granularity)
+            .context("security.last_used_granularity_secs: too large")?,
         // Reset links are built on the configured public URL, never on a request's `Host`.
         mail: mailer.as_ref().map(|m| MailSettings {
             public_url: Some(m.public_url().to_owned()),

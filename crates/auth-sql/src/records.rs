@@ -7,8 +7,8 @@
 
 use auth_core::model::Credential;
 use auth_core::ports::{
-    AccountLink, BackupCodeRecord, Channel, OutboxMessage, RememberedCode, ResetKey, SealedColumn,
-    SealedOwner, SealedValue, SmsCodeRecord, TokenRecord, TotpRecord,
+    AccountLink, AuditCursor, BackupCodeRecord, Channel, OutboxMessage, RememberedCode, ResetKey,
+    SealedColumn, SealedOwner, SealedValue, SmsCodeRecord, TokenRecord, TotpRecord,
 };
 use auth_core::{AuditAction, AuditEvent, Portal, PortalId, PortalSettings, User, UserId};
 
@@ -42,7 +42,9 @@ where
     })
 }
 
-/// A token from `hash, user, portal, issued_at, expires_at`.
+/// A token from `hash, user, portal, issued_at, expires_at, id, last_used_at, client_ip,
+/// user_agent`, where `client_ip` is the address as text. The columns added by migration 0005 come
+/// last, so the first five keep their indexes.
 pub fn token<E, R>(r: &R) -> Result<TokenRecord, E>
 where
     E: From<Corrupt>,
@@ -68,13 +70,32 @@ where
     E: From<Corrupt>,
     R: Columns<E> + ?Sized,
 {
+    let client_ip = match r.opt_text(first + 7)? {
+        None => None,
+        Some(ip) => Some(ip.parse().map_err(|_| corrupt(format!("bad token client ip {ip:?}")))?),
+    };
     Ok(TokenRecord {
         hash: r.hash(first)?,
         user: r.user_id(first + 1)?,
         portal: r.portal_id(first + 2)?,
         issued_at: r.instant(first + 3)?,
         expires_at: r.instant(first + 4)?,
+        id: r.big_int(first + 5)?,
+        last_used_at: r.instant(first + 6)?,
+        client_ip,
+        user_agent: r.opt_text(first + 8)?,
     })
+}
+
+/// An audit event as [`audit_event`] reads it, followed by its append number `id`: one entry of an
+/// export page, with the cursor that resumes after it.
+pub fn audit_entry<E, R>(r: &R) -> Result<(AuditCursor, AuditEvent), E>
+where
+    E: From<Corrupt>,
+    R: Columns<E> + ?Sized,
+{
+    let event = audit_event(r)?;
+    Ok((AuditCursor { at: event.at, seq: r.big_int(8)? }, event))
 }
 
 /// An SMS code from `user, phone, code_hash, issued_at, expires_at`.
@@ -412,7 +433,17 @@ mod tests {
     }
 
     fn token_row(hash: Vec<u8>) -> Vec<V> {
-        vec![V::Blob(hash), V::Id(1), V::Id(2), V::Int(10), V::Int(20)]
+        vec![
+            V::Blob(hash),
+            V::Id(1),
+            V::Id(2),
+            V::Int(10),
+            V::Int(20),
+            V::Int(77),
+            V::Int(15),
+            V::Text("2001:db8::1"),
+            V::Text("agent"),
+        ]
     }
 
     fn want_token() -> TokenRecord {
@@ -422,6 +453,10 @@ mod tests {
             portal: pid(2),
             issued_at: at(10),
             expires_at: at(20),
+            id: 77,
+            last_used_at: at(15),
+            client_ip: Some("2001:db8::1".parse().unwrap()),
+            user_agent: Some("agent".into()),
         }
     }
 
@@ -480,6 +515,11 @@ mod tests {
 
     #[test]
     fn tokens_and_sessions_map() {
+        let mut anonymous = token_row(vec![7; 32]);
+        anonymous[7] = V::Null;
+        anonymous[8] = V::Null;
+        let mut bad_ip = token_row(vec![7; 32]);
+        bad_ip[7] = V::Text("not an ip");
         check(
             token,
             vec![
@@ -489,6 +529,12 @@ mod tests {
                     token_row(vec![7; 2]),
                     Err("store data invalid: column 0: not a 32-byte hash"),
                 ),
+                (
+                    "no client details",
+                    anonymous,
+                    Ok(TokenRecord { client_ip: None, user_agent: None, ..want_token() }),
+                ),
+                ("bad ip", bad_ip, Err("store data invalid: bad token client ip \"not an ip\"")),
             ],
         );
         let mut joined = user_row();
@@ -601,7 +647,7 @@ mod tests {
                         action: AuditAction::UserConnectedTfaApp,
                         ip: "::1".parse().unwrap(),
                         reason: Some("why".into()),
-                        ..want
+                        ..want.clone()
                     }),
                 ),
                 (
@@ -624,6 +670,17 @@ mod tests {
                     audit_row(1010, "nowhere"),
                     Err("store data invalid: bad audit ip \"nowhere\""),
                 ),
+            ],
+        );
+        let mut entry = audit_row(1010, "192.0.2.1");
+        entry.push(V::Int(31));
+        let mut no_seq = audit_row(1010, "192.0.2.1");
+        no_seq.push(V::Null);
+        check(
+            audit_entry,
+            vec![
+                ("entry", entry, Ok((AuditCursor { at: at(5), seq: 31 }, want.clone()))),
+                ("no seq", no_seq, Err("store unavailable: driver: column 8 has another type")),
             ],
         );
     }

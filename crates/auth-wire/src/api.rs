@@ -85,6 +85,14 @@ pub struct Metadata {
     pub answer: Answer,
 }
 
+impl Metadata {
+    /// The name of the template's capturing segment (`code` for `…/authentication/{code}`), which
+    /// is the name its value has in the parameter bag; `None` for a template without one.
+    pub fn capture(&self) -> Option<&'static str> {
+        segments(self.path).find(|s| is_capture(s)).and_then(|s| s.get(1..s.len() - 1))
+    }
+}
+
 /// Declares the endpoint modules and the [`Endpoint`] enum that names them, from one list.
 macro_rules! endpoints {
     ($( $(#[$doc:meta])* $variant:ident => $module:ident, )*) => {
@@ -151,6 +159,14 @@ endpoints! {
     RequestPasswordReset => request_password_reset,
     /// `PUT people/password` (a new password with a mail's key).
     ResetPassword => reset_password,
+    /// `GET security/activeconnections`.
+    ActiveConnections => active_connections,
+    /// `PUT security/activeconnections/logout/{id}`.
+    LogoutConnection => logout_connection,
+    /// `PUT security/activeconnections/logoutallexceptthis`.
+    LogoutAllExceptThis => logout_all_except_this,
+    /// `PUT security/activeconnections/logoutall`.
+    LogoutAll => logout_all,
 }
 
 /// Characters left as they are in a captured path segment (RFC 3986 unreserved).
@@ -381,6 +397,28 @@ mod tests {
         check("/healthz", Some((E::Healthz, None, None)));
         check("/healthz.json", None);
         check("/api/2.0/authentication/%FF", None);
+        check(
+            "/api/2.0/security/activeconnections.xml",
+            Some((E::ActiveConnections, None, Some(Suffix::Xml))),
+        );
+        check(
+            "/api/2.0/security/activeconnections/logout/123.json",
+            Some((E::LogoutConnection, Some("123"), Some(Suffix::Json))),
+        );
+        check(
+            "/api/2.0/Security/ActiveConnections/LogoutAllExceptThis",
+            Some((E::LogoutAllExceptThis, None, None)),
+        );
+        check("/api/2.0/security/activeconnections/logoutall", Some((E::LogoutAll, None, None)));
+        check("/api/2.0/security/activeconnections/logout", None);
+        check("/api/2.0/security/activeconnections/logoutall/someone", None);
+    }
+
+    #[test]
+    fn captures_are_named_by_their_template() {
+        assert_eq!(Endpoint::Code.metadata().capture(), Some("code"));
+        assert_eq!(Endpoint::LogoutConnection.metadata().capture(), Some("id"));
+        assert_eq!(Endpoint::LogoutAll.metadata().capture(), None);
     }
 
     #[test]

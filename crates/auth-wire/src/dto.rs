@@ -1,4 +1,5 @@
-//! The response objects of API.md §1: the token object, `people/@self`, capabilities and backup codes.
+//! The response objects of API.md §1: the token object, `people/@self`, capabilities, backup codes,
+//! and the sessions list of §13.
 //!
 //! Each type writes its fields in wire order with the spec's omission rules and reads them back from either
 //! format. Types that hold secrets (tokens, TOTP keys, backup codes) redact them in `Debug`, so they can be
@@ -285,6 +286,88 @@ impl ProviderLink {
         Ok(ProviderLink {
             provider: tree::req_string(node, "provider")?,
             linked: tree::flag(node, "linked")?,
+        })
+    }
+}
+
+/// One session of `GET security/activeconnections`:
+/// `{"id":…,"ip":"…","date":"…","lastUsed":"…","expires":"…","userAgent":"…"}`.
+///
+/// `id` and `ip` and `date` keep upstream's names (its login events); `ip` and `userAgent` are
+/// omitted when unknown. The id is a number below 2^53, so JavaScript reads it exactly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    /// The session's public id: what `PUT security/activeconnections/logout/{id}` takes.
+    pub id: i64,
+    /// The client address of the login, when known.
+    pub ip: Option<String>,
+    /// When the login issued the token.
+    pub date: ApiDate,
+    /// When the token was last used (to a few minutes).
+    pub last_used: ApiDate,
+    /// When the token stops being accepted.
+    pub expires: ApiDate,
+    /// The `User-Agent` of the login, when it sent one.
+    pub user_agent: Option<String>,
+}
+
+impl WriteFields for Connection {
+    fn write_fields<S: Sink>(&self, s: &mut S) {
+        s.int("id", self.id);
+        if let Some(ip) = &self.ip {
+            s.str("ip", ip);
+        }
+        s.date("date", &self.date);
+        s.date("lastUsed", &self.last_used);
+        s.date("expires", &self.expires);
+        if let Some(ua) = &self.user_agent {
+            s.str("userAgent", ua);
+        }
+    }
+}
+
+impl Connection {
+    pub(crate) fn from_node(node: &Node) -> ShapeResult<Connection> {
+        let date = |name: &str| -> ShapeResult<ApiDate> {
+            ApiDate::parse(&tree::req_string(node, name)?).map_err(|e| format!("`{name}`: {e}"))
+        };
+        Ok(Connection {
+            id: node.field("id").ok_or("`id` is missing")?.as_int("id")?,
+            ip: tree::opt_string(node, "ip")?,
+            date: date("date")?,
+            last_used: date("lastUsed")?,
+            expires: date("expires")?,
+            user_agent: tree::opt_string(node, "userAgent")?,
+        })
+    }
+}
+
+/// The `response` of `GET security/activeconnections`, upstream's shape:
+/// `{"items":[…],"loginEvent":<the id of the presented token>}`, the caller's own session first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveConnections {
+    /// The caller's live sessions.
+    pub items: Vec<Connection>,
+    /// The id of the session the request came with ("this one").
+    pub login_event: i64,
+}
+
+impl WriteFields for ActiveConnections {
+    fn write_fields<S: Sink>(&self, s: &mut S) {
+        s.object_list("items", &self.items);
+        s.int("loginEvent", self.login_event);
+    }
+}
+
+impl ActiveConnections {
+    pub(crate) fn from_node(node: &Node) -> ShapeResult<ActiveConnections> {
+        let items = node.list_field("items").into_iter().map(Connection::from_node);
+        Ok(ActiveConnections {
+            items: items.collect::<ShapeResult<Vec<_>>>()?,
+            login_event: node
+                .field("loginEvent")
+                .ok_or("`loginEvent` is missing")?
+                .as_int("loginEvent")?,
         })
     }
 }

@@ -3,7 +3,9 @@
 //! JSON: `{"count":1,"status":0,"statusCode":200,"response":{…}}` and
 //! `{"status":1,"statusCode":401,"error":{"message":"…","code":"…"}}`. XML: the same members under `<result>`.
 
-use crate::dto::{BackupCode, Capabilities, Profile, ProviderLink, TokenResponse};
+use crate::dto::{
+    ActiveConnections, BackupCode, Capabilities, Profile, ProviderLink, TokenResponse,
+};
 use crate::error_code::ErrorCode;
 use crate::format::Format;
 use crate::tree::{self, Node, ShapeResult};
@@ -24,6 +26,11 @@ pub enum Payload {
     ProviderLinks(Vec<ProviderLink>),
     /// `"response":true` (logout, tfaappnewapp) or the answer of `GET authentication`.
     Bool(bool),
+    /// The caller's sessions (`GET security/activeconnections`).
+    ActiveConnections(ActiveConnections),
+    /// A bare string: the caller's display name, which upstream answers to
+    /// `PUT security/activeconnections/logoutallexceptthis`.
+    String(String),
 }
 
 /// Which [`Payload`] a client expects; XML carries no types, so the decoder must be told.
@@ -41,6 +48,10 @@ pub enum PayloadKind {
     ProviderLinks,
     /// [`Payload::Bool`].
     Bool,
+    /// [`Payload::ActiveConnections`].
+    ActiveConnections,
+    /// [`Payload::String`].
+    String,
 }
 
 impl Payload {
@@ -53,6 +64,8 @@ impl Payload {
             Payload::BackupCodes(_) => PayloadKind::BackupCodes,
             Payload::ProviderLinks(_) => PayloadKind::ProviderLinks,
             Payload::Bool(_) => PayloadKind::Bool,
+            Payload::ActiveConnections(_) => PayloadKind::ActiveConnections,
+            Payload::String(_) => PayloadKind::String,
         }
     }
 
@@ -73,6 +86,8 @@ impl Payload {
             Payload::BackupCodes(codes) => s.object_list("response", codes),
             Payload::ProviderLinks(links) => s.object_list("response", links),
             Payload::Bool(b) => s.bool("response", *b),
+            Payload::ActiveConnections(c) => s.object("response", c),
+            Payload::String(text) => s.str("response", text),
         }
     }
 
@@ -92,6 +107,12 @@ impl Payload {
             PayloadKind::Profile => Payload::Profile(Profile::from_node(response)?),
             PayloadKind::Capabilities => Payload::Capabilities(Capabilities::from_node(response)?),
             PayloadKind::Bool => Payload::Bool(response.as_bool("response")?),
+            PayloadKind::ActiveConnections => {
+                Payload::ActiveConnections(ActiveConnections::from_node(response)?)
+            }
+            PayloadKind::String => {
+                Payload::String(response.as_opt_str("response")?.unwrap_or_default().to_owned())
+            }
             PayloadKind::BackupCodes => Payload::BackupCodes(Vec::new()),
             PayloadKind::ProviderLinks => Payload::ProviderLinks(Vec::new()),
         })
@@ -125,6 +146,18 @@ impl From<Vec<BackupCode>> for Payload {
 impl From<Vec<ProviderLink>> for Payload {
     fn from(v: Vec<ProviderLink>) -> Self {
         Payload::ProviderLinks(v)
+    }
+}
+
+impl From<ActiveConnections> for Payload {
+    fn from(v: ActiveConnections) -> Self {
+        Payload::ActiveConnections(v)
+    }
+}
+
+impl From<String> for Payload {
+    fn from(v: String) -> Self {
+        Payload::String(v)
     }
 }
 
@@ -164,6 +197,8 @@ response_type!(Capabilities, Capabilities);
 response_type!(Vec<BackupCode>, BackupCodes);
 response_type!(Vec<ProviderLink>, ProviderLinks);
 response_type!(bool, Bool);
+response_type!(ActiveConnections, ActiveConnections);
+response_type!(String, String);
 
 /// A success envelope: HTTP status plus payload.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -57,7 +57,10 @@ pub use api::{Endpoint, Login, Method, RequestError, Secret};
 pub use body::{DEFAULT_BODY_LIMIT, DecodeError, decode_body};
 pub use client::BodyFormat;
 pub use date::{ApiDate, DateError};
-pub use dto::{BackupCode, Capabilities, Profile, ProfilePhone, ProviderLink, TokenResponse};
+pub use dto::{
+    ActiveConnections, BackupCode, Capabilities, Connection, Profile, ProfilePhone, ProviderLink,
+    TokenResponse,
+};
 pub use envelope::{
     ApiError, ClientError, Envelope, ErrorEnvelope, Payload, PayloadKind, ResponseType,
     decode_response,

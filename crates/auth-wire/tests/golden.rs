@@ -3,8 +3,8 @@
 //! Each case also decodes its own bytes back, so the client side is checked against the same samples.
 
 use auth_wire::{
-    ApiDate, ApiError, BackupCode, Capabilities, ClientError, Envelope, ErrorCode, ErrorEnvelope,
-    Format, Payload, Profile, ProfilePhone, TokenResponse,
+    ActiveConnections, ApiDate, ApiError, BackupCode, Capabilities, ClientError, Connection,
+    Envelope, ErrorCode, ErrorEnvelope, Format, Payload, Profile, ProfilePhone, TokenResponse,
 };
 
 /// Asserts both encodings of `envelope` byte for byte, and that both decode back to it.
@@ -485,5 +485,43 @@ fn thirdparty_providers_list() {
         Envelope::ok(200, links),
         r#"{"count":2,"status":0,"statusCode":200,"response":[{"provider":"google","linked":true},{"provider":"github","linked":false}]}"#,
         "<result><count>2</count><status>0</status><statusCode>200</statusCode><response><provider>google</provider><linked>true</linked></response><response><provider>github</provider><linked>false</linked></response></result>",
+    );
+}
+
+/// Issue 17: the sessions list in upstream's shape (`items`, then `loginEvent`), one object per
+/// session; unknown addresses and agents are omitted, never null.
+#[test]
+fn active_connections() {
+    let at = |secs: i64| ApiDate::new(1_768_031_184 + secs, 420_689_700, 3 * 3600).unwrap();
+    let list = ActiveConnections {
+        items: vec![
+            Connection {
+                id: 9_007_199_254_740_991,
+                ip: Some("2001:db8::1".into()),
+                date: at(0),
+                last_used: at(60),
+                expires: at(86_400),
+                user_agent: Some("Mozilla/5.0 <X11>".into()),
+            },
+            Connection {
+                id: 7,
+                ip: None,
+                date: at(-60),
+                last_used: at(-60),
+                expires: at(86_340),
+                user_agent: None,
+            },
+        ],
+        login_event: 9_007_199_254_740_991,
+    };
+    check(
+        Envelope::ok(200, list),
+        r#"{"count":1,"status":0,"statusCode":200,"response":{"items":[{"id":9007199254740991,"ip":"2001:db8::1","date":"2026-01-10T10:46:24.4206897+03:00","lastUsed":"2026-01-10T10:47:24.4206897+03:00","expires":"2026-01-11T10:46:24.4206897+03:00","userAgent":"Mozilla\/5.0 <X11>"},{"id":7,"date":"2026-01-10T10:45:24.4206897+03:00","lastUsed":"2026-01-10T10:45:24.4206897+03:00","expires":"2026-01-11T10:45:24.4206897+03:00"}],"loginEvent":9007199254740991}}"#,
+        "<result><count>1</count><status>0</status><statusCode>200</statusCode><response><items><id>9007199254740991</id><ip>2001:db8::1</ip><date>2026-01-10T10:46:24.4206897+03:00</date><lastUsed>2026-01-10T10:47:24.4206897+03:00</lastUsed><expires>2026-01-11T10:46:24.4206897+03:00</expires><userAgent>Mozilla/5.0 &lt;X11&gt;</userAgent></items><items><id>7</id><date>2026-01-10T10:45:24.4206897+03:00</date><lastUsed>2026-01-10T10:45:24.4206897+03:00</lastUsed><expires>2026-01-11T10:45:24.4206897+03:00</expires></items><loginEvent>9007199254740991</loginEvent></response></result>",
+    );
+    check(
+        Envelope::ok(200, "Ada Lovelace".to_owned()),
+        r#"{"count":1,"status":0,"statusCode":200,"response":"Ada Lovelace"}"#,
+        "<result><count>1</count><status>0</status><statusCode>200</statusCode><response>Ada Lovelace</response></result>",
     );
 }

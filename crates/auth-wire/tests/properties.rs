@@ -2,8 +2,9 @@
 //! parameter names are found in any letter case, and no decoder panics on any input.
 
 use auth_wire::{
-    ApiDate, ApiError, BackupCode, Capabilities, ClientError, Envelope, ErrorCode, ErrorEnvelope,
-    Format, Params, Payload, PayloadKind, Profile, ProfilePhone, TokenResponse,
+    ActiveConnections, ApiDate, ApiError, BackupCode, Capabilities, ClientError, Connection,
+    Envelope, ErrorCode, ErrorEnvelope, Format, Params, Payload, PayloadKind, Profile,
+    ProfilePhone, TokenResponse,
 };
 use proptest::prelude::*;
 
@@ -77,6 +78,25 @@ fn capabilities() -> impl Strategy<Value = Capabilities> {
         })
 }
 
+fn active_connections() -> impl Strategy<Value = ActiveConnections> {
+    let connection = (
+        any::<i64>(),
+        proptest::option::of(text()),
+        (date(), date(), date()),
+        proptest::option::of(text()),
+    )
+        .prop_map(|(id, ip, (date, last_used, expires), user_agent)| Connection {
+            id,
+            ip,
+            date,
+            last_used,
+            expires,
+            user_agent,
+        });
+    (proptest::collection::vec(connection, 0..4), any::<i64>())
+        .prop_map(|(items, login_event)| ActiveConnections { items, login_event })
+}
+
 fn payload() -> impl Strategy<Value = Payload> {
     prop_oneof![
         token_response().prop_map(Payload::Token),
@@ -88,6 +108,8 @@ fn payload() -> impl Strategy<Value = Payload> {
         )
         .prop_map(Payload::BackupCodes),
         any::<bool>().prop_map(Payload::Bool),
+        active_connections().prop_map(Payload::ActiveConnections),
+        text().prop_map(Payload::String),
     ]
 }
 
@@ -203,9 +225,9 @@ proptest! {
     }
 
     #[test]
-    fn xml_like_input_never_panics(s in r#"[<>/a-z!\[\]CDATOY&;#x"= ?-]{0,200}"#, kind in 0..5u8) {
+    fn xml_like_input_never_panics(s in r#"[<>/a-z!\[\]CDATOY&;#x"= ?-]{0,200}"#, kind in 0..7u8) {
         let _ = Params::builder().body(Some("text/xml"), s.as_bytes());
-        let kind = [PayloadKind::Token, PayloadKind::Profile, PayloadKind::Capabilities, PayloadKind::BackupCodes, PayloadKind::Bool][usize::from(kind)];
+        let kind = [PayloadKind::Token, PayloadKind::Profile, PayloadKind::Capabilities, PayloadKind::BackupCodes, PayloadKind::Bool, PayloadKind::ActiveConnections, PayloadKind::String][usize::from(kind)];
         let _ = Envelope::decode(Format::Xml, s.as_bytes(), kind);
     }
 

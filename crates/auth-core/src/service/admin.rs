@@ -12,7 +12,7 @@ use crate::audit::{AuditAction, AuditEvent, AuditFilter};
 use crate::error::AdminError;
 use crate::mail::Notice;
 use crate::model::{Credential, Portal, PortalId, PortalSettings, User, UserId};
-use crate::ports::{AccountLink, OutboxMessage, RngExt};
+use crate::ports::{AccountLink, AuditCursor, OutboxMessage, RngExt};
 use crate::secret::SecretString;
 
 /// A user to create.
@@ -32,6 +32,9 @@ pub struct NewUser {
 
 /// Audit events deleted per statement by retention: a few milliseconds of write lock each.
 pub(crate) const AUDIT_PURGE_BATCH: u32 = 2_000;
+
+/// Outbox messages deleted per statement by retention, for the same reason.
+pub(crate) const OUTBOX_PURGE_BATCH: u32 = 2_000;
 
 const PASSWORD_ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 
@@ -409,7 +412,40 @@ impl Admin {
         self.purge_audit().await?;
         // Reset keys past their hour can never work again.
         self.core.store.purge_reset_keys(now).await?;
+        self.purge_outbox().await?;
         Ok((tokens, events))
+    }
+
+    /// Retention of the outbox (spec §13): deletes the messages older than
+    /// `CoreLimits::outbox_retention` that were delivered or given up, in batches of
+    /// [`OUTBOX_PURGE_BATCH`]; an unsent message that may still be tried stays, however old.
+    /// Returns how many went.
+    pub async fn purge_outbox(&self) -> Result<u64, AdminError> {
+        let Some(keep) = self.core.limits.outbox_retention else {
+            return Ok(0);
+        };
+        let before = crate::later(self.core.clock.now(), -keep);
+        let mut total = 0;
+        loop {
+            let n = self.core.store.purge_outbox(before, OUTBOX_PURGE_BATCH).await?;
+            total += n;
+            if n < u64::from(OUTBOX_PURGE_BATCH) {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// One page of an audit export (`audit --since --until`): up to `limit` events of the filter
+    /// with `since <= at < until`, oldest first, after `after`; each with the cursor to resume from.
+    pub async fn audit_page(
+        &self,
+        filter: &AuditFilter,
+        since: jiff::Timestamp,
+        until: jiff::Timestamp,
+        after: Option<AuditCursor>,
+        limit: u32,
+    ) -> Result<Vec<(AuditCursor, AuditEvent)>, AdminError> {
+        Ok(self.core.store.audit_page(filter, since, until, after, limit).await?)
     }
 
     /// Retention of the audit trail (spec §13): deletes the events older than

@@ -16,10 +16,11 @@ use crate::later;
 use crate::model::{Credential, Portal, PortalId, PortalSettings, TfaMode, User, UserId};
 use crate::password::PasswordHash;
 use crate::ports::{
-    AccountLink, BackupCodeRecord, Channel, NewOutboxMessage, RememberedCode, ResetKey, Revisions,
-    SealedColumn, SealedOwner, SealedSwap, SealedValue, SmsCodeRecord, Store, StoreError,
-    TokenRecord, TotpRecord,
+    AccountLink, AuditCursor, BackupCodeRecord, Channel, NewOutboxMessage, RememberedCode,
+    ResetKey, Revisions, SealedColumn, SealedOwner, SealedSwap, SealedValue, SmsCodeRecord, Store,
+    StoreError, TokenRecord, TotpRecord,
 };
+use crate::testkit::token_record;
 use crate::throttle::{Acquire, Rule};
 
 fn t0() -> Timestamp {
@@ -90,6 +91,7 @@ pub async fn run(store: &dyn Store) {
     totp(store).await;
     backup_codes(store).await;
     tokens(store).await;
+    sessions(store).await;
     counters(store).await;
     audit(store).await;
     outbox(store).await;
@@ -102,6 +104,179 @@ pub async fn run(store: &dyn Store) {
     audit_retention(store).await;
     mail_channel(store).await;
     reset_keys(store).await;
+    audit_export(store).await;
+    outbox_retention(store).await;
+}
+
+/// Sessions (spec §13): every detail of a token round-trips, public ids are unique, a user lists
+/// exactly their tokens, ends one by id only when it is theirs, and "last used" only moves forward.
+pub async fn sessions(store: &dyn Store) {
+    let ids = Ids::new(24);
+    let (u1, u2, p) = (ids.user(), ids.user(), ids.portal());
+    store.insert_portal(&portal(p, &["sessions.example.com"])).await.unwrap();
+    store.insert_user(&user(u1, p, "sessions-one@example.com")).await.unwrap();
+    store.insert_user(&user(u2, p, "sessions-two@example.com")).await.unwrap();
+    let fresh = Revisions { user: 0, portal: 0 };
+    let full = TokenRecord {
+        client_ip: Some("2001:db8::7".parse().unwrap()),
+        user_agent: Some("Mozilla/5.0 (X11; Linux) Ж \"quoted\"".into()),
+        id: 9_007_199_254_740_991,
+        ..token_record([0xA1; 32], u1, p, later(t0(), secs(5)), later(t0(), secs(900)))
+    };
+    let older = TokenRecord {
+        client_ip: Some("192.0.2.44".parse().unwrap()),
+        ..token_record([0xA2; 32], u1, p, t0(), later(t0(), secs(900)))
+    };
+    let theirs = token_record([0xA3; 32], u2, p, t0(), later(t0(), secs(900)));
+    for t in [&full, &older, &theirs] {
+        assert!(store.insert_token(t, fresh).await.unwrap());
+    }
+    assert_eq!(store.token_by_hash(&full.hash).await.unwrap().as_ref(), Some(&full), "every field");
+    let (got, _) = store.session_by_token_hash(&full.hash).await.unwrap().unwrap();
+    assert_eq!(got, full, "the hot-path lookup MUST return every field too");
+    assert_eq!(
+        store.tokens_of_user(u1).await.unwrap(),
+        vec![older.clone(), full.clone()],
+        "a user's tokens, oldest first, and nobody else's"
+    );
+    assert!(store.tokens_of_user(ids.user()).await.unwrap().is_empty());
+
+    // A public id is unique: another token on it is refused, and nothing is stored.
+    let clash = TokenRecord { id: full.id, ..token_record([0xA4; 32], u2, p, t0(), t0()) };
+    assert!(
+        matches!(store.insert_token(&clash, fresh).await, Err(StoreError::Conflict(_))),
+        "a taken public id MUST be refused as Conflict"
+    );
+    assert_eq!(store.token_by_hash(&clash.hash).await.unwrap(), None);
+
+    // "Last used" moves forward only; unknown hashes are skipped.
+    let at = later(t0(), secs(60));
+    let n =
+        store.touch_tokens(&[(full.hash, at), (older.hash, t0()), ([0xEE; 32], at)]).await.unwrap();
+    assert_eq!(n, 1, "only the token whose stored value is earlier changes");
+    assert_eq!(store.token_by_hash(&full.hash).await.unwrap().unwrap().last_used_at, at);
+    store.touch_tokens(&[(full.hash, later(t0(), secs(30)))]).await.unwrap();
+    assert_eq!(
+        store.token_by_hash(&full.hash).await.unwrap().unwrap().last_used_at,
+        at,
+        "last used MUST never move back"
+    );
+    assert_eq!(store.touch_tokens(&[]).await.unwrap(), 0);
+
+    // Ending one by its id: only the owner's call does anything.
+    assert!(!store.revoke_user_token(u2, full.id).await.unwrap(), "another user's id is unknown");
+    assert!(store.token_by_hash(&full.hash).await.unwrap().is_some(), "and it survives");
+    assert!(!store.revoke_user_token(u1, 12_345).await.unwrap());
+    assert!(store.revoke_user_token(u1, full.id).await.unwrap());
+    assert!(!store.revoke_user_token(u1, full.id).await.unwrap(), "ended once");
+    assert_eq!(store.token_by_hash(&full.hash).await.unwrap(), None);
+    assert_eq!(store.tokens_of_user(u1).await.unwrap(), vec![older.clone()]);
+    assert_eq!(store.tokens_of_user(u2).await.unwrap(), vec![theirs]);
+}
+
+/// Export: a range read in pages, oldest first by time (then append order), never twice, never
+/// outside `[since, until)`, with the filter applied. Events are appended out of time order, as
+/// several nodes with slightly different clocks append them.
+pub async fn audit_export(store: &dyn Store) {
+    let ids = Ids::new(25);
+    let p = ids.portal();
+    let base = later(t0(), secs(2000 * 86_400));
+    let ev = |offset: i64, tag: &str| AuditEvent {
+        at: later(base, secs(offset)),
+        portal: p,
+        user: None,
+        login: None,
+        action: if tag.starts_with('f') {
+            AuditAction::LoginFailViaApi
+        } else {
+            AuditAction::LoginSuccessViaApi
+        },
+        ip: "192.0.2.10".parse().unwrap(),
+        user_agent: Some("export".into()),
+        reason: Some(tag.to_owned()),
+    };
+    for (offset, tag) in
+        [(5, "s5"), (1, "s1"), (3, "f3"), (3, "s3"), (9, "s9"), (0, "s0"), (7, "f7")]
+    {
+        store.append_audit(&ev(offset, tag)).await.unwrap();
+    }
+    let mine = AuditFilter { portal: Some(p), ..Default::default() };
+    let (since, until) = (later(base, secs(1)), later(base, secs(9)));
+    let mut seen = Vec::new();
+    let mut after: Option<AuditCursor> = None;
+    loop {
+        let page = store.audit_page(&mine, since, until, after, 2).await.unwrap();
+        assert!(page.len() <= 2, "a page MUST hold at most `limit`");
+        let Some((last, _)) = page.last() else { break };
+        after = Some(*last);
+        seen.extend(page.into_iter().map(|(_, e)| e.reason.unwrap()));
+    }
+    assert_eq!(
+        seen,
+        ["s1", "f3", "s3", "s5", "f7"],
+        "oldest first, ties in append order, `since` included and `until` excluded"
+    );
+    let fails = AuditFilter { action: Some(AuditAction::LoginFailViaApi), ..mine };
+    let page = store.audit_page(&fails, since, until, None, 10).await.unwrap();
+    assert_eq!(
+        page.iter().map(|(_, e)| e.reason.clone().unwrap()).collect::<Vec<_>>(),
+        ["f3", "f7"]
+    );
+    assert_eq!(page[0].1, ev(3, "f3"), "every field kept");
+    assert!(store.audit_page(&mine, until, since, None, 10).await.unwrap().is_empty());
+}
+
+/// Outbox retention: of the old messages only the delivered and the given-up ones go, in batches;
+/// an unsent message that may still be tried stays however old, and so do young ones. (It runs
+/// last: it purges every old finished message of the store.)
+pub async fn outbox_retention(store: &dyn Store) {
+    let ids = Ids::new(26);
+    let p = ids.portal();
+    let far = later(t0(), secs(3000 * 86_400));
+    let msg = |created: Timestamp, to: &str| NewOutboxMessage {
+        portal: p,
+        to: to.into(),
+        sealed_text: vec![4, 5, 6],
+        created_at: created,
+    };
+    let old = |i: i64| later(far, secs(i));
+    let sent_old = store.enqueue_sms(&msg(old(0), "70000000001")).await.unwrap();
+    let dropped_old = store.enqueue_sms(&msg(old(1), "70000000002")).await.unwrap();
+    let live_old = store.enqueue_sms(&msg(old(2), "70000000003")).await.unwrap();
+    let sent_old2 = store.enqueue_sms(&msg(old(3), "70000000004")).await.unwrap();
+    let cutoff = later(far, secs(100));
+    let sent_young = store.enqueue_sms(&msg(later(cutoff, secs(1)), "70000000005")).await.unwrap();
+    let claimed = store.claim_due_sms(later(far, secs(500)), secs(60), 100, 31).await.unwrap();
+    for want in [sent_old, dropped_old, live_old, sent_old2, sent_young] {
+        assert!(claimed.iter().any(|m| m.id == want), "message {want} claimed");
+    }
+    let at = later(far, secs(500));
+    for id in [sent_old, sent_old2, sent_young] {
+        assert!(store.mark_sms_sent(id, 31, at).await.unwrap());
+    }
+    assert!(store.mark_sms_failed(dropped_old, 31, Timestamp::MAX, "given up").await.unwrap());
+    assert!(store.mark_sms_failed(live_old, 31, later(at, secs(5)), "try later").await.unwrap());
+    // Other checks' messages may be done with too; let them go first so the counts below are ours.
+    let mut total = 0;
+    loop {
+        let n = store.purge_outbox(cutoff, 1).await.unwrap();
+        assert!(n <= 1, "a batch MUST delete at most `limit`");
+        total += n;
+        if n == 0 {
+            break;
+        }
+    }
+    assert!(total >= 3, "the two delivered and the given-up old messages go");
+    let left: Vec<i64> = store
+        .recent_sms(1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.portal == p)
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(left, vec![sent_young, live_old], "a live message MUST stay, however old");
+    assert_eq!(store.purge_outbox(cutoff, 100).await.unwrap(), 0);
 }
 
 /// Retention: events older than the cut-off go, in batches of at most `limit`, oldest first; newer
@@ -401,12 +576,8 @@ pub async fn tokens(store: &dyn Store) {
     let owner = user(u1, p1, "tokens-owner@example.com");
     store.insert_user(&owner).await.unwrap();
     store.insert_user(&user(u2, p1, "tokens-other@example.com")).await.unwrap();
-    let tok = |tag: u8, user, portal, ttl: i64| TokenRecord {
-        hash: [tag; 32],
-        user,
-        portal,
-        issued_at: t0(),
-        expires_at: later(t0(), secs(ttl)),
+    let tok = |tag: u8, user, portal, ttl: i64| {
+        token_record([tag; 32], user, portal, t0(), later(t0(), secs(ttl)))
     };
     let fresh = Revisions { user: 0, portal: 0 };
     for t in [
@@ -730,13 +901,7 @@ pub async fn credentials(store: &dyn Store) {
         users.push(u);
     }
     let legacy = &users[0];
-    let token = TokenRecord {
-        hash: [77; 32],
-        user: legacy.id,
-        portal: p,
-        issued_at: t0(),
-        expires_at: later(t0(), secs(600)),
-    };
+    let token = token_record([77; 32], legacy.id, p, t0(), later(t0(), secs(600)));
     assert!(store.insert_token(&token, Revisions { user: 0, portal: 0 }).await.unwrap());
     let new = PasswordHash::from_phc("$argon2id$v=19$m=8,t=1,p=1$bmV3$bmV3");
     assert!(

@@ -11,11 +11,11 @@ use crate::later;
 use crate::model::{Credential, Portal, PortalId, User, UserId};
 use crate::password::PasswordHash;
 use crate::ports::{
-    AccountLink, AuditStore, BackupCodeRecord, Channel, CounterStore, MetaStore, NewOutboxMessage,
-    OutboxMessage, OutboxStats, OutboxStore, PortalStore, RecoveryStore, RememberedCode, ResetKey,
-    Revisions, SealedColumn, SealedOwner, SealedStore, SealedSwap, SealedValue, SmsCodeRecord,
-    SmsCodeStore, SocialStore, StoreError, StoreResult, TokenRecord, TokenStore, TotpRecord,
-    TotpStore, UserStore,
+    AccountLink, AuditCursor, AuditStore, BackupCodeRecord, Channel, CounterStore, MetaStore,
+    NewOutboxMessage, OutboxMessage, OutboxStats, OutboxStore, PortalStore, RecoveryStore,
+    RememberedCode, ResetKey, Revisions, SealedColumn, SealedOwner, SealedStore, SealedSwap,
+    SealedValue, SmsCodeRecord, SmsCodeStore, SocialStore, StoreError, StoreResult, TokenRecord,
+    TokenStore, TotpRecord, TotpStore, UserStore,
 };
 use crate::throttle::{Acquire, Rule, Slot, keys};
 
@@ -37,7 +37,8 @@ struct State {
     counters: HashMap<String, Counter>,
     slots: HashMap<i64, String>,
     next_id: i64,
-    audit: Vec<AuditEvent>,
+    /// The trail, in append order, each event with its append number.
+    audit: Vec<(i64, AuditEvent)>,
     outbox: BTreeMap<i64, OutboxMessage>,
     /// The claimant of each claimed outbox message.
     claims: HashMap<i64, i64>,
@@ -533,6 +534,9 @@ impl TokenStore for MemStore {
         if !(user_ok && portal_ok) {
             return Ok(false);
         }
+        if s.tokens.values().any(|t| t.id == token.id && t.hash != token.hash) {
+            return Err(StoreError::Conflict(format!("token id {} is taken", token.id)));
+        }
         s.tokens.insert(token.hash, token.clone());
         Ok(true)
     }
@@ -574,6 +578,35 @@ impl TokenStore for MemStore {
         let before = s.tokens.len();
         s.tokens.retain(|_, t| t.expires_at > now);
         Ok((before - s.tokens.len()) as u64)
+    }
+
+    async fn tokens_of_user(&self, user: UserId) -> StoreResult<Vec<TokenRecord>> {
+        let s = self.state()?;
+        let mut list: Vec<TokenRecord> =
+            s.tokens.values().filter(|t| t.user == user).cloned().collect();
+        list.sort_by_key(|t| (t.issued_at, t.id));
+        Ok(list)
+    }
+
+    async fn revoke_user_token(&self, user: UserId, id: i64) -> StoreResult<bool> {
+        let mut s = self.state()?;
+        let before = s.tokens.len();
+        s.tokens.retain(|_, t| !(t.user == user && t.id == id));
+        Ok(s.tokens.len() < before)
+    }
+
+    async fn touch_tokens(&self, touches: &[([u8; 32], Timestamp)]) -> StoreResult<u64> {
+        let mut s = self.state()?;
+        let mut n = 0;
+        for (hash, at) in touches {
+            if let Some(t) = s.tokens.get_mut(hash)
+                && t.last_used_at < *at
+            {
+                t.last_used_at = *at;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 }
 
@@ -662,7 +695,9 @@ impl CounterStore for MemStore {
 #[async_trait]
 impl AuditStore for MemStore {
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
-        self.state()?.audit.push(event.clone());
+        let mut s = self.state()?;
+        let seq = s.id();
+        s.audit.push((seq, event.clone()));
         Ok(())
     }
 
@@ -672,6 +707,7 @@ impl AuditStore for MemStore {
             .audit
             .iter()
             .rev()
+            .map(|(_, e)| e)
             .filter(|e| filter.matches(e))
             .take(limit as usize)
             .cloned()
@@ -681,13 +717,36 @@ impl AuditStore for MemStore {
     async fn purge_audit(&self, before: Timestamp, limit: u32) -> StoreResult<u64> {
         let mut s = self.state()?;
         let oldest = s.audit.len().min(limit as usize);
-        let doomed = s.audit.iter().take(oldest).filter(|e| e.at < before).count();
+        let doomed = s.audit.iter().take(oldest).filter(|(_, e)| e.at < before).count();
         let mut seen = 0;
-        s.audit.retain(|e| {
+        s.audit.retain(|(_, e)| {
             seen += 1;
             !(seen <= oldest && e.at < before)
         });
         Ok(doomed as u64)
+    }
+
+    async fn audit_page(
+        &self,
+        filter: &AuditFilter,
+        since: Timestamp,
+        until: Timestamp,
+        after: Option<AuditCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<(AuditCursor, AuditEvent)>> {
+        let s = self.state()?;
+        let mut page: Vec<(AuditCursor, AuditEvent)> = s
+            .audit
+            .iter()
+            .map(|(seq, e)| (AuditCursor { at: e.at, seq: *seq }, e))
+            .filter(|(c, e)| {
+                e.at >= since && e.at < until && filter.matches(e) && after.is_none_or(|a| *c > a)
+            })
+            .map(|(c, e)| (c, e.clone()))
+            .collect();
+        page.sort_by_key(|(c, _)| *c);
+        page.truncate(limit as usize);
+        Ok(page)
     }
 }
 
@@ -962,6 +1021,26 @@ impl OutboxStore for MemStore {
             pending: acc.pending + 1,
             oldest: Some(acc.oldest.map_or(m.created_at, |o| o.min(m.created_at))),
         }))
+    }
+
+    async fn purge_outbox(&self, before: Timestamp, limit: u32) -> StoreResult<u64> {
+        let mut s = self.state()?;
+        let mut doomed: Vec<(Timestamp, i64)> = s
+            .outbox
+            .values()
+            .filter(|m| {
+                m.created_at < before
+                    && (m.sent_at.is_some() || m.next_attempt_at == Timestamp::MAX)
+            })
+            .map(|m| (m.created_at, m.id))
+            .collect();
+        doomed.sort_unstable();
+        doomed.truncate(limit as usize);
+        for (_, id) in &doomed {
+            s.outbox.remove(id);
+            s.claims.remove(id);
+        }
+        Ok(doomed.len() as u64)
     }
 }
 

@@ -185,4 +185,23 @@ impl OutboxStore for PgStore {
         })
         .await
     }
+
+    async fn purge_outbox(&self, before: Timestamp, limit: u32) -> StoreResult<u64> {
+        // Oldest first by the index `outbox_created`, finished messages only: delivered, or given
+        // up (unsent, next attempt at the end of time). An unsent message still to be tried is
+        // never picked, however old. A row a worker is updating is skipped rather than waited
+        // for; finished rows are never claimed, so that only happens to a row just finishing.
+        done(async {
+            let c = self.client().await?;
+            let st = c
+                .prepare_cached(
+                    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE created_at < $1 \
+                     AND (sent_at IS NOT NULL OR next_attempt_at = $2) \
+                     ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED)",
+                )
+                .await?;
+            Ok(c.execute(&st, &[&ts(before), &ts(Timestamp::MAX), &i64::from(limit)]).await?)
+        })
+        .await
+    }
 }

@@ -37,6 +37,13 @@ use deadpool_postgres::Transaction;
 use crate::error::DbResult;
 use crate::store::{PgStore, begin, done};
 
+/// The token columns `auth_sql::records::token` reads, in its order.
+macro_rules! token_columns {
+    () => {
+        "hash, user_id, portal_id, issued_at, expires_at, id, last_used_at, client_ip, user_agent"
+    };
+}
+
 /// Bumps the user's revision (taking its row lock until the commit), then deletes every token of the
 /// user but `keep`; returns how many were deleted. The order is the one the module comment needs.
 async fn end_user_tokens(
@@ -80,20 +87,27 @@ impl TokenStore for PgStore {
         // One statement: the share locks, the revision checks and the insert (see the module
         // comment). The user and portal ids match one row each, so the join yields at most one row.
         // A second insert of one hash replaces the first, as in the reference store (a real
-        // collision of 256-bit random tokens does not happen). The casts type the parameters that
-        // only appear in the select list, which PostgreSQL would otherwise take for text.
+        // collision of 256-bit random tokens does not happen). A public id another token holds
+        // breaks the unique index `tokens_id` (ON CONFLICT arbitrates only the hash), which is
+        // answered as Conflict. The casts type the parameters that only appear in the select
+        // list, which PostgreSQL would otherwise take for text.
+        let client_ip = t.client_ip.map(|ip| ip.to_string());
         done(async {
             let c = self.client().await?;
             let st = c
                 .prepare_cached(
-                    "INSERT INTO tokens (hash, user_id, portal_id, issued_at, expires_at) \
-                     SELECT $1::bytea, u.id, p.id, $4::bigint, $5::bigint \
+                    "INSERT INTO tokens (hash, user_id, portal_id, issued_at, expires_at, id, \
+                     last_used_at, client_ip, user_agent) \
+                     SELECT $1::bytea, u.id, p.id, $4::bigint, $5::bigint, $8::bigint, \
+                     $9::bigint, $10::text, $11::text \
                      FROM users u, portals p \
                      WHERE u.id = $2 AND u.revision = $6 AND p.id = $3 AND p.revision = $7 \
                      FOR SHARE OF u, p \
                      ON CONFLICT (hash) DO UPDATE SET \
                      user_id = excluded.user_id, portal_id = excluded.portal_id, \
-                     issued_at = excluded.issued_at, expires_at = excluded.expires_at",
+                     issued_at = excluded.issued_at, expires_at = excluded.expires_at, \
+                     id = excluded.id, last_used_at = excluded.last_used_at, \
+                     client_ip = excluded.client_ip, user_agent = excluded.user_agent",
                 )
                 .await?;
             let n = c
@@ -107,6 +121,10 @@ impl TokenStore for PgStore {
                         &ts(t.expires_at),
                         &user_rev,
                         &portal_rev,
+                        &t.id,
+                        &ts(t.last_used_at),
+                        &client_ip,
+                        &t.user_agent,
                     ],
                 )
                 .await?;
@@ -119,10 +137,11 @@ impl TokenStore for PgStore {
         done(async {
             let c = self.client().await?;
             let st = c
-                .prepare_cached(
-                    "SELECT hash, user_id, portal_id, issued_at, expires_at FROM tokens \
-                     WHERE hash = $1",
-                )
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    token_columns!(),
+                    " FROM tokens WHERE hash = $1"
+                ))
                 .await?;
             c.query_opt(&st, &[&token_hash.as_slice()])
                 .await?
@@ -145,7 +164,8 @@ impl TokenStore for PgStore {
                 .prepare_cached(
                     "SELECT u.id, u.portal_id, u.email, u.first_name, u.last_name, u.is_admin, \
                      u.disabled, u.password_hash, u.phone, u.phone_activated, u.created_at, \
-                     u.revision, t.hash, t.user_id, t.portal_id, t.issued_at, t.expires_at \
+                     u.revision, t.hash, t.user_id, t.portal_id, t.issued_at, t.expires_at, \
+                     t.id, t.last_used_at, t.client_ip, t.user_agent \
                      FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = $1",
                 )
                 .await?;
@@ -203,6 +223,58 @@ impl TokenStore for PgStore {
             let c = self.client().await?;
             let st = c.prepare_cached("DELETE FROM tokens WHERE expires_at <= $1").await?;
             Ok(c.execute(&st, &[&ts(now)]).await?)
+        })
+        .await
+    }
+
+    async fn tokens_of_user(&self, user: UserId) -> StoreResult<Vec<TokenRecord>> {
+        done(async {
+            let c = self.client().await?;
+            let st = c
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    token_columns!(),
+                    " FROM tokens WHERE user_id = $1 ORDER BY issued_at, id"
+                ))
+                .await?;
+            c.query(&st, &[&user.0]).await?.iter().map(records::token).collect()
+        })
+        .await
+    }
+
+    async fn revoke_user_token(&self, user: UserId, id: i64) -> StoreResult<bool> {
+        // The owner is part of the statement, so another user's id deletes nothing.
+        done(async {
+            let c = self.client().await?;
+            let st = c.prepare_cached("DELETE FROM tokens WHERE id = $1 AND user_id = $2").await?;
+            Ok(c.execute(&st, &[&id, &user.0]).await? > 0)
+        })
+        .await
+    }
+
+    async fn touch_tokens(&self, touches: &[([u8; 32], Timestamp)]) -> StoreResult<u64> {
+        if touches.is_empty() {
+            return Ok(0);
+        }
+        // One statement for the batch: the hashes and instants go as two arrays and are zipped
+        // by `unnest`, so a thousand used tokens cost one round trip and one commit. The rows are
+        // locked first, in hash order (`ORDER BY … FOR UPDATE` locks them as it returns them), so
+        // two nodes flushing overlapping batches queue on one row instead of deadlocking.
+        let hashes: Vec<&[u8]> = touches.iter().map(|(h, _)| h.as_slice()).collect();
+        let times: Vec<i64> = touches.iter().map(|(_, at)| ts(*at)).collect();
+        done(async {
+            let c = self.client().await?;
+            let st = c
+                .prepare_cached(
+                    "WITH used AS (SELECT hash, max(at) AS at \
+                     FROM unnest($1::bytea[], $2::bigint[]) AS x(hash, at) GROUP BY hash), \
+                     locked AS (SELECT t.hash, used.at FROM tokens t JOIN used ON used.hash = t.hash \
+                     WHERE t.last_used_at < used.at ORDER BY t.hash FOR UPDATE OF t) \
+                     UPDATE tokens t SET last_used_at = locked.at FROM locked \
+                     WHERE t.hash = locked.hash AND t.last_used_at < locked.at",
+                )
+                .await?;
+            Ok(c.execute(&st, &[&hashes, &times]).await?)
         })
         .await
     }

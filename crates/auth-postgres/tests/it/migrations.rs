@@ -14,6 +14,7 @@ use crate::common::{TestDb, client};
 
 const MIGRATION_1: &str = include_str!("../../migrations/0001_init.sql");
 const MIGRATION_2: &str = include_str!("../../migrations/0002_revisions_claims_meta.sql");
+const MIGRATION_3: &str = include_str!("../../migrations/0003_social.sql");
 
 /// A database as an earlier release of `migrate.rs` left it: its table of versions, the given
 /// migrations, and the rows that record them (versions 1, 2, … in order).
@@ -110,7 +111,7 @@ async fn a_version_1_database_is_upgraded_in_place() {
     );
     let (token, joined) = store.session_by_token_hash(&[1; 32]).await.unwrap().unwrap();
     assert_eq!((token.user, joined), (u, user));
-    let fresh = auth_core::ports::TokenRecord { hash: [2; 32], ..token };
+    let fresh = auth_core::ports::TokenRecord { hash: [2; 32], id: 2, ..token };
     assert!(store.insert_token(&fresh, Revisions { user: 0, portal: 0 }).await.unwrap());
     assert_eq!(store.revoke_user_tokens_except(u, &[2; 32]).await.unwrap(), 1);
     assert!(!store.insert_token(&fresh, Revisions { user: 0, portal: 0 }).await.unwrap());
@@ -199,6 +200,62 @@ async fn a_version_2_database_is_upgraded_in_place() {
         columns,
         ["code_hash", "provider", "subject", "email", "email_verified", "expires_at"]
     );
+}
+
+/// Issue 17: a database at schema version 3, as the release before the sessions API left it, is
+/// upgraded on connect: its tokens are numbered 1, 2, … in issue order, were last used when issued,
+/// have no client details, and keep working; new tokens take random ids, and a taken id is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_3_database_gets_token_ids_when_upgraded() {
+    let Some(db) = TestDb::create("a_version_3_database_gets_token_ids_when_upgraded").await else {
+        return;
+    };
+    let (u, p) = (UserId::from_random_bytes([5; 16]), PortalId::from_random_bytes([6; 16]));
+    let t0 = Timestamp::constant(1_768_031_184, 123_456_789);
+    let at = |secs: i64| i64::try_from(t0.as_nanosecond()).unwrap() + secs * 1_000_000_000;
+    let old = database_at(&db.url, &[MIGRATION_1, MIGRATION_2, MIGRATION_3]).await;
+    old.execute(
+        "INSERT INTO users (id, portal_id, email, email_lower, first_name, last_name, is_admin, \
+         disabled, password_hash, phone, phone_activated, created_at) VALUES \
+         ($1, $2, 'old@example.com', 'old@example.com', 'A', 'B', false, false, 'x', NULL, false, $3)",
+        &[&u.0, &p.0, &at(0)],
+    )
+    .await
+    .unwrap();
+    old.execute(
+        "INSERT INTO portals (id, name, settings, created_at) VALUES ($1, 'old', '', $2)",
+        &[&p.0, &at(0)],
+    )
+    .await
+    .unwrap();
+    // Issued out of hash order, so the numbering shows it follows the issue time.
+    for (hash, issued) in [(3u8, 20), (1, 30), (2, 10)] {
+        old.execute(
+            "INSERT INTO tokens (hash, user_id, portal_id, issued_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+            &[&[hash; 32].as_slice(), &u.0, &p.0, &at(issued), &at(999)],
+        )
+        .await
+        .unwrap();
+    }
+
+    let store = PgStore::connect(&db.url, 2).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), i64::from(SCHEMA_VERSION));
+    let listed = store.tokens_of_user(u).await.unwrap();
+    let seen: Vec<_> = listed.iter().map(|t| (t.hash[0], t.id)).collect();
+    assert_eq!(seen, vec![(2, 1), (3, 2), (1, 3)], "numbered in issue order");
+    for t in &listed {
+        assert_eq!(t.last_used_at, t.issued_at);
+        assert_eq!((t.client_ip, t.user_agent.as_deref()), (None, None));
+    }
+    let (token, _) = store.session_by_token_hash(&[1; 32]).await.unwrap().unwrap();
+    assert_eq!(token, listed[2]);
+    let taken = auth_core::ports::TokenRecord { hash: [4; 32], ..token.clone() };
+    let r = store.insert_token(&taken, Revisions { user: 0, portal: 0 }).await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "id 3 is taken: {r:?}");
+    let fresh = auth_core::ports::TokenRecord { hash: [4; 32], id: 7_777_777_777, ..token };
+    assert!(store.insert_token(&fresh, Revisions { user: 0, portal: 0 }).await.unwrap());
+    assert!(store.revoke_user_token(u, 7_777_777_777).await.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -72,13 +72,13 @@ fn portal_record(id: PortalId) -> Portal {
 fn token(tag: u8, round: u8, user: UserId, portal: PortalId) -> TokenRecord {
     let mut hash = [tag; 32];
     hash[0] = round;
-    TokenRecord {
+    auth_core::testkit::token_record(
         hash,
         user,
         portal,
-        issued_at: t0(),
-        expires_at: t0().checked_add(secs(3600)).unwrap(),
-    }
+        t0(),
+        t0().checked_add(secs(3600)).unwrap(),
+    )
 }
 
 const FRESH: Revisions = Revisions { user: 0, portal: 0 };
@@ -271,11 +271,15 @@ async fn a_token_revoked_on_one_node_is_gone_on_the_other() {
         return;
     };
     let token = TokenRecord {
-        hash: [9; 32],
-        user: user(4),
-        portal: PortalId::from_random_bytes([5; 16]),
-        issued_at: t0(),
-        expires_at: t0().checked_add(secs(3600)).unwrap(),
+        client_ip: Some("2001:db8::9".parse().unwrap()),
+        user_agent: Some("node a".into()),
+        ..auth_core::testkit::token_record(
+            [9; 32],
+            user(4),
+            PortalId::from_random_bytes([5; 16]),
+            t0(),
+            t0().checked_add(secs(3600)).unwrap(),
+        )
     };
     a.insert_user(&user_record(token.user, token.portal)).await.unwrap();
     b.insert_portal(&portal_record(token.portal)).await.unwrap();

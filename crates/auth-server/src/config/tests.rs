@@ -69,6 +69,32 @@ fn defaults_need_no_input() {
     assert_eq!(c.log, LogConfig { format: LogFormat::Human, level: "info".to_owned() });
     assert_eq!(c.outbox.poll_interval, Duration::from_millis(200));
     assert_eq!(c.bootstrap.admin_email, DEFAULT_ADMIN_EMAIL);
+    assert_eq!(c.audit_retention, Some(Duration::from_secs(365 * 86_400)));
+    assert_eq!(c.outbox_retention, Some(Duration::from_secs(7 * 86_400)));
+    assert_eq!(c.last_used_granularity, Duration::from_secs(300));
+}
+
+/// Issue 17: the outbox retention and the "last used" granularity, with 0 meaning forever and
+/// every use, and their bounds.
+#[test]
+fn retention_and_last_used_settings() {
+    let c = load(
+        Some("[retention]\noutbox_days = 0\n[security]\nlast_used_granularity_secs = 0\n"),
+        &[],
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!((c.outbox_retention, c.last_used_granularity), (None, Duration::ZERO));
+    let c = load(None, &[("AUTH_RETENTION__OUTBOX_DAYS", "30")], &Overrides::default()).unwrap();
+    assert_eq!(c.outbox_retention, Some(Duration::from_secs(30 * 86_400)));
+    for (e, needle) in [
+        (("AUTH_RETENTION__OUTBOX_DAYS", "36501"), "retention.outbox_days"),
+        (("AUTH_SECURITY__LAST_USED_GRANULARITY_SECS", "86401"), "last_used_granularity_secs"),
+        (("AUTH_RETENTION__OUTBOX_DAYS", "a week"), "AUTH_RETENTION__OUTBOX_DAYS"),
+    ] {
+        let message = err(None, &[e]);
+        assert!(message.contains(needle), "{e:?}: {message}");
+    }
 }
 
 #[test]

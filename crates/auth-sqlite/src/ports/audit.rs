@@ -1,8 +1,9 @@
 //! `AuditStore`: the append-only audit trail. Actions are stored as their upstream codes, IPs as
-//! text; listing is newest first by append order.
+//! text; listing is newest first by append order, and the export reads a time range oldest first in
+//! pages keyed by (time, append order).
 
 use async_trait::async_trait;
-use auth_core::ports::{AuditStore, StoreResult};
+use auth_core::ports::{AuditCursor, AuditStore, StoreResult};
 use auth_core::{AuditAction, AuditEvent, AuditFilter, Timestamp};
 use auth_sql::codec::ts;
 use auth_sql::records;
@@ -67,6 +68,41 @@ impl AuditStore for SqliteStore {
                 )?
                 .execute(params![ts(before), i64::from(limit)])?;
             Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn audit_page(
+        &self,
+        filter: &AuditFilter,
+        since: Timestamp,
+        until: Timestamp,
+        after: Option<AuditCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<(AuditCursor, AuditEvent)>> {
+        let f = filter.clone();
+        // Keyset paging on (at, id): the index `audit_at` serves the range, the order and the
+        // resumption, so a page costs the same at the start of the trail as at its end. Without a
+        // cursor the page starts just before `since` (no event has an id below 0).
+        let (after_at, after_id) = after.map_or((ts(since), -1), |c| (ts(c.at), c.seq));
+        self.run_read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT at, portal, user, login, action, ip, user_agent, reason, id FROM audit \
+                 WHERE at >= ?1 AND at < ?2 AND (at, id) > (?3, ?4) \
+                 AND (?5 IS NULL OR portal = ?5) AND (?6 IS NULL OR user = ?6) \
+                 AND (?7 IS NULL OR action = ?7) ORDER BY at, id LIMIT ?8",
+            )?;
+            let rows = st.query(params![
+                ts(since),
+                ts(until),
+                after_at,
+                after_id,
+                f.portal.as_ref().map(|p| p.0.as_bytes().as_slice()),
+                f.user.as_ref().map(|u| u.0.as_bytes().as_slice()),
+                f.action.map(AuditAction::code),
+                i64::from(limit)
+            ])?;
+            collect(rows, |r| records::audit_entry(r))
         })
         .await
     }

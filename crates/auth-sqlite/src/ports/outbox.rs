@@ -160,4 +160,21 @@ impl OutboxStore for SqliteStore {
         })
         .await
     }
+
+    async fn purge_outbox(&self, before: Timestamp, limit: u32) -> StoreResult<u64> {
+        // Oldest first by the index `outbox_created`, finished messages only: delivered, or given
+        // up (unsent, next attempt at the end of time). An unsent message still to be tried is
+        // never picked, however old.
+        self.run(move |c| {
+            let n = c
+                .prepare_cached(
+                    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE created_at < ?1 \
+                     AND (sent_at IS NOT NULL OR next_attempt_at = ?2) \
+                     ORDER BY created_at LIMIT ?3)",
+                )?
+                .execute(params![ts(before), ts(Timestamp::MAX), i64::from(limit)])?;
+            Ok(n as u64)
+        })
+        .await
+    }
 }

@@ -16,9 +16,13 @@ use auth_sql::codec::{revision, ts};
 use auth_sql::records;
 use rusqlite::{Transaction, params};
 
-use crate::codec::first;
+use crate::codec::{collect, first};
 use crate::error::DbResult;
 use crate::store::SqliteStore;
+
+/// The token columns `auth_sql::records::token` reads, in its order.
+const TOKEN_COLUMNS: &str =
+    "hash, user, portal, issued_at, expires_at, id, last_used_at, client_ip, user_agent";
 
 /// A row count as the ports answer it. It saturates rather than panics, although no target we build
 /// for has a `usize` wider than `u64`.
@@ -63,19 +67,23 @@ impl TokenStore for SqliteStore {
         };
         // One statement: the revision checks and the insert happen under the write lock together
         // (see the module comment). A second insert of one hash replaces the first, as in the
-        // reference store (a real collision of 256-bit random tokens does not happen). The WHERE
-        // clause also settles SQLite's parsing of `SELECT … ON CONFLICT`, which without one could
-        // read `ON` as a join condition.
+        // reference store (a real collision of 256-bit random tokens does not happen). A public id
+        // another token holds breaks the unique index `tokens_id`, which is answered as Conflict.
+        // The WHERE clause also settles SQLite's parsing of `SELECT … ON CONFLICT`, which without
+        // one could read `ON` as a join condition.
         self.run(move |c| {
             let n = c
                 .prepare_cached(
-                    "INSERT INTO tokens (hash, user, portal, issued_at, expires_at) \
-                     SELECT ?1, ?2, ?3, ?4, ?5 \
+                    "INSERT INTO tokens (hash, user, portal, issued_at, expires_at, id, \
+                     last_used_at, client_ip, user_agent) \
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?8, ?9, ?10, ?11 \
                      WHERE EXISTS (SELECT 1 FROM users WHERE id = ?2 AND revision = ?6) \
                      AND EXISTS (SELECT 1 FROM portals WHERE id = ?3 AND revision = ?7) \
                      ON CONFLICT (hash) DO UPDATE SET \
                      user = excluded.user, portal = excluded.portal, \
-                     issued_at = excluded.issued_at, expires_at = excluded.expires_at",
+                     issued_at = excluded.issued_at, expires_at = excluded.expires_at, \
+                     id = excluded.id, last_used_at = excluded.last_used_at, \
+                     client_ip = excluded.client_ip, user_agent = excluded.user_agent",
                 )?
                 .execute(params![
                     t.hash.as_slice(),
@@ -85,6 +93,10 @@ impl TokenStore for SqliteStore {
                     ts(t.expires_at),
                     user_rev,
                     portal_rev,
+                    t.id,
+                    ts(t.last_used_at),
+                    t.client_ip.map(|ip| ip.to_string()),
+                    t.user_agent,
                 ])?;
             Ok(n == 1)
         })
@@ -94,9 +106,8 @@ impl TokenStore for SqliteStore {
     async fn token_by_hash(&self, token_hash: &[u8; 32]) -> StoreResult<Option<TokenRecord>> {
         let h = *token_hash;
         self.run_read(move |c| {
-            let mut st = c.prepare_cached(
-                "SELECT hash, user, portal, issued_at, expires_at FROM tokens WHERE hash = ?1",
-            )?;
+            let mut st =
+                c.prepare_cached(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = ?1"))?;
             first(st.query([h.as_slice()])?, |r| records::token(r))
         })
         .await
@@ -113,7 +124,8 @@ impl TokenStore for SqliteStore {
             let mut st = c.prepare_cached(
                 "SELECT u.id, u.portal, u.email, u.first_name, u.last_name, u.is_admin, u.disabled, \
                  u.password_hash, u.phone, u.phone_activated, u.created_at, u.revision, \
-                 t.hash, t.user, t.portal, t.issued_at, t.expires_at \
+                 t.hash, t.user, t.portal, t.issued_at, t.expires_at, t.id, t.last_used_at, \
+                 t.client_ip, t.user_agent \
                  FROM tokens t JOIN users u ON u.id = t.user WHERE t.hash = ?1",
             )?;
             first(st.query([h.as_slice()])?, |r| records::session(r))
@@ -156,6 +168,46 @@ impl TokenStore for SqliteStore {
                 .prepare_cached("DELETE FROM tokens WHERE expires_at <= ?1")?
                 .execute([ts(now)])?;
             Ok(count(n))
+        })
+        .await
+    }
+
+    async fn tokens_of_user(&self, user: UserId) -> StoreResult<Vec<TokenRecord>> {
+        self.run_read(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens WHERE user = ?1 ORDER BY issued_at, id"
+            ))?;
+            collect(st.query([user.0.as_bytes().as_slice()])?, |r| records::token(r))
+        })
+        .await
+    }
+
+    async fn revoke_user_token(&self, user: UserId, id: i64) -> StoreResult<bool> {
+        // The owner is part of the statement, so another user's id deletes nothing.
+        self.run(move |c| {
+            let n = c
+                .prepare_cached("DELETE FROM tokens WHERE id = ?1 AND user = ?2")?
+                .execute(params![id, user.0.as_bytes().as_slice()])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn touch_tokens(&self, touches: &[([u8; 32], Timestamp)]) -> StoreResult<u64> {
+        if touches.is_empty() {
+            return Ok(0);
+        }
+        let touches = touches.to_vec();
+        // One transaction for the batch: one fsync however many tokens were used.
+        self.write(move |tx| {
+            let mut st = tx.prepare_cached(
+                "UPDATE tokens SET last_used_at = ?2 WHERE hash = ?1 AND last_used_at < ?2",
+            )?;
+            let mut n = 0;
+            for (hash, at) in &touches {
+                n += count(st.execute(params![hash.as_slice(), ts(*at)])?);
+            }
+            Ok(n)
         })
         .await
     }

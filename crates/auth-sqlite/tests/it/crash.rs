@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use auth_core::ports::RngExt;
 use auth_core::ports::{
-    CounterStore, NewOutboxMessage, OutboxStore, PortalStore, Revisions, TokenRecord, TokenStore,
-    TotpStore, UserStore,
+    CounterStore, NewOutboxMessage, OutboxStore, PortalStore, Revisions, TokenStore, TotpStore,
+    UserStore,
 };
 use auth_core::testkit::SeqRng;
 use auth_core::throttle::{Acquire, Rule};
@@ -65,13 +65,7 @@ pub(crate) fn child() {
                 .unwrap();
             report(&format!("user {u}"));
             let h = token_hash(round, i);
-            let token = TokenRecord {
-                hash: h,
-                user: u,
-                portal: portal(),
-                issued_at: t0(),
-                expires_at: t0(),
-            };
+            let token = auth_core::testkit::token_record(h, u, portal(), t0(), t0());
             assert!(store.insert_token(&token, FRESH).await.unwrap(), "user and portal exist");
             report(&format!("token {}", hex(&h)));
             let Acquire::Granted(slot) =

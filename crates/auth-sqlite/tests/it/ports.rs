@@ -77,7 +77,7 @@ async fn apply(store: &dyn Store, seen: &mut Seen, r: &[u32; 8]) -> String {
     // Few claimants, so results are written both under the claim that holds and under one that
     // does not.
     let claim = |x: u32| i64::from(x % 3);
-    match op % 42 {
+    match op % 46 {
         0 | 1 => {
             let mut u = user(uid(a), pid(b), email(c));
             u.created_at = now;
@@ -130,12 +130,18 @@ async fn apply(store: &dyn Store, seen: &mut Seen, r: &[u32; 8]) -> String {
         23 => kind(store.use_backup_code(uid(a), &[c as u8 % 5; 32]).await),
         24 => kind(store.take_backup_reveal(uid(a)).await),
         25 => {
+            // Few public ids, so a new token now and then meets one another token holds.
             let t = TokenRecord {
                 hash: hash(c),
                 user: uid(a),
                 portal: tpid(b),
                 issued_at: now,
                 expires_at: at(now, e % 400),
+                id: i64::from(d % 7) + 1,
+                last_used_at: at(now, g % 400),
+                client_ip: (g % 3 != 0)
+                    .then(|| ["192.0.2.7", "2001:db8::7"][(g % 2) as usize].parse().unwrap()),
+                user_agent: (g % 4 != 0).then(|| format!("agent {}", g % 3)),
             };
             // Mostly the revisions as a login would have read them, sometimes one that moved on.
             let user_rev = store.user_by_id(uid(a)).await.ok().flatten().map_or(0, |u| u.revision);
@@ -268,6 +274,24 @@ async fn apply(store: &dyn Store, seen: &mut Seen, r: &[u32; 8]) -> String {
             Some(id) => kind(store.renew_sms_claim(id, claim(b), at(now, e % 400)).await),
             None => "no message".into(),
         },
+        41 => kind(store.tokens_of_user(uid(a)).await),
+        42 => kind(store.revoke_user_token(uid(a), i64::from(d % 7) + 1).await),
+        43 => kind(store.touch_tokens(&[(hash(c), now), (hash(d), at(now, e % 400))]).await),
+        44 => {
+            if e % 2 == 0 {
+                kind(store.purge_outbox(now, f % 4).await)
+            } else {
+                let filter = AuditFilter {
+                    portal: (c % 2 == 0).then(|| pid(b)),
+                    user: (d % 3 == 0).then(|| uid(a)),
+                    action: None,
+                };
+                // The cursors are each store's own numbers; the events and their order must agree.
+                let page =
+                    store.audit_page(&filter, at(now, e % 400), at(now, f % 400), None, f % 5);
+                kind(page.await.map(|p| p.into_iter().map(|(_, e)| e).collect::<Vec<_>>()))
+            }
+        }
         _ => {
             let name = ["meta:one", "meta:two"][(a % 2) as usize];
             kind(store.init_meta(name, &[c as u8; 2]).await)
@@ -386,7 +410,7 @@ async fn a_version_1_database_is_upgraded_in_place() {
     assert_eq!(store.list_portals().await.unwrap(), vec![portal(pid, "old.example")]);
     let (token, u) = store.session_by_token_hash(&[1; 32]).await.unwrap().unwrap();
     assert_eq!((token.user, u), (uid, old));
-    let fresh = TokenRecord { hash: [2; 32], ..token };
+    let fresh = TokenRecord { hash: [2; 32], id: 2, ..token };
     assert!(store.insert_token(&fresh, Revisions { user: 0, portal: 0 }).await.unwrap());
     assert_eq!(store.revoke_user_tokens_except(uid, &[2; 32]).await.unwrap(), 1);
     assert!(!store.insert_token(&fresh, Revisions { user: 0, portal: 0 }).await.unwrap());
@@ -504,6 +528,106 @@ fn social_lookups_use_indexes() {
     }
 }
 
+/// Issue 17: a file at schema version 3, as the release before the sessions API wrote it, is
+/// upgraded when opened: its tokens are numbered 1, 2, … in issue order, were last used when issued,
+/// have no client details, and keep working; new tokens take random ids, and a taken id is refused.
+#[tokio::test]
+async fn a_version_3_database_gets_token_ids_when_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.db");
+    let (uid, pid) = (UserId::from_random_bytes([5; 16]), PortalId::from_random_bytes([6; 16]));
+    let nanos = |t: Timestamp| i64::try_from(t.as_nanosecond()).unwrap();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+        conn.execute_batch(include_str!("../../migrations/0001_init.sql")).unwrap();
+        conn.execute_batch(include_str!("../../migrations/0002_revisions_claims_meta.sql"))
+            .unwrap();
+        conn.execute_batch(include_str!("../../migrations/0003_social.sql")).unwrap();
+        conn.pragma_update(None, "application_id", 0x4155_5448).unwrap();
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        let (u, p) = (uid.0.as_bytes().as_slice(), pid.0.as_bytes().as_slice());
+        conn.execute(
+            "INSERT INTO users (id, portal, email, email_lower, first_name, last_name, is_admin, \
+             disabled, password_hash, phone, phone_activated, created_at) \
+             VALUES (?1, ?2, 'old@example.com', 'old@example.com', 'Grace', 'Hopper', 0, 0, \
+             '$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA', NULL, 0, ?3)",
+            rusqlite::params![u, p, nanos(t0())],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO portals (id, name, settings, created_at) VALUES (?1, 'portal old.example', \
+             ?2, ?3)",
+            rusqlite::params![p, PortalSettings::default().encode(), nanos(t0())],
+        )
+        .unwrap();
+        // Issued out of hash order, so the numbering shows it follows the issue time.
+        for (hash, issued) in [(3u8, 20), (1, 30), (2, 10)] {
+            conn.execute(
+                "INSERT INTO tokens (hash, user, portal, issued_at, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                rusqlite::params![
+                    [hash; 32].as_slice(),
+                    u,
+                    p,
+                    nanos(at(t0(), issued)),
+                    nanos(at(t0(), 999))
+                ],
+            )
+            .unwrap();
+        }
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let v: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+
+    let listed = store.tokens_of_user(uid).await.unwrap();
+    let seen: Vec<_> = listed.iter().map(|t| (t.hash[0], t.id)).collect();
+    assert_eq!(seen, vec![(2, 1), (3, 2), (1, 3)], "numbered in issue order");
+    for t in &listed {
+        assert_eq!(t.last_used_at, t.issued_at);
+        assert_eq!((t.client_ip, t.user_agent.as_deref()), (None, None));
+    }
+    let (token, _) = store.session_by_token_hash(&[1; 32]).await.unwrap().unwrap();
+    assert_eq!(token, listed[2]);
+    let taken = TokenRecord { hash: [4; 32], ..token.clone() };
+    let r = store.insert_token(&taken, Revisions { user: 0, portal: 0 }).await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "id 3 is taken: {r:?}");
+    let fresh = TokenRecord { hash: [4; 32], id: 7_777_777_777, ..token };
+    assert!(store.insert_token(&fresh, Revisions { user: 0, portal: 0 }).await.unwrap());
+    assert!(store.revoke_user_token(uid, 7_777_777_777).await.unwrap());
+}
+
+/// Issue 17: the sessions list, ending a session by id, the outbox retention and each page of the
+/// audit export are answered from an index, not a scan of the table.
+#[test]
+fn session_retention_and_export_statements_use_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("auth.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    for sql in [
+        "SELECT * FROM tokens WHERE user = ?1 ORDER BY issued_at, id",
+        "DELETE FROM tokens WHERE id = ?1 AND user = ?2",
+        "UPDATE tokens SET last_used_at = ?2 WHERE hash = ?1 AND last_used_at < ?2",
+        "SELECT id FROM outbox WHERE created_at < ?1 AND (sent_at IS NOT NULL OR \
+         next_attempt_at = ?2) ORDER BY created_at LIMIT ?3",
+        "SELECT * FROM audit WHERE at >= ?1 AND at < ?2 AND (at, id) > (?3, ?4) \
+         ORDER BY at, id LIMIT ?5",
+    ] {
+        let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let nulls = vec![rusqlite::types::Null; st.parameter_count()];
+        let plan: Vec<String> = st
+            .query_map(rusqlite::params_from_iter(nulls), |r| r.get(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let plan = plan.join("; ");
+        assert!(plan.contains("SEARCH") && !plan.contains("SCAN"), "{sql}: {plan}");
+    }
+}
+
 #[test]
 fn a_newer_database_is_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -573,11 +697,9 @@ async fn inline_session_lookups_see_other_processes_at_once() {
     writer.insert_user(&u).await.unwrap();
     writer.insert_portal(&portal(pid, "inline.example")).await.unwrap();
     let token = TokenRecord {
-        hash: [9; 32],
-        user: uid,
-        portal: pid,
-        issued_at: t0(),
-        expires_at: at(t0(), 60),
+        client_ip: Some("192.0.2.9".parse().unwrap()),
+        user_agent: Some("inline".into()),
+        ..auth_core::testkit::token_record([9; 32], uid, pid, t0(), at(t0(), 60))
     };
     assert!(writer.insert_token(&token, Revisions { user: 0, portal: 0 }).await.unwrap());
     let want = Some((token.clone(), u.clone()));
