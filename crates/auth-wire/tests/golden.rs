@@ -180,6 +180,16 @@ fn every_error_code() {
             r#"{"status":1,"statusCode":400,"error":{"message":"The password does not meet the password policy","code":"weak_password"}}"#,
             "<result><status>1</status><statusCode>400</statusCode><error><message>The password does not meet the password policy</message><code>weak_password</code></error></result>",
         ),
+        (
+            ErrorCode::InvalidResetKey,
+            r#"{"status":1,"statusCode":400,"error":{"message":"The link is no longer valid (it was used, it expired, or the password changed since)","code":"invalid_reset_key"}}"#,
+            "<result><status>1</status><statusCode>400</statusCode><error><message>The link is no longer valid (it was used, it expired, or the password changed since)</message><code>invalid_reset_key</code></error></result>",
+        ),
+        (
+            ErrorCode::ResetLimited,
+            r#"{"status":1,"statusCode":429,"error":{"message":"Too many password reset requests. Please try again later.","code":"reset_limited"}}"#,
+            "<result><status>1</status><statusCode>429</statusCode><error><message>Too many password reset requests. Please try again later.</message><code>reset_limited</code></error></result>",
+        ),
     ];
     assert_eq!(samples.len(), ErrorCode::ALL.len(), "a sample for every code");
     for (code, json, xml) in samples {
