@@ -76,6 +76,11 @@ pub(crate) struct BenchArgs {
     /// Benchmark this auth-server binary instead of building the workspace's (e.g. a prototype).
     #[arg(long, value_name = "FILE")]
     binary: Option<PathBuf>,
+    /// An `AUTH_…` setting for the server and its admin commands, such as
+    /// `AUTH_DATABASE__SESSION_CACHE=false` to measure PostgreSQL without the session cache
+    /// (repeatable; the caller's own `AUTH_…` variables are never passed on).
+    #[arg(long, value_name = "KEY=VALUE")]
+    server_env: Vec<String>,
     /// Internal: the release binaries are already built (set when the debug xtask hands over).
     #[arg(long, hide = true)]
     no_build: bool,
@@ -234,6 +239,9 @@ fn hand_over_to_release(args: &BenchArgs, target: &Path) -> anyhow::Result<()> {
     if let Some(binary) = &args.binary {
         cmd.arg("--binary").arg(binary);
     }
+    for kv in &args.server_env {
+        cmd.arg("--server-env").arg(kv);
+    }
     let status = cmd.status().context("cannot start the release xtask")?;
     if !status.success() {
         bail!("the benchmark failed ({status})");
@@ -351,6 +359,12 @@ fn bench(args: &BenchArgs, binary: &Path) -> anyhow::Result<Value> {
         ("AUTH_HTTP__MAX_CONNECTIONS_PER_IP", "100000".to_owned()),
     ]
     .map(|(k, v)| (k.to_owned(), v));
+    let mut env = env.to_vec();
+    for kv in &args.server_env {
+        let (k, v) = kv.split_once('=').context("--server-env takes KEY=VALUE")?;
+        anyhow::ensure!(k.starts_with("AUTH_"), "--server-env: {k} is not an AUTH_… setting");
+        env.push((k.to_owned(), v.to_owned()));
+    }
     let server = Server::prepare(args.store, binary, &env)?;
     let t = Instant::now();
     server.admin(&["portal", "add", "--host", HOST])?;
@@ -451,7 +465,6 @@ fn bench(args: &BenchArgs, binary: &Path) -> anyhow::Result<Value> {
     let peak_rss = running.peak_rss_mib()?;
     let (mut warns, mut errors) = running.log_summary();
     running.stop();
-    drop(slapd);
 
     // The machine may be shared and its load may drift: the hash rate is the mean of one pass
     // before the server scenarios and one between them (right after `login_tfa`).
@@ -485,6 +498,8 @@ fn bench(args: &BenchArgs, binary: &Path) -> anyhow::Result<Value> {
     } else {
         None
     };
+    // The configuration names slapd's files, so it stays up until the last server has stopped.
+    drop(slapd);
 
     let mut rows = rows;
     let mut hash_row = Row::from_hash(&h);
@@ -642,6 +657,7 @@ fn bench(args: &BenchArgs, binary: &Path) -> anyhow::Result<Value> {
             "hash_workers": "server default (one per core)",
             "connections": args.connections,
             "login_connections": args.login_connections,
+            "server_env": args.server_env,
             "generator": "xtask, one thread (tokio current-thread runtime), hyper http1, keep-alive",
             "cpu_accounting": if cpu::available() { "/proc/<pid>/stat utime+stime per scenario window (server; generator; database backends on PostgreSQL)" } else { "unavailable" },
             "server_log_warn_lines": warns,
@@ -814,7 +830,12 @@ impl Phase<'_> {
                 .await?;
         self.push(Row::from_recorder("login", format!("closed, {lc} conns"), &rec, &["200"]));
 
-        // 4. login_tfa
+        // 4. login_tfa (on a pool that has rested since any earlier window).
+        let rest = tfa.rest();
+        if !rest.is_zero() {
+            println!("[login_tfa] waiting {:.0} s for fresh TOTP steps", rest.as_secs_f64());
+            tokio::time::sleep(rest).await;
+        }
         let w: Rc<dyn load::Workload> = Rc::clone(tfa) as Rc<dyn load::Workload>;
         let rec = closed_loop(addr, lc, w, plan.login_tfa, meter).await?;
         self.push(Row::from_recorder("login_tfa", format!("closed, {lc} conns"), &rec, &["200"]));
@@ -1048,8 +1069,9 @@ fn count(rec: &load::Recorder, label: &str) -> u64 {
 }
 
 fn print_row(r: &Row) {
+    let cpu = r.cpu_us_per_req.map_or_else(String::new, |c| format!(", server {c:.1} µs/req"));
     println!(
-        "[{}] {:.1} ok/s ({:.1} req/s), p50 {:.2} ms, p99 {:.2} ms, {:?}",
+        "[{}] {:.1} ok/s ({:.1} req/s), p50 {:.2} ms, p99 {:.2} ms{cpu}, {:?}",
         r.name, r.ok_per_s, r.per_s, r.p50_ms, r.p99_ms, r.statuses
     );
 }

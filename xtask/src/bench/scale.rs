@@ -254,7 +254,7 @@ fn postgres(url: &str, n: usize, now: i64, expires: i64) -> anyhow::Result<Seede
             out.audit_events += client
                 .execute(
                     "INSERT INTO audit (at, portal_id, user_id, login, action, ip, user_agent, reason) \
-                     SELECT $1::bigint - g * 1000000000, u.portal_id, u.id, u.email, \
+                     SELECT $1::bigint - g::bigint * 1000000000, u.portal_id, u.id, u.email, \
                             CASE WHEN g % 2 = 0 THEN 1010 ELSE 1013 END, \
                             '10.0.' || (u.seq % 250) || '.' || g, 'auth-bench', NULL \
                      FROM users u, generate_series(0, 9) AS g WHERE u.seq BETWEEN $2 AND $3",

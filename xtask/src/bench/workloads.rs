@@ -235,6 +235,15 @@ impl LoginTfa {
         LoginTfa { users, cursor: Cell::new(0) }
     }
 
+    /// How long until every user has two unused time steps again (the current and the next), so a
+    /// second `login_tfa` window (the scale phase's) finds the whole pool usable.
+    pub(crate) fn rest(&self) -> std::time::Duration {
+        let newest = self.users.iter().map(|u| u.last_step.get()).max().unwrap_or(0);
+        let ready_at = (newest + 1).saturating_mul(totp::STEP_SECONDS);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        std::time::Duration::from_secs(ready_at).saturating_sub(now)
+    }
+
     /// Reserves a user and a step for one login.
     fn take(&self) -> Option<(&TfaUser, u64)> {
         let now = current_step();
