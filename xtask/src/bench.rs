@@ -11,11 +11,13 @@
 //! needs, and a debug argon2 would flatter the login ratio), so when started as a debug build — which
 //! is what the `cargo xtask` alias runs — it builds xtask in release and hands over to that binary.
 
+mod cpu;
 mod hash;
 mod idp;
 mod import;
 mod load;
 mod report;
+mod scale;
 mod server;
 mod tls;
 mod workloads;
@@ -30,11 +32,12 @@ use auth_core::password::HashParams;
 use auth_wire::Endpoint;
 use serde_json::{Value, json};
 
+use self::cpu::Meter;
 use self::load::{Conn, Target, Window, closed_loop, open_loop};
 use self::report::{Goal, Row};
 use self::server::{Running, Server, Store};
 use self::workloads::{
-    Get, HEALTHZ, LOGIN, Login, LoginTfa, SELF, SocialLogin, TfaUser, User, VERIFY,
+    Get, GetRotating, HEALTHZ, LOGIN, Login, LoginTfa, SELF, SocialLogin, TfaUser, User, VERIFY,
 };
 
 /// Options of `cargo xtask bench`.
@@ -52,6 +55,11 @@ pub(crate) struct BenchArgs {
     /// Connections of the closed-loop login scenarios (enough to keep every hashing thread busy).
     #[arg(long, default_value_t = 8, value_name = "N")]
     login_connections: usize,
+    /// Users of the scale phase (issue 18): after the small run, this many users (through `user
+    /// import --jsonl`), a token each and ten audit events each are seeded, and the scenarios run
+    /// again. 0 skips the phase [default: 1000000, 100000 with --quick].
+    #[arg(long, value_name = "N")]
+    users: Option<usize>,
     /// Measure the migration instead (issue 14): `import onlyoffice` of generated upstream users from
     /// a MariaDB, and `user import --jsonl` of pre-hashed users; writes <target>/bench/summary-import.json.
     #[arg(long)]
@@ -68,9 +76,21 @@ pub(crate) struct BenchArgs {
     /// Benchmark this auth-server binary instead of building the workspace's (e.g. a prototype).
     #[arg(long, value_name = "FILE")]
     binary: Option<PathBuf>,
+    /// An `AUTH_…` setting for the server and its admin commands, such as
+    /// `AUTH_DATABASE__SESSION_CACHE=false` to measure PostgreSQL without the session cache
+    /// (repeatable; the caller's own `AUTH_…` variables are never passed on).
+    #[arg(long, value_name = "KEY=VALUE")]
+    server_env: Vec<String>,
     /// Internal: the release binaries are already built (set when the debug xtask hands over).
     #[arg(long, hide = true)]
     no_build: bool,
+}
+
+impl BenchArgs {
+    /// The scale phase's users, with the default of the run's kind.
+    fn scale_users(&self) -> usize {
+        self.users.unwrap_or(if self.quick { 100_000 } else { 1_000_000 })
+    }
 }
 
 /// Durations of one run.
@@ -202,6 +222,7 @@ fn hand_over_to_release(args: &BenchArgs, target: &Path) -> anyhow::Result<()> {
     cmd.args(["--store", store_name(args.store)]);
     cmd.args(["--connections", &args.connections.to_string()]);
     cmd.args(["--login-connections", &args.login_connections.to_string()]);
+    cmd.args(["--users", &args.scale_users().to_string()]);
     for (on, flag) in [
         (args.quick, "--quick"),
         (args.micro, "--micro"),
@@ -217,6 +238,9 @@ fn hand_over_to_release(args: &BenchArgs, target: &Path) -> anyhow::Result<()> {
     }
     if let Some(binary) = &args.binary {
         cmd.arg("--binary").arg(binary);
+    }
+    for kv in &args.server_env {
+        cmd.arg("--server-env").arg(kv);
     }
     let status = cmd.status().context("cannot start the release xtask")?;
     if !status.success() {
@@ -335,6 +359,12 @@ fn bench(args: &BenchArgs, binary: &Path) -> anyhow::Result<Value> {
         ("AUTH_HTTP__MAX_CONNECTIONS_PER_IP", "100000".to_owned()),
     ]
     .map(|(k, v)| (k.to_owned(), v));
+    let mut env = env.to_vec();
+    for kv in &args.server_env {
+        let (k, v) = kv.split_once('=').context("--server-env takes KEY=VALUE")?;
+        anyhow::ensure!(k.starts_with("AUTH_"), "--server-env: {k} is not an AUTH_… setting");
+        env.push((k.to_owned(), v.to_owned()));
+    }
     let server = Server::prepare(args.store, binary, &env)?;
     let t = Instant::now();
     server.admin(&["portal", "add", "--host", HOST])?;
@@ -414,20 +444,63 @@ fn bench(args: &BenchArgs, binary: &Path) -> anyhow::Result<Value> {
     let mut running_tls = server.start_with("serve-tls.log", &tls_env)?;
     println!("[serve] the same on https://{} for self_tls", running_tls.addr);
     let tls_target = Target::Tls(running_tls.addr, connector);
-    let seeded =
-        Seeded { login_users, tfa_seed, extra_users, social_bodies, ldap_logins, tls_target };
-    let (rows, h2) = load::block_on(scenarios(args, &plan, &h, &running, seeded))??;
+    // The database's processes are counted beside the server's when they run on this machine.
+    let db_postmaster = server.db_postmaster();
+    let tls_meter = Meter { server: running_tls.pid().into_iter().collect(), db_postmaster };
+    let seeded = Seeded {
+        login_users,
+        tfa_seed,
+        extra_users,
+        social_bodies,
+        ldap_logins,
+        tls_target,
+        tls_meter,
+    };
+    let small_started = Instant::now();
+    let (rows, h2, tfa) = load::block_on(scenarios(args, &plan, &h, &running, seeded))??;
+    let small_secs = small_started.elapsed().as_secs_f64();
     running_tls.check_alive()?;
     running_tls.stop();
     running.check_alive()?;
     let peak_rss = running.peak_rss_mib()?;
-    let (warns, errors) = running.log_summary();
+    let (mut warns, mut errors) = running.log_summary();
     running.stop();
-    drop(slapd);
 
     // The machine may be shared and its load may drift: the hash rate is the mean of one pass
     // before the server scenarios and one between them (right after `login_tfa`).
     let hash_per_s = (h.per_s + h2.per_s) / 2.0;
+
+    // The scale phase (issue 18): a real portal's rows, then the same scenarios again.
+    let mut reported: Vec<(String, f64)> = Vec::new();
+    let scale_run = if args.scale_users() > 0 {
+        let seed_started = Instant::now();
+        let seeded = scale::seed(&server, args.store, args.scale_users(), HOST)?;
+        let seed_wall = seed_started.elapsed().as_secs_f64();
+        let mut running = server.start_with("serve-scale.log", &[])?;
+        println!("[serve] restarted on {} with {} more users", running.addr, seeded.users);
+        let started = Instant::now();
+        let (rows, h3) = load::block_on(scale_scenarios(
+            args,
+            &plan,
+            hash_per_s,
+            &running,
+            db_postmaster,
+            &seeded,
+            tfa,
+        ))??;
+        let secs = started.elapsed().as_secs_f64();
+        running.check_alive()?;
+        let peak_rss = running.peak_rss_mib()?;
+        let (w, e) = running.log_summary();
+        (warns, errors) = (warns + w, errors + e);
+        running.stop();
+        Some(ScaleRun { seeded, seed_wall, rows, h3, peak_rss, secs })
+    } else {
+        None
+    };
+    // The configuration names slapd's files, so it stays up until the last server has stopped.
+    drop(slapd);
+
     let mut rows = rows;
     let mut hash_row = Row::from_hash(&h);
     hash_row.per_s = hash_per_s;
@@ -437,68 +510,55 @@ fn bench(args: &BenchArgs, binary: &Path) -> anyhow::Result<Value> {
     hash_row.extra.insert("first_pass_per_s".into(), json!(report::round(h.per_s)));
     hash_row.extra.insert("second_pass_per_s".into(), json!(report::round(h2.per_s)));
     rows.insert(0, hash_row);
-    let find = |name: &str| rows.iter().find(|r| r.name == name);
-    let ok = |name: &str| find(name).map_or(0.0, |r| r.ok_per_s);
-    let p99 = |name: &str| find(name).map_or(f64::INFINITY, |r| r.p99_ms);
-    let login_503_p99 = find("overload_login")
-        .and_then(|r| r.extra.get("p99_503_ms"))
-        .and_then(Value::as_f64)
-        .unwrap_or(f64::INFINITY);
-    let unexpected_5xx: u64 = rows.iter().map(Row::unexpected_5xx).sum();
-    let goals = vec![
-        Goal {
-            key: "ratio_login_hash",
-            value: ok("login") / hash_per_s,
-            bound: 0.85,
-            at_least: true,
-        },
-        Goal {
-            key: "ratio_login_tfa_hash",
-            value: ok("login_tfa") / (hash_per_s / 2.0),
-            bound: 0.80,
-            at_least: true,
-        },
-        Goal {
-            key: "ratio_self_healthz",
-            value: ok("self") / ok("healthz"),
-            bound: 0.50,
-            at_least: true,
-        },
-        // Forward auth (issue 15) is the proxy's check before every request of the portal: one
-        // token lookup, no hash, so it must cost what `self` costs.
-        Goal {
-            key: "ratio_forward_auth_self",
-            value: ok("forward_auth") / ok("self"),
+    let mut goals = phase_goals("", &rows, hash_per_s, peak_rss);
+    let mut scale_hash_per_s = None;
+    if let Some(s) = &scale_run {
+        // The scale phase's ratios use the hash passes on either side of its logins.
+        let per_s = (h2.per_s + s.h3.per_s) / 2.0;
+        scale_hash_per_s = Some(per_s);
+        let mut hash_row = Row::from_hash(&s.h3);
+        hash_row.name = "scale_hash".to_owned();
+        hash_row.extra.insert("scale_phase_rate_per_s".into(), json!(report::round(per_s)));
+        rows.push(hash_row);
+        rows.extend(s.rows.iter().cloned());
+        let scale_goals = phase_goals("scale_", &rows, per_s, s.peak_rss);
+        // At scale, the goals of issue 18: login/hash, the same `self` as the small run, the memory.
+        for g in scale_goals {
+            let keep = ["scale_ratio_login_hash", "scale_peak_rss_mib"].contains(&g.key.as_str());
+            if keep {
+                goals.push(g);
+            } else {
+                reported.push((g.key, g.value));
+            }
+        }
+        let ok_of = |name: &str| rows.iter().find(|r| r.name == name).map_or(0.0, |r| r.ok_per_s);
+        goals.push(Goal {
+            key: "scale_self_ratio".into(),
+            value: ok_of("scale_self") / ok_of("self"),
             bound: 0.90,
             at_least: true,
-        },
-        Goal {
-            key: "overload_healthz_p99_ms",
-            value: p99("overload_healthz"),
-            bound: 25.0,
-            at_least: false,
-        },
-        Goal {
-            key: "overload_self_p99_ms",
-            value: p99("overload_self"),
-            bound: 50.0,
-            at_least: false,
-        },
-        Goal {
-            key: "overload_login_503_p99_ms",
-            value: login_503_p99,
-            bound: 50.0,
-            at_least: false,
-        },
-        Goal { key: "unexpected_5xx", value: unexpected_5xx as f64, bound: 0.0, at_least: false },
-        Goal { key: "peak_rss_mib", value: peak_rss, bound: 256.0, at_least: false },
-    ];
+        });
+        reported
+            .push(("scale_self_spread_ratio".into(), ok_of("scale_self_spread") / ok_of("self")));
+    }
+    let unexpected_5xx: u64 = rows.iter().map(Row::unexpected_5xx).sum();
+    goals.push(Goal {
+        key: "unexpected_5xx".into(),
+        value: unexpected_5xx as f64,
+        bound: 0.0,
+        at_least: false,
+    });
     report::print_table(&rows, &goals);
+    for (key, value) in &reported {
+        println!("{key:<34} {value:>10.3}   (reported)");
+    }
     if warns + errors > 0 {
         println!(
             "server log: {warns} WARN and {errors} ERROR lines (a store that cannot answer is logged at WARN)"
         );
     }
+    let find = |name: &str| rows.iter().find(|r| r.name == name);
+    let ok = |name: &str| find(name).map_or(0.0, |r| r.ok_per_s);
 
     // Reported, not goals: what a social login costs next to `self`, and that it costs no hash.
     let social_self = ok("social_login") / ok("self");
@@ -522,8 +582,65 @@ fn bench(args: &BenchArgs, binary: &Path) -> anyhow::Result<Value> {
     summary.insert("ratio_self_tls_self".into(), json!(report::round(tls_self)));
     summary.insert("ratio_social_login_self".into(), json!(report::round(social_self)));
     summary.insert("ratio_social_login_hash".into(), json!(report::round(social_hash)));
+    for (key, value) in &reported {
+        summary.insert(key.clone(), json!(report::round(*value)));
+    }
     for g in &goals {
-        summary.insert(g.key.into(), json!(report::round(g.value)));
+        summary.insert(g.key.clone(), json!(report::round(g.value)));
+    }
+    summary.insert("scale_users".into(), json!(scale_run.as_ref().map_or(0, |s| s.seeded.users)));
+    if let Some(s) = &scale_run {
+        let seeded = &s.seeded;
+        let rate = seeded.users as f64 / seeded.import_secs.max(1e-9);
+        println!(
+            "scale: {} users imported at {rate:.0}/s; {} tokens ({:.1} s), {} audit events ({:.1} s); database {:.0} MiB",
+            seeded.users,
+            seeded.tokens,
+            seeded.token_secs,
+            seeded.audit_events,
+            seeded.audit_secs,
+            seeded.db_bytes as f64 / 1_048_576.0
+        );
+        summary.insert("scale_seed_users_per_s".into(), json!(report::round(rate)));
+        // Each ratio of the small run beside the same ratio at scale.
+        let mut vs = serde_json::Map::new();
+        for g in goals.iter().filter(|g| !g.key.starts_with("scale_")) {
+            let scaled = format!("scale_{}", g.key);
+            let at_scale = goals
+                .iter()
+                .find(|x| x.key == scaled)
+                .map(|x| x.value)
+                .or_else(|| reported.iter().find(|(k, _)| *k == scaled).map(|(_, v)| *v));
+            if let Some(v) = at_scale {
+                vs.insert(
+                    g.key.clone(),
+                    json!({ "small": report::round(g.value), "scale": report::round(v) }),
+                );
+            }
+        }
+        summary.insert(
+            "scale".into(),
+            json!({
+                "users": seeded.users,
+                "tokens": seeded.tokens,
+                "audit_events": seeded.audit_events,
+                "users_via": "auth-server user import --jsonl (pre-hashed argon2id, production cost, batches of 1000)",
+                "tokens_and_audit_via": "rows written straight into the store's tables by xtask (no product path makes them without an argon2id verification or a request each)",
+                "import_seconds": report::round(seeded.import_secs),
+                "token_seconds": report::round(seeded.token_secs),
+                "audit_seconds": report::round(seeded.audit_secs),
+                "vacuum_seconds": report::round(seeded.vacuum_secs),
+                "seed_seconds": report::round(scale::seed_secs(seeded)),
+                "seed_wall_seconds": report::round(s.seed_wall),
+                "scenario_seconds": report::round(s.secs),
+                "db_mib": report::round(seeded.db_bytes as f64 / 1_048_576.0),
+                "hash_per_s": scale_hash_per_s.map(report::round),
+                "spread_tokens": seeded.spread_tokens.len(),
+                "vs_small": vs,
+            }),
+        );
+    } else {
+        summary.insert("scale_seed_users_per_s".into(), json!(0.0));
     }
     summary.insert("goals".into(), report::goals_json(&goals));
     let scenarios: serde_json::Map<String, Value> =
@@ -540,13 +657,107 @@ fn bench(args: &BenchArgs, binary: &Path) -> anyhow::Result<Value> {
             "hash_workers": "server default (one per core)",
             "connections": args.connections,
             "login_connections": args.login_connections,
+            "server_env": args.server_env,
             "generator": "xtask, one thread (tokio current-thread runtime), hyper http1, keep-alive",
+            "cpu_accounting": if cpu::available() { "/proc/<pid>/stat utime+stime per scenario window (server; generator; database backends on PostgreSQL)" } else { "unavailable" },
             "server_log_warn_lines": warns,
             "server_log_error_lines": errors,
+            "small_scenario_seconds": report::round(small_secs),
             "seconds": report::round(started.elapsed().as_secs_f64()),
         }),
     );
     Ok(Value::Object(summary))
+}
+
+/// The scale phase's results.
+struct ScaleRun {
+    seeded: scale::Seeded,
+    /// Seeding's wall time, JSONL writing included.
+    seed_wall: f64,
+    rows: Vec<Row>,
+    h3: hash::HashResult,
+    peak_rss: f64,
+    secs: f64,
+}
+
+/// The goals one phase's scenarios are held to, with keys prefixed by `prefix` (`""` or `"scale_"`).
+fn phase_goals(prefix: &str, rows: &[Row], hash_per_s: f64, peak_rss: f64) -> Vec<Goal> {
+    let find = |name: &str| rows.iter().find(|r| r.name == format!("{prefix}{name}"));
+    let ok = |name: &str| find(name).map_or(0.0, |r| r.ok_per_s);
+    let p99 = |name: &str| find(name).map_or(f64::INFINITY, |r| r.p99_ms);
+    let cpu = |name: &str| find(name).and_then(|r| r.cpu_us_per_req);
+    let extra =
+        |name: &str, key: &str| find(name).and_then(|r| r.extra.get(key)).and_then(Value::as_f64);
+    let key = |k: &str| format!("{prefix}{k}");
+    let mut goals = vec![
+        Goal {
+            key: key("ratio_login_hash"),
+            value: ok("login") / hash_per_s,
+            bound: 0.85,
+            at_least: true,
+        },
+        Goal {
+            key: key("ratio_login_tfa_hash"),
+            value: ok("login_tfa") / (hash_per_s / 2.0),
+            bound: 0.80,
+            at_least: true,
+        },
+        Goal {
+            key: key("ratio_self_healthz"),
+            value: ok("self") / ok("healthz"),
+            bound: 0.50,
+            at_least: true,
+        },
+        // Issue 18: what a request costs the server, not what one generator thread can send.
+        Goal {
+            key: key("ratio_self_healthz_cpu"),
+            value: match (cpu("healthz"), cpu("self")) {
+                (Some(h), Some(s)) if s > 0.0 => h / s,
+                _ => 0.0,
+            },
+            bound: 0.50,
+            at_least: true,
+        },
+    ];
+    // Forward auth (issue 15) is the proxy's check before every request of the portal: one token
+    // lookup, no hash, so it must cost what `self` costs. (Not repeated at scale.)
+    if find("forward_auth").is_some() {
+        goals.push(Goal {
+            key: key("ratio_forward_auth_self"),
+            value: ok("forward_auth") / ok("self"),
+            bound: 0.90,
+            at_least: true,
+        });
+    }
+    goals.extend([
+        Goal {
+            key: key("overload_healthz_p99_ms"),
+            value: p99("overload_healthz"),
+            bound: 25.0,
+            at_least: false,
+        },
+        Goal {
+            key: key("overload_self_p99_ms"),
+            value: p99("overload_self"),
+            bound: 50.0,
+            at_least: false,
+        },
+        Goal {
+            key: key("overload_login_503_p99_ms"),
+            value: extra("overload_login", "p99_503_ms").unwrap_or(f64::INFINITY),
+            bound: 50.0,
+            at_least: false,
+        },
+        // Issue 18: the logins admitted under overload, against what the cores can hash.
+        Goal {
+            key: key("overload_goodput_ratio"),
+            value: extra("overload_login", "ok_200_per_s").unwrap_or(0.0) / hash_per_s,
+            bound: 0.90,
+            at_least: true,
+        },
+        Goal { key: key("peak_rss_mib"), value: peak_rss, bound: 256.0, at_least: false },
+    ]);
+    goals
 }
 
 /// What the seeding made for the scenarios.
@@ -560,29 +771,205 @@ struct Seeded {
     ldap_logins: Vec<User>,
     /// The TLS listener of `self_tls`.
     tls_target: Target,
+    /// The TLS listener's process, for its CPU.
+    tls_meter: Meter,
 }
 
 /// Users linked to an identity at the local provider for `social_login`.
 const SOCIAL_USERS: usize = 16;
 
-/// The server scenarios, in order, on the generator's thread.
+/// What every scenario of a phase needs: the options, the server and its meter, and the rows so far.
+struct Phase<'a> {
+    args: &'a BenchArgs,
+    plan: &'a Plan,
+    server: &'a Running,
+    meter: Meter,
+    /// Prepended to every row's name (`""` or `"scale_"`).
+    prefix: &'static str,
+    rows: std::cell::RefCell<Vec<Row>>,
+}
+
+impl Phase<'_> {
+    fn push(&self, mut row: Row) {
+        row.name = format!("{}{}", self.prefix, row.name);
+        row.server_peak_rss_mib = self.server.peak_rss_mib().ok();
+        print_row(&row);
+        self.rows.borrow_mut().push(row);
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        self.server.addr
+    }
+
+    /// `healthz`, then `self` with `token`.
+    async fn token_scenarios(&self, token: &str) -> anyhow::Result<()> {
+        let (c, addr, plan) = (self.args.connections, self.addr(), self.plan);
+        let w = Rc::new(Get { path: HEALTHZ.as_str(), host: HOST.into(), token: None, needle: "" });
+        let rec = closed_loop(addr, c, w, plan.healthz, &self.meter).await?;
+        self.push(Row::from_recorder("healthz", format!("closed, {c} conns"), &rec, &["200"]));
+        let rec = closed_loop(addr, c, self_get(token), plan.self_, &self.meter).await?;
+        self.push(Row::from_recorder("self", format!("closed, {c} conns"), &rec, &["200"]));
+        Ok(())
+    }
+
+    /// `login`, `login_tfa`, the second hash pass (server idle), `overload` and `bad_password`, in
+    /// that order; answers the hash pass. `hash_per_s` sizes the overload.
+    async fn login_scenarios(
+        &self,
+        hash_per_s: f64,
+        token: &str,
+        login_users: &[User],
+        tfa: &Rc<LoginTfa>,
+        bad_users: &[User],
+    ) -> anyhow::Result<hash::HashResult> {
+        let (lc, addr, plan, meter) =
+            (self.args.login_connections, self.addr(), self.plan, &self.meter);
+        // 3. login
+        let rec =
+            closed_loop(addr, lc, Rc::new(Login::new(login_users, true, false)), plan.login, meter)
+                .await?;
+        self.push(Row::from_recorder("login", format!("closed, {lc} conns"), &rec, &["200"]));
+
+        // 4. login_tfa (on a pool that has rested since any earlier window).
+        let rest = tfa.rest();
+        if !rest.is_zero() {
+            println!("[login_tfa] waiting {:.0} s for fresh TOTP steps", rest.as_secs_f64());
+            tokio::time::sleep(rest).await;
+        }
+        let w: Rc<dyn load::Workload> = Rc::clone(tfa) as Rc<dyn load::Workload>;
+        let rec = closed_loop(addr, lc, w, plan.login_tfa, meter).await?;
+        self.push(Row::from_recorder("login_tfa", format!("closed, {lc} conns"), &rec, &["200"]));
+
+        // 7 again: the second hash pass, with the server idle.
+        let params = HashParams::default();
+        let h2 = hash::run(params, cores(), plan.hash.warmup, plan.hash.duration)?;
+        println!("[hash] pass with the server idle: {:.1} verifications/s", h2.per_s);
+
+        // 6. overload: logins at 4× the hash rate, healthz and self probed at the same time.
+        let rate = (hash_per_s + h2.per_s) / 2.0 * OVERLOAD_FACTOR;
+        let health =
+            Rc::new(Get { path: HEALTHZ.as_str(), host: HOST.into(), token: None, needle: "" });
+        let (logins, healthz, me) = tokio::join!(
+            open_loop(
+                addr,
+                rate,
+                1024,
+                Rc::new(Login::new(login_users, true, true)),
+                plan.overload,
+                meter
+            ),
+            open_loop(addr, PROBE_RATE, 32, health, plan.overload, meter),
+            open_loop(addr, PROBE_RATE, 32, self_get(token), plan.overload, meter),
+        );
+        let (logins, healthz, me) = (logins?, healthz?, me?);
+        let mut row = Row::from_recorder(
+            "overload_login",
+            format!("open, {rate:.0}/s"),
+            &logins,
+            &["200", "503"],
+        );
+        row.extra.insert("offered_per_s".into(), json!(report::round(rate)));
+        row.extra.insert(
+            "ok_200_per_s".into(),
+            json!(report::round(
+                count(&logins, "200") as f64 / plan.overload.duration.as_secs_f64()
+            )),
+        );
+        for (key, status, q) in
+            [("p99_503_ms", 503, 0.99), ("p50_503_ms", 503, 0.50), ("p99_200_ms", 200, 0.99)]
+        {
+            if let Some(v) = logins.status_quantile_ms(status, q) {
+                row.extra.insert(key.into(), json!(report::round(v)));
+            }
+        }
+        // The three open loops share the server and one CPU window: its cost is per request of all.
+        let all = logins.total() + healthz.total() + me.total();
+        if let (Some(cpu), true) = (logins.cpu, all > 0) {
+            row.extra.insert(
+                "server_cpu_us_per_req_all".into(),
+                json!(report::round(cpu.server.as_secs_f64() * 1e6 / all as f64)),
+            );
+        }
+        row.cpu_us_per_req = None;
+        self.push(row);
+        let mut row = Row::from_recorder(
+            "overload_healthz",
+            format!("open, {PROBE_RATE:.0}/s"),
+            &healthz,
+            &["200"],
+        );
+        row.cpu_us_per_req = None;
+        self.push(row);
+        let mut row =
+            Row::from_recorder("overload_self", format!("open, {PROBE_RATE:.0}/s"), &me, &["200"]);
+        row.cpu_us_per_req = None;
+        self.push(row);
+        // Let the hashing queue drain before the next scenario.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+
+        // 5. bad_password, last: the failures it leaves in the throttle would disturb the others.
+        let n = bad_users.len();
+        let rec = closed_loop(
+            addr,
+            lc,
+            Rc::new(Login::new(bad_users, false, false)),
+            plan.bad_password,
+            meter,
+        )
+        .await?;
+        let mut row = Row::from_recorder(
+            "bad_password",
+            format!("closed, {lc} conns, {n} users"),
+            &rec,
+            &["401"],
+        );
+        row.extra.insert("users".into(), json!(n));
+        self.push(row);
+        Ok(h2)
+    }
+}
+
+/// `GET people/@self` with `token`.
+fn self_get(token: &str) -> Rc<Get> {
+    Rc::new(Get {
+        path: SELF.as_str(),
+        host: HOST.into(),
+        token: Some(token.to_owned()),
+        needle: "\"userName\":",
+    })
+}
+
+/// Users for `bad_password`: enough for at most `FAILURES_PER_USER` failures each in the window.
+fn bad_password_users(plan: &Plan, hash_per_s: f64) -> usize {
+    let secs = (plan.bad_password.warmup + plan.bad_password.duration).as_secs_f64();
+    ((hash_per_s * secs * 1.2) / FAILURES_PER_USER).ceil() as usize
+}
+
+/// The server scenarios of the small run, in order, on the generator's thread; answers the rows,
+/// the second hash pass and the 2FA users (the scale phase uses them again).
 async fn scenarios(
     args: &BenchArgs,
     plan: &Plan,
     h: &hash::HashResult,
     server: &Running,
     seeded: Seeded,
-) -> anyhow::Result<(Vec<Row>, hash::HashResult)> {
-    let Seeded { login_users, tfa_seed, extra_users, social_bodies, ldap_logins, tls_target } =
-        seeded;
-    let addr = server.addr;
-    let rss = || server.peak_rss_mib().ok();
-    let mut rows = Vec::new();
-    let mut push = |mut row: Row| {
-        row.server_peak_rss_mib = rss();
-        print_row(&row);
-        rows.push(row);
+) -> anyhow::Result<(Vec<Row>, hash::HashResult, Rc<LoginTfa>)> {
+    let Seeded {
+        login_users,
+        tfa_seed,
+        extra_users,
+        social_bodies,
+        ldap_logins,
+        tls_target,
+        tls_meter,
+    } = seeded;
+    let meter = Meter {
+        server: server.pid().into_iter().collect(),
+        db_postmaster: tls_meter.db_postmaster,
     };
+    let phase =
+        Phase { args, plan, server, meter, prefix: "", rows: std::cell::RefCell::new(Vec::new()) };
+    let addr = server.addr;
 
     // Setup over HTTP: a token for `self`, and every 2FA user's app activated.
     let first = login_users.first().context("no login users")?;
@@ -595,33 +982,19 @@ async fn scenarios(
         t.elapsed().as_secs_f64()
     );
 
-    // 1. healthz
+    // 1. healthz, 2. self
+    phase.token_scenarios(&token).await?;
     let c = args.connections;
-    let w = Rc::new(Get { path: HEALTHZ.as_str(), host: HOST.into(), token: None, needle: "" });
-    let rec = closed_loop(addr, c, w, plan.healthz).await?;
-    push(Row::from_recorder("healthz", format!("closed, {c} conns"), &rec, &["200"]));
-
-    // 2. self
-    let self_get = || {
-        Rc::new(Get {
-            path: SELF.as_str(),
-            host: HOST.into(),
-            token: Some(token.clone()),
-            needle: "\"userName\":",
-        })
-    };
-    let rec = closed_loop(addr, c, self_get(), plan.self_).await?;
-    push(Row::from_recorder("self", format!("closed, {c} conns"), &rec, &["200"]));
 
     // 2a. forward_auth: the reverse proxy's `GET /auth/verify` with the same token (issue 15).
     let verify =
         Rc::new(Get { path: VERIFY, host: HOST.into(), token: Some(token.clone()), needle: "" });
-    let rec = closed_loop(addr, c, verify, plan.self_).await?;
-    push(Row::from_recorder("forward_auth", format!("closed, {c} conns"), &rec, &["200"]));
+    let rec = closed_loop(addr, c, verify, plan.self_, &phase.meter).await?;
+    phase.push(Row::from_recorder("forward_auth", format!("closed, {c} conns"), &rec, &["200"]));
 
     // 2b'. self_tls: `self` on the TLS listener, kept-alive connections (the handshake once each).
-    let rec = closed_loop(tls_target, c, self_get(), plan.self_).await?;
-    push(Row::from_recorder("self_tls", format!("closed, {c} conns, TLS"), &rec, &["200"]));
+    let rec = closed_loop(tls_target, c, self_get(&token), plan.self_, &tls_meter).await?;
+    phase.push(Row::from_recorder("self_tls", format!("closed, {c} conns, TLS"), &rec, &["200"]));
 
     // 2b. social_login: ID tokens verified locally against the provider's cached keys; no hash.
     let social = Rc::new(SocialLogin {
@@ -629,88 +1002,66 @@ async fn scenarios(
         host: HOST.into(),
         next: std::cell::Cell::new(0),
     });
-    let rec = closed_loop(addr, c, social, plan.self_).await?;
-    push(Row::from_recorder("social_login", format!("closed, {c} conns"), &rec, &["200"]));
+    let rec = closed_loop(addr, c, social, plan.self_, &phase.meter).await?;
+    phase.push(Row::from_recorder("social_login", format!("closed, {c} conns"), &rec, &["200"]));
 
     // 2c. ldap_login: a search on a pooled service connection, then a fresh ldaps connection and a
     // bind as the user at the local slapd, per login; no password hash here.
     let lc = args.login_connections;
     if !ldap_logins.is_empty() {
-        let rec = closed_loop(addr, lc, Rc::new(Login::new(&ldap_logins, true, false)), plan.login)
-            .await?;
-        push(Row::from_recorder("ldap_login", format!("closed, {lc} conns"), &rec, &["200"]));
+        let w = Rc::new(Login::new(&ldap_logins, true, false));
+        let rec = closed_loop(addr, lc, w, plan.login, &phase.meter).await?;
+        phase.push(Row::from_recorder("ldap_login", format!("closed, {lc} conns"), &rec, &["200"]));
     }
 
-    // 3. login
-    let rec =
-        closed_loop(addr, lc, Rc::new(Login::new(&login_users, true, false)), plan.login).await?;
-    push(Row::from_recorder("login", format!("closed, {lc} conns"), &rec, &["200"]));
-
-    // 4. login_tfa
-    let rec = closed_loop(addr, lc, Rc::new(LoginTfa::new(tfa_users)), plan.login_tfa).await?;
-    push(Row::from_recorder("login_tfa", format!("closed, {lc} conns"), &rec, &["200"]));
-
-    // 7 again: the second hash pass, with the server idle.
-    let params = HashParams::default();
-    let h2 = hash::run(params, h.threads, plan.hash.warmup, plan.hash.duration)?;
-    println!("[hash] second pass: {:.1} verifications/s", h2.per_s);
-
-    // 6. overload: logins at 4× the hash rate, healthz and self probed at the same time.
-    let rate = (h.per_s + h2.per_s) / 2.0 * OVERLOAD_FACTOR;
-    let health =
-        Rc::new(Get { path: HEALTHZ.as_str(), host: HOST.into(), token: None, needle: "" });
-    let (logins, healthz, me) = tokio::join!(
-        open_loop(addr, rate, 1024, Rc::new(Login::new(&login_users, true, true)), plan.overload),
-        open_loop(addr, PROBE_RATE, 32, health, plan.overload),
-        open_loop(addr, PROBE_RATE, 32, self_get(), plan.overload),
-    );
-    let (logins, healthz, me) = (logins?, healthz?, me?);
-    let mut row = Row::from_recorder(
-        "overload_login",
-        format!("open, {rate:.0}/s"),
-        &logins,
-        &["200", "503"],
-    );
-    row.extra.insert("offered_per_s".into(), json!(report::round(rate)));
-    row.extra.insert(
-        "ok_200_per_s".into(),
-        json!(report::round(count(&logins, "200") as f64 / plan.overload.duration.as_secs_f64())),
-    );
-    for (key, status, q) in
-        [("p99_503_ms", 503, 0.99), ("p50_503_ms", 503, 0.50), ("p99_200_ms", 200, 0.99)]
-    {
-        if let Some(v) = logins.status_quantile_ms(status, q) {
-            row.extra.insert(key.into(), json!(report::round(v)));
-        }
-    }
-    push(row);
-    push(Row::from_recorder(
-        "overload_healthz",
-        format!("open, {PROBE_RATE:.0}/s"),
-        &healthz,
-        &["200"],
-    ));
-    push(Row::from_recorder("overload_self", format!("open, {PROBE_RATE:.0}/s"), &me, &["200"]));
-    // Let the hashing queue drain before the next scenario.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-
-    // 5. bad_password, last: the failures it leaves in the throttle would disturb the others.
+    // 3.–5.: login, login_tfa, the hash pass, overload, bad_password (over every seeded user).
+    let tfa = Rc::new(LoginTfa::new(tfa_users));
     let mut everyone: Vec<User> = login_users.clone();
     everyone.extend(tfa_seed.iter().cloned());
     everyone.extend(extra_users);
-    let n = everyone.len();
-    let rec =
-        closed_loop(addr, lc, Rc::new(Login::new(&everyone, false, false)), plan.bad_password)
-            .await?;
-    let mut row = Row::from_recorder(
-        "bad_password",
-        format!("closed, {lc} conns, {n} users"),
+    let h2 = phase.login_scenarios(h.per_s, &token, &login_users, &tfa, &everyone).await?;
+    Ok((phase.rows.into_inner(), h2, tfa))
+}
+
+/// The scale phase's scenarios: the same as the small run's core on a store holding a real portal's
+/// rows, plus `self_spread` (`self` round-robin over many seeded tokens, so the lookups do not all
+/// hit the same rows); answers the rows and its hash pass.
+async fn scale_scenarios(
+    args: &BenchArgs,
+    plan: &Plan,
+    hash_per_s: f64,
+    server: &Running,
+    db_postmaster: Option<u32>,
+    seeded: &scale::Seeded,
+    tfa: Rc<LoginTfa>,
+) -> anyhow::Result<(Vec<Row>, hash::HashResult)> {
+    let meter = Meter { server: server.pid().into_iter().collect(), db_postmaster };
+    let phase = Phase {
+        args,
+        plan,
+        server,
+        meter,
+        prefix: "scale_",
+        rows: std::cell::RefCell::new(Vec::new()),
+    };
+    let addr = server.addr;
+    let n = seeded.users;
+    let token = login_token(addr, &scale::user(0, HOST)).await?;
+    phase.token_scenarios(&token).await?;
+    let c = args.connections;
+    let spread = Rc::new(GetRotating::new(SELF.as_str(), HOST, seeded.spread_tokens.clone()));
+    let rec = closed_loop(addr, c, spread, plan.self_, &phase.meter).await?;
+    let k = seeded.spread_tokens.len();
+    phase.push(Row::from_recorder(
+        "self_spread",
+        format!("closed, {c} conns, {k} tokens"),
         &rec,
-        &["401"],
-    );
-    row.extra.insert("users".into(), json!(n));
-    push(row);
-    Ok((rows, h2))
+        &["200"],
+    ));
+    let login_users = scale::spread_users(plan.login_users, n, HOST);
+    let bad_users = scale::spread_users(bad_password_users(plan, hash_per_s), n, HOST);
+    let h3 = phase.login_scenarios(hash_per_s, &token, &login_users, &tfa, &bad_users).await?;
+    Ok((phase.rows.into_inner(), h3))
 }
 
 fn count(rec: &load::Recorder, label: &str) -> u64 {
@@ -718,8 +1069,9 @@ fn count(rec: &load::Recorder, label: &str) -> u64 {
 }
 
 fn print_row(r: &Row) {
+    let cpu = r.cpu_us_per_req.map_or_else(String::new, |c| format!(", server {c:.1} µs/req"));
     println!(
-        "[{}] {:.1} ok/s ({:.1} req/s), p50 {:.2} ms, p99 {:.2} ms, {:?}",
+        "[{}] {:.1} ok/s ({:.1} req/s), p50 {:.2} ms, p99 {:.2} ms{cpu}, {:?}",
         r.name, r.ok_per_s, r.per_s, r.p50_ms, r.p99_ms, r.statuses
     );
 }

@@ -25,6 +25,15 @@
 //! for SERIALIZABLE by default does not turn lost races into serialization errors: the statements are
 //! written for READ COMMITTED's re-check of a locked row and need nothing stronger.
 //!
+//! # Session cache
+//!
+//! `session_by_token_hash`, the lookup of every authenticated request, is answered from a per-node
+//! cache when it can be: every change it depends on notifies every node (`LISTEN/NOTIFY` in the
+//! change's own transaction), a node serves from its cache only while its listening connection is
+//! proven caught up, and a revoking call waits out that bound before it returns; so a token revoked
+//! through any node fails on every node's next request. `session_cache.rs` has the argument;
+//! [`PgOptions::session_cache`] turns it off.
+//!
 //! # Errors
 //!
 //! No tokio-postgres or deadpool type crosses a port: unique violations become
@@ -38,9 +47,11 @@ mod codec;
 mod error;
 mod migrate;
 mod ports;
+mod session_cache;
 mod store;
 pub mod tls;
 
 pub use error::PgError;
 pub use migrate::SCHEMA_VERSION;
-pub use store::PgStore;
+pub use session_cache::SessionCacheStats;
+pub use store::{PgOptions, PgStore};

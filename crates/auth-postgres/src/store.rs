@@ -1,6 +1,7 @@
 //! [`PgStore`]: connecting (pool, session settings, migrations) and the helpers every port uses.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use auth_core::ports::{StoreError, StoreResult};
@@ -12,6 +13,7 @@ use tokio_postgres::{IsolationLevel, NoTls};
 
 use crate::error::{DbResult, PgError};
 use crate::migrate::migrate;
+use crate::session_cache::{self, Change, SessionCache, SessionCacheStats};
 
 /// How long opening one connection may take, when the URL does not say (`connect_timeout`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -23,10 +25,30 @@ const POOL_WAIT: Duration = Duration::from_secs(10);
 const STATEMENT_TIMEOUT: &str = "30s";
 
 /// Every store port of auth-core on one PostgreSQL database. Cheap to clone (the clones share the
-/// pool); several nodes each hold their own.
+/// pool and the session cache); several nodes each hold their own.
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// The per-node cache of token lookups (`session_cache.rs`), unless turned off.
+    sessions: Option<Arc<SessionCache>>,
+}
+
+/// How [`PgStore::connect_with`] sets the store up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PgOptions {
+    /// The most pooled connections (at least 1); the session cache's listener has one more.
+    pub pool_size: usize,
+    /// Whether this node caches token lookups, kept exact across nodes by `LISTEN/NOTIFY` (the
+    /// default). Set it the same on every node: a node with the cache off does not wait for the
+    /// others' caches after a revocation.
+    pub session_cache: bool,
+}
+
+impl PgOptions {
+    /// A pool of `pool_size` connections, with the session cache on.
+    pub fn new(pool_size: usize) -> PgOptions {
+        PgOptions { pool_size, session_cache: true }
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -37,6 +59,7 @@ impl std::fmt::Debug for PgStore {
             .field("max_size", &status.max_size)
             .field("size", &status.size)
             .field("available", &status.available)
+            .field("session_cache", &self.sessions.is_some())
             .finish()
     }
 }
@@ -55,6 +78,16 @@ impl PgStore {
     /// server does not answer or refuses, [`PgError::TooNew`] for a database migrated by a newer build,
     /// [`PgError::Migration`] when a migration fails (nothing of it is applied then).
     pub async fn connect(url: &str, pool_size: usize) -> Result<Self, PgError> {
+        Self::connect_with(url, &PgOptions::new(pool_size)).await
+    }
+
+    /// [`PgStore::connect`] with every option spelled out.
+    ///
+    /// # Errors
+    ///
+    /// As [`PgStore::connect`].
+    pub async fn connect_with(url: &str, options: &PgOptions) -> Result<Self, PgError> {
+        let pool_size = options.pool_size;
         if pool_size == 0 {
             return Err(PgError::Config("the pool size must be at least 1".into()));
         }
@@ -71,11 +104,18 @@ impl PgStore {
         // Fast recycling trusts a connection that is not closed: every call ends its transaction,
         // and a dropped one is rolled back by tokio-postgres before the next query on it.
         let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let sessions = options.session_cache.then(|| Arc::new(SessionCache::new()));
         let manager = if tls.mode == crate::tls::SslMode::Disable {
+            if let Some(cache) = &sessions {
+                session_cache::spawn_listener(cache, config.clone(), NoTls);
+            }
             Manager::from_config(config, NoTls, manager_config)
         } else {
             let connector =
                 tokio_postgres_rustls::MakeRustlsConnect::new(crate::tls::client_config(&tls)?);
+            if let Some(cache) = &sessions {
+                session_cache::spawn_listener(cache, config.clone(), connector.clone());
+            }
             Manager::from_config(config, connector, manager_config)
         };
         let pool = Pool::builder(manager)
@@ -91,9 +131,11 @@ impl PgStore {
             }))
             .build()
             .map_err(|e| PgError::Config(format!("connection pool: {e}")))?;
-        let mut client = pool.get().await.map_err(|e| PgError::Connect(e.to_string()))?;
+        let store = Self { pool, sessions };
+        let mut client = store.pool.get().await.map_err(|e| PgError::Connect(e.to_string()))?;
         migrate(&mut client).await?;
-        Ok(Self { pool })
+        drop(client);
+        Ok(store)
     }
 
     /// Answers when the database answers a trivial query (for readiness checks).
@@ -121,7 +163,30 @@ impl PgStore {
     /// Closes the pool: idle connections are closed now, busy ones when they are returned, and
     /// later calls answer `Unavailable`.
     pub fn close(&self) {
+        if let Some(cache) = &self.sessions {
+            cache.close();
+        }
         self.pool.close();
+    }
+
+    /// The counters of this node's session cache (`None` when it is off).
+    pub fn session_cache_stats(&self) -> Option<SessionCacheStats> {
+        self.sessions.as_ref().map(|c| c.stats())
+    }
+
+    pub(crate) fn session_cache(&self) -> Option<&SessionCache> {
+        self.sessions.as_deref()
+    }
+
+    /// After a change committed (with its notification, see `session_cache.rs`): drops what this
+    /// node cached of it at once, and when `settle`, waits until every node's cache has either seen
+    /// the notification or stopped serving, so that the caller's answer comes after both.
+    pub(crate) async fn changed(&self, change: Change, settle: bool) {
+        let Some(cache) = &self.sessions else { return };
+        cache.apply(change);
+        if settle {
+            tokio::time::sleep(session_cache::SETTLE).await;
+        }
     }
 
     /// A pooled connection.

@@ -57,6 +57,8 @@ pub struct Config {
     pub database_url: Option<String>,
     /// Connections in the PostgreSQL pool.
     pub database_pool_size: usize,
+    /// Whether this PostgreSQL node caches token lookups (kept exact across nodes by LISTEN/NOTIFY).
+    pub database_session_cache: bool,
     /// Transport limits, handed to auth-http as they are.
     pub http: HttpConfig,
     /// Password hashing.
@@ -175,6 +177,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("database.url", Kind::Str),
     ("database.pool_size", Kind::U64),
     ("database.allow_plaintext", Kind::Bool),
+    ("database.session_cache", Kind::Bool),
     ("http.body_limit_bytes", Kind::U64),
     ("http.header_timeout_secs", Kind::U64),
     ("http.body_timeout_secs", Kind::U64),
@@ -372,6 +375,7 @@ struct RawDatabase {
     url: Option<String>,
     pool_size: Option<u64>,
     allow_plaintext: bool,
+    session_cache: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -719,6 +723,7 @@ impl Config {
             database_path,
             database_url,
             database_pool_size,
+            database_session_cache: raw.database.session_cache.unwrap_or(true),
             http,
             hashing,
             sms,

@@ -10,7 +10,7 @@ use auth_core::password::Argon2Hasher;
 use auth_core::ports::{Clock, PasswordHasher, Rng};
 use auth_core::service::{CoreLimits, Deps, MailSettings};
 use auth_core::{AuthService, Store};
-use auth_postgres::PgStore;
+use auth_postgres::{PgOptions, PgStore};
 use auth_sqlite::SqliteStore;
 
 use crate::clock::SystemClock;
@@ -175,9 +175,15 @@ pub async fn open_store(config: &Config) -> anyhow::Result<StoreHandle> {
     keyfile::ensure_private_dir(&config.data_dir)?;
     let store = match &config.database_url {
         Some(url) => StoreHandle::Postgres(
-            PgStore::connect(url, config.database_pool_size)
-                .await
-                .context("cannot open the PostgreSQL database")?,
+            PgStore::connect_with(
+                url,
+                &PgOptions {
+                    session_cache: config.database_session_cache,
+                    ..PgOptions::new(config.database_pool_size)
+                },
+            )
+            .await
+            .context("cannot open the PostgreSQL database")?,
         ),
         None => {
             if let Some(dir) = config.database_path.parent().filter(|d| !d.as_os_str().is_empty()) {

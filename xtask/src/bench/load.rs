@@ -10,13 +10,19 @@
 //!   measures throughput (the server's capacity, or the generator's when it is the bottleneck).
 //! - [`open_loop`]: requests at a fixed rate on as many connections as needed (up to a cap); latency is
 //!   measured from the *intended* send time, so a stalled server cannot hide its stall by slowing the
-//!   generator down (no coordinated omission).
+//!   generator down (no coordinated omission). Every request due inside the window is counted,
+//!   whenever it ends: one that cannot be sent because every connection is busy is a failure
+//!   (`unsent`) whose latency runs from its due time until a connection is free again, and one still
+//!   unanswered when the run ends is a failure (`timeout`) with its latency until then.
+//!
+//! Both drivers also sample the CPU time of the server (and of the generator and the database) at the
+//! window's edges ([`super::cpu`]), so each scenario reports what a request costs the server.
 //!
 //! A [`Workload`] turns one operation (one request, or step 1 + step 2 of a 2FA login) into an
 //! [`Outcome`]; the [`Recorder`] keeps what happened inside the measured window only (after warm-up).
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -31,6 +37,8 @@ use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+
+use super::cpu::{Meter, Spent};
 
 /// Runs `fut` on a fresh current-thread runtime with a `LocalSet`, so tasks may hold `Rc`s.
 pub(crate) fn block_on<F: Future>(fut: F) -> anyhow::Result<F::Output> {
@@ -133,6 +141,10 @@ pub(crate) enum Outcome {
     Io,
     /// The workload could not produce a request (no 2FA user had an unused time step left).
     Starved,
+    /// Open loop: due while every allowed connection was busy, so never sent.
+    Unsent,
+    /// Open loop: sent, but still unanswered when the run ended.
+    Timeout,
 }
 
 impl Outcome {
@@ -142,6 +154,8 @@ impl Outcome {
             Outcome::BadBody(s) => format!("{s}_bad_body"),
             Outcome::Io => "io".to_owned(),
             Outcome::Starved => "starved".to_owned(),
+            Outcome::Unsent => "unsent".to_owned(),
+            Outcome::Timeout => "timeout".to_owned(),
         }
     }
 }
@@ -164,8 +178,10 @@ pub(crate) struct Recorder {
     outcomes: BTreeMap<String, u64>,
     ok: u64,
     total: u64,
-    /// Open loop only: requests not sent because every allowed connection was busy.
-    pub(crate) dropped: u64,
+    /// Whether an operation belongs to the window by its due time (open loop) rather than by its end.
+    by_due: bool,
+    /// CPU spent while the window was open, when it could be measured.
+    pub(crate) cpu: Option<Spent>,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -183,14 +199,17 @@ impl Recorder {
             outcomes: BTreeMap::new(),
             ok: 0,
             total: 0,
-            dropped: 0,
+            by_due: false,
+            cpu: None,
         }
     }
 
-    /// Records an operation that started (or was due) at `start` and ended at `end`, if it ended
-    /// inside the window (so throughput is completions per second, unbiased at both ends).
+    /// Records an operation that started (or was due) at `start` and ended at `end`, if it belongs to
+    /// the window: in a closed loop if it ended inside it (so throughput is completions per second,
+    /// unbiased at both ends), in an open loop if it was due inside it (so none is left out).
     fn record(&mut self, start: Instant, end: Instant, outcome: Outcome) {
-        if end < self.from || end > self.until {
+        let at = if self.by_due { start } else { end };
+        if at < self.from || at >= self.until {
             return;
         }
         let micros =
@@ -198,7 +217,7 @@ impl Recorder {
         self.all.saturating_record(micros);
         let status = match outcome {
             Outcome::Ok(s) | Outcome::Status(s) | Outcome::BadBody(s) => s,
-            Outcome::Io | Outcome::Starved => 0,
+            Outcome::Io | Outcome::Starved | Outcome::Unsent | Outcome::Timeout => 0,
         };
         self.by_status.entry(status).or_insert_with(histogram).saturating_record(micros);
         *self.outcomes.entry(outcome.label()).or_default() += 1;
@@ -208,7 +227,7 @@ impl Recorder {
         }
     }
 
-    fn window_secs(&self) -> f64 {
+    pub(crate) fn window_secs(&self) -> f64 {
         self.until.duration_since(self.from).as_secs_f64()
     }
 
@@ -253,18 +272,39 @@ pub(crate) struct Window {
     pub(crate) duration: Duration,
 }
 
-/// Runs `workload` on `conns` connections, back to back, for the window; returns what was measured.
+/// The CPU spent by the metered processes from `from` to `until` (sampled on this thread).
+fn measure_cpu(
+    meter: &Meter,
+    from: Instant,
+    until: Instant,
+) -> tokio::task::JoinHandle<Option<Spent>> {
+    let meter = meter.clone();
+    tokio::task::spawn_local(async move {
+        if !super::cpu::available() {
+            return None;
+        }
+        tokio::time::sleep_until(from).await;
+        let a = meter.sample();
+        tokio::time::sleep_until(until).await;
+        Some(meter.spent(a, meter.sample()))
+    })
+}
+
+/// Runs `workload` on `conns` connections, back to back, for the window; returns what was measured,
+/// with the CPU `meter` spent during the window.
 pub(crate) async fn closed_loop(
     addr: impl Into<Target>,
     conns: usize,
     workload: Rc<dyn Workload>,
     window: Window,
+    meter: &Meter,
 ) -> anyhow::Result<Recorder> {
     let addr: Target = addr.into();
     let start = Instant::now();
     let from = start + window.warmup;
     let until = from + window.duration;
     let rec = Rc::new(RefCell::new(Recorder::new(from, until)));
+    let cpu = measure_cpu(meter, from, until);
     let mut tasks = Vec::new();
     for _ in 0..conns {
         let rec = Rc::clone(&rec);
@@ -289,31 +329,56 @@ pub(crate) async fn closed_loop(
     for task in tasks {
         task.await.context("a load task panicked")??;
     }
-    Rc::try_unwrap(rec)
+    let mut rec = Rc::try_unwrap(rec)
         .map_err(|_| anyhow::anyhow!("load tasks still running"))
-        .map(RefCell::into_inner)
+        .map(RefCell::into_inner)?;
+    rec.cpu = cpu.await.context("the CPU sampler panicked")?;
+    Ok(rec)
 }
 
 /// Runs `workload` at `rate` operations per second for the window, opening up to `max_conns`
-/// connections as needed; operations still running `grace` after the window are abandoned.
+/// connections as needed. Every operation due inside the window is counted: answered, `unsent` (no
+/// connection was free at its due time; its latency runs until one is) or `timeout` (still running
+/// `grace` after the window; its latency runs until then).
 pub(crate) async fn open_loop(
     addr: impl Into<Target>,
     rate: f64,
     max_conns: usize,
     workload: Rc<dyn Workload>,
     window: Window,
+    meter: &Meter,
+) -> anyhow::Result<Recorder> {
+    open_loop_with_grace(addr, rate, max_conns, workload, window, meter, Duration::from_secs(5))
+        .await
+}
+
+async fn open_loop_with_grace(
+    addr: impl Into<Target>,
+    rate: f64,
+    max_conns: usize,
+    workload: Rc<dyn Workload>,
+    window: Window,
+    meter: &Meter,
+    grace: Duration,
 ) -> anyhow::Result<Recorder> {
     let addr: Target = addr.into();
-    let grace = Duration::from_secs(5);
     let start = Instant::now();
     let from = start + window.warmup;
     let until = from + window.duration;
-    let rec = Rc::new(RefCell::new(Recorder::new(from, until)));
+    let mut recorder = Recorder::new(from, until);
+    recorder.by_due = true;
+    let rec = Rc::new(RefCell::new(recorder));
+    let cpu = measure_cpu(meter, from, until);
     let idle: Rc<RefCell<Vec<Conn>>> = Rc::new(RefCell::new(Vec::new()));
     let open = Rc::new(Cell::new(0usize));
-    let in_flight = Rc::new(Cell::new(0usize));
+    // Operations sent and not answered yet, by serial number, with their due times: what is left at
+    // the end timed out.
+    let pending: Rc<RefCell<HashMap<u64, Instant>>> = Rc::new(RefCell::new(HashMap::new()));
+    // Due times of operations that found every connection busy, counted when one is free again.
+    let unsent: Rc<RefCell<Vec<Instant>>> = Rc::new(RefCell::new(Vec::new()));
     let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
     let mut due = start;
+    let mut serial = 0u64;
     while due < until {
         tokio::time::sleep_until(due).await;
         let conn = idle.borrow_mut().pop();
@@ -324,19 +389,24 @@ pub(crate) async fn open_loop(
                 None
             }
             None => {
-                if due >= from {
-                    rec.borrow_mut().dropped += 1;
-                }
+                unsent.borrow_mut().push(due);
                 due += interval;
                 continue;
             }
         };
-        let (rec, idle, open, in_flight) =
-            (Rc::clone(&rec), Rc::clone(&idle), Rc::clone(&open), Rc::clone(&in_flight));
+        serial += 1;
+        let id = serial;
+        let intended = due;
+        pending.borrow_mut().insert(id, intended);
+        let (rec, idle, open, pending, unsent) = (
+            Rc::clone(&rec),
+            Rc::clone(&idle),
+            Rc::clone(&open),
+            Rc::clone(&pending),
+            Rc::clone(&unsent),
+        );
         let workload = Rc::clone(&workload);
         let addr = addr.clone();
-        let intended = due;
-        in_flight.set(in_flight.get() + 1);
         tokio::task::spawn_local(async move {
             let conn = match conn {
                 Some(c) => Ok(c),
@@ -357,17 +427,77 @@ pub(crate) async fn open_loop(
                     Outcome::Io
                 }
             };
-            rec.borrow_mut().record(intended, Instant::now(), outcome);
-            in_flight.set(in_flight.get() - 1);
+            let end = Instant::now();
+            // After the end of the run the operation was already counted as a timeout.
+            if pending.borrow_mut().remove(&id).is_some() {
+                let mut rec = rec.borrow_mut();
+                rec.record(intended, end, outcome);
+                // A connection is free again: the operations that found none fail as late as now.
+                for d in unsent.borrow_mut().drain(..) {
+                    rec.record(d, end, Outcome::Unsent);
+                }
+            }
         });
         due += interval;
     }
     let deadline = until + grace;
-    while in_flight.get() > 0 && Instant::now() < deadline {
+    while !pending.borrow().is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // Abandoned operations (if any) keep their Rc; take the numbers out rather than the recorder.
+    let end = Instant::now();
+    let cpu = cpu.await.context("the CPU sampler panicked")?;
+    // Abandoned operations keep their Rc; take the numbers out rather than the recorder.
     let mut rec = rec.borrow_mut();
-    let taken = std::mem::replace(&mut *rec, Recorder::new(from, until));
+    for (_, d) in pending.borrow_mut().drain() {
+        rec.record(d, end, Outcome::Timeout);
+    }
+    for d in unsent.borrow_mut().drain(..) {
+        rec.record(d, end, Outcome::Unsent);
+    }
+    let mut taken = std::mem::replace(&mut *rec, Recorder::new(from, until));
+    taken.cpu = cpu;
     Ok(taken)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::workloads::Get;
+
+    /// A server that takes connections and requests and never answers: the open loop must still
+    /// count every request due in the window, as `timeout` (sent) or `unsent` (no connection free).
+    #[test]
+    fn an_open_loop_counts_what_it_could_not_send_and_what_never_came_back() {
+        block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::task::spawn_local(async move {
+                let mut held = Vec::new();
+                while let Ok((socket, _)) = listener.accept().await {
+                    held.push(socket);
+                }
+            });
+            let w = Rc::new(Get { path: "/healthz", host: "x".into(), token: None, needle: "" });
+            let window = Window { warmup: Duration::ZERO, duration: Duration::from_millis(200) };
+            let rec = open_loop_with_grace(
+                addr,
+                200.0,
+                2,
+                w,
+                window,
+                &Meter::default(),
+                Duration::from_millis(100),
+            )
+            .await
+            .unwrap();
+            // 200 per second for 0.2 s is 40 requests; two connections, so two sent.
+            assert_eq!(rec.total(), 40, "{:?}", rec.outcomes());
+            assert_eq!(rec.outcomes().get("timeout"), Some(&2), "{:?}", rec.outcomes());
+            assert_eq!(rec.outcomes().get("unsent"), Some(&38), "{:?}", rec.outcomes());
+            assert_eq!(rec.ok(), 0);
+            // Each waited at least the grace period after the window: the tail shows it.
+            assert!(rec.quantile_ms(0.5) >= 100.0, "{}", rec.quantile_ms(0.5));
+        })
+        .unwrap();
+    }
 }

@@ -8,6 +8,7 @@ use super::hash::HashResult;
 use super::load::Recorder;
 
 /// One scenario's numbers.
+#[derive(Clone)]
 pub(crate) struct Row {
     pub(crate) name: String,
     /// How the load was applied: `closed, 16 conns` or `open, 480/s`.
@@ -26,6 +27,8 @@ pub(crate) struct Row {
     pub(crate) errors: BTreeMap<String, u64>,
     /// The server's peak RSS (VmHWM) when the scenario ended; it only grows.
     pub(crate) server_peak_rss_mib: Option<f64>,
+    /// The server's CPU time per operation of the window, in µs (from `/proc/<pid>/stat`).
+    pub(crate) cpu_us_per_req: Option<f64>,
     /// Scenario-specific figures.
     pub(crate) extra: Map<String, Value>,
 }
@@ -45,8 +48,25 @@ impl Row {
             .map(|(k, v)| (k.clone(), *v))
             .collect();
         let mut extra = Map::new();
-        if rec.dropped > 0 {
-            extra.insert("generator_dropped".into(), json!(rec.dropped));
+        let per_op = |d: std::time::Duration| {
+            (rec.total() > 0).then(|| d.as_secs_f64() * 1e6 / rec.total() as f64)
+        };
+        let mut cpu_us_per_req = None;
+        if let Some(cpu) = rec.cpu {
+            cpu_us_per_req = per_op(cpu.server);
+            let cores = |d: std::time::Duration| round(d.as_secs_f64() / rec.window_secs());
+            // How busy each party was: a generator near 1.0 is the bottleneck of a closed loop.
+            extra.insert("server_cpu_cores".into(), json!(cores(cpu.server)));
+            extra.insert("generator_cpu_cores".into(), json!(cores(cpu.generator)));
+            if let Some(v) = per_op(cpu.generator) {
+                extra.insert("generator_cpu_us_per_req".into(), json!(round(v)));
+            }
+            if let Some(db) = cpu.db {
+                extra.insert("db_cpu_cores".into(), json!(cores(db)));
+                if let Some(v) = per_op(db) {
+                    extra.insert("db_cpu_us_per_req".into(), json!(round(v)));
+                }
+            }
         }
         Row {
             name: name.to_owned(),
@@ -60,6 +80,7 @@ impl Row {
             statuses,
             errors,
             server_peak_rss_mib: None,
+            cpu_us_per_req,
             extra,
         }
     }
@@ -81,6 +102,7 @@ impl Row {
             statuses: BTreeMap::new(),
             errors: BTreeMap::new(),
             server_peak_rss_mib: None,
+            cpu_us_per_req: None,
             extra,
         }
     }
@@ -108,6 +130,9 @@ impl Row {
         if let Some(rss) = self.server_peak_rss_mib {
             o.insert("server_peak_rss_mib".into(), json!(round(rss)));
         }
+        if let Some(cpu) = self.cpu_us_per_req {
+            o.insert("cpu_us_per_req".into(), json!(round(cpu)));
+        }
         for (k, v) in &self.extra {
             o.insert(k.clone(), v.clone());
         }
@@ -122,7 +147,7 @@ pub(crate) fn round(x: f64) -> f64 {
 
 /// A goal of issue 6 and whether it was met.
 pub(crate) struct Goal {
-    pub(crate) key: &'static str,
+    pub(crate) key: String,
     pub(crate) value: f64,
     pub(crate) bound: f64,
     /// `true`: the value must be at least `bound`; `false`: at most.
@@ -143,19 +168,20 @@ impl Goal {
 pub(crate) fn print_table(rows: &[Row], goals: &[Goal]) {
     println!();
     println!(
-        "{:<18} {:<26} {:>10} {:>10} {:>9} {:>9} {:>8}  statuses",
-        "scenario", "load", "req/s", "ok/s", "p50 ms", "p99 ms", "RSS MiB"
+        "{:<22} {:<26} {:>10} {:>10} {:>9} {:>9} {:>8} {:>8}  statuses",
+        "scenario", "load", "req/s", "ok/s", "p50 ms", "p99 ms", "µs/req", "RSS MiB"
     );
     for r in rows {
         let statuses: Vec<String> = r.statuses.iter().map(|(k, v)| format!("{k}:{v}")).collect();
         println!(
-            "{:<18} {:<26} {:>10.1} {:>10.1} {:>9.2} {:>9.2} {:>8}  {}",
+            "{:<22} {:<26} {:>10.1} {:>10.1} {:>9.2} {:>9.2} {:>8} {:>8}  {}",
             r.name,
             r.load,
             r.per_s,
             r.ok_per_s,
             r.p50_ms,
             r.p99_ms,
+            r.cpu_us_per_req.map_or_else(|| "-".to_owned(), |c| format!("{c:.1}")),
             r.server_peak_rss_mib.map_or_else(|| "-".to_owned(), |m| format!("{m:.1}")),
             statuses.join(" ")
         );
@@ -178,7 +204,7 @@ pub(crate) fn goals_json(goals: &[Goal]) -> Value {
     let mut o = Map::new();
     for g in goals {
         o.insert(
-            g.key.into(),
+            g.key.clone(),
             json!({ "value": round(g.value), "goal": g.text(), "met": g.met() }),
         );
     }

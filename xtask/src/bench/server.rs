@@ -124,9 +124,40 @@ impl Server {
 
     /// Runs an admin subcommand (`portal add …`, `user add …`) to completion.
     pub(crate) fn admin(&self, args: &[&str]) -> anyhow::Result<()> {
+        self.admin_output(args).map(drop)
+    }
+
+    /// Runs an admin subcommand to completion and answers its standard output.
+    pub(crate) fn admin_output(&self, args: &[&str]) -> anyhow::Result<String> {
         let mut cmd = self.command();
         cmd.args(args);
-        crate::output(&mut cmd).map(drop)
+        crate::output(&mut cmd)
+    }
+
+    /// The data directory (the SQLite file is `auth.db` in it).
+    pub(crate) fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// The PostgreSQL database's URL, when the store is PostgreSQL.
+    pub(crate) fn database_url(&self) -> Option<&str> {
+        self.env.iter().find(|(k, _)| k == "AUTH_DATABASE_URL").map(|(_, v)| v.as_str())
+    }
+
+    /// The postmaster of the PostgreSQL cluster when it runs on this machine (its backends' CPU is
+    /// counted per scenario), found through a backend's parent.
+    pub(crate) fn db_postmaster(&self) -> Option<u32> {
+        let url = self.database_url()?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+        let backend: i32 = rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.ok()?;
+            let conn = tokio::spawn(conn);
+            let pid = client.query_one("SELECT pg_backend_pid()", &[]).await.ok()?.get(0);
+            drop(client);
+            let _ = conn.await;
+            Some(pid)
+        })?;
+        super::cpu::parent_of(u32::try_from(backend).ok()?)
     }
 
     /// Runs many admin subcommands, `parallel` at a time (each `user add` hashes its password once).
@@ -211,6 +242,11 @@ pub(crate) struct Running {
 }
 
 impl Running {
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The process's peak resident set so far (`VmHWM`), in MiB.
     pub(crate) fn peak_rss_mib(&self) -> anyhow::Result<f64> {
         let pid = self.child.as_ref().map(Child::id).context("server already stopped")?;

@@ -94,6 +94,41 @@ impl Workload for Get {
     }
 }
 
+/// `GET` with the next of many tokens each time (`self_spread`: lookups spread over many rows).
+pub(crate) struct GetRotating {
+    path: &'static str,
+    host: String,
+    /// `Bearer <token>` header values, prepared once.
+    headers: Vec<String>,
+    next: Cell<usize>,
+}
+
+impl GetRotating {
+    pub(crate) fn new(path: &'static str, host: &str, tokens: Vec<String>) -> GetRotating {
+        let headers = tokens.into_iter().map(|t| format!("Bearer {t}")).collect();
+        GetRotating { path, host: host.to_owned(), headers, next: Cell::new(0) }
+    }
+}
+
+impl Workload for GetRotating {
+    fn run<'a>(&'a self, conn: &'a mut Conn) -> Fut<'a> {
+        let i = self.next.get();
+        self.next.set(i.wrapping_add(1));
+        Box::pin(async move {
+            let Some(auth) = self.headers.get(i % self.headers.len().max(1)) else {
+                return Outcome::Starved;
+            };
+            let req = Request::get(self.path)
+                .header(HOST, &self.host)
+                .header(ACCEPT, "application/json")
+                .header(AUTHORIZATION, auth.as_str())
+                .body(Full::new(Bytes::new()))
+                .unwrap_or_default();
+            expect(conn.send(req).await, 200, "\"userName\":")
+        })
+    }
+}
+
 /// Social logins with ID tokens round-robin over prepared bodies (the `social_login` scenario).
 pub(crate) struct SocialLogin {
     pub(crate) bodies: Vec<Bytes>,
@@ -198,6 +233,15 @@ pub(crate) struct LoginTfa {
 impl LoginTfa {
     pub(crate) fn new(users: Vec<TfaUser>) -> LoginTfa {
         LoginTfa { users, cursor: Cell::new(0) }
+    }
+
+    /// How long until every user has two unused time steps again (the current and the next), so a
+    /// second `login_tfa` window (the scale phase's) finds the whole pool usable.
+    pub(crate) fn rest(&self) -> std::time::Duration {
+        let newest = self.users.iter().map(|u| u.last_step.get()).max().unwrap_or(0);
+        let ready_at = (newest + 1).saturating_mul(totp::STEP_SECONDS);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        std::time::Duration::from_secs(ready_at).saturating_sub(now)
     }
 
     /// Reserves a user and a step for one login.

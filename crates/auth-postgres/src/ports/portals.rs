@@ -18,6 +18,7 @@ use deadpool_postgres::Transaction;
 
 use crate::codec::get;
 use crate::error::DbResult;
+use crate::session_cache::{self, Change};
 use crate::store::{PgStore, begin, done};
 
 /// Refuses hosts that belong to another portal.
@@ -77,7 +78,7 @@ impl PortalStore for PgStore {
         // The whole record is replaced, `created_at` included, as the reference store does; callers
         // pass the portal they read, so in practice only name, hosts and settings change. The
         // revision is the store's own: the passed one is ignored and the stored one bumped.
-        done(async {
+        let ended = done(async {
             let mut c = self.client().await?;
             let tx = begin(&mut c).await?;
             check_hosts(&tx, p).await?;
@@ -92,17 +93,27 @@ impl PortalStore for PgStore {
                 .await?;
             if n == 0 {
                 tx.rollback().await?;
-                return Ok(false);
+                return Ok(None);
             }
             store_hosts(&tx, p).await?;
+            let mut ended = 0;
             if end_tokens {
+                // Every node's session cache drops the portal's entries when this commits.
+                session_cache::notify(&tx, Change::Portal(p.id)).await?;
                 let st = tx.prepare_cached("DELETE FROM tokens WHERE portal_id = $1").await?;
-                tx.execute(&st, &[&p.id.0]).await?;
+                ended = tx.execute(&st, &[&p.id.0]).await?;
             }
             tx.commit().await?;
-            Ok(true)
+            Ok(Some(ended))
         })
-        .await
+        .await?;
+        // Without `end_tokens` nothing a session cache holds changed: it keeps no portal data.
+        if let Some(n) = ended
+            && n > 0
+        {
+            self.changed(Change::Portal(p.id), true).await;
+        }
+        Ok(ended.is_some())
     }
 
     async fn list_portals(&self) -> StoreResult<Vec<Portal>> {

@@ -31,10 +31,11 @@ use async_trait::async_trait;
 use auth_core::ports::{Revisions, StoreResult, TokenRecord, TokenStore};
 use auth_core::{PortalId, Timestamp, User, UserId};
 use auth_sql::codec::{revision, ts};
-use auth_sql::records;
+use auth_sql::{Columns as _, records};
 use deadpool_postgres::Transaction;
 
 use crate::error::DbResult;
+use crate::session_cache::{self, Change};
 use crate::store::{PgStore, begin, done};
 
 /// The token columns `auth_sql::records::token` reads, in its order.
@@ -57,12 +58,14 @@ async fn end_user_tokens(
 }
 
 /// Deletes every token of the user but `keep`; returns how many. The caller has already bumped the
-/// user's revision in the same transaction, in an earlier statement (see the module comment).
+/// user's revision in the same transaction, in an earlier statement (see the module comment). The
+/// transaction also notifies the session caches of every node about the user.
 pub(super) async fn delete_user_tokens(
     tx: &Transaction<'_>,
     user: UserId,
     keep: Option<&[u8; 32]>,
 ) -> DbResult<u64> {
+    session_cache::notify(tx, Change::User(user)).await?;
     Ok(match keep {
         Some(keep) => {
             let st =
@@ -156,9 +159,15 @@ impl TokenStore for PgStore {
         &self,
         token_hash: &[u8; 32],
     ) -> StoreResult<Option<(TokenRecord, User)>> {
+        // This node's cache answers when it can (`session_cache.rs` keeps it exact); otherwise the
+        // database does, and what it answers is kept unless something changed meanwhile.
+        let ticket = match session_cache::cached(self, token_hash) {
+            Ok(found) => return Ok(Some(found)),
+            Err(ticket) => ticket,
+        };
         // One statement for the hot path of every authenticated request: the user's columns first,
         // in the order `auth_sql::records::session` reads them.
-        done(async {
+        let found = done(async {
             let c = self.client().await?;
             let st = c
                 .prepare_cached(
@@ -175,47 +184,86 @@ impl TokenStore for PgStore {
                 .map(records::session)
                 .transpose()
         })
-        .await
+        .await?;
+
+        session_cache::keep(self, ticket, found.as_ref());
+        Ok(found)
     }
 
     async fn revoke_token(&self, token_hash: &[u8; 32]) -> StoreResult<bool> {
-        done(async {
+        // The delete and the session caches' notification in one statement, so one commits with
+        // the other; a token that was not there notifies nobody.
+        let change = Change::Token(*token_hash);
+        let gone = done(async {
             let c = self.client().await?;
-            let st = c.prepare_cached("DELETE FROM tokens WHERE hash = $1").await?;
-            Ok(c.execute(&st, &[&token_hash.as_slice()]).await? > 0)
+            let st = c
+                .prepare_cached(
+                    "WITH gone AS (DELETE FROM tokens WHERE hash = $1 RETURNING hash) \
+                     SELECT pg_notify($2, $3) FROM gone",
+                )
+                .await?;
+            let notify = session_cache::notification(&change);
+            Ok(c.execute(&st, &[&token_hash.as_slice(), &notify.0, &notify.1]).await? > 0)
         })
-        .await
+        .await?;
+        if gone {
+            self.changed(change, true).await;
+        }
+        Ok(gone)
     }
 
     async fn revoke_user_tokens(&self, user: UserId) -> StoreResult<u64> {
-        done(async {
+        let n = done(async {
             let mut c = self.client().await?;
             let tx = begin(&mut c).await?;
             let n = end_user_tokens(&tx, user, None).await?;
             tx.commit().await?;
             Ok(n)
         })
-        .await
+        .await?;
+        self.changed(Change::User(user), n > 0).await;
+        Ok(n)
     }
 
     async fn revoke_user_tokens_except(&self, user: UserId, keep: &[u8; 32]) -> StoreResult<u64> {
-        done(async {
+        let n = done(async {
             let mut c = self.client().await?;
             let tx = begin(&mut c).await?;
             let n = end_user_tokens(&tx, user, Some(keep)).await?;
             tx.commit().await?;
             Ok(n)
         })
-        .await
+        .await?;
+        // The kept token's entry holds the user at the old revision, so it goes too (and is read
+        // again), and the wait covers it even when no other token was deleted.
+        self.changed(Change::User(user), true).await;
+        Ok(n)
     }
 
     async fn revoke_portal_tokens(&self, portal: PortalId) -> StoreResult<u64> {
-        done(async {
+        // The delete and the notification in one statement, as in `revoke_token`.
+        let change = Change::Portal(portal);
+        let n = done(async {
             let c = self.client().await?;
-            let st = c.prepare_cached("DELETE FROM tokens WHERE portal_id = $1").await?;
-            Ok(c.execute(&st, &[&portal.0]).await?)
+            let st = c
+                .prepare_cached(
+                    "WITH gone AS (DELETE FROM tokens WHERE portal_id = $1 RETURNING 1), \
+                     n AS (SELECT count(*) AS n FROM gone) \
+                     SELECT n.n, pg_notify($2, $3)::TEXT FROM n WHERE n.n > 0",
+                )
+                .await?;
+            let notify = session_cache::notification(&change);
+            let row = c.query_opt(&st, &[&portal.0, &notify.0, &notify.1]).await?;
+            Ok(match row {
+                Some(row) => u64::try_from(row.big_int(0)?).unwrap_or(0),
+                None => 0,
+            })
         })
-        .await
+        .await?;
+        if n > 0 {
+            self.changed(change, true).await;
+        }
+        Ok(n)
     }
 
     async fn purge_expired_tokens(&self, now: Timestamp) -> StoreResult<u64> {
@@ -243,13 +291,27 @@ impl TokenStore for PgStore {
     }
 
     async fn revoke_user_token(&self, user: UserId, id: i64) -> StoreResult<bool> {
-        // The owner is part of the statement, so another user's id deletes nothing.
-        done(async {
+        // The owner is part of the statement, so another user's id deletes nothing. The session
+        // caches of every node hear of it in the same statement, as for `revoke_token`; the
+        // notification names the user (the hash is not known here), so each node drops that user's
+        // cached tokens, a few more than needed and never one too few.
+        let change = Change::User(user);
+        let gone = done(async {
             let c = self.client().await?;
-            let st = c.prepare_cached("DELETE FROM tokens WHERE id = $1 AND user_id = $2").await?;
-            Ok(c.execute(&st, &[&id, &user.0]).await? > 0)
+            let st = c
+                .prepare_cached(
+                    "WITH gone AS (DELETE FROM tokens WHERE id = $1 AND user_id = $2 RETURNING hash) \
+                     SELECT pg_notify($3, $4) FROM gone",
+                )
+                .await?;
+            let notify = session_cache::notification(&change);
+            Ok(c.execute(&st, &[&id, &user.0, &notify.0, &notify.1]).await? > 0)
         })
-        .await
+        .await?;
+        if gone {
+            self.changed(change, true).await;
+        }
+        Ok(gone)
     }
 
     async fn touch_tokens(&self, touches: &[([u8; 32], Timestamp)]) -> StoreResult<u64> {
@@ -262,20 +324,29 @@ impl TokenStore for PgStore {
         // two nodes flushing overlapping batches queue on one row instead of deadlocking.
         let hashes: Vec<&[u8]> = touches.iter().map(|(h, _)| h.as_slice()).collect();
         let times: Vec<i64> = touches.iter().map(|(_, at)| ts(*at)).collect();
-        done(async {
+        let n = done(async {
             let c = self.client().await?;
             let st = c
                 .prepare_cached(
                     "WITH used AS (SELECT hash, max(at) AS at \
                      FROM unnest($1::bytea[], $2::bigint[]) AS x(hash, at) GROUP BY hash), \
                      locked AS (SELECT t.hash, used.at FROM tokens t JOIN used ON used.hash = t.hash \
-                     WHERE t.last_used_at < used.at ORDER BY t.hash FOR UPDATE OF t) \
-                     UPDATE tokens t SET last_used_at = locked.at FROM locked \
-                     WHERE t.hash = locked.hash AND t.last_used_at < locked.at",
+                     WHERE t.last_used_at < used.at ORDER BY t.hash FOR UPDATE OF t), \
+                     touched AS (UPDATE tokens t SET last_used_at = locked.at FROM locked \
+                     WHERE t.hash = locked.hash AND t.last_used_at < locked.at RETURNING t.hash) \
+                     SELECT pg_notify($3, 't:' || encode(hash, 'hex')) FROM touched",
                 )
                 .await?;
-            Ok(c.execute(&st, &[&hashes, &times]).await?)
+            // The other nodes' session caches hold the old "last used": each touched token is
+            // dropped from them (in the same statement), so their next lookup reads the new value
+            // and does not queue the same use again at every flush.
+            let (channel, _) = session_cache::notification(&Change::All);
+            Ok(c.execute(&st, &[&hashes, &times, &channel]).await?)
         })
-        .await
+        .await?;
+        for (hash, _) in touches {
+            self.changed(Change::Token(*hash), false).await;
+        }
+        Ok(n)
     }
 }

@@ -19,7 +19,28 @@ use auth_sql::codec::{revision, ts};
 use auth_sql::{Columns, records};
 
 use super::tokens::delete_user_tokens;
+use crate::session_cache::{self, Change};
 use crate::store::{PgStore, begin, done};
+
+/// An `UPDATE` of one user by id (`$1`) turned into a statement that also notifies every node's
+/// session cache (parameters `$a` and `$b`: the channel and the payload) and answers, when the row
+/// was updated, whether the user has tokens: only then can a cache hold the old row, and is the
+/// writer's wait worth it (`PgStore::changed`). One statement, so the notification commits with the
+/// update.
+macro_rules! user_change {
+    ($update:literal, $a:literal, $b:literal) => {
+        concat!(
+            "WITH changed AS (",
+            $update,
+            " RETURNING id) SELECT EXISTS (SELECT 1 FROM tokens t WHERE t.user_id = changed.id), \
+             pg_notify(",
+            $a,
+            ", ",
+            $b,
+            ")::TEXT FROM changed"
+        )
+    };
+}
 
 /// `SELECT` of a user's columns in the order `auth_sql::records::user` reads them, followed by
 /// `$tail`.
@@ -161,14 +182,19 @@ impl UserStore for PgStore {
     }
 
     async fn set_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
-        done(async {
+        if !disabled {
+            // Enabling ends nothing, so it is the flag alone: tokens issued meanwhile stay valid.
+            let changed = self
+                .change_user(
+                    id,
+                    user_change!("UPDATE users SET disabled = false WHERE id = $1", "$2", "$3"),
+                    &[],
+                )
+                .await?;
+            return Ok(changed);
+        }
+        let ended = done(async {
             let mut c = self.client().await?;
-            if !disabled {
-                // Enabling ends nothing, so it is the flag alone: tokens issued meanwhile stay valid.
-                let st =
-                    c.prepare_cached("UPDATE users SET disabled = false WHERE id = $1").await?;
-                return Ok(c.execute(&st, &[&id.0]).await? > 0);
-            }
             let tx = begin(&mut c).await?;
             let st = tx
                 .prepare_cached(
@@ -177,13 +203,17 @@ impl UserStore for PgStore {
                 .await?;
             if tx.execute(&st, &[&id.0]).await? == 0 {
                 tx.rollback().await?;
-                return Ok(false);
+                return Ok(None);
             }
-            delete_user_tokens(&tx, id, None).await?;
+            let n = delete_user_tokens(&tx, id, None).await?;
             tx.commit().await?;
-            Ok(true)
+            Ok(Some(n))
         })
-        .await
+        .await?;
+        if let Some(n) = ended {
+            self.changed(Change::User(id), n > 0).await;
+        }
+        Ok(ended.is_some())
     }
 
     async fn set_phone(
@@ -194,37 +224,41 @@ impl UserStore for PgStore {
     ) -> StoreResult<bool> {
         // A cleared phone is never activated, whatever the caller passed.
         let activated = activated && phone.is_some();
-        done(async {
-            let c = self.client().await?;
-            let st = c
-                .prepare_cached("UPDATE users SET phone = $2, phone_activated = $3 WHERE id = $1")
-                .await?;
-            Ok(c.execute(&st, &[&id.0, &phone, &activated]).await? > 0)
-        })
+        self.change_user(
+            id,
+            user_change!(
+                "UPDATE users SET phone = $2, phone_activated = $3 WHERE id = $1",
+                "$4",
+                "$5"
+            ),
+            &[&phone, &activated],
+        )
         .await
     }
 
     async fn set_phone_if_unactivated(&self, id: UserId, phone: &str) -> StoreResult<bool> {
-        done(async {
-            let c = self.client().await?;
-            let st = c
-                .prepare_cached("UPDATE users SET phone = $2 WHERE id = $1 AND NOT phone_activated")
-                .await?;
-            Ok(c.execute(&st, &[&id.0, &phone]).await? == 1)
-        })
+        self.change_user(
+            id,
+            user_change!(
+                "UPDATE users SET phone = $2 WHERE id = $1 AND NOT phone_activated",
+                "$3",
+                "$4"
+            ),
+            &[&phone],
+        )
         .await
     }
 
     async fn activate_phone(&self, id: UserId, phone: &str) -> StoreResult<bool> {
-        done(async {
-            let c = self.client().await?;
-            let st = c
-                .prepare_cached(
-                    "UPDATE users SET phone_activated = true WHERE id = $1 AND phone = $2",
-                )
-                .await?;
-            Ok(c.execute(&st, &[&id.0, &phone]).await? == 1)
-        })
+        self.change_user(
+            id,
+            user_change!(
+                "UPDATE users SET phone_activated = true WHERE id = $1 AND phone = $2",
+                "$3",
+                "$4"
+            ),
+            &[&phone],
+        )
         .await
     }
 
@@ -235,47 +269,40 @@ impl UserStore for PgStore {
         new: &PasswordHash,
     ) -> StoreResult<bool> {
         // Compare and set in one statement: a password changed meanwhile is never overwritten.
-        done(async {
-            let c = self.client().await?;
-            let st = c
-                .prepare_cached(
-                    "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
-                )
-                .await?;
-            Ok(c.execute(&st, &[&id.0, &old.encode(), &new.as_str()]).await? == 1)
-        })
+        self.change_user(
+            id,
+            user_change!(
+                "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
+                "$4",
+                "$5"
+            ),
+            &[&old.encode(), &new.as_str()],
+        )
         .await
     }
 
     async fn update_user(&self, u: &User) -> StoreResult<bool> {
         // UNIQUE(portal_id, email_lower) answers an e-mail taken by another user as Conflict.
-        done(async {
-            let c = self.client().await?;
-            let st = c
-                .prepare_cached(
-                    "UPDATE users SET email = $2, email_lower = $3, first_name = $4, last_name = $5, \
-                     is_admin = $6, phone = $7, phone_activated = $8, password_hash = $9 \
-                     WHERE id = $1",
-                )
-                .await?;
-            let n = c
-                .execute(
-                    &st,
-                    &[
-                        &u.id.0,
-                        &u.email,
-                        &u.email_key(),
-                        &u.first_name,
-                        &u.last_name,
-                        &u.is_admin,
-                        &u.phone,
-                        &(u.phone_activated && u.phone.is_some()),
-                        &u.credential.encode(),
-                    ],
-                )
-                .await?;
-            Ok(n == 1)
-        })
+        self.change_user(
+            u.id,
+            user_change!(
+                "UPDATE users SET email = $2, email_lower = $3, first_name = $4, last_name = $5, \
+                 is_admin = $6, phone = $7, phone_activated = $8, password_hash = $9 \
+                 WHERE id = $1",
+                "$10",
+                "$11"
+            ),
+            &[
+                &u.email,
+                &u.email_key(),
+                &u.first_name,
+                &u.last_name,
+                &u.is_admin,
+                &u.phone,
+                &(u.phone_activated && u.phone.is_some()),
+                &u.credential.encode(),
+            ],
+        )
         .await
     }
 
@@ -308,7 +335,7 @@ impl PgStore {
         hash: &PasswordHash,
         keep: Option<&[u8; 32]>,
     ) -> StoreResult<bool> {
-        done(async {
+        let ended = done(async {
             let mut c = self.client().await?;
             let tx = begin(&mut c).await?;
             let st = tx
@@ -318,12 +345,49 @@ impl PgStore {
                 .await?;
             if tx.execute(&st, &[&id.0, &hash.as_str()]).await? == 0 {
                 tx.rollback().await?;
-                return Ok(false);
+                return Ok(None);
             }
-            delete_user_tokens(&tx, id, keep).await?;
+            let n = delete_user_tokens(&tx, id, keep).await?;
             tx.commit().await?;
-            Ok(true)
+            Ok(Some(n))
         })
-        .await
+        .await?;
+        // A kept token's entry holds the old row, so the wait covers it even when nothing was deleted.
+        if let Some(n) = ended {
+            self.changed(Change::User(id), n > 0 || keep.is_some()).await;
+        }
+        Ok(ended.is_some())
+    }
+
+    /// Runs a [`user_change!`] statement with `$1` the user's id, then `params`, then the channel and
+    /// the payload; true when the row was updated. Waits for the other nodes' caches only when the
+    /// user has tokens (see `session_cache.rs`).
+    async fn change_user(
+        &self,
+        id: UserId,
+        sql: &'static str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> StoreResult<bool> {
+        let change = Change::User(id);
+        let (channel, payload) = session_cache::notification(&change);
+        let has_tokens = done(async {
+            let c = self.client().await?;
+            let st = c.prepare_cached(sql).await?;
+            let mut all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                Vec::with_capacity(params.len() + 3);
+            all.push(&id.0);
+            all.extend_from_slice(params);
+            all.push(&channel);
+            all.push(&payload);
+            match c.query_opt(&st, &all).await? {
+                Some(row) => Ok(Some(row.bool(0)?)),
+                None => Ok(None),
+            }
+        })
+        .await?;
+        if let Some(has_tokens) = has_tokens {
+            self.changed(change, has_tokens).await;
+        }
+        Ok(has_tokens.is_some())
     }
 }
