@@ -105,19 +105,25 @@ impl PgStore {
         // and a dropped one is rolled back by tokio-postgres before the next query on it.
         let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
         let sessions = options.session_cache.then(|| Arc::new(SessionCache::new()));
-        let manager = if tls.mode == crate::tls::SslMode::Disable {
-            if let Some(cache) = &sessions {
-                session_cache::spawn_listener(cache, config.clone(), NoTls);
-            }
-            Manager::from_config(config, NoTls, manager_config)
-        } else {
-            let connector =
-                tokio_postgres_rustls::MakeRustlsConnect::new(crate::tls::client_config(&tls)?);
-            if let Some(cache) = &sessions {
-                session_cache::spawn_listener(cache, config.clone(), connector.clone());
-            }
-            Manager::from_config(config, connector, manager_config)
-        };
+        // The cache's listener starts once the database has answered and the schema is current,
+        // so a database that cannot be reached fails the start with one clear error.
+        type StartListener = Box<dyn FnOnce(&Arc<SessionCache>) + Send>;
+        let (manager, start_listener): (Manager, StartListener) =
+            if tls.mode == crate::tls::SslMode::Disable {
+                let listen = config.clone();
+                (
+                    Manager::from_config(config, NoTls, manager_config),
+                    Box::new(move |cache| session_cache::spawn_listener(cache, listen, NoTls)),
+                )
+            } else {
+                let connector =
+                    tokio_postgres_rustls::MakeRustlsConnect::new(crate::tls::client_config(&tls)?);
+                let (listen, tls) = (config.clone(), connector.clone());
+                (
+                    Manager::from_config(config, connector, manager_config),
+                    Box::new(move |cache| session_cache::spawn_listener(cache, listen, tls)),
+                )
+            };
         let pool = Pool::builder(manager)
             .max_size(pool_size)
             .runtime(Runtime::Tokio1)
@@ -135,6 +141,9 @@ impl PgStore {
         let mut client = store.pool.get().await.map_err(|e| PgError::Connect(e.to_string()))?;
         migrate(&mut client).await?;
         drop(client);
+        if let Some(cache) = &store.sessions {
+            start_listener(cache);
+        }
         Ok(store)
     }
 
