@@ -1,4 +1,6 @@
-//! Delivering the durable SMS outbox: claim what is due, hand it to the gateway, record the result.
+//! Delivering the durable outbox: claim what is due, hand it to the gateway or mailer, record the
+//! result. Both channels run the same round ([`deliver_round`] under a [`Courier`] each: SMS here,
+//! e-mail in `service::recovery`), so leases, renewals, retries and the age limit are written once.
 //!
 //! Requests only enqueue (a durable write), so a gateway outage loses nothing and never slows a login.
 //! A worker in the server calls [`deliver_due`] in a loop. Claims are leases in the store, so several
@@ -21,7 +23,9 @@ use jiff::{SignedDuration, Timestamp};
 use crate::audit::{AuditAction, AuditEvent};
 use crate::crypto::{KeyContext, ServerKey};
 use crate::later;
-use crate::ports::{Clock, OutboxMessage, SmsError, SmsGateway, SmsMessage, Store, StoreError};
+use crate::ports::{
+    Channel, Clock, OutboxMessage, SmsError, SmsGateway, SmsMessage, Store, StoreError,
+};
 use crate::primitives::{Rng, RngExt};
 use crate::secret::SecretString;
 
@@ -73,42 +77,116 @@ pub struct DeliveryReport {
     pub lost: u32,
 }
 
-/// Marks a message as never to be tried again (if the claim still holds) and, when it did, audits it.
-async fn give_up(
+/// What a channel makes of a claimed message before it can go out.
+pub(crate) enum Prepared<T> {
+    /// Ready for the channel's delivery.
+    Ready(T),
+    /// Not by this node: sealed under a newer key than its ring holds (spec §13). Left, as a
+    /// failed attempt with this reason, for a node that has the key.
+    Later(&'static str),
+    /// Never: given up with this reason; `audit` says whether the trail hears of it.
+    Never {
+        /// Why.
+        why: String,
+        /// Whether to write the channel's "undeliverable" event.
+        audit: bool,
+    },
+}
+
+/// How one hand-over to the gateway or mailer ended.
+pub(crate) enum Handed {
+    /// Accepted.
+    Sent,
+    /// Refused for good; not retried.
+    Rejected(String),
+    /// Not reached or failed; retried with backoff.
+    Unavailable(String),
+}
+
+/// One outbox channel: how its messages are opened and handed over. The rules common to every
+/// channel (claims, leases, renewals, retries, the age limit, the report) are [`deliver_round`]'s.
+#[async_trait::async_trait]
+pub(crate) trait Courier: Send + Sync {
+    /// What a prepared message is.
+    type Ready: Send;
+    /// The channel this courier claims.
+    fn channel(&self) -> Channel;
+    /// Opens and prepares a claimed message.
+    async fn prepare(&self, msg: &OutboxMessage) -> Result<Prepared<Self::Ready>, StoreError>;
+    /// Hands a prepared message over.
+    async fn hand_over(&self, msg: &OutboxMessage, ready: Self::Ready) -> Handed;
+    /// The audit event of a message given up: it names the message, never its content.
+    fn undeliverable(&self, msg: &OutboxMessage, why: &str, at: Timestamp) -> AuditEvent;
+}
+
+/// Opens a message's sealed text: a text sealed under a newer key than this node's ring is one
+/// for a node that has it ([`Prepared::Later`]), anything else unreadable is given up.
+pub(crate) fn unseal<T>(
+    key: &ServerKey,
+    context: KeyContext,
+    sealed: &[u8],
+) -> Result<zeroize::Zeroizing<Vec<u8>>, Prepared<T>> {
+    key.open(context, b"", sealed).map_err(|_| {
+        if key.ring().names_newer_key(sealed) {
+            Prepared::Later(
+                "waiting for a node with the newer server key (this node runs an older key \
+                 ring: restart it with the new ring file)",
+            )
+        } else {
+            Prepared::Never {
+                why: "given up: text cannot be unsealed (server key changed?)".to_owned(),
+                audit: true,
+            }
+        }
+    })
+}
+
+/// The event of an outbox message given up, written by the worker (no client asked).
+pub(crate) fn undeliverable_event(
+    msg: &OutboxMessage,
+    action: AuditAction,
+    reason: String,
+    at: Timestamp,
+) -> AuditEvent {
+    AuditEvent {
+        at,
+        portal: msg.portal,
+        user: None,
+        login: None,
+        action,
+        // No client asked for this: the worker did. The unspecified address says so.
+        ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        user_agent: None,
+        reason: Some(reason),
+    }
+}
+
+/// Marks a message as never to be tried again (if the claim still holds) and, when it did and
+/// `audit`, writes the courier's event: a message given up shows in the trail exactly once.
+async fn give_up<C: Courier + ?Sized>(
     store: &dyn Store,
+    clock: &dyn Clock,
+    courier: &C,
     msg: &OutboxMessage,
     claim: i64,
     why: &str,
-    now: Timestamp,
+    audit: bool,
 ) -> Result<bool, StoreError> {
     let held = store.mark_sms_failed(msg.id, claim, Timestamp::MAX, why).await?;
-    if held {
-        let event = AuditEvent {
-            at: now,
-            portal: msg.portal,
-            user: None,
-            login: None,
-            action: AuditAction::SmsUndeliverable,
-            // No client asked for this: the worker did. The unspecified address says so.
-            ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            user_agent: None,
-            // The recipient as the API shows it (phoneNoise) and the outbox id, which
-            // `auth-server sms outbox --store` lists; never the text, which holds the code.
-            reason: Some(format!("message {} to {}: {why}", msg.id, crate::phone::noise(&msg.to))),
-        };
-        store.append_audit(&event).await?;
+    if held && audit {
+        store.append_audit(&courier.undeliverable(msg, why, clock.now())).await?;
     }
     Ok(held)
 }
 
-/// Delivers every due message once; returns what happened.
-pub async fn deliver_due(
+/// One round of a channel's worker: claims what is due, prepares each message, renews its lease
+/// just before handing it over, and records the result only while the claim holds.
+pub(crate) async fn deliver_round<C: Courier + ?Sized>(
     store: &dyn Store,
-    gateway: &dyn SmsGateway,
-    key: &ServerKey,
     clock: &dyn Clock,
     rng: &dyn Rng,
     policy: &RetryPolicy,
+    courier: &C,
 ) -> Result<DeliveryReport, StoreError> {
     let now = clock.now();
     let claim = i64::from_le_bytes(rng.bytes());
@@ -116,31 +194,30 @@ pub async fn deliver_due(
     let count = |report: &mut DeliveryReport, held: bool, f: fn(&mut DeliveryReport)| {
         if held { f(report) } else { report.lost += 1 }
     };
-    for msg in store.claim_due_sms(now, policy.lease, policy.batch, claim).await? {
+    let due = store.claim_due(courier.channel(), now, policy.lease, policy.batch, claim).await?;
+    for msg in due {
         if now.duration_since(msg.created_at) > policy.max_age {
             let why = match &msg.last_error {
                 Some(last) => format!("given up: older than the retry limit (last error: {last})"),
                 None => "given up: older than the retry limit".to_owned(),
             };
-            let held = give_up(store, &msg, claim, &why, clock.now()).await?;
+            let held = give_up(store, clock, courier, &msg, claim, &why, true).await?;
             count(&mut report, held, |r| r.dropped += 1);
             continue;
         }
-        let Ok(text) = key.open(KeyContext::SmsOutbox, b"", &msg.sealed_text) else {
-            if key.ring().names_newer_key(&msg.sealed_text) {
-                // A node that already runs a rotated key ring sealed it (spec §13): it is left for
-                // such a node, as a failed attempt, instead of being dropped as unreadable here.
+        let ready = match courier.prepare(&msg).await? {
+            Prepared::Ready(ready) => ready,
+            Prepared::Later(why) => {
                 let next = later(clock.now(), policy.backoff(msg.attempts));
-                let why = "waiting for a node with the newer server key (this node runs an older \
-                           key ring: restart it with the new ring file)";
                 let held = store.mark_sms_failed(msg.id, claim, next, why).await?;
                 count(&mut report, held, |r| r.retrying += 1);
                 continue;
             }
-            let why = "given up: text cannot be unsealed (server key changed?)";
-            let held = give_up(store, &msg, claim, why, clock.now()).await?;
-            count(&mut report, held, |r| r.dropped += 1);
-            continue;
+            Prepared::Never { why, audit } => {
+                let held = give_up(store, clock, courier, &msg, claim, &why, audit).await?;
+                count(&mut report, held, |r| r.dropped += 1);
+                continue;
+            }
         };
         // The lease of a message late in a slow batch may have run out meanwhile: renew it, and
         // leave the message alone if another worker has taken it.
@@ -148,22 +225,17 @@ pub async fn deliver_due(
             report.lost += 1;
             continue;
         }
-        let sms = SmsMessage {
-            id: msg.id,
-            to: msg.to.clone(),
-            text: SecretString::new(String::from_utf8_lossy(&text).into_owned()),
-        };
-        match gateway.deliver(&sms).await {
-            Ok(()) => {
+        match courier.hand_over(&msg, ready).await {
+            Handed::Sent => {
                 let held = store.mark_sms_sent(msg.id, claim, clock.now()).await?;
                 count(&mut report, held, |r| r.sent += 1);
             }
-            Err(SmsError::Rejected(why)) => {
+            Handed::Rejected(why) => {
                 let why = format!("rejected: {why}");
-                let held = give_up(store, &msg, claim, &why, clock.now()).await?;
+                let held = give_up(store, clock, courier, &msg, claim, &why, true).await?;
                 count(&mut report, held, |r| r.dropped += 1);
             }
-            Err(SmsError::Unavailable(why)) => {
+            Handed::Unavailable(why) => {
                 let next = later(clock.now(), policy.backoff(msg.attempts));
                 let why = format!("unavailable: {why}");
                 let held = store.mark_sms_failed(msg.id, claim, next, &why).await?;
@@ -172,6 +244,59 @@ pub async fn deliver_due(
         }
     }
     Ok(report)
+}
+
+/// The SMS channel: texts sealed for [`KeyContext::SmsOutbox`], handed to the gateway.
+struct SmsCourier<'a> {
+    gateway: &'a dyn SmsGateway,
+    key: &'a ServerKey,
+}
+
+#[async_trait::async_trait]
+impl Courier for SmsCourier<'_> {
+    type Ready = SmsMessage;
+
+    fn channel(&self) -> Channel {
+        Channel::Sms
+    }
+
+    async fn prepare(&self, msg: &OutboxMessage) -> Result<Prepared<SmsMessage>, StoreError> {
+        Ok(match unseal(self.key, KeyContext::SmsOutbox, &msg.sealed_text) {
+            Ok(text) => Prepared::Ready(SmsMessage {
+                id: msg.id,
+                to: msg.to.clone(),
+                text: SecretString::new(String::from_utf8_lossy(&text).into_owned()),
+            }),
+            Err(not_now) => not_now,
+        })
+    }
+
+    async fn hand_over(&self, _msg: &OutboxMessage, sms: SmsMessage) -> Handed {
+        match self.gateway.deliver(&sms).await {
+            Ok(()) => Handed::Sent,
+            Err(SmsError::Rejected(why)) => Handed::Rejected(why),
+            Err(SmsError::Unavailable(why)) => Handed::Unavailable(why),
+        }
+    }
+
+    fn undeliverable(&self, msg: &OutboxMessage, why: &str, at: Timestamp) -> AuditEvent {
+        // The recipient as the API shows it (phoneNoise) and the outbox id, which `auth-server
+        // sms outbox --store` lists; never the text, which holds the code.
+        let reason = format!("message {} to {}: {why}", msg.id, crate::phone::noise(&msg.to));
+        undeliverable_event(msg, AuditAction::SmsUndeliverable, reason, at)
+    }
+}
+
+/// Delivers every due SMS once; returns what happened.
+pub async fn deliver_due(
+    store: &dyn Store,
+    gateway: &dyn SmsGateway,
+    key: &ServerKey,
+    clock: &dyn Clock,
+    rng: &dyn Rng,
+    policy: &RetryPolicy,
+) -> Result<DeliveryReport, StoreError> {
+    deliver_round(store, clock, rng, policy, &SmsCourier { gateway, key }).await
 }
 
 #[cfg(test)]

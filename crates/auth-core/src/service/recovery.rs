@@ -14,7 +14,6 @@
 //! and ends every token of the user in one store transaction, so the mail's other keys die with the
 //! old password.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -26,7 +25,10 @@ use crate::error::Fault;
 use crate::later;
 use crate::mail::{self, MailJob, Notice, NoticeDetails, Rendered};
 use crate::model::{Portal, User, UserId};
-use crate::outbox::{DeliveryReport, RetryPolicy};
+use crate::outbox::{
+    Courier, DeliveryReport, Handed, Prepared, RetryPolicy, deliver_round, undeliverable_event,
+    unseal,
+};
 use crate::policy::PolicyViolation;
 use crate::ports::{
     Channel, MailError, MailMessage, Mailer, NewOutboxMessage, OutboxMessage, ResetKey, StoreError,
@@ -206,90 +208,8 @@ impl Recovery {
         policy: &RetryPolicy,
     ) -> Result<DeliveryReport, StoreError> {
         let c = &self.core;
-        let now = c.clock.now();
-        let claim = i64::from_le_bytes(c.rng.bytes());
-        let mut report = DeliveryReport::default();
-        let count = |report: &mut DeliveryReport, held: bool, f: fn(&mut DeliveryReport)| {
-            if held { f(report) } else { report.lost += 1 }
-        };
-        for msg in c.store.claim_due(Channel::Email, now, policy.lease, policy.batch, claim).await?
-        {
-            if now.duration_since(msg.created_at) > policy.max_age {
-                let why = match &msg.last_error {
-                    Some(last) => {
-                        format!("given up: older than the retry limit (last error: {last})")
-                    }
-                    None => "given up: older than the retry limit".to_owned(),
-                };
-                let held = self.give_up(&msg, claim, &why, true).await?;
-                count(&mut report, held, |r| r.dropped += 1);
-                continue;
-            }
-            let job = c
-                .key
-                .open(KeyContext::MailOutbox, b"", &msg.sealed_text)
-                .ok()
-                .and_then(|plain| MailJob::decode(&plain).ok());
-            if job.is_none() && c.key.ring().names_newer_key(&msg.sealed_text) {
-                // Sealed by a node that already runs a rotated key ring (spec §13): left for such a
-                // node as a failed attempt, not dropped, as the SMS channel does.
-                let next = later(c.clock.now(), policy.backoff(msg.attempts));
-                let why = "waiting for a node with the newer server key (this node runs an older \
-                           key ring: restart it with the new ring file)";
-                let held = c.store.mark_sms_failed(msg.id, claim, next, why).await?;
-                count(&mut report, held, |r| r.retrying += 1);
-                continue;
-            }
-            let Some(job) = job else {
-                let why = "given up: job cannot be unsealed (server key changed?)";
-                let held = self.give_up(&msg, claim, why, true).await?;
-                count(&mut report, held, |r| r.dropped += 1);
-                continue;
-            };
-            let rendered = match job {
-                MailJob::Rendered(r) => r,
-                MailJob::Reset { email } => match self.reset_mail(&msg, &email).await? {
-                    Some(r) => r,
-                    None => {
-                        // Nobody (live) has the address: nothing is sent, and nothing says so
-                        // but this row, which only operators see.
-                        let why = "no live account has this address; nothing sent";
-                        let held = self.give_up(&msg, claim, why, false).await?;
-                        count(&mut report, held, |r| r.dropped += 1);
-                        continue;
-                    }
-                },
-            };
-            if !c.store.renew_sms_claim(msg.id, claim, later(c.clock.now(), policy.lease)).await? {
-                report.lost += 1;
-                continue;
-            }
-            let mail = MailMessage {
-                id: msg.id,
-                to: msg.to.clone(),
-                subject: rendered.subject,
-                text: SecretString::new(rendered.text),
-                html: SecretString::new(rendered.html),
-            };
-            match mailer.deliver(&mail).await {
-                Ok(()) => {
-                    let held = c.store.mark_sms_sent(msg.id, claim, c.clock.now()).await?;
-                    count(&mut report, held, |r| r.sent += 1);
-                }
-                Err(MailError::Rejected(why)) => {
-                    let why = format!("rejected: {why}");
-                    let held = self.give_up(&msg, claim, &why, true).await?;
-                    count(&mut report, held, |r| r.dropped += 1);
-                }
-                Err(MailError::Unavailable(why)) => {
-                    let next = later(c.clock.now(), policy.backoff(msg.attempts));
-                    let why = format!("unavailable: {why}");
-                    let held = c.store.mark_sms_failed(msg.id, claim, next, &why).await?;
-                    count(&mut report, held, |r| r.retrying += 1);
-                }
-            }
-        }
-        Ok(report)
+        let courier = MailCourier { recovery: self, mailer };
+        deliver_round(c.store.as_ref(), c.clock.as_ref(), c.rng.as_ref(), policy, &courier).await
     }
 
     /// The reset mail for whoever has `email` on the message's portal: a fresh key and its link
@@ -338,33 +258,65 @@ impl Recovery {
         let minutes = settings.reset_validity.as_secs() / 60;
         Ok(Some(mail::render_reset(lang, &portal.name, &link, minutes)))
     }
+}
 
-    /// Marks a message as never to be tried again (if the claim still holds); `audit` writes a
-    /// `MailUndeliverable` event naming it (never its content) when it did.
-    async fn give_up(
-        &self,
-        msg: &OutboxMessage,
-        claim: i64,
-        why: &str,
-        audit: bool,
-    ) -> Result<bool, StoreError> {
-        let c = &self.core;
-        let held = c.store.mark_sms_failed(msg.id, claim, Timestamp::MAX, why).await?;
-        if held && audit {
-            let event = AuditEvent {
-                at: c.clock.now(),
-                portal: msg.portal,
-                user: None,
-                login: None,
-                action: AuditAction::MailUndeliverable,
-                // No client asked for this: the worker did. The unspecified address says so.
-                ip: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-                user_agent: None,
-                reason: Some(format!("message {}: {why}", msg.id)),
-            };
-            c.store.append_audit(&event).await?;
+/// The e-mail channel: jobs sealed for [`KeyContext::MailOutbox`], rendered (a reset request only
+/// now, see the module comment) and handed to the mailer.
+struct MailCourier<'a> {
+    recovery: &'a Recovery,
+    mailer: &'a dyn Mailer,
+}
+
+#[async_trait::async_trait]
+impl Courier for MailCourier<'_> {
+    type Ready = MailMessage;
+
+    fn channel(&self) -> Channel {
+        Channel::Email
+    }
+
+    async fn prepare(&self, msg: &OutboxMessage) -> Result<Prepared<MailMessage>, StoreError> {
+        let plain = match unseal(&self.recovery.core.key, KeyContext::MailOutbox, &msg.sealed_text)
+        {
+            Ok(plain) => plain,
+            Err(not_now) => return Ok(not_now),
+        };
+        let Ok(job) = MailJob::decode(&plain) else {
+            let why = "given up: the job cannot be read".to_owned();
+            return Ok(Prepared::Never { why, audit: true });
+        };
+        let rendered = match job {
+            MailJob::Rendered(r) => r,
+            MailJob::Reset { email } => match self.recovery.reset_mail(msg, &email).await? {
+                Some(r) => r,
+                // Nobody (live) has the address: nothing is sent, and nothing says so but this
+                // row, which only operators see.
+                None => {
+                    let why = "no live account has this address; nothing sent".to_owned();
+                    return Ok(Prepared::Never { why, audit: false });
+                }
+            },
+        };
+        Ok(Prepared::Ready(MailMessage {
+            id: msg.id,
+            to: msg.to.clone(),
+            subject: rendered.subject,
+            text: SecretString::new(rendered.text),
+            html: SecretString::new(rendered.html),
+        }))
+    }
+
+    async fn hand_over(&self, _msg: &OutboxMessage, mail: MailMessage) -> Handed {
+        match self.mailer.deliver(&mail).await {
+            Ok(()) => Handed::Sent,
+            Err(MailError::Rejected(why)) => Handed::Rejected(why),
+            Err(MailError::Unavailable(why)) => Handed::Unavailable(why),
         }
-        Ok(held)
+    }
+
+    fn undeliverable(&self, msg: &OutboxMessage, why: &str, at: Timestamp) -> AuditEvent {
+        let reason = format!("message {}: {why}", msg.id);
+        undeliverable_event(msg, AuditAction::MailUndeliverable, reason, at)
     }
 }
 
