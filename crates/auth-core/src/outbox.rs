@@ -1,5 +1,5 @@
 //! Delivering the durable outbox: claim what is due, hand it to the gateway or mailer, record the
-//! result. Both channels run the same round ([`deliver_round`] under a [`Courier`] each: SMS here,
+//! result. Both channels run the same round (`deliver_round` under a `Courier` each: SMS here,
 //! e-mail in `service::recovery`), so leases, renewals, retries and the age limit are written once.
 //!
 //! Requests only enqueue (a durable write), so a gateway outage loses nothing and never slows a login.
