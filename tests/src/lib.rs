@@ -65,6 +65,32 @@ const TEST_ENV: &[(&str, &str)] = &[
     ("AUTH_LOG__LEVEL", "info"),
 ];
 
+/// Waits (bounded by [`WAIT`]) for a server process whose stdin was closed to exit, and kills it
+/// when it does not; true when it had to be killed.
+pub(crate) fn wait_or_kill(child: &mut Child) -> bool {
+    let deadline = Instant::now() + WAIT;
+    while !matches!(child.try_wait(), Ok(Some(_))) {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+/// Waits (bounded by [`WAIT`]) until nothing listens on the loopback `port` any more, so a test
+/// that expects "connection refused" gets it.
+pub(crate) fn wait_port_closed(port: u16) {
+    let deadline = Instant::now() + WAIT;
+    while TcpStream::connect((std::net::Ipv4Addr::LOCALHOST, port)).is_ok()
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Says loudly that a test cannot run here and why; under `CI=true` that is a failure instead,
 /// because CI installs and starts every real component and a skip there would prove nothing.
 #[track_caller]

@@ -484,25 +484,12 @@ impl Slapd {
     /// Stops slapd (SIGTERM) and waits for it; the data stays for [`Slapd::start_again`].
     pub fn stop(&mut self) {
         drop(self.stdin.take());
-        if let Some(mut child) = self.child.take() {
-            let deadline = Instant::now() + WAIT;
-            while !matches!(child.try_wait(), Ok(Some(_))) {
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    self.kill_by_pid_file();
-                    let _ = child.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-        // Closed listeners, so a test that expects "connection refused" gets it.
-        let deadline = Instant::now() + WAIT;
-        while TcpStream::connect((Ipv4Addr::LOCALHOST, self.ldaps_port)).is_ok()
-            && Instant::now() < deadline
+        if let Some(mut child) = self.child.take()
+            && crate::wait_or_kill(&mut child)
         {
-            std::thread::sleep(Duration::from_millis(10));
+            self.kill_by_pid_file();
         }
+        crate::wait_port_closed(self.ldaps_port);
     }
 
     /// Starts slapd again on the same ports with the same data.

@@ -22,7 +22,6 @@
 //! installed for the system interpreter only.
 
 use std::io::{BufRead as _, BufReader};
-use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
@@ -386,23 +385,9 @@ impl SmtpServer {
     pub fn stop(&mut self) {
         drop(self.stdin.take());
         if let Some(mut child) = self.child.take() {
-            let deadline = Instant::now() + WAIT;
-            while !matches!(child.try_wait(), Ok(Some(_))) {
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            crate::wait_or_kill(&mut child);
         }
-        // Closed listeners, so a test that expects "connection refused" gets it.
-        let deadline = Instant::now() + WAIT;
-        while TcpStream::connect((Ipv4Addr::LOCALHOST, self.submission_port)).is_ok()
-            && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        crate::wait_port_closed(self.submission_port);
     }
 
     /// Starts the stopped server again on the same ports, with the same spool.

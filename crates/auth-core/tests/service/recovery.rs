@@ -267,3 +267,38 @@ async fn tokens_are_all_gone_after_a_reset() {
     reset(&fx, &key, "a brand new passphrase").await.unwrap();
     assert_eq!(fx.w.store.revoke_user_tokens(user.id).await.unwrap(), 0, "none left to revoke");
 }
+
+#[tokio::test]
+async fn a_directory_user_is_told_to_use_the_directory_and_gets_no_key() {
+    use auth_core::model::Credential;
+    use auth_core::ports::UserStore as _;
+    let fx = fx().await;
+    let mailer = RecordingMailer::new();
+    let mut user = fx.user().await;
+    user.credential = Credential::Directory("corp".into());
+    assert!(fx.w.store.update_user(&user).await.unwrap());
+    request(&fx, EMAIL_OF_ADA).await.unwrap();
+    assert_eq!(deliver(&fx, &mailer).await.sent, 1);
+    let mail = mailer.sent().pop().unwrap();
+    assert!(mail.subject.starts_with("Your password on"), "{}", mail.subject);
+    assert!(mail.text.expose().contains("directory"), "{}", mail.text.expose());
+    assert!(!mail.text.expose().contains("key=") && !mail.html.expose().contains("key="));
+    assert_eq!(mailer.last_reset_key_to(EMAIL_OF_ADA), None, "no key was made");
+}
+
+const EMAIL_OF_ADA: &str = "ada@example.com";
+
+#[tokio::test]
+async fn notices_and_reset_mails_are_in_the_portals_language() {
+    use auth_core::Language;
+    let mut fx = fx().await;
+    fx.settings(|s| s.language = Language::Ru).await;
+    let mailer = RecordingMailer::new();
+    let user = fx.user().await;
+    fx.w.service.admin().set_password(user.id, &"a new operator password".into()).await.unwrap();
+    request(&fx, EMAIL_OF_ADA).await.unwrap();
+    deliver(&fx, &mailer).await;
+    let subjects: Vec<String> = mailer.sent().into_iter().map(|m| m.subject).collect();
+    assert!(subjects.iter().any(|s| s.starts_with("Пароль на")), "{subjects:?}");
+    assert!(subjects.iter().any(|s| s.starts_with("Восстановление пароля")), "{subjects:?}");
+}
