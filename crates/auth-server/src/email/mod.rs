@@ -322,26 +322,13 @@ fn tls_parameters(
 
 /// The password in `path`, without the line break editors end files with.
 fn read_password(path: &std::path::Path) -> Result<SecretString, EmailSetupError> {
-    // Wrapped at once, so the file's text is wiped when it is dropped.
-    let text = SecretString::from(
-        std::fs::read_to_string(path)
-            .map_err(|source| EmailSetupError::PasswordFile { path: path.to_owned(), source })?,
-    );
-    warn_if_readable_by_others(path);
-    let password = SecretString::from(text.expose().trim_end_matches(['\n', '\r']));
-    if password.is_empty() {
-        return Err(EmailSetupError::EmptyPassword { path: path.to_owned() });
-    }
-    Ok(password)
-}
-
-fn warn_if_readable_by_others(path: &std::path::Path) {
-    use std::os::unix::fs::PermissionsExt as _;
-    if let Ok(meta) = std::fs::metadata(path)
-        && meta.permissions().mode() & 0o077 != 0
-    {
-        tracing::warn!(path = %path.display(), "the SMTP password file is readable by group or others; chmod 600 it");
-    }
+    use crate::secret_file::{SecretFileError, Trim, read};
+    read(path, Trim::LineEnd, "email").map_err(|e| match e {
+        SecretFileError::Read(source) => {
+            EmailSetupError::PasswordFile { path: path.to_owned(), source }
+        }
+        SecretFileError::Empty => EmailSetupError::EmptyPassword { path: path.to_owned() },
+    })
 }
 
 /// An error and its causes, joined and cut to [`MAX_REPLY_CHARS`].

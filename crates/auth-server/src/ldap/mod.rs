@@ -241,16 +241,18 @@ fn read_password(
 ) -> Result<SecretString, LdapSetupError> {
     let (text, source_name) = match &d.bind_password {
         BindPassword::File(path) => {
-            // Wrapped at once, so the file's text is wiped when it is dropped.
-            let text = SecretString::from(std::fs::read_to_string(path).map_err(|source| {
-                LdapSetupError::PasswordFile {
+            use crate::secret_file::{SecretFileError, Trim, read};
+            let source_name = format!("bind_password_file {}", path.display());
+            return read(path, Trim::LineEnd, &d.name).map_err(|e| match e {
+                SecretFileError::Read(source) => LdapSetupError::PasswordFile {
                     directory: d.name.clone(),
                     path: path.clone(),
                     source,
+                },
+                SecretFileError::Empty => {
+                    LdapSetupError::EmptyPassword { directory: d.name.clone(), source_name }
                 }
-            })?);
-            warn_if_readable_by_others(&d.name, path);
-            (text, format!("bind_password_file {}", path.display()))
+            });
         }
         BindPassword::Env(variable) => {
             let Some(value) = env(variable) else {
@@ -268,13 +270,4 @@ fn read_password(
         return Err(LdapSetupError::EmptyPassword { directory: d.name.clone(), source_name });
     }
     Ok(password)
-}
-
-fn warn_if_readable_by_others(directory: &str, path: &std::path::Path) {
-    use std::os::unix::fs::PermissionsExt as _;
-    if let Ok(meta) = std::fs::metadata(path)
-        && meta.permissions().mode() & 0o077 != 0
-    {
-        tracing::warn!(directory, path = %path.display(), "the LDAP bind password file is readable by group or others; chmod 600 it");
-    }
 }

@@ -199,26 +199,16 @@ fn read_secret(
     match secret {
         Secret::Value(s) => Ok(s.clone()),
         Secret::File(path) => {
-            // Wrapped at once, so the file's text is wiped when it is dropped.
-            let text = SecretString::from(std::fs::read_to_string(path).map_err(|source| {
-                SmsSetupError::SecretFile { gateway, key, path: path.clone(), source }
-            })?);
-            let value = SecretString::from(text.expose().trim());
-            if value.is_empty() {
-                return Err(SmsSetupError::EmptySecretFile { gateway, key, path: path.clone() });
-            }
-            warn_if_readable_by_others(gateway, path);
-            Ok(value)
+            use crate::secret_file::{SecretFileError, Trim, read};
+            read(path, Trim::Whitespace, gateway).map_err(|e| match e {
+                SecretFileError::Read(source) => {
+                    SmsSetupError::SecretFile { gateway, key, path: path.clone(), source }
+                }
+                SecretFileError::Empty => {
+                    SmsSetupError::EmptySecretFile { gateway, key, path: path.clone() }
+                }
+            })
         }
-    }
-}
-
-fn warn_if_readable_by_others(gateway: &str, path: &Path) {
-    use std::os::unix::fs::PermissionsExt as _;
-    if let Ok(meta) = std::fs::metadata(path)
-        && meta.permissions().mode() & 0o077 != 0
-    {
-        tracing::warn!(gateway, path = %path.display(), "an sms secret file is readable by group or others; chmod 600 it");
     }
 }
 

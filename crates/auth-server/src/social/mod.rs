@@ -292,33 +292,20 @@ fn read_secret(config: &ProviderConfig) -> Result<Option<SecretString>, SocialSe
         ClientSecret::None => Ok(None),
         ClientSecret::Inline(s) | ClientSecret::Env(s) => Ok(Some(s.clone())),
         ClientSecret::File(path) => {
-            // Wrapped at once, so the file's text is wiped when it is dropped.
-            let text = SecretString::from(std::fs::read_to_string(path).map_err(|source| {
-                SocialSetupError::SecretFile {
+            use crate::secret_file::{SecretFileError, Trim, read};
+            let secret = read(path, Trim::Whitespace, &config.name).map_err(|e| match e {
+                SecretFileError::Read(source) => SocialSetupError::SecretFile {
                     provider: config.name.clone(),
                     path: path.clone(),
                     source,
-                }
-            })?);
-            let secret = SecretString::from(text.expose().trim());
-            if secret.is_empty() {
-                return Err(SocialSetupError::EmptySecretFile {
+                },
+                SecretFileError::Empty => SocialSetupError::EmptySecretFile {
                     provider: config.name.clone(),
                     path: path.clone(),
-                });
-            }
-            warn_if_readable_by_others(&config.name, path);
+                },
+            })?;
             Ok(Some(secret))
         }
-    }
-}
-
-fn warn_if_readable_by_others(provider: &str, path: &std::path::Path) {
-    use std::os::unix::fs::PermissionsExt as _;
-    if let Ok(meta) = std::fs::metadata(path)
-        && meta.permissions().mode() & 0o077 != 0
-    {
-        tracing::warn!(provider, path = %path.display(), "the client secret file is readable by group or others; chmod 600 it");
     }
 }
 
