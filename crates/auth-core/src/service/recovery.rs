@@ -341,12 +341,11 @@ impl Core {
             return Ok(());
         }
         let now = self.clock.now();
-        if notice == Notice::AccountLimit {
-            let key = keys::notice(user.id, notice.as_str());
-            if self.store.count_since(&key, later(now, -NOTICE_EVERY.window)).await? > 0 {
-                return Ok(());
-            }
-            self.store.record(&key, &NOTICE_EVERY, now).await?;
+        // The limit's own slot is the record: of concurrent refusals, on any process, one mails.
+        if notice == Notice::AccountLimit
+            && self.acquire(&keys::notice(user.id, notice.as_str()), &NOTICE_EVERY).await?.is_err()
+        {
+            return Ok(());
         }
         let details = NoticeDetails {
             portal_name: &portal.name,
