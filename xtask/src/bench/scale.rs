@@ -71,6 +71,13 @@ fn token_text(i: usize) -> String {
     auth_core::token::encode(&bytes).expose().to_owned()
 }
 
+/// The public id of seeded token `i` (what the sessions list shows). The server draws random ids
+/// below 2^53 and retries on a clash with the unique index; the seeded ones are simply 1, 2, …,
+/// as migration 0005 numbers the tokens it finds, so they cannot clash with each other.
+fn token_id(i: usize) -> anyhow::Result<i64> {
+    Ok(i64::try_from(i)? + 1)
+}
+
 /// Salts for the one PHC string every line shares: any bytes do for a benchmark.
 struct Counter(std::sync::atomic::AtomicU8);
 
@@ -167,13 +174,15 @@ fn sqlite(db: &Path, n: usize, now: i64, expires: i64) -> anyhow::Result<Seeded>
     let tx = conn.transaction()?;
     {
         let mut st = tx.prepare(
-            "INSERT INTO tokens (hash, user, portal, issued_at, expires_at) \
-             SELECT ?1, id, portal, ?2, ?3 FROM users WHERE seq = ?4",
+            "INSERT INTO tokens (hash, user, portal, issued_at, expires_at, id, last_used_at) \
+             SELECT ?1, id, portal, ?2, ?3, ?5, ?2 FROM users WHERE seq = ?4",
         )?;
         for i in 0..n {
             let hash = auth_core::token::hash(&token_text(i));
             let seq = first + i64::try_from(i)?;
-            out.tokens += st.execute(rusqlite::params![hash.as_slice(), now, expires, seq])? as u64;
+            let id = token_id(i)?;
+            out.tokens +=
+                st.execute(rusqlite::params![hash.as_slice(), now, expires, seq, id])? as u64;
         }
     }
     tx.commit()?;
@@ -230,9 +239,10 @@ fn postgres(url: &str, n: usize, now: i64, expires: i64) -> anyhow::Result<Seede
         let t = Instant::now();
         let st = client
             .prepare(
-                "INSERT INTO tokens (hash, user_id, portal_id, issued_at, expires_at) \
-                 SELECT h.hash, u.id, u.portal_id, $3, $4 \
-                 FROM unnest($1::bytea[], $2::bigint[]) AS h(hash, seq) JOIN users u ON u.seq = h.seq",
+                "INSERT INTO tokens (hash, user_id, portal_id, issued_at, expires_at, id, last_used_at) \
+                 SELECT h.hash, u.id, u.portal_id, $3, $4, h.id, $3 \
+                 FROM unnest($1::bytea[], $2::bigint[], $5::bigint[]) AS h(hash, seq, id) \
+                 JOIN users u ON u.seq = h.seq",
             )
             .await?;
         for start in (0..n).step_by(TOKEN_BATCH) {
@@ -240,7 +250,8 @@ fn postgres(url: &str, n: usize, now: i64, expires: i64) -> anyhow::Result<Seede
             let hashes: Vec<Vec<u8>> =
                 (start..end).map(|i| auth_core::token::hash(&token_text(i)).to_vec()).collect();
             let seqs: Vec<i64> = (start..end).map(|i| first + i as i64).collect();
-            out.tokens += client.execute(&st, &[&hashes, &seqs, &now, &expires]).await?;
+            let ids = (start..end).map(token_id).collect::<anyhow::Result<Vec<i64>>>()?;
+            out.tokens += client.execute(&st, &[&hashes, &seqs, &now, &expires, &ids]).await?;
         }
         out.token_secs = t.elapsed().as_secs_f64();
         println!("[scale] {} tokens in {:.1} s", out.tokens, out.token_secs);
