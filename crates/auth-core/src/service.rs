@@ -41,7 +41,7 @@ use crate::throttle::{Acquire, KNOWN_IP_DAYS, Rule, Slot, keys};
 use crate::{device, token};
 
 pub use account::{Account, AccountError};
-pub use admin::{Admin, NewUser};
+pub use admin::{AUDIT_PURGE_BATCH, Admin, NewUser, OUTBOX_PURGE_BATCH};
 pub use directory::DirectorySyncReport;
 pub(crate) use factors::totp_binding;
 pub(crate) use import::REALM_META_PREFIX;

@@ -30,11 +30,14 @@ pub struct NewUser {
     pub is_admin: bool,
 }
 
-/// Audit events deleted per statement by retention: a few milliseconds of write lock each.
-pub(crate) const AUDIT_PURGE_BATCH: u32 = 2_000;
+/// Audit events deleted per statement by retention. Each statement holds the store's write lock, so
+/// a login's write may wait for one: `cargo xtask bench --retention` measured about 9 ms a statement
+/// for 2 000 rows on SQLite (a login's write then waited 8 ms at the median while a million old
+/// events went), so a batch is a quarter of that, about 2 ms (docs/PERFORMANCE.md).
+pub const AUDIT_PURGE_BATCH: u32 = 500;
 
 /// Outbox messages deleted per statement by retention, for the same reason.
-pub(crate) const OUTBOX_PURGE_BATCH: u32 = 2_000;
+pub const OUTBOX_PURGE_BATCH: u32 = 500;
 
 const PASSWORD_ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 
