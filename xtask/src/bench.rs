@@ -17,6 +17,7 @@ mod idp;
 mod import;
 mod load;
 mod report;
+mod retention;
 mod scale;
 mod server;
 mod tls;
@@ -64,6 +65,10 @@ pub(crate) struct BenchArgs {
     /// a MariaDB, and `user import --jsonl` of pre-hashed users; writes <target>/bench/summary-import.json.
     #[arg(long)]
     import: bool,
+    /// Measure the audit retention instead (issue 17): how long a login's store write waits while
+    /// housekeeping purges a million old audit events; writes <target>/bench/summary-retention.json.
+    #[arg(long)]
+    retention: bool,
     /// Also run the codec micro-benchmarks (`cargo bench -p auth-wire -- --quick`) first.
     #[arg(long)]
     micro: bool,
@@ -175,14 +180,17 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     });
     anyhow::ensure!(binary.is_file(), "{} is missing", binary.display());
     // Each store keeps its own summary, so the two can be compared side by side.
-    let default_name = match (args.import, args.store) {
-        (true, _) => "summary-import.json",
-        (false, Store::Sqlite) => "summary.json",
-        (false, Store::Postgres) => "summary-postgres.json",
+    let default_name = match (args.import, args.retention, args.store) {
+        (true, _, _) => "summary-import.json",
+        (false, true, _) => "summary-retention.json",
+        (false, false, Store::Sqlite) => "summary.json",
+        (false, false, Store::Postgres) => "summary-postgres.json",
     };
     let out = args.out.clone().unwrap_or_else(|| target.join("bench").join(default_name));
     let summary = if args.import {
         json!({ "quick": args.quick, "cores": cores(), "cpu": cpu_model(), "import": import::run(args.quick, &binary)? })
+    } else if args.retention {
+        json!({ "quick": args.quick, "cores": cores(), "cpu": cpu_model(), "retention": retention::run(args.quick)? })
     } else {
         bench(&args, &binary)?
     };
@@ -228,6 +236,7 @@ fn hand_over_to_release(args: &BenchArgs, target: &Path) -> anyhow::Result<()> {
         (args.micro, "--micro"),
         (args.check, "--check"),
         (args.import, "--import"),
+        (args.retention, "--retention"),
     ] {
         if on {
             cmd.arg(flag);
