@@ -317,8 +317,35 @@ pub trait CounterStore: Send + Sync {
     /// block is later than `now`, refuse with it; if `rule.refused_until(now, events)` refuses, store
     /// that block and refuse; else record an event at `now` and grant its slot.
     async fn acquire(&self, key: &str, rule: &Rule, now: Timestamp) -> StoreResult<Acquire>;
+    /// Two acquires in a row, the second only when the first granted: `(first, None)` when the
+    /// first refused, else `(first, Some(second))`. Each behaves exactly as [`CounterStore::acquire`]
+    /// (a refused second leaves the first granted; the caller releases it if it must). The default
+    /// makes two calls; a store SHOULD override it with one transaction, because a login takes both
+    /// of its throttles this way and every commit costs a sync of the log on a durable store.
+    async fn acquire_then(
+        &self,
+        first: (&str, &Rule),
+        second: (&str, &Rule),
+        now: Timestamp,
+    ) -> StoreResult<(Acquire, Option<Acquire>)> {
+        let a = self.acquire(first.0, first.1, now).await?;
+        if matches!(a, Acquire::Refused { .. }) {
+            return Ok((a, None));
+        }
+        let b = self.acquire(second.0, second.1, now).await?;
+        Ok((a, Some(b)))
+    }
     /// Deletes the event of a granted slot (the attempt turned out not to count).
     async fn release(&self, slot: Slot) -> StoreResult<()>;
+    /// [`CounterStore::release`] for several slots. The default releases them one by one; a store
+    /// SHOULD override it with one statement or transaction, for the reason given at
+    /// [`CounterStore::acquire_then`].
+    async fn release_all(&self, slots: &[Slot]) -> StoreResult<()> {
+        for s in slots {
+            self.release(*s).await?;
+        }
+        Ok(())
+    }
     /// Records an event at `now` without any check (it counts for later acquires).
     async fn record(&self, key: &str, rule: &Rule, now: Timestamp) -> StoreResult<()>;
     /// Forgets every event and block of the key.

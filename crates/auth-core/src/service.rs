@@ -516,10 +516,7 @@ impl Core {
     }
 
     pub(crate) async fn release_all(&self, slots: &[Slot]) -> Result<(), StoreError> {
-        for s in slots {
-            self.store.release(*s).await?;
-        }
-        Ok(())
+        self.store.release_all(slots).await
     }
 
     /// Takes one slot of every rule, or none: a refusal gives back what was taken.

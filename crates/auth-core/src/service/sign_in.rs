@@ -24,7 +24,7 @@ use crate::observe::{Factor, LoginResult, ThrottleRule};
 use crate::phone::{Phone, noise};
 use crate::ports::{DirectoryError, NewOutboxMessage, SmsCodeRecord};
 use crate::secret::SecretString;
-use crate::throttle::{Rule, Slot, keys};
+use crate::throttle::{Acquire, Rule, Slot, keys};
 use crate::{backup, sms, totp};
 
 /// A password: never empty, wiped from memory when dropped, redacted in `Debug`.
@@ -297,23 +297,34 @@ impl SignIn {
         let found = self.find_login(portal.id, &login_lower).await?;
         let account = c.account_key(found.as_ref(), &login_lower);
         let throttle_key = keys::login(portal.id, &account, ctx.client_ip);
-        let slot = match c.acquire(&throttle_key, &portal.settings.login_throttle).await? {
-            Ok(slot) => slot,
-            Err(until) => {
+        // The per-account limit across addresses (distributed guessing): counted like the login
+        // throttle, but once engaged only known clients may go on, so an attacker can neither guess
+        // on nor lock the owner out. An unknown login has a pseudo-account of its own, so both paths
+        // cost the same store work. Both throttles are taken in one store call (one commit), the
+        // account's only when the login throttle granted.
+        let account_key = keys::account(portal.id, &account);
+        let (login_slot, account_slot) = c
+            .store
+            .acquire_then(
+                (&throttle_key, &portal.settings.login_throttle),
+                (&account_key, &portal.settings.account_throttle),
+                c.clock.now(),
+            )
+            .await?;
+        let slot = match login_slot {
+            Acquire::Granted(slot) => slot,
+            Acquire::Refused { until } => {
                 c.observer.throttled(ThrottleRule::Login);
                 let reason = "login throttle";
                 let user = found.as_ref().map(|u| u.id);
                 return Err(self.throttled(ctx, user, Some(&login_lower), until, reason).await);
             }
         };
-        // The per-account limit across addresses (distributed guessing): counted like the login
-        // throttle, but once engaged only known clients may go on, so an attacker can neither guess
-        // on nor lock the owner out. An unknown login has a pseudo-account of its own, so both paths
-        // cost the same store work.
-        let account_key = keys::account(portal.id, &account);
-        let account_slot = match c.acquire(&account_key, &portal.settings.account_throttle).await? {
-            Ok(s) => Some(s),
-            Err(until) => {
+        let account_slot = match account_slot {
+            Some(Acquire::Granted(s)) => Some(s),
+            // `acquire_then` answers the second whenever the first granted.
+            None => None,
+            Some(Acquire::Refused { until }) => {
                 let known = match &found {
                     Some(u) => c.is_known_client(ctx, u).await?,
                     None => false,
@@ -332,11 +343,10 @@ impl SignIn {
                 None
             }
         };
+        // Given back in one store call, for the same reason.
         let release = |slots: [Option<Slot>; 2]| async move {
-            for s in slots.into_iter().flatten() {
-                c.store.release(s).await?;
-            }
-            Ok::<(), crate::ports::StoreError>(())
+            let slots: Vec<Slot> = slots.into_iter().flatten().collect();
+            c.store.release_all(&slots).await
         };
         // Which check decides (spec §5.9): on a portal with a directory, the directory does for the
         // logins it may own (nobody here, a directory user, an imported user without a password);

@@ -1087,6 +1087,65 @@ pub async fn counters(store: &dyn Store) {
     let results = join_all((0..25).map(|_| store.acquire(k4, &five, t0()))).await;
     let n = results.into_iter().filter(|r| granted(r.as_ref().unwrap())).count();
     assert_eq!(n, 5, "exactly the limit MUST be granted under concurrency");
+
+    paired_counters(store).await;
+}
+
+/// `acquire_then` and `release_all`: the pair a login takes and gives back in one call each.
+async fn paired_counters(store: &dyn Store) {
+    let (first, second) = ("conformance:pair:first", "conformance:pair:second");
+    let two = Rule::new(2, secs(60), secs(120));
+    let three = Rule::new(3, secs(60), secs(120));
+    // The first refuses after two: the second is then not asked, so it counts only two events.
+    let mut taken = Vec::new();
+    for i in 0..2 {
+        let (a, b) = store.acquire_then((first, &two), (second, &three), t0()).await.unwrap();
+        let (Acquire::Granted(a), Some(Acquire::Granted(b))) = (a, b) else {
+            panic!("pair {i} MUST be granted on both keys, got {a:?} / {b:?}")
+        };
+        taken.extend([a, b]);
+    }
+    let (a, b) = store.acquire_then((first, &two), (second, &three), t0()).await.unwrap();
+    assert!(!granted(&a), "the first key's limit MUST hold");
+    assert_eq!(b, None, "a refused first MUST leave the second alone");
+    assert_eq!(store.count_since(second, t0()).await.unwrap(), 2, "the second was not counted");
+
+    // A refused second leaves the first granted.
+    let (third, fourth) = ("conformance:pair:third", "conformance:pair:fourth");
+    let one = Rule::per(1, secs(60));
+    store.record(fourth, &one, t0()).await.unwrap();
+    let (a, b) = store.acquire_then((third, &two), (fourth, &one), t0()).await.unwrap();
+    assert!(granted(&a), "the first MUST be granted whatever the second answers");
+    assert!(matches!(b, Some(Acquire::Refused { .. })), "the second's limit MUST hold, got {b:?}");
+    assert_eq!(store.count_since(third, t0()).await.unwrap(), 1);
+
+    // release_all gives back every slot it names, and nothing else.
+    let k = "conformance:release_all";
+    let mut slots = Vec::new();
+    for _ in 0..3 {
+        let Acquire::Granted(s) = store.acquire(k, &three, t0()).await.unwrap() else {
+            panic!("granted")
+        };
+        slots.push(s);
+    }
+    store.release_all(&slots[..2]).await.unwrap();
+    assert_eq!(store.count_since(k, t0()).await.unwrap(), 1, "two of three released");
+    store.release_all(&[]).await.unwrap();
+    store.release_all(&taken).await.unwrap();
+    assert_eq!(store.count_since(first, t0()).await.unwrap(), 0);
+    assert_eq!(store.count_since(second, t0()).await.unwrap(), 0);
+
+    // Concurrent pairs on one account key: exactly its limit is granted across them.
+    let account = "conformance:pair:account";
+    let four = Rule::per(4, secs(60));
+    let keys: Vec<String> = (0..12).map(|i| format!("conformance:pair:login{i}")).collect();
+    let results =
+        join_all(keys.iter().map(|k| store.acquire_then((k, &four), (account, &four), t0()))).await;
+    let n = results
+        .into_iter()
+        .filter(|r| matches!(r.as_ref().unwrap(), (_, Some(Acquire::Granted(_)))))
+        .count();
+    assert_eq!(n, 4, "exactly the second key's limit MUST be granted under concurrency");
 }
 
 /// Audit: newest first, filters, limit.

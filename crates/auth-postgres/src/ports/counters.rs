@@ -55,39 +55,71 @@ async fn add_event(tx: &Transaction<'_>, key: &str, now: Timestamp) -> DbResult<
     tx.query_one(&st, &[&key, &ts(now)]).await?.big_int(0)
 }
 
+/// The whole of one acquire, inside the caller's transaction (which it leaves open).
+async fn acquire_in(
+    tx: &Transaction<'_>,
+    key: &str,
+    rule: &Rule,
+    now: Timestamp,
+) -> DbResult<Acquire> {
+    let block = lock_key(tx, key).await?;
+    prune(tx, key, rule, now).await?;
+    if let Some(until) = block
+        && until > now
+    {
+        return Ok(Acquire::Refused { until });
+    }
+    let events = tx.prepare_cached("SELECT at FROM counter_events WHERE key = $1").await?;
+    let times = tx
+        .query(&events, &[&key])
+        .await?
+        .iter()
+        .map(|r| r.instant(0))
+        .collect::<DbResult<Vec<_>>>()?;
+    Ok(match rule.refused_until(now, &times) {
+        Some(until) => {
+            let st = tx
+                .prepare_cached("UPDATE counter_keys SET blocked_until = $2 WHERE key = $1")
+                .await?;
+            tx.execute(&st, &[&key, &ts(until)]).await?;
+            Acquire::Refused { until }
+        }
+        None => Acquire::Granted(Slot(add_event(tx, key, now).await?)),
+    })
+}
+
 #[async_trait]
 impl CounterStore for PgStore {
     async fn acquire(&self, key: &str, rule: &Rule, now: Timestamp) -> StoreResult<Acquire> {
         done(async {
             let mut c = self.client().await?;
             let tx = begin(&mut c).await?;
-            let block = lock_key(&tx, key).await?;
-            prune(&tx, key, rule, now).await?;
-            if let Some(until) = block
-                && until > now
-            {
-                tx.commit().await?;
-                return Ok(Acquire::Refused { until });
-            }
-            let events = tx.prepare_cached("SELECT at FROM counter_events WHERE key = $1").await?;
-            let times = tx
-                .query(&events, &[&key])
-                .await?
-                .iter()
-                .map(|r| r.instant(0))
-                .collect::<DbResult<Vec<_>>>()?;
-            let answer = match rule.refused_until(now, &times) {
-                Some(until) => {
-                    let st = tx
-                        .prepare_cached("UPDATE counter_keys SET blocked_until = $2 WHERE key = $1")
-                        .await?;
-                    tx.execute(&st, &[&key, &ts(until)]).await?;
-                    Acquire::Refused { until }
-                }
-                None => Acquire::Granted(Slot(add_event(&tx, key, now).await?)),
-            };
+            let answer = acquire_in(&tx, key, rule, now).await?;
             tx.commit().await?;
             Ok(answer)
+        })
+        .await
+    }
+
+    async fn acquire_then(
+        &self,
+        first: (&str, &Rule),
+        second: (&str, &Rule),
+        now: Timestamp,
+    ) -> StoreResult<(Acquire, Option<Acquire>)> {
+        // One transaction, one commit. Every caller locks its first key before its second (a
+        // login: its login key, then its account key) and nothing locks two keys the other way, so
+        // two such transactions cannot wait for each other in a cycle.
+        done(async {
+            let mut c = self.client().await?;
+            let tx = begin(&mut c).await?;
+            let a = acquire_in(&tx, first.0, first.1, now).await?;
+            let b = match a {
+                Acquire::Refused { .. } => None,
+                Acquire::Granted(_) => Some(acquire_in(&tx, second.0, second.1, now).await?),
+            };
+            tx.commit().await?;
+            Ok((a, b))
         })
         .await
     }
@@ -99,6 +131,20 @@ impl CounterStore for PgStore {
             let c = self.client().await?;
             let st = c.prepare_cached("DELETE FROM counter_events WHERE id = $1").await?;
             c.execute(&st, &[&slot.0]).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release_all(&self, slots: &[Slot]) -> StoreResult<()> {
+        if slots.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = slots.iter().map(|s| s.0).collect();
+        done(async {
+            let c = self.client().await?;
+            let st = c.prepare_cached("DELETE FROM counter_events WHERE id = ANY($1)").await?;
+            c.execute(&st, &[&ids]).await?;
             Ok(())
         })
         .await

@@ -32,30 +32,51 @@ fn add_event(tx: &Transaction<'_>, key: &str, now: Timestamp) -> DbResult<i64> {
     Ok(tx.last_insert_rowid())
 }
 
+/// The whole of one acquire, inside the caller's `IMMEDIATE` transaction.
+fn acquire_in(tx: &Transaction<'_>, key: &str, rule: &Rule, now: Timestamp) -> DbResult<Acquire> {
+    prune(tx, key, rule, now)?;
+    let mut block = tx.prepare_cached("SELECT until FROM counter_blocks WHERE key = ?1")?;
+    if let Some(until) = first(block.query([key])?, |r| r.instant(0))?
+        && until > now
+    {
+        return Ok(Acquire::Refused { until });
+    }
+    let mut events = tx.prepare_cached("SELECT at FROM counter_events WHERE key = ?1")?;
+    let times = collect(events.query([key])?, |r| r.instant(0))?;
+    if let Some(until) = rule.refused_until(now, &times) {
+        tx.prepare_cached(
+            "INSERT INTO counter_blocks (key, until) VALUES (?1, ?2) \
+             ON CONFLICT (key) DO UPDATE SET until = excluded.until",
+        )?
+        .execute(params![key, ts(until)])?;
+        return Ok(Acquire::Refused { until });
+    }
+    Ok(Acquire::Granted(Slot(add_event(tx, key, now)?)))
+}
+
 #[async_trait]
 impl CounterStore for SqliteStore {
     async fn acquire(&self, key: &str, rule: &Rule, now: Timestamp) -> StoreResult<Acquire> {
         let key = key.to_owned();
         let rule = *rule;
+        self.write(move |tx| acquire_in(tx, &key, &rule, now)).await
+    }
+
+    async fn acquire_then(
+        &self,
+        first: (&str, &Rule),
+        second: (&str, &Rule),
+        now: Timestamp,
+    ) -> StoreResult<(Acquire, Option<Acquire>)> {
+        // One transaction, so one commit (one sync of the WAL) for both of a login's throttles.
+        let (k1, r1) = (first.0.to_owned(), *first.1);
+        let (k2, r2) = (second.0.to_owned(), *second.1);
         self.write(move |tx| {
-            prune(tx, &key, &rule, now)?;
-            let mut block = tx.prepare_cached("SELECT until FROM counter_blocks WHERE key = ?1")?;
-            if let Some(until) = first(block.query([&key])?, |r| r.instant(0))?
-                && until > now
-            {
-                return Ok(Acquire::Refused { until });
+            let a = acquire_in(tx, &k1, &r1, now)?;
+            if matches!(a, Acquire::Refused { .. }) {
+                return Ok((a, None));
             }
-            let mut events = tx.prepare_cached("SELECT at FROM counter_events WHERE key = ?1")?;
-            let times = collect(events.query([&key])?, |r| r.instant(0))?;
-            if let Some(until) = rule.refused_until(now, &times) {
-                tx.prepare_cached(
-                    "INSERT INTO counter_blocks (key, until) VALUES (?1, ?2) \
-                     ON CONFLICT (key) DO UPDATE SET until = excluded.until",
-                )?
-                .execute(params![key, ts(until)])?;
-                return Ok(Acquire::Refused { until });
-            }
-            Ok(Acquire::Granted(Slot(add_event(tx, &key, now)?)))
+            Ok((a, Some(acquire_in(tx, &k2, &r2, now)?)))
         })
         .await
     }
@@ -63,6 +84,21 @@ impl CounterStore for SqliteStore {
     async fn release(&self, slot: Slot) -> StoreResult<()> {
         self.run(move |c| {
             c.prepare_cached("DELETE FROM counter_events WHERE id = ?1")?.execute([slot.0])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release_all(&self, slots: &[Slot]) -> StoreResult<()> {
+        if slots.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = slots.iter().map(|s| s.0).collect();
+        self.write(move |tx| {
+            let mut st = tx.prepare_cached("DELETE FROM counter_events WHERE id = ?1")?;
+            for id in ids {
+                st.execute([id])?;
+            }
             Ok(())
         })
         .await
