@@ -93,7 +93,7 @@ impl Router {
     {
         let started = std::time::Instant::now();
         let method = req.method().clone();
-        let door = match self.exposure {
+        let door = match self.shared.exposure {
             // The metrics listener has no front door.
             crate::Exposure::MetricsOnly => None,
             _ => crate::door::Route::of_path(req.uri().path()),
@@ -112,7 +112,7 @@ impl Router {
             hyper::header::HeaderValue::from_static("no-store"),
         );
         let took = started.elapsed();
-        self.metrics.record(counted, resp.status().as_u16(), took);
+        self.shared.metrics.record(counted, resp.status().as_u16(), took);
         let route = counted.name();
         // One line per request: what and how it went, never parameters, bodies or headers.
         tracing::debug!(%method, route, status = resp.status().as_u16(), micros = took.as_micros() as u64, "request");
@@ -130,7 +130,7 @@ impl Router {
         // The paths a listener does not serve are unknown there, as if the table had no row for them.
         let exposed = |m: &PathMatch| {
             let get = m.endpoint("GET").ok();
-            match self.exposure {
+            match self.shared.exposure {
                 crate::Exposure::Everything => true,
                 crate::Exposure::WithoutMetrics => get != Some(Endpoint::Metrics),
                 crate::Exposure::MetricsOnly => {
@@ -181,19 +181,23 @@ impl Router {
             Endpoint::Readyz => return Ok(self.readyz().await),
             Endpoint::Metrics => {
                 let format = crate::metrics::Format::negotiate(header(&req, ACCEPT));
-                let text = crate::metrics::scrape(&self.registry, &self.scrape_hooks, format)
-                    .await
-                    .map_err(|_| Failure::internal("the metrics could not be encoded"))?;
+                let text = crate::metrics::scrape(
+                    &self.shared.registry,
+                    &self.shared.scrape_hooks,
+                    format,
+                )
+                .await
+                .map_err(|_| Failure::internal("the metrics could not be encoded"))?;
                 return Ok(respond::text(StatusCode::OK, format.content_type(), text));
             }
             _ => {}
         }
         let meta = endpoint.metadata();
-        let now = self.service.now();
+        let now = self.shared.service.now();
         let host = header(&req, HOST).or_else(|| req.uri().host()).unwrap_or("").to_owned();
         let ctx = self.context(&req, &host).await?;
         let (peer, _) = self.peer_of(&req);
-        let secure = came_over_tls(&req, peer, &self.config.trusted_proxies);
+        let secure = came_over_tls(&req, peer, &self.shared.config.trusted_proxies);
         let token = bearer_token(&req);
         // Basic is a credentials carrier on the credential endpoints only (spec §2).
         let basic =
@@ -205,7 +209,7 @@ impl Router {
         let _slot = if meta.credentials {
             // Not logged per request: under a flood that would be a log line per refusal;
             // `/metrics` counts the 503s.
-            Some(self.credential_slots.clone().try_acquire_owned().map_err(|_| Failure {
+            Some(self.shared.credential_slots.clone().try_acquire_owned().map_err(|_| Failure {
                 retry_after_secs: Some(1),
                 ..Failure::new(ErrorCode::Busy)
             })?)
@@ -220,7 +224,9 @@ impl Router {
             }
             Endpoint::CheckToken => {
                 let valid = match token {
-                    Some(t) => self.service.sessions().authenticate(&ctx, t.expose()).await.is_ok(),
+                    Some(t) => {
+                        self.shared.service.sessions().authenticate(&ctx, t.expose()).await.is_ok()
+                    }
                     None => false,
                 };
                 Ok(respond::ok(format, valid))
@@ -228,13 +234,15 @@ impl Router {
             Endpoint::Authenticate => {
                 let r: api::authenticate::Request = decode(&params)?;
                 let login = login_method(r.login)?;
-                let outcome = self.service.sign_in().login(&ctx, &login).await.map_err(sign_in)?;
+                let outcome =
+                    self.shared.service.sign_in().login(&ctx, &login).await.map_err(sign_in)?;
                 Ok(outcome_response(&ctx, secure, format, outcome))
             }
             Endpoint::SetPhone => {
                 let r: api::set_phone::Request = decode(&params)?;
                 let login = login_method(r.login)?;
                 let outcome = self
+                    .shared
                     .service
                     .sign_in()
                     .set_phone(&ctx, &login, r.mobile_phone.as_deref())
@@ -246,13 +254,14 @@ impl Router {
                 let r: api::send_sms::Request = decode(&params)?;
                 let login = login_method(r.login)?;
                 let outcome =
-                    self.service.sign_in().send_sms(&ctx, &login).await.map_err(sign_in)?;
+                    self.shared.service.sign_in().send_sms(&ctx, &login).await.map_err(sign_in)?;
                 Ok(outcome_response(&ctx, secure, format, outcome))
             }
             Endpoint::Code => {
                 let r: api::code::Request = decode(&params)?;
                 let login = login_method(r.login)?;
                 let issued = self
+                    .shared
                     .service
                     .sign_in()
                     .verify_code(&ctx, &login, r.code.expose())
@@ -262,14 +271,14 @@ impl Router {
             }
             Endpoint::Logout => {
                 let session = self.session(&ctx, token).await?;
-                self.service.sessions().logout(&ctx, &session).await?;
+                self.shared.service.sessions().logout(&ctx, &session).await?;
                 let mut resp = respond::ok(format, true);
                 respond::clear_token_cookie(&mut resp, &ctx.portal, secure);
                 Ok(resp)
             }
             Endpoint::SelfProfile => {
                 let session = self.session(&ctx, token).await?;
-                let p = self.service.sessions().profile(&session);
+                let p = self.shared.service.sessions().profile(&session);
                 let phone =
                     p.phone_noise.map(|noise| ProfilePhone { noise, activated: p.phone_activated });
                 Ok(respond::ok(
@@ -287,11 +296,11 @@ impl Router {
                 ))
             }
             Endpoint::Capabilities => {
-                let providers = self.service.social_providers(&ctx.portal);
+                let providers = self.shared.service.social_providers(&ctx.portal);
                 Ok(respond::ok(
                     format,
                     Capabilities {
-                        ldap_enabled: self.service.directory_for(&ctx.portal).is_some(),
+                        ldap_enabled: self.shared.service.directory_for(&ctx.portal).is_some(),
                         oauth_enabled: !providers.is_empty(),
                         providers,
                         ..Capabilities::default()
@@ -300,12 +309,13 @@ impl Router {
             }
             Endpoint::BackupCodes => {
                 let session = self.session(&ctx, token).await?;
-                let codes = self.service.tfa_settings().backup_codes(&session).await?;
+                let codes = self.shared.service.tfa_settings().backup_codes(&session).await?;
                 Ok(respond::ok(format, backup_list(codes)))
             }
             Endpoint::NewBackupCodes => {
                 let session = self.session(&ctx, token).await?;
-                let codes = self.service.tfa_settings().new_backup_codes(&ctx, &session).await?;
+                let codes =
+                    self.shared.service.tfa_settings().new_backup_codes(&ctx, &session).await?;
                 Ok(respond::ok(format, backup_list(codes)))
             }
             Endpoint::NewApp => {
@@ -317,7 +327,7 @@ impl Router {
                         Failure::with_message(ErrorCode::BadRequest, "id is not a user id")
                     })?),
                 };
-                self.service.tfa_settings().reset_tfa_app(&ctx, &session, target).await?;
+                self.shared.service.tfa_settings().reset_tfa_app(&ctx, &session, target).await?;
                 Ok(respond::ok(format, true))
             }
             Endpoint::LinkAccount => {
@@ -328,13 +338,13 @@ impl Router {
                     code_oauth: r.code_oauth.map(|c| SecretString::new(c.expose())),
                     code_verifier: None,
                 };
-                self.service.links().link(&ctx, &session, &r.provider, &proof).await?;
+                self.shared.service.links().link(&ctx, &session, &r.provider, &proof).await?;
                 Ok(respond::ok(format, true))
             }
             Endpoint::UnlinkAccount => {
                 let session = self.session(&ctx, token).await?;
                 let r: api::unlink_account::Request = decode(&params)?;
-                self.service.links().unlink(&ctx, &session, &r.provider).await?;
+                self.shared.service.links().unlink(&ctx, &session, &r.provider).await?;
                 Ok(respond::ok(format, true))
             }
             Endpoint::ChangePassword => {
@@ -343,42 +353,46 @@ impl Router {
                 let current = Password::new(r.current_password.expose())
                     .map_err(|_| Failure::new(auth_wire::ErrorCode::BadRequest))?;
                 let new = SecretString::new(r.password.expose());
-                self.service
+                self.shared
+                    .service
                     .account()
                     .change_password(&ctx, &session, &current, &new)
                     .await
-                    .map_err(|e| Failure::account(e, self.service.now()))?;
+                    .map_err(|e| Failure::account(e, self.shared.service.now()))?;
                 Ok(respond::ok(format, true))
             }
             Endpoint::RequestPasswordReset => {
                 let r: api::request_password_reset::Request = decode(&params)?;
-                self.service
+                self.shared
+                    .service
                     .recovery()
                     .request_reset(&ctx, &r.email)
                     .await
-                    .map_err(|e| Failure::recovery(e, self.service.now()))?;
+                    .map_err(|e| Failure::recovery(e, self.shared.service.now()))?;
                 Ok(respond::ok(format, true))
             }
             Endpoint::ResetPassword => {
                 let r: api::reset_password::Request = decode(&params)?;
                 let key = SecretString::new(r.key.expose());
                 let new = SecretString::new(r.password.expose());
-                self.service
+                self.shared
+                    .service
                     .recovery()
                     .reset_password(&ctx, &key, &new)
                     .await
-                    .map_err(|e| Failure::recovery(e, self.service.now()))?;
+                    .map_err(|e| Failure::recovery(e, self.shared.service.now()))?;
                 Ok(respond::ok(format, true))
             }
             Endpoint::ActiveConnections => {
                 let session = self.session(&ctx, token).await?;
-                let all = self.service.sessions().active_sessions(&session).await?;
+                let all = self.shared.service.sessions().active_sessions(&session).await?;
                 Ok(respond::ok(format, connections(&ctx, all)))
             }
             Endpoint::LogoutConnection => {
                 let session = self.session(&ctx, token).await?;
                 let r: api::logout_connection::Request = decode(&params)?;
-                let ended = self.service.sessions().end_session(&ctx, &session, r.id).await?;
+                let ended =
+                    self.shared.service.sessions().end_session(&ctx, &session, r.id).await?;
                 let mut resp = respond::ok(format, ended);
                 // Ending the session the request came with is a logout: the cookie goes too.
                 if ended && r.id == session.token_id {
@@ -388,20 +402,20 @@ impl Router {
             }
             Endpoint::LogoutAllExceptThis => {
                 let session = self.session(&ctx, token).await?;
-                self.service.sessions().end_other_sessions(&ctx, &session).await?;
-                let name = self.service.sessions().profile(&session).display_name;
+                self.shared.service.sessions().end_other_sessions(&ctx, &session).await?;
+                let name = self.shared.service.sessions().profile(&session).display_name;
                 Ok(respond::ok(format, name))
             }
             Endpoint::LogoutAll => {
                 let session = self.session(&ctx, token).await?;
-                self.service.sessions().end_all_sessions(&ctx, &session).await?;
+                self.shared.service.sessions().end_all_sessions(&ctx, &session).await?;
                 let mut resp = respond::ok(format, true);
                 respond::clear_token_cookie(&mut resp, &ctx.portal, secure);
                 Ok(resp)
             }
             Endpoint::Providers => {
                 let session = self.session(&ctx, token).await?;
-                let list = self.service.links().providers(&ctx, &session).await?;
+                let list = self.shared.service.links().providers(&ctx, &session).await?;
                 let list: Vec<ProviderLink> = list
                     .into_iter()
                     .map(|p| ProviderLink { provider: p.provider, linked: p.linked })
@@ -422,11 +436,11 @@ impl Router {
     ) -> impl std::future::Future<Output = Result<RequestContext, Failure>> + Send + use<B> {
         let (peer, _) = self.peer_of(req);
         let forwarded = req.headers().get_all("x-forwarded-for").iter().map(|v| v.as_bytes());
-        let client = crate::client_ip(peer, forwarded, &self.config.trusted_proxies);
+        let client = crate::client_ip(peer, forwarded, &self.shared.config.trusted_proxies);
         let user_agent: Option<String> =
             header(req, USER_AGENT).map(|ua| ua.chars().take(256).collect());
         let device = cookie(req, respond::DEVICE_COOKIE).map(str::to_owned);
-        let service = self.service.clone();
+        let service = self.shared.service.clone();
         let host = host.to_owned();
         async move {
             let portal = service.portal_for_host(&host).await?;
@@ -446,11 +460,11 @@ impl Router {
         token: Option<SecretString>,
     ) -> Result<Session, SessionError> {
         let token = token.ok_or(SessionError::Unauthorized)?;
-        self.service.sessions().authenticate(ctx, token.expose()).await
+        self.shared.service.sessions().authenticate(ctx, token.expose()).await
     }
 
     async fn readyz(&self) -> Response<Body> {
-        match self.service.store().list_portals().await {
+        match self.shared.service.store().list_portals().await {
             Ok(_) => respond::text(StatusCode::OK, "text/plain; charset=utf-8", "ready\n".into()),
             Err(e) => {
                 tracing::warn!(error = %e, "readiness check failed");
@@ -474,7 +488,7 @@ impl Router {
         B: HttpBody<Data = Bytes> + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let limit = self.config.body_limit;
+        let limit = self.shared.config.body_limit;
         let declared = header(&req, CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok());
         if declared.is_some_and(|n| n > limit as u64) {
             return Err(too_large(limit));
@@ -512,7 +526,8 @@ impl Router {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let limited = http_body_util::Limited::new(body, limit);
-        let collected = tokio::time::timeout(self.config.body_timeout, limited.collect()).await;
+        let collected =
+            tokio::time::timeout(self.shared.config.body_timeout, limited.collect()).await;
         match collected {
             Err(_) => Err(Failure::with_message(
                 ErrorCode::RequestTimeout,

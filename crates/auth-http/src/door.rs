@@ -168,7 +168,7 @@ impl Router {
         let peer =
             req.extensions().get::<PeerAddr>().map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.ip());
         let canonical = peer.to_canonical();
-        (peer, self.config.trusted_proxies.iter().any(|n| n.contains(&canonical)))
+        (peer, self.shared.config.trusted_proxies.iter().any(|n| n.contains(&canonical)))
     }
 
     /// `/auth/verify` and `/auth/forward`: the identity of a valid token as headers, else the way
@@ -192,7 +192,7 @@ impl Router {
         let ctx = self.context(&req, &host).await?;
         let token = bearer_token(&req);
         let session = match token {
-            Some(t) => self.service.sessions().authenticate(&ctx, t.expose()).await,
+            Some(t) => self.shared.service.sessions().authenticate(&ctx, t.expose()).await,
             None => Err(SessionError::Unauthorized),
         };
         match session {
@@ -221,7 +221,7 @@ impl Router {
 
     /// 200 with the `X-Auth-…` identity headers and an empty body.
     fn identity(&self, ctx: &RequestContext, session: &Session) -> Response<Body> {
-        let profile = self.service.sessions().profile(session);
+        let profile = self.shared.service.sessions().profile(session);
         let mut resp = Response::new(Body::new(Bytes::new()));
         let headers = [
             ("x-auth-user-id", profile.id.to_string()),
@@ -266,9 +266,9 @@ impl Router {
         let host = header(&req, HOST).unwrap_or("").to_owned();
         let query = req.uri().query().unwrap_or("").to_owned();
         let (peer, _) = self.peer_of(&req);
-        let secure = crate::api::came_over_tls(&req, peer, &self.config.trusted_proxies);
+        let secure = crate::api::came_over_tls(&req, peer, &self.shared.config.trusted_proxies);
         let ctx = self.context(&req, &host).await?;
-        let providers = self.service.social_providers(&ctx.portal);
+        let providers = self.shared.service.social_providers(&ctx.portal);
         let params = auth_wire::Params::builder().query(&query).build();
         let failed = |error| {
             page::render(
@@ -281,7 +281,7 @@ impl Router {
             return Ok(failed("oauth_failed"));
         };
         let back = request.return_to.and_then(|r| allowed_return(r, &ctx.portal.hosts, &host));
-        let started = match self.service.oauth_start(&ctx.portal, &request.provider).await {
+        let started = match self.shared.service.oauth_start(&ctx.portal, &request.provider).await {
             Ok(Some(started)) => started,
             Ok(None) => return Ok(failed("oauth_failed")),
             Err(e) => {
@@ -315,11 +315,11 @@ impl Router {
         let host = header(&req, HOST).unwrap_or("").to_owned();
         let query = req.uri().query().unwrap_or("").to_owned();
         let (peer, _) = self.peer_of(&req);
-        let secure = crate::api::came_over_tls(&req, peer, &self.config.trusted_proxies);
+        let secure = crate::api::came_over_tls(&req, peer, &self.shared.config.trusted_proxies);
         let cookie =
             crate::api::cookie(&req, OAUTH_COOKIE).and_then(auth_wire::door::OAuthCookie::decode);
         let ctx = self.context(&req, &host).await?;
-        let providers = self.service.social_providers(&ctx.portal);
+        let providers = self.shared.service.social_providers(&ctx.portal);
         let params = auth_wire::Params::builder().query(&query).build();
         let answer = auth_wire::door::OAuthCallbackRequest::try_from(&params).unwrap_or_default();
         let matched = match (&cookie, &answer.state, &answer.code, &answer.error) {

@@ -88,9 +88,16 @@ enum Exposure {
     MetricsOnly,
 }
 
-/// The HTTP face of an [`AuthService`].
+/// The HTTP face of an [`AuthService`]. Cheap to clone: one reference count, taken per request.
 #[derive(Clone)]
 pub struct Router {
+    shared: Arc<Shared>,
+}
+
+/// What every clone of a [`Router`] shares. One `Arc` around it all, because the router is cloned
+/// for every request and each reference count is an atomic the two cores fight over.
+#[derive(Clone)]
+struct Shared {
     service: Arc<AuthService>,
     config: Arc<HttpConfig>,
     metrics: Arc<metrics::HttpMetrics>,
@@ -102,7 +109,7 @@ pub struct Router {
 
 impl std::fmt::Debug for Router {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Router").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Router").field("config", &self.shared.config).finish_non_exhaustive()
     }
 }
 
@@ -114,7 +121,7 @@ impl Router {
         let metrics = Arc::new(metrics::HttpMetrics::default());
         let mut registry = Registry::default();
         metrics.register(&mut registry);
-        Self {
+        let shared = Shared {
             service,
             config: Arc::new(config),
             metrics,
@@ -122,47 +129,54 @@ impl Router {
             scrape_hooks: Arc::default(),
             exposure: Exposure::Everything,
             credential_slots,
-        }
+        };
+        Self { shared: Arc::new(shared) }
+    }
+
+    /// The shared state, to change while building (copied first if another clone holds it).
+    fn building(&mut self) -> &mut Shared {
+        Arc::make_mut(&mut self.shared)
     }
 
     /// The same router, serving `registry` at `GET /metrics` with the transport's own families
     /// (requests and their latency, by route) added to it. Build the registry with the program's
     /// families first: it cannot change once the router holds it.
     pub fn with_registry(mut self, mut registry: Registry) -> Self {
-        self.metrics.register(&mut registry);
-        self.registry = Arc::new(registry);
+        self.shared.metrics.register(&mut registry);
+        self.building().registry = Arc::new(registry);
         self
     }
 
     /// The same router, awaiting `hook` before every `GET /metrics` is encoded.
     pub fn with_scrape_hook(mut self, hook: Arc<dyn ScrapeHook>) -> Self {
-        let mut hooks: Vec<Arc<dyn ScrapeHook>> = self.scrape_hooks.as_ref().clone();
+        let mut hooks: Vec<Arc<dyn ScrapeHook>> = self.shared.scrape_hooks.as_ref().clone();
         hooks.push(hook);
-        self.scrape_hooks = Arc::new(hooks);
+        self.building().scrape_hooks = Arc::new(hooks);
         self
     }
 
     /// The same router without `GET /metrics` (it answers 404 as an unknown path), for a server
     /// that serves the metrics on a listener of their own ([`Router::metrics_only`]).
     pub fn without_metrics(mut self) -> Self {
-        self.exposure = Exposure::WithoutMetrics;
+        self.building().exposure = Exposure::WithoutMetrics;
         self
     }
 
     /// A router over the same service and metrics that answers only `GET /metrics`, `/healthz` and
     /// `/readyz` (404 for everything else), for a listener of its own (spec §13 `metrics_listen`).
     pub fn metrics_only(&self) -> Self {
-        Self { exposure: Exposure::MetricsOnly, ..self.clone() }
+        let shared = Shared { exposure: Exposure::MetricsOnly, ..Shared::clone(&self.shared) };
+        Self { shared: Arc::new(shared) }
     }
 
     /// The service behind the router.
     pub fn service(&self) -> &Arc<AuthService> {
-        &self.service
+        &self.shared.service
     }
 
     /// The transport configuration.
     pub fn config(&self) -> &HttpConfig {
-        &self.config
+        &self.shared.config
     }
 }
 

@@ -38,8 +38,8 @@ pub async fn serve_with(
     tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let limit = Arc::new(Semaphore::new(router.config.max_connections.max(1)));
-    let per_ip = Arc::new(PerIp::new(router.config.max_connections_per_ip.max(1)));
+    let limit = Arc::new(Semaphore::new(router.shared.config.max_connections.max(1)));
+    let per_ip = Arc::new(PerIp::new(router.shared.config.max_connections_per_ip.max(1)));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -60,7 +60,8 @@ pub async fn serve_with(
             },
             () = &mut shutdown => break,
         };
-        let trusted_proxy = router.config.trusted_proxies.iter().any(|n| n.contains(&peer.ip()));
+        let trusted_proxy =
+            router.shared.config.trusted_proxies.iter().any(|n| n.contains(&peer.ip()));
         let slot = if trusted_proxy { None } else { per_ip.take(peer.ip()) };
         if !trusted_proxy && slot.is_none() {
             // Dropping the stream closes it: one address cannot hold every connection of the server.
@@ -80,7 +81,7 @@ pub async fn serve_with(
     drop(listener);
     tokio::select! {
         () = graceful.shutdown() => {}
-        () = tokio::time::sleep(router.config.shutdown_grace) => {
+        () = tokio::time::sleep(router.shared.config.shutdown_grace) => {
             tracing::warn!("shutdown grace elapsed with connections still open");
         }
     }
@@ -97,9 +98,9 @@ async fn connection(
 ) {
     let _ = stream.set_nodelay(true);
     let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
-    stream.set_write_timeout(Some(router.config.write_timeout));
+    stream.set_write_timeout(Some(router.shared.config.write_timeout));
     let stream = Box::pin(stream);
-    let header_timeout = router.config.header_timeout;
+    let header_timeout = router.shared.config.header_timeout;
     let svc_router = router.clone();
     let over_tls = tls.is_some();
     let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {

@@ -432,7 +432,7 @@ impl Router {
         let request = LoginPageRequest::try_from(&params).unwrap_or_default();
         // An unchecked `return` would make this page an open redirect: only the portal's own hosts.
         let back = request.return_to.and_then(|r| allowed_return(r, &ctx.portal.hosts, &host));
-        let providers = self.service.social_providers(&ctx.portal);
+        let providers = self.shared.service.social_providers(&ctx.portal);
         let state =
             PageState { return_to: back.as_ref().map(ReturnTo::as_str), ..PageState::default() };
         Ok(render(&ctx.portal, &providers, &state))
@@ -443,7 +443,7 @@ impl Router {
     pub(super) async fn reset_page<B>(&self, req: Request<B>) -> Result<Response<Body>, Failure> {
         let host = header(&req, HOST).unwrap_or("").to_owned();
         let ctx = self.context(&req, &host).await?;
-        let providers = self.service.social_providers(&ctx.portal);
+        let providers = self.shared.service.social_providers(&ctx.portal);
         let state = PageState { reset: true, ..PageState::default() };
         Ok(render(&ctx.portal, &providers, &state))
     }
