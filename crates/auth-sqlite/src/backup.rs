@@ -61,6 +61,17 @@ fn open_lock(db: &Path) -> Result<File, SqliteError> {
         .map_err(io_err(&path, "cannot open the lock file"))
 }
 
+/// The lock file locked exclusively, when no other store or restore holds it (the caller is alone
+/// on the database), else `None`. Dropping the file gives the lock back.
+pub(crate) fn exclusive_lock(db: &Path) -> Result<Option<File>, SqliteError> {
+    let file = open_lock(db)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(e)) => Err(io_err(db, "cannot lock the database")(e)),
+    }
+}
+
 /// Takes the shared lock a store holds on its file; refuses at once while a restore holds it.
 pub(crate) fn shared_lock(db: &Path) -> Result<File, SqliteError> {
     let file = open_lock(db)?;

@@ -53,6 +53,7 @@ mod error;
 mod migrate;
 mod pool;
 mod ports;
+mod session_cache;
 mod store;
 
 pub use backup::{BackupReport, backup, meta_value, restore};

@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_social.sql"),
     include_str!("../migrations/0004_email.sql"),
     include_str!("../migrations/0005_sessions.sql"),
+    include_str!("../migrations/0006_session_epoch.sql"),
 ];
 
 /// The schema version this build writes and understands.

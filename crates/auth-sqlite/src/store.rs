@@ -10,6 +10,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use crate::error::{DbError, DbResult, SqliteError};
 use crate::migrate::migrate;
 use crate::pool::{Pool, Target, connect};
+use crate::session_cache::SessionCache;
 
 /// Tuning of a [`SqliteStore`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,11 +24,20 @@ pub struct SqliteOptions {
     /// Read-only connections for the hot-path lookups that run without a thread hop (see
     /// `SqliteStore::run_read_inline`); 0 sends every read through the blocking pool.
     pub inline_readers: usize,
+    /// How long a cached session lookup may be served at most (`session_cache.rs`); zero turns the
+    /// cache off. It bounds only changes made behind the store's back: every change made through a
+    /// store, in any process, ends the cached entries at once.
+    pub session_cache_max_age: Duration,
 }
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        Self { max_connections: 4, busy_timeout: Duration::from_secs(5), inline_readers: 2 }
+        Self {
+            max_connections: 4,
+            busy_timeout: Duration::from_secs(5),
+            inline_readers: 2,
+            session_cache_max_age: crate::session_cache::MAX_AGE,
+        }
     }
 }
 
@@ -37,6 +47,8 @@ pub struct SqliteStore {
     pool: Arc<Pool>,
     lanes: Arc<Lanes>,
     inline: Arc<Vec<Mutex<Connection>>>,
+    /// The session lookups of this process (`None` in memory or when turned off).
+    pub(crate) sessions: Option<Arc<SessionCache>>,
     /// The shared lock on `<file>.lock`, held while any clone lives (see `backup.rs`).
     _lock: Option<Arc<std::fs::File>>,
 }
@@ -77,6 +89,21 @@ impl SqliteStore {
             path: path.display().to_string(),
             message: e.to_string(),
         };
+        // Alone on the file (nobody holds even a shared lock on it), the session counters may start
+        // again from zero; then the lock is shared like every other store's.
+        let alone = crate::backup::exclusive_lock(&path)?;
+        let sessions = match (&alone, options.session_cache_max_age.is_zero()) {
+            (_, true) => None,
+            (alone, false) => Some(Arc::new(
+                SessionCache::open(&path, alone.is_some(), options.session_cache_max_age).map_err(
+                    |e| SqliteError::Open {
+                        path: path.display().to_string(),
+                        message: format!("cannot open the session counters: {e}"),
+                    },
+                )?,
+            )),
+        };
+        drop(alone);
         let lock = crate::backup::shared_lock(&path)?;
         let target = Target::File(path.clone());
         let mut conn = connect(&target, options.busy_timeout).map_err(open_err)?;
@@ -101,6 +128,7 @@ impl SqliteStore {
             pool: Arc::new(Pool::new(target, options.max_connections, options.busy_timeout, conn)),
             lanes: Lanes::new(options.max_connections),
             inline: Arc::new(inline),
+            sessions,
             _lock: Some(Arc::new(lock)),
         })
     }
@@ -118,8 +146,15 @@ impl SqliteStore {
             pool: Arc::new(Pool::new(Target::Memory, 1, options.busy_timeout, conn)),
             lanes: Lanes::new(1),
             inline: Arc::new(Vec::new()),
+            sessions: None,
             _lock: None,
         })
+    }
+
+    /// How many session lookups this process's cache answered and how many went to the database,
+    /// since the store was opened; `None` when there is no cache (in memory, or turned off).
+    pub fn session_cache_stats(&self) -> Option<(u64, u64)> {
+        self.sessions.as_deref().map(SessionCache::stats)
     }
 
     /// The database file, or `None` for an in-memory store.
@@ -136,7 +171,8 @@ impl SqliteStore {
     /// e.g. before a file-level backup or at shutdown. `Unavailable` when readers kept it from
     /// completing.
     pub async fn checkpoint(&self) -> StoreResult<()> {
-        self.run(|c| {
+        // Not in a transaction: a checkpoint cannot run inside one.
+        self.run_in(Lane::Write, |c| {
             let busy: i64 = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
             if busy != 0 {
                 return Err(StoreError::Unavailable("checkpoint blocked by readers".into()).into());
@@ -156,12 +192,37 @@ impl SqliteStore {
     ///
     /// The job may write, so it waits for the write lane (one such job at a time in this process);
     /// use [`SqliteStore::run_read`] for jobs that only read.
+    ///
+    /// The job runs in one `BEGIN IMMEDIATE` transaction, like [`SqliteStore::write`]'s, so that a
+    /// change it makes to a session is counted for every process's cache before it commits.
     pub(crate) async fn run<T, F>(&self, job: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> DbResult<T> + Send + 'static,
     {
-        self.run_in(Lane::Write, job).await
+        let sessions = self.sessions.clone();
+        self.run_in(Lane::Write, move |c| {
+            c.execute_batch("BEGIN IMMEDIATE")?;
+            let out = Watch::start(c, sessions.as_deref()).and_then(|w| {
+                let v = job(c)?;
+                Ok((w.count(c)?, v))
+            });
+            match out {
+                Ok((counted, v)) => {
+                    let done = c.execute_batch("COMMIT");
+                    if let Some(s) = counted {
+                        s.end_change();
+                    }
+                    done?;
+                    Ok(v)
+                }
+                Err(e) => {
+                    let _ = c.execute_batch("ROLLBACK");
+                    Err(e)
+                }
+            }
+        })
+        .await
     }
 
     /// [`SqliteStore::run`] for a job that only reads: it runs beside a writer instead of after it.
@@ -237,10 +298,17 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> DbResult<T> + Send + 'static,
     {
-        self.run(move |c| {
+        let sessions = self.sessions.clone();
+        self.run_in(Lane::Write, move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let watch = Watch::start(&tx, sessions.as_deref())?;
             let out = job(&tx)?;
-            tx.commit()?;
+            let counted = watch.count(&tx)?;
+            let done = tx.commit();
+            if let Some(s) = counted {
+                s.end_change();
+            }
+            done?;
             Ok(out)
         })
         .await
@@ -259,6 +327,41 @@ impl SqliteStore {
             Ok(out)
         })
         .await
+    }
+}
+
+/// A write transaction's view of the session epoch (migration 0006): read at its start, compared
+/// at its end, and when it moved, counted for every process's session cache around the commit.
+struct Watch<'c> {
+    sessions: Option<&'c SessionCache>,
+    before: i64,
+}
+
+fn session_epoch(c: &Connection) -> DbResult<i64> {
+    Ok(c.prepare_cached("SELECT n FROM session_epoch WHERE id = 1")?.query_row([], |r| r.get(0))?)
+}
+
+impl<'c> Watch<'c> {
+    fn start(c: &Connection, sessions: Option<&'c SessionCache>) -> DbResult<Self> {
+        let before = match sessions {
+            Some(_) => session_epoch(c)?,
+            None => 0,
+        };
+        Ok(Self { sessions, before })
+    }
+
+    /// Called just before the commit: when the transaction changed the epoch, counts the change as
+    /// begun and answers the cache whose `end_change` must follow the commit (whatever its outcome).
+    /// On an error the caller rolls back, so nothing uncounted is ever committed.
+    fn count(self, c: &Connection) -> DbResult<Option<&'c SessionCache>> {
+        let Some(sessions) = self.sessions else { return Ok(None) };
+        if session_epoch(c)? == self.before {
+            return Ok(None);
+        }
+        sessions
+            .begin_change()
+            .map_err(|e| StoreError::Unavailable(format!("cannot count a session change: {e}")))?;
+        Ok(Some(sessions))
     }
 }
 

@@ -118,9 +118,16 @@ impl TokenStore for SqliteStore {
         token_hash: &[u8; 32],
     ) -> StoreResult<Option<(TokenRecord, User)>> {
         let h = *token_hash;
+        // This process's cache answers when it can (`session_cache.rs` keeps it exact across
+        // processes); otherwise the database does, and the answer may be kept.
+        let ticket = match self.sessions.as_deref().map(|s| s.get(&h)) {
+            Some(Ok(hit)) => return Ok(Some(hit)),
+            Some(Err(ticket)) => ticket,
+            None => None,
+        };
         // One statement for the hot path of every authenticated request: the user's columns first,
         // in the order `auth_sql::records::session` reads them. It runs inline when it cannot wait.
-        self.run_read_inline(move |c| {
+        let found = self.run_read_inline(move |c| {
             let mut st = c.prepare_cached(
                 "SELECT u.id, u.portal, u.email, u.first_name, u.last_name, u.is_admin, u.disabled, \
                  u.password_hash, u.phone, u.phone_activated, u.created_at, u.revision, \
@@ -130,7 +137,11 @@ impl TokenStore for SqliteStore {
             )?;
             first(st.query([h.as_slice()])?, |r| records::session(r))
         })
-        .await
+        .await?;
+        if let (Some(sessions), Some(ticket)) = (self.sessions.as_deref(), ticket) {
+            sessions.keep(ticket, &h, found.as_ref());
+        }
+        Ok(found)
     }
 
     async fn revoke_token(&self, token_hash: &[u8; 32]) -> StoreResult<bool> {
@@ -207,8 +218,14 @@ impl TokenStore for SqliteStore {
             for (hash, at) in &touches {
                 n += count(st.execute(params![hash.as_slice(), ts(*at)])?);
             }
-            Ok(n)
+            Ok((n, touches))
         })
         .await
+        .map(|(n, touches)| {
+            if let Some(sessions) = self.sessions.as_deref() {
+                sessions.touched(&touches);
+            }
+            n
+        })
     }
 }

@@ -17,6 +17,8 @@ mod multiprocess;
 mod ports;
 /// A full `AuthService` flow, then a scan of the database files for secrets in any encoding.
 mod secrets;
+/// The per-process session cache: exact across stores on one file, bounded behind their back.
+mod session_cache;
 
 #[test]
 fn child_process_entry() {
