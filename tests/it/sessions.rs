@@ -208,3 +208,40 @@ fn issue_17_last_used_is_shown_and_survives_a_restart() {
     let after = by_agent(&items, "used")["lastUsed"].as_str().unwrap().to_owned();
     assert!(after.as_str() >= last, "the use was written at shutdown: {after} < {last}");
 }
+
+/// Issue 18: the server keeps recent session lookups in memory (SQLite: `session_cache.rs`), yet a
+/// change made by another process (the admin CLI) ends a session on the very next request: each
+/// token is used twice first, so its lookup is cached when the CLI acts.
+#[test]
+fn issue_18_the_cli_ends_a_cached_session_on_the_next_request() {
+    let s = server_with(ServerOptions::new());
+    let me = "/api/2.0/people/@self";
+    let warm = |token: &str| {
+        for _ in 0..3 {
+            assert_eq!(call(&s, "GET", me, token).status, 200);
+        }
+    };
+
+    let token = login(&s, "ada@example.com", "a");
+    warm(&token);
+    s.run_cli(&["user", "logout-all", "--email", "ada@example.com"]).ok();
+    assert_eq!(call(&s, "GET", me, &token).status, 401, "logout-all from the CLI");
+
+    let token = login(&s, "ada@example.com", "b");
+    warm(&token);
+    s.run_cli(&[
+        "user",
+        "set-password",
+        "--email",
+        "ada@example.com",
+        "--password",
+        "another horse battery",
+    ])
+    .ok();
+    assert_eq!(call(&s, "GET", me, &token).status, 401, "set-password from the CLI");
+
+    let token = login(&s, "eve@example.com", "c");
+    warm(&token);
+    s.run_cli(&["user", "disable", "--email", "eve@example.com"]).ok();
+    assert_eq!(call(&s, "GET", me, &token).status, 401, "disable from the CLI");
+}

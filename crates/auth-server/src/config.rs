@@ -57,7 +57,8 @@ pub struct Config {
     pub database_url: Option<String>,
     /// Connections in the PostgreSQL pool.
     pub database_pool_size: usize,
-    /// Whether this PostgreSQL node caches token lookups (kept exact across nodes by LISTEN/NOTIFY).
+    /// Whether this process caches token lookups (kept exact across PostgreSQL nodes by
+    /// LISTEN/NOTIFY, across SQLite processes by the counter files beside the database).
     pub database_session_cache: bool,
     /// Transport limits, handed to auth-http as they are.
     pub http: HttpConfig,

@@ -11,7 +11,7 @@ use auth_core::ports::{Clock, PasswordHasher, Rng};
 use auth_core::service::{CoreLimits, Deps, MailSettings};
 use auth_core::{AuthService, Store};
 use auth_postgres::{PgOptions, PgStore};
-use auth_sqlite::SqliteStore;
+use auth_sqlite::{SqliteOptions, SqliteStore};
 
 use crate::clock::SystemClock;
 use crate::config::Config;
@@ -191,8 +191,13 @@ pub async fn open_store(config: &Config) -> anyhow::Result<StoreHandle> {
             }
             let path = config.database_path.clone();
             private_database_file(&path)?;
+            // `database.session_cache = false` turns the SQLite process's cache off too.
+            let mut options = SqliteOptions::default();
+            if !config.database_session_cache {
+                options.session_cache_max_age = std::time::Duration::ZERO;
+            }
             StoreHandle::Sqlite(
-                tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                tokio::task::spawn_blocking(move || SqliteStore::open_with(&path, options))
                     .await
                     .context("the database opener task failed")?
                     .context("cannot open the database")?,
