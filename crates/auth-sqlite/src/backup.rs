@@ -72,18 +72,34 @@ pub(crate) fn exclusive_lock(db: &Path) -> Result<Option<File>, SqliteError> {
     }
 }
 
-/// Takes the shared lock a store holds on its file; refuses at once while a restore holds it.
+/// Takes the shared lock a store holds on its file; refuses while a restore holds it.
+///
+/// A store that is opening holds the lock exclusively for a moment too ([`exclusive_lock`], while
+/// it resets the session counters), so a refusal is believed only after [`SHARED_LOCK_PATIENCE`]:
+/// a restore holds it for seconds, an opening store for microseconds.
 pub(crate) fn shared_lock(db: &Path) -> Result<File, SqliteError> {
     let file = open_lock(db)?;
-    match file.try_lock_shared() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(SqliteError::Open {
-            path: db.display().to_string(),
-            message: "a restore is replacing this database; try again when it has finished".into(),
-        }),
-        Err(TryLockError::Error(e)) => Err(io_err(db, "cannot lock the database")(e)),
+    let deadline = std::time::Instant::now() + SHARED_LOCK_PATIENCE;
+    loop {
+        match file.try_lock_shared() {
+            Ok(()) => return Ok(file),
+            Err(TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(SqliteError::Open {
+                    path: db.display().to_string(),
+                    message: "a restore is replacing this database; try again when it has finished"
+                        .into(),
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(io_err(db, "cannot lock the database")(e)),
+        }
     }
 }
+
+/// How long [`shared_lock`] waits out an exclusive lock before it blames a restore.
+const SHARED_LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Copies the database at `db` into a new file `to` (which must not exist), consistently, while
 /// servers go on using `db`.

@@ -146,3 +146,29 @@ fn a_change_counted_only_half_stops_the_caching_until_a_store_opens_alone() {
         assert_eq!(hits(&a), 2);
     });
 }
+
+/// A store that opens holds the lock file exclusively for a moment (to reset the counters when it is
+/// alone); another store opening then must wait that out, not take it for a restore, which holds the
+/// lock for as long as it copies.
+#[test]
+fn a_short_exclusive_lock_is_waited_out_and_a_long_one_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("auth.db");
+    drop(SqliteStore::open(&db).unwrap());
+    let hold = |ms: u64| {
+        let lock =
+            std::fs::File::options().write(true).open(dir.path().join("auth.db.lock")).unwrap();
+        lock.lock().unwrap();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(ms));
+            drop(lock);
+        })
+    };
+    let brief = hold(100);
+    SqliteStore::open(&db).expect("a store MUST wait out another's moment of exclusive lock");
+    brief.join().unwrap();
+    let long = hold(1500);
+    let refused = SqliteStore::open(&db).expect_err("a long exclusive lock is a restore");
+    assert!(refused.to_string().contains("restore"), "{refused}");
+    long.join().unwrap();
+}
