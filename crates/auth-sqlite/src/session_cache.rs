@@ -148,7 +148,7 @@ impl SessionCache {
     ) {
         let Some((record, user)) = found else { return };
         let Some(begun) = self.begun() else { return };
-        if begun != ticket.ended || self.max_age.is_zero() {
+        if begun != ticket.ended {
             return;
         }
         let Ok(mut entries) = self.entries.lock() else { return };

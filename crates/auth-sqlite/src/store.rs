@@ -92,16 +92,15 @@ impl SqliteStore {
         // Alone on the file (nobody holds even a shared lock on it), the session counters may start
         // again from zero; then the lock is shared like every other store's.
         let alone = crate::backup::exclusive_lock(&path)?;
-        let sessions = match (&alone, options.session_cache_max_age.is_zero()) {
-            (_, true) => None,
-            (alone, false) => Some(Arc::new(
-                SessionCache::open(&path, alone.is_some(), options.session_cache_max_age).map_err(
-                    |e| SqliteError::Open {
-                        path: path.display().to_string(),
-                        message: format!("cannot open the session counters: {e}"),
-                    },
-                )?,
-            )),
+        let sessions = if options.session_cache_max_age.is_zero() {
+            None
+        } else {
+            let cache = SessionCache::open(&path, alone.is_some(), options.session_cache_max_age)
+                .map_err(|e| SqliteError::Open {
+                path: path.display().to_string(),
+                message: format!("cannot open the session counters: {e}"),
+            })?;
+            Some(Arc::new(cache))
         };
         drop(alone);
         let lock = crate::backup::shared_lock(&path)?;
@@ -193,7 +192,7 @@ impl SqliteStore {
     /// The job may write, so it waits for the write lane (one such job at a time in this process);
     /// use [`SqliteStore::run_read`] for jobs that only read.
     ///
-    /// The job runs in one `BEGIN IMMEDIATE` transaction, like [`SqliteStore::write`]'s, so that a
+    /// The job runs in one `BEGIN IMMEDIATE` transaction (see [`SqliteStore::write`]), so that a
     /// change it makes to a session is counted for every process's cache before it commits.
     pub(crate) async fn run<T, F>(&self, job: F) -> StoreResult<T>
     where
@@ -292,26 +291,14 @@ impl SqliteStore {
 
     /// Runs `job` as one `BEGIN IMMEDIATE` transaction: it holds the write lock from its first
     /// read, so what it reads cannot change before it writes, in this process or any other.
-    /// Committed when `job` succeeds, rolled back otherwise.
+    /// Committed when `job` succeeds, rolled back otherwise. It is [`SqliteStore::run`] for a job
+    /// that needs only a shared borrow of the connection.
     pub(crate) async fn write<T, F>(&self, job: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> DbResult<T> + Send + 'static,
+        F: FnOnce(&Connection) -> DbResult<T> + Send + 'static,
     {
-        let sessions = self.sessions.clone();
-        self.run_in(Lane::Write, move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let watch = Watch::start(&tx, sessions.as_deref())?;
-            let out = job(&tx)?;
-            let counted = watch.count(&tx)?;
-            let done = tx.commit();
-            if let Some(s) = counted {
-                s.end_change();
-            }
-            done?;
-            Ok(out)
-        })
-        .await
+        self.run(move |c| job(c)).await
     }
 
     /// Runs `job` in one read transaction, so several queries see one snapshot.

@@ -11,14 +11,14 @@ use auth_core::ports::{CounterStore, StoreResult};
 use auth_core::throttle::{Acquire, Rule, Slot, keys};
 use auth_sql::Columns;
 use auth_sql::codec::{later, ts};
-use rusqlite::{Transaction, params};
+use rusqlite::{Connection, params};
 
 use crate::codec::{collect, first};
 use crate::error::DbResult;
 use crate::store::SqliteStore;
 
 /// Drops the key's events that no rule decision can need any more (older than the retention).
-fn prune(tx: &Transaction<'_>, key: &str, rule: &Rule, now: Timestamp) -> DbResult<()> {
+fn prune(tx: &Connection, key: &str, rule: &Rule, now: Timestamp) -> DbResult<()> {
     let back = rule.retention().checked_neg().unwrap_or(auth_core::SignedDuration::MAX);
     let horizon = later(now, back);
     tx.prepare_cached("DELETE FROM counter_events WHERE key = ?1 AND at <= ?2")?
@@ -26,14 +26,14 @@ fn prune(tx: &Transaction<'_>, key: &str, rule: &Rule, now: Timestamp) -> DbResu
     Ok(())
 }
 
-fn add_event(tx: &Transaction<'_>, key: &str, now: Timestamp) -> DbResult<i64> {
+fn add_event(tx: &Connection, key: &str, now: Timestamp) -> DbResult<i64> {
     tx.prepare_cached("INSERT INTO counter_events (key, at) VALUES (?1, ?2)")?
         .execute(params![key, ts(now)])?;
     Ok(tx.last_insert_rowid())
 }
 
 /// The whole of one acquire, inside the caller's `IMMEDIATE` transaction.
-fn acquire_in(tx: &Transaction<'_>, key: &str, rule: &Rule, now: Timestamp) -> DbResult<Acquire> {
+fn acquire_in(tx: &Connection, key: &str, rule: &Rule, now: Timestamp) -> DbResult<Acquire> {
     prune(tx, key, rule, now)?;
     let mut block = tx.prepare_cached("SELECT until FROM counter_blocks WHERE key = ?1")?;
     if let Some(until) = first(block.query([key])?, |r| r.instant(0))?

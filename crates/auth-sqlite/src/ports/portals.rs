@@ -12,7 +12,7 @@ use auth_core::Portal;
 use auth_core::ports::{PortalStore, StoreError, StoreResult};
 use auth_sql::codec::{distinct_hosts, int8, revision, ts};
 use auth_sql::{Columns, records};
-use rusqlite::{Transaction, params};
+use rusqlite::{Connection, params};
 use uuid::Uuid;
 
 use crate::codec::collect;
@@ -23,7 +23,7 @@ use crate::store::SqliteStore;
 ///
 /// The explicit check comes first so the answer does not depend on whether the portal exists (as in
 /// the reference store); UNIQUE(host) would refuse the insert anyway.
-fn check_hosts(tx: &Transaction<'_>, portal: &Portal) -> DbResult<()> {
+fn check_hosts(tx: &Connection, portal: &Portal) -> DbResult<()> {
     let mut taken =
         tx.prepare_cached("SELECT 1 FROM portal_hosts WHERE host = ?1 AND portal <> ?2")?;
     for h in &portal.hosts {
@@ -34,7 +34,7 @@ fn check_hosts(tx: &Transaction<'_>, portal: &Portal) -> DbResult<()> {
     Ok(())
 }
 
-fn store_hosts(tx: &Transaction<'_>, portal: &Portal) -> DbResult<()> {
+fn store_hosts(tx: &Connection, portal: &Portal) -> DbResult<()> {
     let id = portal.id.0.as_bytes().as_slice();
     tx.prepare_cached("DELETE FROM portal_hosts WHERE portal = ?1")?.execute([id])?;
     let mut insert =

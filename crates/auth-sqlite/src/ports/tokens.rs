@@ -14,7 +14,7 @@ use auth_core::ports::{Revisions, StoreResult, TokenRecord, TokenStore};
 use auth_core::{PortalId, Timestamp, User, UserId};
 use auth_sql::codec::{revision, ts};
 use auth_sql::records;
-use rusqlite::{Transaction, params};
+use rusqlite::{Connection, params};
 
 use crate::codec::{collect, first};
 use crate::error::DbResult;
@@ -33,7 +33,7 @@ pub(super) fn count(n: usize) -> u64 {
 /// Bumps the user's revision, so logins that read the old one get no token, and then deletes every
 /// token of the user but `keep`; returns how many were deleted. Called inside the `IMMEDIATE`
 /// transaction of the change that ends them.
-fn end_user_tokens(tx: &Transaction<'_>, user: UserId, keep: Option<&[u8; 32]>) -> DbResult<u64> {
+fn end_user_tokens(tx: &Connection, user: UserId, keep: Option<&[u8; 32]>) -> DbResult<u64> {
     tx.prepare_cached("UPDATE users SET revision = revision + 1 WHERE id = ?1")?
         .execute([user.0.as_bytes().as_slice()])?;
     delete_user_tokens(tx, user, keep)
@@ -42,7 +42,7 @@ fn end_user_tokens(tx: &Transaction<'_>, user: UserId, keep: Option<&[u8; 32]>) 
 /// Deletes every token of the user but `keep`; returns how many. The caller has bumped the user's
 /// revision in the same transaction.
 pub(super) fn delete_user_tokens(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     user: UserId,
     keep: Option<&[u8; 32]>,
 ) -> DbResult<u64> {

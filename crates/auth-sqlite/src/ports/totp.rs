@@ -10,7 +10,7 @@ use auth_core::UserId;
 use auth_core::ports::{BackupCodeRecord, StoreResult, TotpRecord, TotpStore};
 use auth_sql::codec::{int8, step};
 use auth_sql::{Columns, records};
-use rusqlite::{Transaction, params};
+use rusqlite::{Connection, params};
 
 use crate::codec::{collect, first};
 use crate::error::DbResult;
@@ -18,7 +18,7 @@ use crate::store::SqliteStore;
 
 /// Replaces the user's backup codes (in issue order) and the pending reveal.
 fn put_backup(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     user: UserId,
     hashes: &[[u8; 32]],
     reveal: Option<&[u8]>,
