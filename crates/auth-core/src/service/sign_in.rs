@@ -346,7 +346,7 @@ impl SignIn {
         // Given back in one store call, for the same reason.
         let release = |slots: [Option<Slot>; 2]| async move {
             let slots: Vec<Slot> = slots.into_iter().flatten().collect();
-            c.store.release_all(&slots).await
+            c.release_all(&slots).await
         };
         // Which check decides (spec §5.9): on a portal with a directory, the directory does for the
         // logins it may own (nobody here, a directory user, an imported user without a password);

@@ -32,6 +32,13 @@ async fn seed(store: &SqliteStore) -> UserId {
     u
 }
 
+/// A fresh directory (kept while the returned guard lives) and the database path in it.
+fn temp_db() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("auth.db");
+    (dir, db)
+}
+
 fn hits(store: &SqliteStore) -> u64 {
     store.session_cache_stats().expect("a file store has a cache").0
 }
@@ -39,8 +46,7 @@ fn hits(store: &SqliteStore) -> u64 {
 #[test]
 fn a_change_through_another_store_ends_the_cached_session_at_once() {
     runtime().block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("auth.db");
+        let (_dir, db) = temp_db();
         let a = SqliteStore::open(&db).unwrap();
         let b = SqliteStore::open(&db).unwrap();
         let u = seed(&b).await;
@@ -85,8 +91,7 @@ fn a_change_through_another_store_ends_the_cached_session_at_once() {
 #[test]
 fn writes_that_cannot_change_a_session_leave_the_cache_alone() {
     runtime().block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("auth.db");
+        let (_dir, db) = temp_db();
         let a = SqliteStore::open(&db).unwrap();
         let u = seed(&a).await;
         assert!(a.session_by_token_hash(&HASH).await.unwrap().is_some());
@@ -103,8 +108,7 @@ fn writes_that_cannot_change_a_session_leave_the_cache_alone() {
 #[test]
 fn a_change_behind_the_stores_back_is_seen_within_the_maximum_age() {
     runtime().block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("auth.db");
+        let (_dir, db) = temp_db();
         let options = SqliteOptions {
             session_cache_max_age: Duration::from_millis(300),
             ..Default::default()
@@ -124,8 +128,7 @@ fn a_change_behind_the_stores_back_is_seen_within_the_maximum_age() {
 #[test]
 fn a_change_counted_only_half_stops_the_caching_until_a_store_opens_alone() {
     runtime().block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("auth.db");
+        let (_dir, db) = temp_db();
         let a = SqliteStore::open(&db).unwrap();
         seed(&a).await;
         // A process killed between its two counts: `-begun` one ahead of `-ended`.
