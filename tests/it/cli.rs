@@ -498,3 +498,28 @@ fn audit_export_writes_a_range_as_json_lines_oldest_first() {
     assert_eq!(mixed.code(), Some(2), "{}", mixed.stderr);
     assert!(mixed.stderr.contains("--last"), "{}", mixed.stderr);
 }
+
+/// Admin commands started at once on a fresh data directory (a provisioning script running them
+/// in parallel, or a server starting beside them) all create the default portal when they find
+/// none. The store decides that in one transaction, so there is one `Default` portal, which every
+/// user lands in: with a look and then an insert, each process made its own, and the server then
+/// answered "Portal not found" to every host, since several portals served any host.
+#[test]
+fn parallel_first_commands_make_one_default_portal() {
+    let data = DataDir::new();
+    std::thread::scope(|s| {
+        for i in 0..6 {
+            let data = &data;
+            s.spawn(move || {
+                let email = format!("first{i}@example.com");
+                data.run_cli(&["user", "add", "--email", &email, "--password", "correct horse"])
+                    .ok();
+            });
+        }
+    });
+    let list = portals(&data);
+    assert_eq!(list.len(), 1, "one default portal, not one per process: {list:?}");
+    let users = users(&data);
+    assert_eq!(users.len(), 6);
+    assert!(users.iter().all(|u| u["portal"] == "Default"), "{users:?}");
+}

@@ -105,6 +105,11 @@ pub trait UserStore: Send + Sync {
 pub trait PortalStore: Send + Sync {
     /// Inserts a portal. MUST return `Conflict` when one of its hosts belongs to another portal.
     async fn insert_portal(&self, portal: &Portal) -> StoreResult<()>;
+    /// Inserts `portal` only when the store holds no portal at all, and answers the oldest portal:
+    /// `portal` itself, or the one that was already there. MUST decide and insert in one
+    /// transaction that excludes a concurrent call from any process or node, so two first starts
+    /// (or two admin commands on a fresh database) make one default portal, not two.
+    async fn insert_first_portal(&self, portal: &Portal) -> StoreResult<Portal>;
     /// Replaces name, hosts and settings. MUST, in one transaction: write them, bump the portal's
     /// `revision`, and when `end_tokens` delete every token of the portal. False when it does not exist.
     /// `Conflict` as for insert. (`portal.revision` is ignored: the store owns it.)

@@ -54,13 +54,18 @@ impl std::fmt::Debug for Admin {
 }
 
 impl Admin {
-    /// The only portal, created as `Default` (serving every host) when there is none.
+    /// The first portal, created as `Default` (serving every host) when there is none. Processes
+    /// that start on a fresh database at once (a server and admin commands, or several nodes) all
+    /// get the one portal the store let the first of them create.
     pub async fn ensure_default_portal(&self) -> Result<Arc<Portal>, AdminError> {
         let list = self.core.store.list_portals().await?;
         if let Some(p) = list.into_iter().next() {
             return Ok(Arc::new(p));
         }
-        self.add_portal("Default", &[]).await
+        let portal = self.new_portal("Default", &[])?;
+        let first = self.core.store.insert_first_portal(&portal).await?;
+        self.core.forget_portals();
+        Ok(Arc::new(first))
     }
 
     /// Creates a portal with default settings.
@@ -69,6 +74,14 @@ impl Admin {
         name: &str,
         hosts: &[String],
     ) -> Result<Arc<Portal>, AdminError> {
+        let portal = self.new_portal(name, hosts)?;
+        self.core.store.insert_portal(&portal).await?;
+        self.core.forget_portals();
+        Ok(Arc::new(portal))
+    }
+
+    /// A new portal with default settings, not yet stored.
+    fn new_portal(&self, name: &str, hosts: &[String]) -> Result<Portal, AdminError> {
         let hosts: Vec<String> =
             hosts.iter().map(|h| normalize_host(h)).filter(|h| !h.is_empty()).collect();
         let portal = Portal {
@@ -82,9 +95,7 @@ impl Admin {
         if portal.name.is_empty() {
             return Err(AdminError::Invalid("portal name empty".into()));
         }
-        self.core.store.insert_portal(&portal).await?;
-        self.core.forget_portals();
-        Ok(Arc::new(portal))
+        Ok(portal)
     }
 
     /// All portals, oldest first.

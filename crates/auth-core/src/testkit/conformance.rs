@@ -323,6 +323,25 @@ pub async fn audit_retention(store: &dyn Store) {
 /// Portals: insert, host uniqueness, update, settings round trip.
 pub async fn portals(store: &dyn Store) {
     let ids = Ids::new(1);
+    // The store is still empty: of concurrent first-portal calls exactly one inserts, and every
+    // call answers that portal.
+    let candidates: Vec<Portal> = (0..8).map(|_| portal(ids.portal(), &[])).collect();
+    let answers = join_all(candidates.iter().map(|p| store.insert_first_portal(p))).await;
+    let answers: Vec<Portal> = answers.into_iter().map(Result::unwrap).collect();
+    let listed = store.list_portals().await.unwrap();
+    assert_eq!(listed.len(), 1, "concurrent first-portal calls MUST make exactly one portal");
+    assert!(
+        answers.iter().all(|a| a.id == listed[0].id),
+        "every first-portal call MUST answer the portal that was made"
+    );
+    assert!(
+        candidates.iter().any(|c| c.id == listed[0].id),
+        "the portal made is one of those asked"
+    );
+    let first = listed[0].id;
+    let again = store.insert_first_portal(&portal(ids.portal(), &["late.example.com"])).await;
+    assert_eq!(again.unwrap().id, first, "with a portal there, the call MUST answer the oldest");
+    assert_eq!(store.list_portals().await.unwrap().len(), 1, "and MUST insert nothing");
     let a = portal(ids.portal(), &["a.example.com", "a2.example.com"]);
     store.insert_portal(&a).await.unwrap();
     let clash = portal(ids.portal(), &["a2.example.com"]);

@@ -310,6 +310,15 @@ impl PortalStore for MemStore {
         Ok(())
     }
 
+    async fn insert_first_portal(&self, portal: &Portal) -> StoreResult<Portal> {
+        let mut s = self.state()?;
+        if let Some(first) = s.portals.first() {
+            return Ok(first.clone());
+        }
+        s.portals.push(portal.clone());
+        Ok(portal.clone())
+    }
+
     async fn update_portal(&self, portal: &Portal, end_tokens: bool) -> StoreResult<bool> {
         let mut s = self.state()?;
         if s.host_taken(portal) {

@@ -19,7 +19,7 @@ use deadpool_postgres::Transaction;
 use crate::codec::get;
 use crate::error::DbResult;
 use crate::session_cache::{self, Change};
-use crate::store::{PgStore, begin, done};
+use crate::store::{PgStore, begin, done, lock};
 
 /// Refuses hosts that belong to another portal.
 ///
@@ -51,25 +51,59 @@ async fn store_hosts(tx: &Transaction<'_>, portal: &Portal) -> DbResult<()> {
     Ok(())
 }
 
+/// Every portal with its hosts, oldest first, in one statement.
+const LIST: &str = "SELECT p.id, p.name, p.settings, p.created_at, p.revision, \
+     coalesce(array_agg(h.host ORDER BY h.position) \
+              FILTER (WHERE h.host IS NOT NULL), '{}') \
+     FROM portals p LEFT JOIN portal_hosts h ON h.portal_id = p.id \
+     GROUP BY p.seq, p.id ORDER BY p.seq";
+
+/// A row of `LIST`: the hosts are the sixth column, after the ones `auth_sql::records::portal` reads.
+fn listed(r: &tokio_postgres::Row) -> DbResult<Portal> {
+    records::portal(r, |_| get(r, 5))
+}
+
+/// Writes a new portal row and its hosts in `tx`.
+async fn insert(tx: &Transaction<'_>, p: &Portal) -> DbResult<()> {
+    let rev = revision(p.revision)?;
+    check_hosts(tx, p).await?;
+    let st = tx
+        .prepare_cached(
+            "INSERT INTO portals (id, name, settings, created_at, revision) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .await?;
+    tx.execute(&st, &[&p.id.0, &p.name, &p.settings.encode(), &ts(p.created_at), &rev]).await?;
+    store_hosts(tx, p).await
+}
+
 #[async_trait]
 impl PortalStore for PgStore {
     async fn insert_portal(&self, p: &Portal) -> StoreResult<()> {
         done(async {
-            let rev = revision(p.revision)?;
             let mut c = self.client().await?;
             let tx = begin(&mut c).await?;
-            check_hosts(&tx, p).await?;
-            let st = tx
-                .prepare_cached(
-                    "INSERT INTO portals (id, name, settings, created_at, revision) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .await?;
-            tx.execute(&st, &[&p.id.0, &p.name, &p.settings.encode(), &ts(p.created_at), &rev])
-                .await?;
-            store_hosts(&tx, p).await?;
+            insert(&tx, p).await?;
             tx.commit().await?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn insert_first_portal(&self, p: &Portal) -> StoreResult<Portal> {
+        // READ COMMITTED alone would let two nodes both see no portal and both insert: the named
+        // row lock makes the second wait for the first's commit, and its look then sees that portal.
+        done(async {
+            let mut c = self.client().await?;
+            let tx = begin(&mut c).await?;
+            lock(&tx, "first-portal").await?;
+            let st = tx.prepare_cached(LIST).await?;
+            if let Some(first) = tx.query(&st, &[]).await?.first() {
+                return listed(first);
+            }
+            insert(&tx, p).await?;
+            tx.commit().await?;
+            Ok(p.clone())
         })
         .await
     }
@@ -120,17 +154,8 @@ impl PortalStore for PgStore {
         // One statement, so a portal and its hosts always come from one snapshot.
         done(async {
             let c = self.client().await?;
-            let st = c
-                .prepare_cached(
-                    "SELECT p.id, p.name, p.settings, p.created_at, p.revision, \
-                     coalesce(array_agg(h.host ORDER BY h.position) \
-                              FILTER (WHERE h.host IS NOT NULL), '{}') \
-                     FROM portals p LEFT JOIN portal_hosts h ON h.portal_id = p.id \
-                     GROUP BY p.seq, p.id ORDER BY p.seq",
-                )
-                .await?;
-            // The hosts are the sixth column, after the ones `auth_sql::records::portal` reads.
-            c.query(&st, &[]).await?.iter().map(|r| records::portal(r, |_| get(r, 5))).collect()
+            let st = c.prepare_cached(LIST).await?;
+            c.query(&st, &[]).await?.iter().map(listed).collect()
         })
         .await
     }

@@ -45,24 +45,56 @@ fn store_hosts(tx: &Connection, portal: &Portal) -> DbResult<()> {
     Ok(())
 }
 
+/// Every portal with its hosts, oldest first, as `tx` sees them.
+fn all_portals(tx: &Connection) -> DbResult<Vec<Portal>> {
+    let mut hosts: HashMap<Uuid, Vec<String>> = HashMap::new();
+    let mut st =
+        tx.prepare_cached("SELECT portal, host FROM portal_hosts ORDER BY portal, position")?;
+    for (portal, host) in collect(st.query([])?, |r| Ok((r.uuid(0)?, r.text(1)?)))? {
+        hosts.entry(portal).or_default().push(host);
+    }
+    let mut st = tx.prepare_cached(
+        "SELECT id, name, settings, created_at, revision FROM portals ORDER BY seq",
+    )?;
+    collect(st.query([])?, |r| {
+        records::portal(r, |id| Ok(hosts.get(&id.0).cloned().unwrap_or_default()))
+    })
+}
+
+/// Writes a new portal row and its hosts.
+fn insert(tx: &Connection, p: &Portal) -> DbResult<()> {
+    check_hosts(tx, p)?;
+    tx.prepare_cached(
+        "INSERT INTO portals (id, name, settings, created_at, revision) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        p.id.0.as_bytes().as_slice(),
+        p.name,
+        p.settings.encode(),
+        ts(p.created_at),
+        revision(p.revision)?
+    ])?;
+    store_hosts(tx, p)
+}
+
 #[async_trait]
 impl PortalStore for SqliteStore {
     async fn insert_portal(&self, portal: &Portal) -> StoreResult<()> {
         let p = portal.clone();
+        self.write(move |tx| insert(tx, &p)).await
+    }
+
+    async fn insert_first_portal(&self, portal: &Portal) -> StoreResult<Portal> {
+        // `write` is one `BEGIN IMMEDIATE`: SQLite's write lock is held from before the look, so
+        // another process's call waits for this one's commit and then finds its portal.
+        let p = portal.clone();
         self.write(move |tx| {
-            check_hosts(tx, &p)?;
-            tx.prepare_cached(
-                "INSERT INTO portals (id, name, settings, created_at, revision) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![
-                p.id.0.as_bytes().as_slice(),
-                p.name,
-                p.settings.encode(),
-                ts(p.created_at),
-                revision(p.revision)?
-            ])?;
-            store_hosts(tx, &p)
+            if let Some(first) = all_portals(tx)?.into_iter().next() {
+                return Ok(first);
+            }
+            insert(tx, &p)?;
+            Ok(p)
         })
         .await
     }
@@ -103,21 +135,6 @@ impl PortalStore for SqliteStore {
 
     async fn list_portals(&self) -> StoreResult<Vec<Portal>> {
         // One snapshot for both queries, so a portal and its hosts always match.
-        self.read(|tx| {
-            let mut hosts: HashMap<Uuid, Vec<String>> = HashMap::new();
-            let mut st = tx.prepare_cached(
-                "SELECT portal, host FROM portal_hosts ORDER BY portal, position",
-            )?;
-            for (portal, host) in collect(st.query([])?, |r| Ok((r.uuid(0)?, r.text(1)?)))? {
-                hosts.entry(portal).or_default().push(host);
-            }
-            let mut st = tx.prepare_cached(
-                "SELECT id, name, settings, created_at, revision FROM portals ORDER BY seq",
-            )?;
-            collect(st.query([])?, |r| {
-                records::portal(r, |id| Ok(hosts.get(&id.0).cloned().unwrap_or_default()))
-            })
-        })
-        .await
+        self.read(|tx| all_portals(tx)).await
     }
 }
