@@ -37,6 +37,20 @@ pub(crate) struct Spent {
     pub(crate) db: Option<Duration>,
 }
 
+impl Spent {
+    /// The CPU of two windows together.
+    pub(crate) fn plus(self, other: Spent) -> Spent {
+        Spent {
+            server: self.server + other.server,
+            generator: self.generator + other.generator,
+            db: match (self.db, other.db) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            },
+        }
+    }
+}
+
 impl Meter {
     /// The accumulated CPU times now (zero for a process that cannot be read).
     pub(crate) fn sample(&self) -> Sample {

@@ -182,6 +182,8 @@ pub(crate) struct Recorder {
     by_due: bool,
     /// CPU spent while the window was open, when it could be measured.
     pub(crate) cpu: Option<Spent>,
+    /// The windows of the recorders merged into this one, in seconds (see [`Recorder::merge`]).
+    merged_secs: f64,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -201,6 +203,7 @@ impl Recorder {
             total: 0,
             by_due: false,
             cpu: None,
+            merged_secs: 0.0,
         }
     }
 
@@ -227,8 +230,29 @@ impl Recorder {
         }
     }
 
+    /// The measured time: this recorder's window plus those merged into it.
     pub(crate) fn window_secs(&self) -> f64 {
-        self.until.duration_since(self.from).as_secs_f64()
+        self.until.duration_since(self.from).as_secs_f64() + self.merged_secs
+    }
+
+    /// Adds what `other` measured (a later window of the same scenario) to this one: its
+    /// operations, latencies, outcomes, CPU and measured time, so a scenario split into segments
+    /// reports as one.
+    pub(crate) fn merge(&mut self, other: &Recorder) {
+        self.all.add(&other.all).ok();
+        for (status, h) in &other.by_status {
+            self.by_status.entry(*status).or_insert_with(histogram).add(h).ok();
+        }
+        for (label, n) in &other.outcomes {
+            *self.outcomes.entry(label.clone()).or_default() += n;
+        }
+        self.ok += other.ok;
+        self.total += other.total;
+        self.merged_secs += other.window_secs();
+        self.cpu = match (self.cpu, other.cpu) {
+            (Some(a), Some(b)) => Some(a.plus(b)),
+            _ => None,
+        };
     }
 
     /// Completed operations per second (any outcome).
@@ -463,6 +487,25 @@ async fn open_loop_with_grace(
 mod tests {
     use super::*;
     use crate::bench::workloads::Get;
+
+    /// Two segments merged report as one window: operations, outcomes and time add up.
+    #[test]
+    fn merged_recorders_add_their_operations_and_windows() {
+        let t = Instant::now();
+        let mut a = Recorder::new(t, t + Duration::from_secs(2));
+        let mut b = Recorder::new(t, t + Duration::from_secs(3));
+        let at = t + Duration::from_millis(500);
+        a.record(t, at, Outcome::Ok(200));
+        b.record(t, at, Outcome::Ok(200));
+        b.record(t, at, Outcome::Status(503));
+        a.merge(&b);
+        assert_eq!((a.ok(), a.total()), (2, 3));
+        assert!((a.window_secs() - 5.0).abs() < 1e-9);
+        assert!((a.ok_per_s() - 0.4).abs() < 1e-9);
+        assert_eq!(a.outcomes().get("200"), Some(&2));
+        assert_eq!(a.outcomes().get("503"), Some(&1));
+        assert_eq!(a.status_quantile_ms(503, 0.5).map(|v| v.round()), Some(500.0));
+    }
 
     /// A server that takes connections and requests and never answers: the open loop must still
     /// count every request due in the window, as `timeout` (sent) or `unsent` (no connection free).
