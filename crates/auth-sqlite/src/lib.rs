@@ -50,6 +50,7 @@
 mod backup;
 mod codec;
 mod error;
+mod group;
 mod migrate;
 mod pool;
 mod ports;

@@ -8,6 +8,7 @@ use auth_core::ports::{StoreError, StoreResult};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::error::{DbError, DbResult, SqliteError};
+use crate::group::{Queued, WriteQueue};
 use crate::migrate::migrate;
 use crate::pool::{Pool, Target, connect};
 use crate::session_cache::SessionCache;
@@ -46,6 +47,8 @@ impl Default for SqliteOptions {
 pub struct SqliteStore {
     pool: Arc<Pool>,
     lanes: Arc<Lanes>,
+    /// Write jobs waiting for the write lane, run in batches by whoever holds it (`group.rs`).
+    queue: Arc<WriteQueue>,
     inline: Arc<Vec<Mutex<Connection>>>,
     /// The session lookups of this process (`None` in memory or when turned off).
     pub(crate) sessions: Option<Arc<SessionCache>>,
@@ -126,6 +129,7 @@ impl SqliteStore {
         Ok(Self {
             pool: Arc::new(Pool::new(target, options.max_connections, options.busy_timeout, conn)),
             lanes: Lanes::new(options.max_connections),
+            queue: Arc::default(),
             inline: Arc::new(inline),
             sessions,
             _lock: Some(Arc::new(lock)),
@@ -144,6 +148,7 @@ impl SqliteStore {
         Ok(Self {
             pool: Arc::new(Pool::new(Target::Memory, 1, options.busy_timeout, conn)),
             lanes: Lanes::new(1),
+            queue: Arc::default(),
             inline: Arc::new(Vec::new()),
             sessions: None,
             _lock: None,
@@ -154,6 +159,12 @@ impl SqliteStore {
     /// since the store was opened; `None` when there is no cache (in memory, or turned off).
     pub fn session_cache_stats(&self) -> Option<(u64, u64)> {
         self.sessions.as_deref().map(SessionCache::stats)
+    }
+
+    /// Write jobs run and the transactions (commits) they shared since the store was opened: under
+    /// concurrent writes the second is the smaller (group commit, `group.rs`).
+    pub fn write_stats(&self) -> (u64, u64) {
+        self.queue.stats()
     }
 
     /// The database file, or `None` for an in-memory store.
@@ -192,36 +203,53 @@ impl SqliteStore {
     /// The job may write, so it waits for the write lane (one such job at a time in this process);
     /// use [`SqliteStore::run_read`] for jobs that only read.
     ///
-    /// The job runs in one `BEGIN IMMEDIATE` transaction (see [`SqliteStore::write`]), so that a
-    /// change it makes to a session is counted for every process's cache before it commits.
+    /// The job runs in a `BEGIN IMMEDIATE` transaction (see [`SqliteStore::write`]), so that a
+    /// change it makes to a session is counted for every process's cache before it commits. Jobs
+    /// that queue while another transaction commits share the next one, each in a savepoint of its
+    /// own (group commit, `group.rs`): one fsync for all of them, and each answers after that commit.
     pub(crate) async fn run<T, F>(&self, job: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> DbResult<T> + Send + 'static,
     {
-        let sessions = self.sessions.clone();
-        self.run_in(Lane::Write, move |c| {
-            c.execute_batch("BEGIN IMMEDIATE")?;
-            let out = Watch::start(c, sessions.as_deref()).and_then(|w| {
-                let v = job(c)?;
-                Ok((w.count(c)?, v))
-            });
-            match out {
-                Ok((counted, v)) => {
-                    let done = c.execute_batch("COMMIT");
-                    if let Some(s) = counted {
-                        s.end_change();
-                    }
-                    done?;
-                    Ok(v)
-                }
-                Err(e) => {
-                    let _ = c.execute_batch("ROLLBACK");
-                    Err(e)
-                }
+        let (reply, mut answer) = tokio::sync::oneshot::channel();
+        self.queue.push(Box::new(Queued::new(job, reply)));
+        let gone = || StoreError::Unavailable("the write job was dropped unanswered".into());
+        let (pool, queue, sessions) =
+            (Arc::clone(&self.pool), Arc::clone(&self.queue), self.sessions.clone());
+        let work =
+            move || pool.with(|c| queue.drain(c, |c, jobs| batch(c, sessions.as_deref(), jobs)));
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            // No runtime: the queue is drained on the calling thread, this job included.
+            work()?;
+            return answer.try_recv().map_err(|_| gone())?;
+        };
+        // Dropped while waiting here (a cancelled request), the job is skipped: its answer channel
+        // is closed. Once a batch has taken it, it runs to that batch's commit or rollback.
+        let permit = Arc::clone(&self.lanes.write)
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Unavailable("store closed".into()))?;
+        // The batch before this one may have run the job already.
+        if let Ok(done) = answer.try_recv() {
+            return done;
+        }
+        let ran = rt
+            .spawn_blocking(move || {
+                let _permit = permit;
+                work()
+            })
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("store task did not complete: {e}")));
+        // Holding the lane, the drain ran every job queued before it, this one included; if it
+        // could not start (no connection), dropping `answer` keeps a later batch from running it.
+        match answer.try_recv() {
+            Ok(done) => done,
+            Err(_) => {
+                ran??;
+                Err(gone())
             }
-        })
-        .await
+        }
     }
 
     /// [`SqliteStore::run`] for a job that only reads: it runs beside a writer instead of after it.
@@ -349,6 +377,34 @@ impl<'c> Watch<'c> {
             .begin_change()
             .map_err(|e| StoreError::Unavailable(format!("cannot count a session change: {e}")))?;
         Ok(Some(sessions))
+    }
+}
+
+/// One batch of write jobs (`group.rs`) in one `BEGIN IMMEDIATE` transaction, with the session
+/// epoch watched across all of them: committed when the transaction is still whole after the last
+/// job, rolled back otherwise.
+fn batch(
+    c: &mut Connection,
+    sessions: Option<&SessionCache>,
+    jobs: &mut dyn FnMut(&mut Connection) -> DbResult<()>,
+) -> DbResult<()> {
+    c.execute_batch("BEGIN IMMEDIATE")?;
+    let out = Watch::start(c, sessions).and_then(|w| {
+        jobs(c)?;
+        w.count(c)
+    });
+    match out {
+        Ok(counted) => {
+            let done = c.execute_batch("COMMIT");
+            if let Some(s) = counted {
+                s.end_change();
+            }
+            Ok(done?)
+        }
+        Err(e) => {
+            let _ = c.execute_batch("ROLLBACK");
+            Err(e)
+        }
     }
 }
 

@@ -750,3 +750,44 @@ fn works_outside_a_tokio_runtime() {
     let got = futures_util::FutureExt::now_or_never(store.user_by_id(u.id)).unwrap().unwrap();
     assert_eq!(got, Some(u));
 }
+
+/// Group commit: writes that queue up while one commits share the next transaction (one fsync),
+/// and a failed write among them (a duplicate user) is refused alone while the others commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_commits_and_fail_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("group.db")).unwrap();
+    let p = PortalId::from_random_bytes([7; 16]);
+    store.insert_portal(&portal(p, "group.example.com")).await.unwrap();
+    let (ran_before, batches_before) = store.write_stats();
+    let rule = Rule::per(5, SignedDuration::from_secs(60));
+    let writes = (0..40u8).map(|i| {
+        let (store, rule) = (store.clone(), rule);
+        tokio::spawn(async move {
+            let key = format!("group-{i}");
+            store.record(&key, &rule, t0()).await.map(|()| key)
+        })
+    });
+    let dup = UserId::from_random_bytes([9; 16]);
+    store.insert_user(&user(dup, p, "dup@example.com")).await.unwrap();
+    let dups = (0..4u8).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let other = UserId::from_random_bytes([10 + i; 16]);
+            store.insert_user(&user(other, p, "dup@example.com")).await
+        })
+    });
+    let (writes, dups) =
+        (futures_util::future::join_all(writes).await, futures_util::future::join_all(dups).await);
+    for w in writes {
+        let key = w.unwrap().unwrap();
+        assert_eq!(store.count_since(&key, t0()).await.unwrap(), 1, "{key} was acknowledged");
+    }
+    for d in dups {
+        assert!(matches!(d.unwrap(), Err(StoreError::Conflict(_))), "a duplicate e-mail is refused");
+    }
+    let (ran, batches) = store.write_stats();
+    let (ran, batches) = (ran - ran_before, batches - batches_before);
+    assert_eq!(ran, 45, "every write ran once");
+    assert!(batches < ran / 2, "{ran} writes in {batches} transactions: they were not grouped");
+}
