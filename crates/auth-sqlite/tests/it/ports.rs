@@ -784,7 +784,10 @@ async fn concurrent_writes_share_commits_and_fail_alone() {
         assert_eq!(store.count_since(&key, t0()).await.unwrap(), 1, "{key} was acknowledged");
     }
     for d in dups {
-        assert!(matches!(d.unwrap(), Err(StoreError::Conflict(_))), "a duplicate e-mail is refused");
+        assert!(
+            matches!(d.unwrap(), Err(StoreError::Conflict(_))),
+            "a duplicate e-mail is refused"
+        );
     }
     let (ran, batches) = store.write_stats();
     let (ran, batches) = (ran - ran_before, batches - batches_before);
