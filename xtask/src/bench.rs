@@ -929,13 +929,7 @@ impl Phase<'_> {
                 closed_loop(addr, lc, Rc::clone(&workload), plan.login_segment, meter).await?;
             paired.segment(rec.ok(), rec.window_secs());
             paired.probe(plan)?;
-            merged = Some(match merged {
-                Some(mut m) => {
-                    m.merge(&rec);
-                    m
-                }
-                None => rec,
-            });
+            load::fold(&mut merged, rec);
         }
         let rec = merged.context("no login segment ran")?;
         let mut row = Row::from_recorder("login", format!("closed, {lc} conns"), &rec, &["200"]);
@@ -967,31 +961,27 @@ impl Phase<'_> {
         let mut paired = Paired::default();
         paired.probe(plan)?;
         let mut offered = Vec::new();
-        let mut merged: Option<[load::Recorder; 3]> = None;
+        let (mut logins, mut healthz, mut me_rec) = (None, None, None);
         for _ in 0..plan.segments {
             let rate = paired.last_probe() * OVERLOAD_FACTOR;
             offered.push(rate);
             let w = plan.overload_segment;
-            let (logins, healthz, me) = tokio::join!(
+            let (l, h, m) = tokio::join!(
                 open_loop(addr, rate, 1024, Rc::clone(&login), w, meter),
                 open_loop(addr, PROBE_RATE, 32, Rc::clone(&health), w, meter),
                 open_loop(addr, PROBE_RATE, 32, Rc::clone(&me), w, meter),
             );
-            let segment = [logins?, healthz?, me?];
-            paired.segment(count(&segment[0], "200"), segment[0].window_secs());
+            let l = l?;
+            paired.segment(count(&l, "200"), l.window_secs());
             tokio::time::sleep(Duration::from_secs(2)).await;
             paired.probe(plan)?;
-            merged = Some(match merged {
-                Some(mut m) => {
-                    for (m, r) in m.iter_mut().zip(&segment) {
-                        m.merge(r);
-                    }
-                    m
-                }
-                None => segment,
-            });
+            load::fold(&mut logins, l);
+            load::fold(&mut healthz, h?);
+            load::fold(&mut me_rec, m?);
         }
-        let [logins, healthz, me] = merged.context("no overload segment ran")?;
+        let none = || anyhow::anyhow!("no overload segment ran");
+        let (logins, healthz, me) =
+            (logins.ok_or_else(none)?, healthz.ok_or_else(none)?, me_rec.ok_or_else(none)?);
         let rate = offered.iter().sum::<f64>() / offered.len().max(1) as f64;
         let mut row = Row::from_recorder(
             "overload_login",

@@ -289,6 +289,14 @@ impl Recorder {
     }
 }
 
+/// Adds a scenario's next segment to what `acc` holds (the first segment starts it).
+pub(crate) fn fold(acc: &mut Option<Recorder>, rec: Recorder) {
+    match acc {
+        Some(m) => m.merge(&rec),
+        None => *acc = Some(rec),
+    }
+}
+
 /// The measured window: `warmup` after now, lasting `duration`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Window {
