@@ -52,6 +52,15 @@ pub trait PasswordHasher: Send + Sync {
     /// Whether `hash` was made with other parameters than this hasher's (or another algorithm), so a
     /// successful login should replace it (spec §5.1).
     fn needs_rehash(&self, hash: &PasswordHash) -> bool;
+    /// Whether a verification asked for now would be answered [`HashError::Busy`] (a bounded queue
+    /// that is full). The service asks before a password login's store work — the lookup and both
+    /// throttle writes — so that a flood's excess costs the server its parsing and nothing more,
+    /// and the cores stay on the logins that can be served. Only a hint: a verification asked for
+    /// after a `false` may still be refused, and is handled as before. A hasher without a queue
+    /// is never saturated.
+    fn saturated(&self) -> bool {
+        false
+    }
 }
 
 /// Password hashing on the calling thread, for a pool's threads (and for tests and benchmarks).

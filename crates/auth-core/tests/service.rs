@@ -1569,3 +1569,104 @@ async fn issue_17_housekeeping_applies_the_audit_retention() {
 
 #[path = "service/sessions.rs"]
 mod sessions;
+
+/// A hasher whose queue is full while `full` is set, as the server's pool says through
+/// `saturated`; a verification asked for meanwhile is counted and refused as the pool refuses it.
+struct FullQueue {
+    inner: auth_core::password::Argon2Hasher,
+    full: std::sync::atomic::AtomicBool,
+    verifies: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl auth_core::password::PasswordHasher for FullQueue {
+    async fn hash(
+        &self,
+        p: &SecretString,
+    ) -> Result<auth_core::password::PasswordHash, auth_core::password::HashError> {
+        auth_core::password::PasswordHasher::hash(&self.inner, p).await
+    }
+
+    async fn verify(
+        &self,
+        p: &SecretString,
+        h: &auth_core::password::PasswordHash,
+    ) -> Result<bool, auth_core::password::HashError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.verifies.fetch_add(1, SeqCst);
+        if self.full.load(SeqCst) {
+            return Err(auth_core::password::HashError::Busy);
+        }
+        auth_core::password::PasswordHasher::verify(&self.inner, p, h).await
+    }
+
+    fn dummy_hash(&self) -> auth_core::password::PasswordHash {
+        auth_core::password::PasswordHasher::dummy_hash(&self.inner)
+    }
+
+    async fn verify_upstream(
+        &self,
+        p: &SecretString,
+        h: &auth_core::upstream::UpstreamHash,
+        r: &auth_core::upstream::UpstreamRealm,
+    ) -> Result<bool, auth_core::password::HashError> {
+        auth_core::password::PasswordHasher::verify_upstream(&self.inner, p, h, r).await
+    }
+
+    fn needs_rehash(&self, h: &auth_core::password::PasswordHash) -> bool {
+        auth_core::password::PasswordHasher::needs_rehash(&self.inner, h)
+    }
+
+    fn saturated(&self) -> bool {
+        self.full.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Issue 18 (goodput under overload): with the hashing queue full, a password login is answered
+/// busy before any store work or verification — the store is down here, so a login that asked it
+/// anything would say so instead — and nothing is counted against the account; once the queue has
+/// room the same login goes through.
+#[tokio::test]
+async fn a_full_hashing_queue_sheds_logins_before_the_store() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let fx = Fx::new(TfaMode::None).await;
+    let w = &fx.w;
+    let hasher = Arc::new(FullQueue {
+        inner: auth_core::password::Argon2Hasher::new(
+            auth_core::password::HashParams::insecure_for_tests(),
+            w.rng.clone(),
+        )
+        .unwrap(),
+        full: true.into(),
+        verifies: 0.into(),
+    });
+    let service = auth_core::AuthService::new(auth_core::service::Deps {
+        store: w.store.clone(),
+        hasher: hasher.clone(),
+        social: Arc::new(auth_core::ports::NoSocialProviders),
+        directory: Arc::new(auth_core::ports::NoDirectories),
+        clock: w.clock.clone(),
+        rng: w.rng.clone(),
+        key: w.key.clone(),
+    });
+    w.store.set_down(true);
+    for attempt in [fx.good(), pw("ada@example.com", "wrong"), pw("nobody@example.com", "x")] {
+        match service.sign_in().login(&fx.ctx(), &attempt).await {
+            Err(SignInError::Busy(why)) => assert!(why.contains("hashing"), "{why}"),
+            other => panic!("expected busy from the hashing queue, got {other:?}"),
+        }
+    }
+    assert_eq!(hasher.verifies.load(SeqCst), 0, "no verification was asked for");
+    // Nothing is counted: six shed wrong passwords leave the throttle (five a minute) untouched.
+    w.store.set_down(false);
+    for _ in 0..6 {
+        let r = service.sign_in().login(&fx.ctx(), &pw("ada@example.com", "wrong")).await;
+        assert!(matches!(r, Err(SignInError::Busy(_))), "{r:?}");
+    }
+    hasher.full.store(false, SeqCst);
+    assert!(matches!(
+        service.sign_in().login(&fx.ctx(), &fx.good()).await,
+        Ok(LoginOutcome::Token(_))
+    ));
+    assert_eq!(hasher.verifies.load(SeqCst), 1, "only the last login was verified");
+}

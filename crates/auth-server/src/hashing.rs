@@ -93,6 +93,8 @@ pub struct PooledHasher {
     queue: SyncSender<Queued>,
     inner: Arc<dyn BlockingHasher>,
     workers: usize,
+    /// Jobs that may wait at once (the queue's bound).
+    capacity: usize,
     metrics: HashingMetrics,
 }
 
@@ -134,7 +136,7 @@ impl PooledHasher {
                 .name(format!("argon2-{i}"))
                 .spawn(move || worker(&rx, inner.as_ref(), &metrics))?;
         }
-        Ok(Self { queue: tx, inner, workers, metrics })
+        Ok(Self { queue: tx, inner, workers, capacity: queue, metrics })
     }
 
     fn submit(&self, job: Job) -> Result<(), HashError> {
@@ -227,6 +229,12 @@ impl PasswordHasher for PooledHasher {
     fn needs_rehash(&self, hash: &PasswordHash) -> bool {
         self.inner.needs_rehash(hash)
     }
+
+    fn saturated(&self) -> bool {
+        // The depth counts every job sent and not yet taken by a thread (and, for a moment, one
+        // being sent), which is what the channel's bound is checked against.
+        usize::try_from(self.metrics.depth.get()).unwrap_or(0) >= self.capacity
+    }
 }
 
 #[cfg(test)]
@@ -278,20 +286,25 @@ mod tests {
         let pool = Arc::new(PooledHasher::start(gate, 1, 1).unwrap());
         let pw = SecretString::new("password");
 
-        // The one worker takes the first job and blocks in it.
+        // The one worker takes the first job and blocks in it; a job being hashed leaves the
+        // queue with room.
         let (first_tx, first) = oneshot::channel();
         pool.submit(Job::Hash(pw.clone(), first_tx)).unwrap();
         started.recv().unwrap();
-        // The second job waits in the queue, which then is full.
+        assert!(!pool.saturated());
+        // The second job waits in the queue, which then is full, and says so before anyone asks.
         let (second_tx, second) = oneshot::channel();
         pool.submit(Job::Verify(pw.clone(), PasswordHash::from_phc("x"), second_tx)).unwrap();
+        assert!(pool.saturated());
         assert!(matches!(pool.hash(&pw).await, Err(HashError::Busy)));
         assert!(matches!(pool.verify(&pw, &pool.dummy_hash()).await, Err(HashError::Busy)));
+        assert!(pool.saturated(), "a refused job does not count");
 
         // Letting the worker go drains the queue and answers both callers.
         release.send(()).unwrap();
         assert_eq!(first.await.unwrap().unwrap().as_str(), "$gate$");
         started.recv().unwrap();
+        assert!(!pool.saturated(), "the waiting job was taken");
         release.send(()).unwrap();
         assert!(second.await.unwrap().unwrap());
         assert_eq!(pool.dummy_hash().as_str(), "$dummy$");

@@ -292,6 +292,15 @@ impl SignIn {
         let c = &self.core;
         let login_lower = login.trim().to_lowercase();
         let portal = &ctx.portal;
+        // Load shedding: with the hashing queue full, this login would be answered busy after its
+        // lookup and both throttle writes (taken, then given back). Answered first, a flood's
+        // excess costs nothing but its parsing, and the cores stay on the logins that can be
+        // served. The answer is the same for every account, and nothing is counted or audited, as
+        // when the queue refuses later. A portal with a directory may decide without a hash, so it
+        // is not shed here.
+        if c.hasher.saturated() && c.directory.directory_for(portal).is_none() {
+            return Err(SignInError::Busy("password hashing queue is full".into()));
+        }
         // The lookup comes first, because the throttles count by account: e-mail, upper-case e-mail
         // and every spelling of the id are one account (spec §5.1 "Throttle keys").
         let found = self.find_login(portal.id, &login_lower).await?;
