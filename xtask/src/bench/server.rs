@@ -109,6 +109,40 @@ impl Server {
         Ok(Server { binary: binary.to_path_buf(), data_dir, env, _db: db })
     }
 
+    /// A copy of this store as it stands now, under a data dir (and on PostgreSQL a database) of its
+    /// own, so that a later phase can serve this state beside the later one. The server must be
+    /// stopped: the data dir's files (the SQLite database with its WAL, the key files, the session
+    /// counters; not the logs, nor the WAL index, which SQLite rebuilds) are copied as they are, and
+    /// PostgreSQL copies a database only while nobody is connected to it.
+    pub(crate) fn snapshot(&self) -> anyhow::Result<Server> {
+        let data_dir = tempfile::Builder::new()
+            .prefix("auth-bench-copy-")
+            .tempdir()
+            .context("cannot create a temporary data dir")?;
+        for entry in std::fs::read_dir(self.data_dir.path())? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let text = name.to_string_lossy();
+            if entry.file_type()?.is_file() && !text.ends_with(".log") && !text.ends_with("-shm") {
+                std::fs::copy(entry.path(), data_dir.path().join(&name))
+                    .with_context(|| format!("cannot copy {}", entry.path().display()))?;
+            }
+        }
+        let mut env = self.env.clone();
+        let db = match &self._db {
+            None => None,
+            Some(db) => {
+                let name = format!("{}_copy", db.name);
+                run_sql(&db.server, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+                run_sql(&db.server, &format!("CREATE DATABASE {name} TEMPLATE {}", db.name))?;
+                env.retain(|(k, _)| k != "AUTH_DATABASE_URL");
+                env.push(("AUTH_DATABASE_URL".to_owned(), with_dbname(&db.server, &name)));
+                Some(BenchDb { server: db.server.clone(), name })
+            }
+        };
+        Ok(Server { binary: self.binary.clone(), data_dir, env, _db: db })
+    }
+
     fn command(&self) -> Command {
         let mut cmd = Command::new(&self.binary);
         cmd.arg("--data-dir").arg(self.data_dir.path());
