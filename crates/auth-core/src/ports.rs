@@ -281,6 +281,17 @@ pub trait TokenStore: Send + Sync {
     /// the portal before a change that ended their tokens gets no token that survives it. False when a
     /// revision moved (or the user or portal is gone). MUST be durable when it returns true.
     async fn insert_token(&self, token: &TokenRecord, expect: Revisions) -> StoreResult<bool>;
+    /// [`TokenStore::insert_token`] and, exactly when the token is stored, `event` appended to the
+    /// audit trail in the same transaction (as [`AuditStore::append_audit`] would): a sign-in's last
+    /// write, so the token and the record of its issue are durable together, for one commit instead
+    /// of two. False, with no event, exactly when `insert_token` would answer false; a `Conflict`
+    /// leaves neither.
+    async fn insert_token_audited(
+        &self,
+        token: &TokenRecord,
+        expect: Revisions,
+        event: &AuditEvent,
+    ) -> StoreResult<bool>;
     /// The token with this hash (expired ones may still be returned; the core checks).
     async fn token_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<TokenRecord>>;
     /// The token with this hash together with its user, in one round trip: the hot path of every

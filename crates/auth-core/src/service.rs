@@ -490,7 +490,19 @@ impl Core {
         action: AuditAction,
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
-        let event = AuditEvent {
+        self.store.append_audit(&self.audit_event(ctx, user, login, action, reason)).await
+    }
+
+    /// The event [`Core::audit`] appends.
+    fn audit_event(
+        &self,
+        ctx: &RequestContext,
+        user: Option<UserId>,
+        login: Option<&str>,
+        action: AuditAction,
+        reason: Option<&str>,
+    ) -> AuditEvent {
+        AuditEvent {
             at: self.clock.now(),
             portal: ctx.portal.id,
             user,
@@ -499,8 +511,7 @@ impl Core {
             ip: ctx.client_ip,
             user_agent: user_agent(ctx),
             reason: reason.map(str::to_owned),
-        };
-        self.store.append_audit(&event).await
+        }
     }
 
     /// Takes a slot of `rule` under `key`, or says until when the rule refuses.
@@ -548,13 +559,16 @@ impl Core {
     }
 
     /// Issues and stores a new token for `user`, under the user's and the portal's revisions as this
-    /// request read them. `None` when either moved meanwhile (a password change, a disable, a log-out
-    /// everywhere, a portal change): then no token exists, and the caller decides afresh.
+    /// request read them, and audits the sign-in as `action` (with `reason`) in the same store
+    /// call, so the token and its record are durable together for one commit. `None` when either
+    /// revision moved meanwhile (a password change, a disable, a log-out everywhere, a portal
+    /// change): then no token exists, nothing is audited, and the caller decides afresh.
     pub(crate) async fn issue_token(
         &self,
         ctx: &RequestContext,
         user: &User,
         via: Via,
+        (action, reason): (AuditAction, Option<&str>),
     ) -> Result<Option<TokenIssued>, Fault> {
         let now = self.clock.now();
         let text = token::generate(self.rng.as_ref());
@@ -571,12 +585,13 @@ impl Core {
             user_agent: user_agent(ctx),
         };
         let expect = Revisions { user: user.revision, portal: ctx.portal.revision };
+        let event = self.audit_event(ctx, Some(user.id), None, action, reason);
         // Public ids are random below 2^53, so two tokens meet on one only about once in 10^15
         // issues with a million live tokens; the store refuses the second, and a fresh draw settles
         // it. Three draws that all collide would mean a broken generator, which must not loop.
         let mut attempt = 0;
         let stored = loop {
-            match self.store.insert_token(&record, expect).await {
+            match self.store.insert_token_audited(&record, expect, &event).await {
                 Err(StoreError::Conflict(_)) if attempt < 2 => {
                     attempt += 1;
                     record.id = token::public_id(self.rng.as_ref());

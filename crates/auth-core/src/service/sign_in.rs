@@ -235,14 +235,14 @@ impl SignIn {
             TfaMode::Sms => self.login_sms_step(ctx, &user).await.map(Some),
             TfaMode::App => self.login_totp_step(&user).await.map(Some),
             TfaMode::None => {
-                let Some(issued) = c.issue_token(ctx, &user, Via::Password).await? else {
-                    return Ok(None);
-                };
                 let action = match login {
                     LoginMethod::Social { .. } => AuditAction::LoginSuccessViaApiSocialAccount,
                     LoginMethod::Password { .. } => AuditAction::LoginSuccessViaApi,
                 };
-                c.audit(ctx, Some(user.id), None, action, None).await?;
+                let Some(issued) = c.issue_token(ctx, &user, Via::Password, (action, None)).await?
+                else {
+                    return Ok(None);
+                };
                 Ok(Some(LoginOutcome::Token(issued)))
             }
         }
@@ -260,11 +260,8 @@ impl SignIn {
         reason: Option<&str>,
     ) -> Result<TokenIssued, SignInError> {
         let c = &self.core;
-        match c.issue_token(ctx, user, via).await? {
-            Some(issued) => {
-                c.audit(ctx, Some(user.id), None, action, reason).await?;
-                Ok(issued)
-            }
+        match c.issue_token(ctx, user, via, (action, reason)).await? {
+            Some(issued) => Ok(issued),
             None => {
                 let why = "the account or portal changed during the login";
                 c.audit(ctx, Some(user.id), None, AuditAction::LoginFailViaApi, Some(why)).await?;

@@ -91,6 +91,7 @@ pub async fn run(store: &dyn Store) {
     totp(store).await;
     backup_codes(store).await;
     tokens(store).await;
+    tokens_audited(store).await;
     sessions(store).await;
     counters(store).await;
     audit(store).await;
@@ -671,6 +672,55 @@ pub async fn tokens(store: &dyn Store) {
     assert!(store.insert_token(&tok(11, u2, p2, 100), r).await.unwrap());
     assert!(store.set_disabled(u2, true).await.unwrap());
     assert_eq!(store.token_by_hash(&[11; 32]).await.unwrap(), None, "disabling ends tokens");
+}
+
+/// `insert_token_audited`: the token and its event are stored together, or neither is — under a
+/// moved revision, and when the public id is taken.
+pub async fn tokens_audited(store: &dyn Store) {
+    let ids = Ids::new(43);
+    let (u, p) = (ids.user(), ids.portal());
+    store.insert_portal(&portal(p, &["tokens-audited.example.com"])).await.unwrap();
+    store.insert_user(&user(u, p, "tokens-audited@example.com")).await.unwrap();
+    let ev = |i: i64| AuditEvent {
+        at: later(t0(), secs(i)),
+        portal: p,
+        user: Some(u),
+        login: None,
+        action: AuditAction::LoginSuccessViaApi,
+        ip: "192.0.2.7".parse().unwrap(),
+        user_agent: Some("conformance".into()),
+        reason: Some(format!("issue {i}")),
+    };
+    let events = || async {
+        store
+            .recent_audit(&AuditFilter { portal: Some(p), ..Default::default() }, 10)
+            .await
+            .unwrap()
+    };
+    let fresh = Revisions { user: 0, portal: 0 };
+    let first = token_record([0xB1; 32], u, p, t0(), later(t0(), secs(900)));
+    assert!(store.insert_token_audited(&first, fresh, &ev(1)).await.unwrap());
+    assert_eq!(store.token_by_hash(&first.hash).await.unwrap(), Some(first.clone()));
+    assert_eq!(events().await, vec![ev(1)], "the event MUST be stored with the token");
+
+    // A moved revision: no token, and no event either.
+    let moved = Revisions { user: 1, portal: 0 };
+    let second = token_record([0xB2; 32], u, p, t0(), later(t0(), secs(900)));
+    assert!(!store.insert_token_audited(&second, moved, &ev(2)).await.unwrap());
+    assert_eq!(store.token_by_hash(&second.hash).await.unwrap(), None);
+    assert_eq!(events().await, vec![ev(1)], "no event for a token not stored");
+
+    // A taken public id: Conflict, and neither is stored.
+    let clash = TokenRecord { id: first.id, ..second.clone() };
+    assert!(
+        matches!(
+            store.insert_token_audited(&clash, fresh, &ev(3)).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "a taken public id MUST be refused as Conflict"
+    );
+    assert_eq!(store.token_by_hash(&clash.hash).await.unwrap(), None);
+    assert_eq!(events().await, vec![ev(1)], "no event for a refused token");
 }
 
 /// Social: account links are unique per identity and per (user, provider); remembered codes expire.

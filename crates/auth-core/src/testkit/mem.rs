@@ -123,6 +123,21 @@ impl State {
         self.next_id
     }
 
+    /// `TokenStore::insert_token` under the lock the caller holds.
+    fn insert_token(&mut self, token: &TokenRecord, expect: Revisions) -> StoreResult<bool> {
+        let user_ok = self.users.iter().any(|u| u.id == token.user && u.revision == expect.user);
+        let portal_ok =
+            self.portals.iter().any(|p| p.id == token.portal && p.revision == expect.portal);
+        if !(user_ok && portal_ok) {
+            return Ok(false);
+        }
+        if self.tokens.values().any(|t| t.id == token.id && t.hash != token.hash) {
+            return Err(StoreError::Conflict(format!("token id {} is taken", token.id)));
+        }
+        self.tokens.insert(token.hash, token.clone());
+        Ok(true)
+    }
+
     fn host_taken(&self, portal: &Portal) -> bool {
         self.portals
             .iter()
@@ -536,18 +551,23 @@ impl TotpStore for MemStore {
 #[async_trait]
 impl TokenStore for MemStore {
     async fn insert_token(&self, token: &TokenRecord, expect: Revisions) -> StoreResult<bool> {
+        self.state()?.insert_token(token, expect)
+    }
+
+    async fn insert_token_audited(
+        &self,
+        token: &TokenRecord,
+        expect: Revisions,
+        event: &AuditEvent,
+    ) -> StoreResult<bool> {
+        // One lock over both, as one transaction would be.
         let mut s = self.state()?;
-        let user_ok = s.users.iter().any(|u| u.id == token.user && u.revision == expect.user);
-        let portal_ok =
-            s.portals.iter().any(|p| p.id == token.portal && p.revision == expect.portal);
-        if !(user_ok && portal_ok) {
-            return Ok(false);
+        let stored = s.insert_token(token, expect)?;
+        if stored {
+            let seq = s.id();
+            s.audit.push((seq, event.clone()));
         }
-        if s.tokens.values().any(|t| t.id == token.id && t.hash != token.hash) {
-            return Err(StoreError::Conflict(format!("token id {} is taken", token.id)));
-        }
-        s.tokens.insert(token.hash, token.clone());
-        Ok(true)
+        Ok(stored)
     }
 
     async fn token_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<TokenRecord>> {

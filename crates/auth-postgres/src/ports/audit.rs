@@ -11,7 +11,7 @@ use auth_sql::records;
 use crate::store::{PgStore, done};
 
 /// An action's upstream code as an INTEGER (the codes are four-digit numbers).
-fn action_code(a: AuditAction) -> i32 {
+pub(super) fn action_code(a: AuditAction) -> i32 {
     i32::try_from(a.code()).unwrap_or(i32::MAX)
 }
 

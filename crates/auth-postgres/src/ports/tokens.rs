@@ -29,7 +29,7 @@
 
 use async_trait::async_trait;
 use auth_core::ports::{Revisions, StoreResult, TokenRecord, TokenStore};
-use auth_core::{PortalId, Timestamp, User, UserId};
+use auth_core::{AuditEvent, PortalId, Timestamp, User, UserId};
 use auth_sql::codec::{revision, ts};
 use auth_sql::{Columns as _, records};
 use deadpool_postgres::Transaction;
@@ -37,6 +37,75 @@ use deadpool_postgres::Transaction;
 use crate::error::DbResult;
 use crate::session_cache::{self, Change};
 use crate::store::{PgStore, begin, done};
+
+/// A token's insert: one statement that takes the share locks, checks the revisions and inserts
+/// (see the module comment), with the parameters of [`TokenParams`]. The user and portal ids
+/// match one row each, so the join yields at most one row. A second insert of one hash replaces
+/// the first, as in the reference store (a real collision of 256-bit random tokens does not
+/// happen). A public id another token holds breaks the unique index `tokens_id` (ON CONFLICT
+/// arbitrates only the hash), which is answered as Conflict. The casts type the parameters that
+/// only appear in the select list, which PostgreSQL would otherwise take for text.
+macro_rules! token_insert {
+    () => {
+        "INSERT INTO tokens (hash, user_id, portal_id, issued_at, expires_at, id, \
+         last_used_at, client_ip, user_agent) \
+         SELECT $1::bytea, u.id, p.id, $4::bigint, $5::bigint, $8::bigint, \
+         $9::bigint, $10::text, $11::text \
+         FROM users u, portals p \
+         WHERE u.id = $2 AND u.revision = $6 AND p.id = $3 AND p.revision = $7 \
+         FOR SHARE OF u, p \
+         ON CONFLICT (hash) DO UPDATE SET \
+         user_id = excluded.user_id, portal_id = excluded.portal_id, \
+         issued_at = excluded.issued_at, expires_at = excluded.expires_at, \
+         id = excluded.id, last_used_at = excluded.last_used_at, \
+         client_ip = excluded.client_ip, user_agent = excluded.user_agent"
+    };
+}
+
+/// The parameters `$1`–`$11` of [`token_insert!`].
+struct TokenParams<'a> {
+    t: &'a TokenRecord,
+    hash: &'a [u8],
+    issued: i64,
+    expires: i64,
+    user_rev: i64,
+    portal_rev: i64,
+    last_used: i64,
+    client_ip: Option<String>,
+}
+
+impl<'a> TokenParams<'a> {
+    /// `None` when an expected revision is beyond i64::MAX: stored ones never are, so it matches
+    /// nothing.
+    fn new(t: &'a TokenRecord, expect: Revisions) -> Option<Self> {
+        Some(TokenParams {
+            t,
+            hash: t.hash.as_slice(),
+            issued: ts(t.issued_at),
+            expires: ts(t.expires_at),
+            user_rev: revision(expect.user).ok()?,
+            portal_rev: revision(expect.portal).ok()?,
+            last_used: ts(t.last_used_at),
+            client_ip: t.client_ip.map(|ip| ip.to_string()),
+        })
+    }
+
+    fn refs(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 11] {
+        [
+            &self.hash,
+            &self.t.user.0,
+            &self.t.portal.0,
+            &self.issued,
+            &self.expires,
+            &self.user_rev,
+            &self.portal_rev,
+            &self.t.id,
+            &self.last_used,
+            &self.client_ip,
+            &self.t.user_agent,
+        ]
+    }
+}
 
 /// The token columns `auth_sql::records::token` reads, in its order.
 macro_rules! token_columns {
@@ -82,56 +151,56 @@ pub(super) async fn delete_user_tokens(
 #[async_trait]
 impl TokenStore for PgStore {
     async fn insert_token(&self, t: &TokenRecord, expect: Revisions) -> StoreResult<bool> {
-        // Stored revisions are never above i64::MAX, so an expected one beyond it matches nothing.
-        let (Ok(user_rev), Ok(portal_rev)) = (revision(expect.user), revision(expect.portal))
-        else {
-            return Ok(false);
-        };
-        // One statement: the share locks, the revision checks and the insert (see the module
-        // comment). The user and portal ids match one row each, so the join yields at most one row.
-        // A second insert of one hash replaces the first, as in the reference store (a real
-        // collision of 256-bit random tokens does not happen). A public id another token holds
-        // breaks the unique index `tokens_id` (ON CONFLICT arbitrates only the hash), which is
-        // answered as Conflict. The casts type the parameters that only appear in the select
-        // list, which PostgreSQL would otherwise take for text.
-        let client_ip = t.client_ip.map(|ip| ip.to_string());
+        done(async {
+            let c = self.client().await?;
+            let st = c.prepare_cached(token_insert!()).await?;
+            let Some(p) = TokenParams::new(t, expect) else { return Ok(false) };
+            Ok(c.execute(&st, &p.refs()).await? == 1)
+        })
+        .await
+    }
+
+    async fn insert_token_audited(
+        &self,
+        t: &TokenRecord,
+        expect: Revisions,
+        e: &AuditEvent,
+    ) -> StoreResult<bool> {
+        // One statement, so one round trip and one commit: the token's insert (with its share
+        // locks and revision checks, as in `insert_token`) in a data-modifying `WITH`, and the
+        // event inserted once for each row it wrote — one, or none when a revision moved. A
+        // failure of either part leaves neither.
         done(async {
             let c = self.client().await?;
             let st = c
-                .prepare_cached(
-                    "INSERT INTO tokens (hash, user_id, portal_id, issued_at, expires_at, id, \
-                     last_used_at, client_ip, user_agent) \
-                     SELECT $1::bytea, u.id, p.id, $4::bigint, $5::bigint, $8::bigint, \
-                     $9::bigint, $10::text, $11::text \
-                     FROM users u, portals p \
-                     WHERE u.id = $2 AND u.revision = $6 AND p.id = $3 AND p.revision = $7 \
-                     FOR SHARE OF u, p \
-                     ON CONFLICT (hash) DO UPDATE SET \
-                     user_id = excluded.user_id, portal_id = excluded.portal_id, \
-                     issued_at = excluded.issued_at, expires_at = excluded.expires_at, \
-                     id = excluded.id, last_used_at = excluded.last_used_at, \
-                     client_ip = excluded.client_ip, user_agent = excluded.user_agent",
-                )
+                .prepare_cached(concat!(
+                    "WITH t AS (",
+                    token_insert!(),
+                    " RETURNING 1) \
+                     INSERT INTO audit (at, portal_id, user_id, login, action, ip, user_agent, \
+                     reason) SELECT $12::bigint, $13::uuid, $14::uuid, $15::text, $16::int4, \
+                     $17::text, $18::text, $19::text FROM t",
+                ))
                 .await?;
-            let n = c
-                .execute(
-                    &st,
-                    &[
-                        &t.hash.as_slice(),
-                        &t.user.0,
-                        &t.portal.0,
-                        &ts(t.issued_at),
-                        &ts(t.expires_at),
-                        &user_rev,
-                        &portal_rev,
-                        &t.id,
-                        &ts(t.last_used_at),
-                        &client_ip,
-                        &t.user_agent,
-                    ],
-                )
-                .await?;
-            Ok(n == 1)
+            let Some(p) = TokenParams::new(t, expect) else { return Ok(false) };
+            let (at, user, action, ip) = (
+                ts(e.at),
+                e.user.map(|u| u.0),
+                super::audit::action_code(e.action),
+                e.ip.to_string(),
+            );
+            let mut params = p.refs().to_vec();
+            params.extend_from_slice(&[
+                &at,
+                &e.portal.0,
+                &user,
+                &e.login,
+                &action,
+                &ip,
+                &e.user_agent,
+                &e.reason,
+            ]);
+            Ok(c.execute(&st, &params).await? == 1)
         })
         .await
     }

@@ -7,33 +7,36 @@ use auth_core::ports::{AuditCursor, AuditStore, StoreResult};
 use auth_core::{AuditAction, AuditEvent, AuditFilter, Timestamp};
 use auth_sql::codec::ts;
 use auth_sql::records;
-use rusqlite::params;
+use rusqlite::{Connection, params};
 
 use crate::codec::collect;
+use crate::error::DbResult;
 use crate::store::SqliteStore;
+
+/// Appends one event, in the caller's transaction.
+pub(super) fn insert_audit(c: &Connection, e: &AuditEvent) -> DbResult<()> {
+    c.prepare_cached(
+        "INSERT INTO audit (at, portal, user, login, action, ip, user_agent, reason) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        ts(e.at),
+        e.portal.0.as_bytes().as_slice(),
+        e.user.as_ref().map(|u| u.0.as_bytes().as_slice()),
+        e.login,
+        e.action.code(),
+        e.ip.to_string(),
+        e.user_agent,
+        e.reason
+    ])?;
+    Ok(())
+}
 
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
         let e = event.clone();
-        self.run(move |c| {
-            c.prepare_cached(
-                "INSERT INTO audit (at, portal, user, login, action, ip, user_agent, reason) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![
-                ts(e.at),
-                e.portal.0.as_bytes().as_slice(),
-                e.user.as_ref().map(|u| u.0.as_bytes().as_slice()),
-                e.login,
-                e.action.code(),
-                e.ip.to_string(),
-                e.user_agent,
-                e.reason
-            ])?;
-            Ok(())
-        })
-        .await
+        self.run(move |c| insert_audit(c, &e)).await
     }
 
     async fn recent_audit(&self, filter: &AuditFilter, limit: u32) -> StoreResult<Vec<AuditEvent>> {

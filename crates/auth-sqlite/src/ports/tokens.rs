@@ -11,7 +11,7 @@
 
 use async_trait::async_trait;
 use auth_core::ports::{Revisions, StoreResult, TokenRecord, TokenStore};
-use auth_core::{PortalId, Timestamp, User, UserId};
+use auth_core::{AuditEvent, PortalId, Timestamp, User, UserId};
 use auth_sql::codec::{revision, ts};
 use auth_sql::records;
 use rusqlite::{Connection, params};
@@ -56,49 +56,70 @@ pub(super) fn delete_user_tokens(
     Ok(count(n))
 }
 
+/// Stores a token while the revisions are still `expect` (`TokenStore::insert_token`), in the
+/// caller's transaction.
+fn insert_token(c: &Connection, t: &TokenRecord, expect: Revisions) -> DbResult<bool> {
+    // Stored revisions are never above i64::MAX, so an expected one beyond it matches nothing.
+    let (Ok(user_rev), Ok(portal_rev)) = (revision(expect.user), revision(expect.portal)) else {
+        return Ok(false);
+    };
+    // One statement: the revision checks and the insert happen under the write lock together
+    // (see the module comment). A second insert of one hash replaces the first, as in the
+    // reference store (a real collision of 256-bit random tokens does not happen). A public id
+    // another token holds breaks the unique index `tokens_id`, which is answered as Conflict.
+    // The WHERE clause also settles SQLite's parsing of `SELECT … ON CONFLICT`, which without
+    // one could read `ON` as a join condition.
+    let n = c
+        .prepare_cached(
+            "INSERT INTO tokens (hash, user, portal, issued_at, expires_at, id, \
+             last_used_at, client_ip, user_agent) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?8, ?9, ?10, ?11 \
+             WHERE EXISTS (SELECT 1 FROM users WHERE id = ?2 AND revision = ?6) \
+             AND EXISTS (SELECT 1 FROM portals WHERE id = ?3 AND revision = ?7) \
+             ON CONFLICT (hash) DO UPDATE SET \
+             user = excluded.user, portal = excluded.portal, \
+             issued_at = excluded.issued_at, expires_at = excluded.expires_at, \
+             id = excluded.id, last_used_at = excluded.last_used_at, \
+             client_ip = excluded.client_ip, user_agent = excluded.user_agent",
+        )?
+        .execute(params![
+            t.hash.as_slice(),
+            t.user.0.as_bytes().as_slice(),
+            t.portal.0.as_bytes().as_slice(),
+            ts(t.issued_at),
+            ts(t.expires_at),
+            user_rev,
+            portal_rev,
+            t.id,
+            ts(t.last_used_at),
+            t.client_ip.map(|ip| ip.to_string()),
+            t.user_agent,
+        ])?;
+    Ok(n == 1)
+}
+
 #[async_trait]
 impl TokenStore for SqliteStore {
     async fn insert_token(&self, token: &TokenRecord, expect: Revisions) -> StoreResult<bool> {
         let t = token.clone();
-        // Stored revisions are never above i64::MAX, so an expected one beyond it matches nothing.
-        let (Ok(user_rev), Ok(portal_rev)) = (revision(expect.user), revision(expect.portal))
-        else {
-            return Ok(false);
-        };
-        // One statement: the revision checks and the insert happen under the write lock together
-        // (see the module comment). A second insert of one hash replaces the first, as in the
-        // reference store (a real collision of 256-bit random tokens does not happen). A public id
-        // another token holds breaks the unique index `tokens_id`, which is answered as Conflict.
-        // The WHERE clause also settles SQLite's parsing of `SELECT … ON CONFLICT`, which without
-        // one could read `ON` as a join condition.
+        self.run(move |c| insert_token(c, &t, expect)).await
+    }
+
+    async fn insert_token_audited(
+        &self,
+        token: &TokenRecord,
+        expect: Revisions,
+        event: &AuditEvent,
+    ) -> StoreResult<bool> {
+        let (t, e) = (token.clone(), event.clone());
+        // One job, so one transaction (a savepoint of a group commit): a failed append takes the
+        // token back with it.
         self.run(move |c| {
-            let n = c
-                .prepare_cached(
-                    "INSERT INTO tokens (hash, user, portal, issued_at, expires_at, id, \
-                     last_used_at, client_ip, user_agent) \
-                     SELECT ?1, ?2, ?3, ?4, ?5, ?8, ?9, ?10, ?11 \
-                     WHERE EXISTS (SELECT 1 FROM users WHERE id = ?2 AND revision = ?6) \
-                     AND EXISTS (SELECT 1 FROM portals WHERE id = ?3 AND revision = ?7) \
-                     ON CONFLICT (hash) DO UPDATE SET \
-                     user = excluded.user, portal = excluded.portal, \
-                     issued_at = excluded.issued_at, expires_at = excluded.expires_at, \
-                     id = excluded.id, last_used_at = excluded.last_used_at, \
-                     client_ip = excluded.client_ip, user_agent = excluded.user_agent",
-                )?
-                .execute(params![
-                    t.hash.as_slice(),
-                    t.user.0.as_bytes().as_slice(),
-                    t.portal.0.as_bytes().as_slice(),
-                    ts(t.issued_at),
-                    ts(t.expires_at),
-                    user_rev,
-                    portal_rev,
-                    t.id,
-                    ts(t.last_used_at),
-                    t.client_ip.map(|ip| ip.to_string()),
-                    t.user_agent,
-                ])?;
-            Ok(n == 1)
+            let stored = insert_token(c, &t, expect)?;
+            if stored {
+                super::audit::insert_audit(c, &e)?;
+            }
+            Ok(stored)
         })
         .await
     }
