@@ -518,14 +518,7 @@ fn bench(args: &BenchArgs, binary: &Path) -> anyhow::Result<Value> {
         };
         let started = Instant::now();
         let (rows, h3) = load::block_on(scale_scenarios(
-            args,
-            &plan,
-            hash_per_s,
-            &running,
-            db_postmaster,
-            &seeded,
-            tfa,
-            &beside,
+            args, &plan, hash_per_s, &running, &seeded, tfa, &beside,
         ))??;
         let secs = started.elapsed().as_secs_f64();
         running.check_alive()?;
@@ -1237,11 +1230,12 @@ async fn scale_scenarios(
     plan: &Plan,
     hash_per_s: f64,
     server: &Running,
-    db_postmaster: Option<u32>,
     seeded: &scale::Seeded,
     tfa: Rc<LoginTfa>,
     beside: &Beside<'_>,
 ) -> anyhow::Result<(Vec<Row>, hash::HashResult)> {
+    // Both servers run on the same database cluster, whose backends are counted beside each.
+    let db_postmaster = beside.meter.db_postmaster;
     let meter = Meter { server: server.pid().into_iter().collect(), db_postmaster };
     let phase = Phase {
         args,
