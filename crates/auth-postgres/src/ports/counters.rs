@@ -19,32 +19,37 @@ use auth_core::{SignedDuration, Timestamp};
 use auth_sql::Columns;
 use auth_sql::codec::{later, ts};
 use deadpool_postgres::Transaction;
+use tokio_postgres::types::ToSql;
 
 use crate::error::DbResult;
 use crate::store::{PgStore, begin, done};
 
+/// Locks the key's row (creating it when needed); its `RETURNING` gives the stored block in the same
+/// trip. `ON CONFLICT DO UPDATE` either inserts or locks the existing row even while a concurrent
+/// `reset` deletes it, so every caller leaves holding the lock.
+const LOCK_KEY: &str = "INSERT INTO counter_keys AS k (key, blocked_until) VALUES ($1, NULL) \
+     ON CONFLICT (key) DO UPDATE SET blocked_until = k.blocked_until \
+     RETURNING blocked_until";
+
 /// Locks the key's row (creating it when needed) and returns its stored block.
-///
-/// `ON CONFLICT DO UPDATE` either inserts or locks the existing row even while a concurrent `reset`
-/// deletes it, so every caller leaves holding the lock; `RETURNING` gives the block in the same trip.
 async fn lock_key(tx: &Transaction<'_>, key: &str) -> DbResult<Option<Timestamp>> {
-    let st = tx
-        .prepare_cached(
-            "INSERT INTO counter_keys AS k (key, blocked_until) VALUES ($1, NULL) \
-             ON CONFLICT (key) DO UPDATE SET blocked_until = k.blocked_until \
-             RETURNING blocked_until",
-        )
-        .await?;
+    let st = tx.prepare_cached(LOCK_KEY).await?;
     let row = tx.query_one(&st, &[&key]).await?;
     row.opt_instant(0)
 }
 
 /// Drops the key's events that no rule decision can need any more (older than the retention).
-async fn prune(tx: &Transaction<'_>, key: &str, rule: &Rule, now: Timestamp) -> DbResult<()> {
+const PRUNE: &str = "DELETE FROM counter_events WHERE key = $1 AND at <= $2";
+
+/// The instant (as stored) before which `rule` needs none of a key's events.
+fn horizon(rule: &Rule, now: Timestamp) -> i64 {
     let back = rule.retention().checked_neg().unwrap_or(SignedDuration::MAX);
-    let horizon = later(now, back);
-    let st = tx.prepare_cached("DELETE FROM counter_events WHERE key = $1 AND at <= $2").await?;
-    tx.execute(&st, &[&key, &ts(horizon)]).await?;
+    ts(later(now, back))
+}
+
+async fn prune(tx: &Transaction<'_>, key: &str, rule: &Rule, now: Timestamp) -> DbResult<()> {
+    let st = tx.prepare_cached(PRUNE).await?;
+    tx.execute(&st, &[&key, &horizon(rule, now)]).await?;
     Ok(())
 }
 
@@ -56,26 +61,39 @@ async fn add_event(tx: &Transaction<'_>, key: &str, now: Timestamp) -> DbResult<
 }
 
 /// The whole of one acquire, inside the caller's transaction (which it leaves open).
+///
+/// The key's lock, the prune of the events no rule decision can need any more (older than the
+/// retention) and the read of the events left are sent together, pipelined: none needs another's
+/// answer, and the backend runs them one after the other in the order sent, each statement with a
+/// snapshot of its own taken when it starts, so the prune and the read still run after the lock is
+/// held and see every event the transactions ahead of it committed. One round trip instead of
+/// three. If the lock fails, the two behind it fail as the aborted transaction's statements, and
+/// the lock's own error, which answers first, is the one returned.
 async fn acquire_in(
     tx: &Transaction<'_>,
     key: &str,
     rule: &Rule,
     now: Timestamp,
 ) -> DbResult<Acquire> {
-    let block = lock_key(tx, key).await?;
-    prune(tx, key, rule, now).await?;
-    if let Some(until) = block
+    let horizon = horizon(rule, now);
+    let lock = tx.prepare_cached(LOCK_KEY).await?;
+    let prune = tx.prepare_cached(PRUNE).await?;
+    let events = tx.prepare_cached("SELECT at FROM counter_events WHERE key = $1").await?;
+    // `try_join!` polls its futures in this order the first time, and a query is sent when its
+    // future is first polled: so the three go out as lock, prune, read.
+    let (by_key, pruning): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 2]) =
+        ([&key], [&key, &horizon]);
+    let (block, _, rows) = tokio::try_join!(
+        tx.query_one(&lock, &by_key),
+        tx.execute(&prune, &pruning),
+        tx.query(&events, &by_key),
+    )?;
+    if let Some(until) = block.opt_instant(0)?
         && until > now
     {
         return Ok(Acquire::Refused { until });
     }
-    let events = tx.prepare_cached("SELECT at FROM counter_events WHERE key = $1").await?;
-    let times = tx
-        .query(&events, &[&key])
-        .await?
-        .iter()
-        .map(|r| r.instant(0))
-        .collect::<DbResult<Vec<_>>>()?;
+    let times = rows.iter().map(|r| r.instant(0)).collect::<DbResult<Vec<_>>>()?;
     Ok(match rule.refused_until(now, &times) {
         Some(until) => {
             let st = tx
