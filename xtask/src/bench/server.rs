@@ -183,15 +183,24 @@ impl Server {
     pub(crate) fn db_postmaster(&self) -> Option<u32> {
         let url = self.database_url()?;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-        let backend: i32 = rt.block_on(async {
+        let postmaster = rt.block_on(async {
             let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.ok()?;
             let conn = tokio::spawn(conn);
-            let pid = client.query_one("SELECT pg_backend_pid()", &[]).await.ok()?.get(0);
+            let backend: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await.ok()?.get(0);
+            // Read while the connection is open: once it closes the backend exits, and a lookup
+            // after that found no process as often as not, which left a run without the database's
+            // CPU.
+            let parent = super::cpu::parent_of(u32::try_from(backend).ok()?);
             drop(client);
             let _ = conn.await;
-            Some(pid)
-        })?;
-        super::cpu::parent_of(u32::try_from(backend).ok()?)
+            parent
+        });
+        if postmaster.is_none() {
+            println!(
+                "[serve] the PostgreSQL postmaster was not found: the database's CPU is not counted"
+            );
+        }
+        postmaster
     }
 
     /// Runs many admin subcommands, `parallel` at a time (each `user add` hashes its password once).
