@@ -1091,6 +1091,20 @@ impl Phase<'_> {
                 "server_cpu_us_per_req_all".into(),
                 json!(report::round(cpu.server.as_secs_f64() * 1e6 / all as f64)),
             );
+            // What the server spent beside the hashes, per admitted login: the overhead the
+            // goodput goal is up against (refusals and probes included).
+            let admitted = count(&logins, "200");
+            if cpu.hashing > Duration::ZERO && admitted > 0 {
+                let other = cpu.server.saturating_sub(cpu.hashing).as_secs_f64();
+                row.extra.insert(
+                    "server_other_cpu_us_per_200".into(),
+                    json!(report::round(other * 1e6 / admitted as f64)),
+                );
+                row.extra.insert(
+                    "server_hash_cpu_us_per_200".into(),
+                    json!(report::round(cpu.hashing.as_secs_f64() * 1e6 / admitted as f64)),
+                );
+            }
         }
         row.cpu_us_per_req = None;
         self.push(row);

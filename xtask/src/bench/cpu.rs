@@ -5,7 +5,9 @@
 //! figures are absent.
 //!
 //! It deliberately measures whole processes: a thread of the server's blocking pool that exits is
-//! still counted, because the kernel folds a finished thread's time into its process.
+//! still counted, because the kernel folds a finished thread's time into its process. The server's
+//! hashing threads (`argon2-N`, long-lived) are also summed on their own, so that what a login costs
+//! beside its password hash can be told from the hash itself.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -24,6 +26,8 @@ pub(crate) struct Meter {
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Sample {
     pub(crate) server: Duration,
+    /// The part of `server` spent by its hashing threads.
+    pub(crate) hashing: Duration,
     pub(crate) generator: Duration,
     pub(crate) db: Duration,
 }
@@ -32,6 +36,8 @@ pub(crate) struct Sample {
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Spent {
     pub(crate) server: Duration,
+    /// The part of `server` spent by its password-hashing threads.
+    pub(crate) hashing: Duration,
     pub(crate) generator: Duration,
     /// `None` when there is no separate database process.
     pub(crate) db: Option<Duration>,
@@ -42,6 +48,7 @@ impl Spent {
     pub(crate) fn plus(self, other: Spent) -> Spent {
         Spent {
             server: self.server + other.server,
+            hashing: self.hashing + other.hashing,
             generator: self.generator + other.generator,
             db: match (self.db, other.db) {
                 (Some(a), Some(b)) => Some(a + b),
@@ -55,14 +62,16 @@ impl Meter {
     /// The accumulated CPU times now (zero for a process that cannot be read).
     pub(crate) fn sample(&self) -> Sample {
         let server = self.server.iter().map(|p| process_cpu(&format!("/proc/{p}/stat"))).sum();
+        let hashing = self.server.iter().map(|p| hashing_cpu(*p)).sum();
         let db = self.db_postmaster.map_or(Duration::ZERO, database_cpu);
-        Sample { server, generator: process_cpu("/proc/self/stat"), db }
+        Sample { server, hashing, generator: process_cpu("/proc/self/stat"), db }
     }
 
     /// What was spent from `a` to `b`.
     pub(crate) fn spent(&self, a: Sample, b: Sample) -> Spent {
         Spent {
             server: b.server.saturating_sub(a.server),
+            hashing: b.hashing.saturating_sub(a.hashing),
             generator: b.generator.saturating_sub(a.generator),
             db: self.db_postmaster.map(|_| b.db.saturating_sub(a.db)),
         }
@@ -98,6 +107,21 @@ fn process_cpu(path: &str) -> Duration {
     let ticks: u64 =
         [11usize, 12].iter().filter_map(|i| f.get(*i).and_then(|v| v.parse::<u64>().ok())).sum();
     Duration::from_nanos(ticks.saturating_mul(1_000_000_000) / ticks_per_s())
+}
+
+/// The time of the threads of `pid` whose name starts `argon2-` (the server's hashing pool).
+fn hashing_cpu(pid: u32) -> Duration {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return Duration::ZERO };
+    let mut total = Duration::ZERO;
+    for entry in dir.flatten() {
+        let path = entry.path();
+        let named = std::fs::read_to_string(path.join("comm"))
+            .is_ok_and(|comm| comm.starts_with("argon2-"));
+        if named {
+            total += process_cpu(&path.join("stat").to_string_lossy());
+        }
+    }
+    total
 }
 
 /// The postmaster's time and that of every child of it (backends, checkpointer, WAL writer …).

@@ -58,6 +58,17 @@ impl Row {
             // How busy each party was: a generator near 1.0 is the bottleneck of a closed loop.
             extra.insert("server_cpu_cores".into(), json!(cores(cpu.server)));
             extra.insert("generator_cpu_cores".into(), json!(cores(cpu.generator)));
+            // The server's CPU beside its password hashes: what the transport, the rules and the
+            // store cost (a login's hash is the same work whatever the rest does).
+            if cpu.hashing > std::time::Duration::ZERO {
+                extra.insert("server_hash_cpu_cores".into(), json!(cores(cpu.hashing)));
+                if let Some(v) = per_op(cpu.hashing) {
+                    extra.insert("server_hash_cpu_us_per_req".into(), json!(round(v)));
+                }
+                if let Some(v) = per_op(cpu.server.saturating_sub(cpu.hashing)) {
+                    extra.insert("server_other_cpu_us_per_req".into(), json!(round(v)));
+                }
+            }
             if let Some(v) = per_op(cpu.generator) {
                 extra.insert("generator_cpu_us_per_req".into(), json!(round(v)));
             }
