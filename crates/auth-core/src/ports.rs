@@ -273,6 +273,35 @@ pub struct Revisions {
     pub portal: u64,
 }
 
+/// What [`TokenStore::finish_sign_in`] writes.
+#[derive(Clone, Copy, Debug)]
+pub struct SignInWrite<'a> {
+    /// The new token.
+    pub token: &'a TokenRecord,
+    /// The revisions the token must still match.
+    pub expect: Revisions,
+    /// The audit event of its issue.
+    pub event: &'a AuditEvent,
+    /// The throttle slots the attempt held (none, one or two).
+    pub release: &'a [Slot],
+    /// The client that completed the login, to be remembered as known.
+    pub known: Option<KnownClient<'a>>,
+}
+
+/// A known-client counter key to record once a sign-in succeeds (see
+/// [`crate::throttle::keys::known_ip`]). Such keys are only ever recorded and counted, never
+/// acquired, so no throttle decision depends on the order of their events, and two sign-ins at
+/// once may both record one.
+#[derive(Clone, Copy, Debug)]
+pub struct KnownClient<'a> {
+    /// The counter key.
+    pub key: &'a str,
+    /// An event at or after this instant makes a new one unnecessary.
+    pub since: Timestamp,
+    /// The key's rule (its retention bounds the prune, as for [`CounterStore::record`]).
+    pub rule: Rule,
+}
+
 /// Issued tokens. Revocation deletes, so a revoked token is unknown to every process at once.
 #[async_trait]
 pub trait TokenStore: Send + Sync {
@@ -281,17 +310,17 @@ pub trait TokenStore: Send + Sync {
     /// the portal before a change that ended their tokens gets no token that survives it. False when a
     /// revision moved (or the user or portal is gone). MUST be durable when it returns true.
     async fn insert_token(&self, token: &TokenRecord, expect: Revisions) -> StoreResult<bool>;
-    /// [`TokenStore::insert_token`] and, exactly when the token is stored, `event` appended to the
-    /// audit trail in the same transaction (as [`AuditStore::append_audit`] would): a sign-in's last
-    /// write, so the token and the record of its issue are durable together, for one commit instead
-    /// of two. False, with no event, exactly when `insert_token` would answer false; a `Conflict`
-    /// leaves neither.
-    async fn insert_token_audited(
-        &self,
-        token: &TokenRecord,
-        expect: Revisions,
-        event: &AuditEvent,
-    ) -> StoreResult<bool>;
+    /// A password sign-in's last write, in one transaction (one commit instead of three): the
+    /// attempt's throttle slots given back (as [`CounterStore::release_all`]) whatever else
+    /// happens; the token stored MUST only as [`TokenStore::insert_token`] would store it; and,
+    /// exactly when the token is stored, `event` appended to the audit trail (as
+    /// [`AuditStore::append_audit`]) and the known-client key, if any, recorded (as
+    /// [`CounterStore::record`] at the token's `issued_at`) unless it already has an event at or
+    /// after its `since`. So a token never exists without the record of its issue, and a refused
+    /// token still frees the slots. False, with neither event, exactly when `insert_token` would
+    /// answer false (the slots are still given back); a `Conflict` (a taken public id) leaves
+    /// nothing at all, slots included. MUST be durable when it returns.
+    async fn finish_sign_in(&self, write: &SignInWrite<'_>) -> StoreResult<bool>;
     /// The token with this hash (expired ones may still be returned; the core checks).
     async fn token_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<TokenRecord>>;
     /// The token with this hash together with its user, in one round trip: the hot path of every

@@ -33,8 +33,8 @@ use crate::mail::Notice;
 use crate::model::{Portal, User, UserId};
 use crate::observe::{NoObserver, Observer};
 use crate::ports::{
-    Clock, Directory, PasswordHasher, Revisions, Rng, SocialProvider, Store, StoreError,
-    TokenRecord,
+    Clock, Directory, KnownClient, PasswordHasher, Revisions, Rng, SignInWrite, SocialProvider,
+    Store, StoreError, TokenRecord,
 };
 use crate::secret::SecretString;
 use crate::throttle::{Acquire, KNOWN_IP_DAYS, Rule, Slot, keys};
@@ -560,15 +560,18 @@ impl Core {
 
     /// Issues and stores a new token for `user`, under the user's and the portal's revisions as this
     /// request read them, and audits the sign-in as `action` (with `reason`) in the same store
-    /// call, so the token and its record are durable together for one commit. `None` when either
-    /// revision moved meanwhile (a password change, a disable, a log-out everywhere, a portal
-    /// change): then no token exists, nothing is audited, and the caller decides afresh.
+    /// call, so the token and its record are durable together for one commit; the same call gives
+    /// back the attempt's throttle `release` slots (a correct password does not count) and makes
+    /// the client known. `None` when either revision moved meanwhile (a password change, a
+    /// disable, a log-out everywhere, a portal change): then no token exists, nothing is audited,
+    /// the slots are still given back, and the caller decides afresh.
     pub(crate) async fn issue_token(
         &self,
         ctx: &RequestContext,
         user: &User,
         via: Via,
         (action, reason): (AuditAction, Option<&str>),
+        release: &[Slot],
     ) -> Result<Option<TokenIssued>, Fault> {
         let now = self.clock.now();
         let text = token::generate(self.rng.as_ref());
@@ -586,12 +589,31 @@ impl Core {
         };
         let expect = Revisions { user: user.revision, portal: ctx.portal.revision };
         let event = self.audit_event(ctx, Some(user.id), None, action, reason);
+        // A sign-in from a new device (spec §14): no live `asc_device` cookie of the user, and an
+        // address that has not completed a login for them lately. Asked only when a notice could go
+        // out, and before the write below makes the address known.
+        let new_device = self.limits.mail.is_some()
+            && ctx.portal.settings.notices.contains(&Notice::NewDevice)
+            && !self.is_known_client(ctx, user).await?;
+        // This address and this client completed a login: both are known clients of the user for a
+        // while (spec §5.1), so the per-account limit does not lock the owner out. One record a day
+        // is enough for "in the last 30 days": the store adds one only when the key has none since
+        // a day ago, in the same transaction as the token, the audit event and the release of the
+        // attempt's throttle slots (one commit for the whole end of a login).
+        let known_key = keys::known_ip(user.id, ctx.client_ip);
+        let known = KnownClient {
+            key: &known_key,
+            since: later(now, -SignedDuration::from_hours(24)),
+            rule: Rule::per(1, SignedDuration::from_hours(24 * KNOWN_IP_DAYS)),
+        };
         // Public ids are random below 2^53, so two tokens meet on one only about once in 10^15
         // issues with a million live tokens; the store refuses the second, and a fresh draw settles
         // it. Three draws that all collide would mean a broken generator, which must not loop.
         let mut attempt = 0;
         let stored = loop {
-            match self.store.insert_token_audited(&record, expect, &event).await {
+            let write =
+                SignInWrite { token: &record, expect, event: &event, release, known: Some(known) };
+            match self.store.finish_sign_in(&write).await {
                 Err(StoreError::Conflict(_)) if attempt < 2 => {
                     attempt += 1;
                     record.id = token::public_id(self.rng.as_ref());
@@ -604,25 +626,8 @@ impl Core {
             self.forget_portals();
             return Ok(None);
         }
-        // A sign-in from a new device (spec §14): no live `asc_device` cookie of the user, and an
-        // address that has not completed a login for them lately. Asked only when a notice could go
-        // out, before this login makes the address known.
-        if self.limits.mail.is_some()
-            && ctx.portal.settings.notices.contains(&Notice::NewDevice)
-            && !self.is_known_client(ctx, user).await?
-        {
+        if new_device {
             self.notify(&ctx.portal, user, Notice::NewDevice, Some(ctx)).await?;
-        }
-        // This address and this client completed a login: both are known clients of the user for a
-        // while (spec §5.1), so the per-account limit does not lock the owner out.
-        // One record a day is enough for "in the last 30 days", and a read is far cheaper than a
-        // write: logins from an address seen today cost no extra write.
-        let known_key = keys::known_ip(user.id, ctx.client_ip);
-        if self.store.count_since(&known_key, later(now, -SignedDuration::from_hours(24))).await?
-            == 0
-        {
-            let known = Rule::per(1, SignedDuration::from_hours(24 * KNOWN_IP_DAYS));
-            self.store.record(&known_key, &known, now).await?;
         }
         let (cookie, cookie_expires) = device::issue(&self.key, user.id, now);
         Ok(Some(TokenIssued {

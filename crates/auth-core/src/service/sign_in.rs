@@ -230,8 +230,12 @@ impl SignIn {
         factor: &mut Factor,
     ) -> Result<Option<LoginOutcome>, SignInError> {
         let c = &self.core;
-        let user = self.resolve_user(ctx, login, factor).await?;
-        match factor_for(ctx) {
+        let (user, held) = self.resolve_user_held(ctx, login, factor).await?;
+        let tfa = factor_for(ctx);
+        if !matches!(tfa, TfaMode::None) {
+            c.release_all(&held).await?;
+        }
+        match tfa {
             TfaMode::Sms => self.login_sms_step(ctx, &user).await.map(Some),
             TfaMode::App => self.login_totp_step(&user).await.map(Some),
             TfaMode::None => {
@@ -239,7 +243,9 @@ impl SignIn {
                     LoginMethod::Social { .. } => AuditAction::LoginSuccessViaApiSocialAccount,
                     LoginMethod::Password { .. } => AuditAction::LoginSuccessViaApi,
                 };
-                let Some(issued) = c.issue_token(ctx, &user, Via::Password, (action, None)).await?
+                // The throttle slots go back in the token's own store call.
+                let audit = (action, None);
+                let Some(issued) = c.issue_token(ctx, &user, Via::Password, audit, &held).await?
                 else {
                     return Ok(None);
                 };
@@ -260,7 +266,7 @@ impl SignIn {
         reason: Option<&str>,
     ) -> Result<TokenIssued, SignInError> {
         let c = &self.core;
-        match c.issue_token(ctx, user, via, (action, reason)).await? {
+        match c.issue_token(ctx, user, via, (action, reason), &[]).await? {
             Some(issued) => Ok(issued),
             None => {
                 let why = "the account or portal changed during the login";
@@ -279,10 +285,24 @@ impl SignIn {
         login: &LoginMethod,
         factor: &mut Factor,
     ) -> Result<User, SignInError> {
+        let (user, held) = self.resolve_user_held(ctx, login, factor).await?;
+        self.core.release_all(&held).await?;
+        Ok(user)
+    }
+
+    /// [`SignIn::resolve_user`], leaving the throttle slots of an accepted attempt to the caller,
+    /// who must give them back (an accepted password does not count): a login that ends in a
+    /// token gives them back in the token's own store call, one commit fewer.
+    async fn resolve_user_held(
+        &self,
+        ctx: &RequestContext,
+        login: &LoginMethod,
+        factor: &mut Factor,
+    ) -> Result<(User, Vec<Slot>), SignInError> {
         let (login, password) = match login {
             LoginMethod::Social { provider, proof } => {
                 *factor = Factor::Social;
-                return self.resolve_social(ctx, provider, proof).await;
+                return Ok((self.resolve_social(ctx, provider, proof).await?, Vec::new()));
             }
             LoginMethod::Password { login, password } => (login, password),
         };
@@ -383,8 +403,7 @@ impl SignIn {
         };
         match checked {
             Checked::Accepted(user) if !user.disabled => {
-                release([Some(slot), account_slot]).await?;
-                Ok(*user)
+                Ok((*user, [Some(slot), account_slot].into_iter().flatten().collect()))
             }
             Checked::Accepted(user) => {
                 let reason = Some("user disabled");

@@ -16,9 +16,9 @@ use crate::later;
 use crate::model::{Credential, Portal, PortalId, PortalSettings, TfaMode, User, UserId};
 use crate::password::PasswordHash;
 use crate::ports::{
-    AccountLink, AuditCursor, BackupCodeRecord, Channel, NewOutboxMessage, RememberedCode,
-    ResetKey, Revisions, SealedColumn, SealedOwner, SealedSwap, SealedValue, SmsCodeRecord, Store,
-    StoreError, TokenRecord, TotpRecord,
+    AccountLink, AuditCursor, BackupCodeRecord, Channel, KnownClient, NewOutboxMessage,
+    RememberedCode, ResetKey, Revisions, SealedColumn, SealedOwner, SealedSwap, SealedValue,
+    SignInWrite, SmsCodeRecord, Store, StoreError, TokenRecord, TotpRecord,
 };
 use crate::testkit::token_record;
 use crate::throttle::{Acquire, Rule};
@@ -674,8 +674,9 @@ pub async fn tokens(store: &dyn Store) {
     assert_eq!(store.token_by_hash(&[11; 32]).await.unwrap(), None, "disabling ends tokens");
 }
 
-/// `insert_token_audited`: the token and its event are stored together, or neither is — under a
-/// moved revision, and when the public id is taken.
+/// `finish_sign_in`: the token, its event and the known client are stored together, or none is —
+/// under a moved revision, and when the public id is taken; the attempt's slots go back whenever
+/// the call succeeds, and stay when it fails.
 pub async fn tokens_audited(store: &dyn Store) {
     let ids = Ids::new(43);
     let (u, p) = (ids.user(), ids.portal());
@@ -697,30 +698,79 @@ pub async fn tokens_audited(store: &dyn Store) {
             .await
             .unwrap()
     };
+    // The attempt's throttle: one slot of a limit of one, so a held slot refuses the next acquire.
+    let throttle = "tokens-audited:attempt".to_owned();
+    let one = Rule::per(1, secs(600));
+    let take = || async {
+        match store.acquire(&throttle, &one, t0()).await.unwrap() {
+            Acquire::Granted(slot) => slot,
+            Acquire::Refused { .. } => panic!("the slot MUST have been given back"),
+        }
+    };
+    // Whether the slot is held; a free one is taken and given straight back to find out.
+    let held = || async {
+        match store.acquire(&throttle, &one, t0()).await.unwrap() {
+            Acquire::Granted(slot) => {
+                store.release(slot).await.unwrap();
+                false
+            }
+            Acquire::Refused { .. } => true,
+        }
+    };
+    let known_key = "known:tokens-audited:client".to_owned();
+    let known = |since| KnownClient { key: &known_key, since, rule: Rule::per(1, secs(86_400)) };
+    let write = |token, expect, event, release, known| SignInWrite {
+        token,
+        expect,
+        event,
+        release,
+        known: Some(known),
+    };
+
     let fresh = Revisions { user: 0, portal: 0 };
     let first = token_record([0xB1; 32], u, p, t0(), later(t0(), secs(900)));
-    assert!(store.insert_token_audited(&first, fresh, &ev(1)).await.unwrap());
+    let slot = take().await;
+    let (e1, slots) = (ev(1), [slot]);
+    assert!(store.finish_sign_in(&write(&first, fresh, &e1, &slots, known(t0()))).await.unwrap());
     assert_eq!(store.token_by_hash(&first.hash).await.unwrap(), Some(first.clone()));
     assert_eq!(events().await, vec![ev(1)], "the event MUST be stored with the token");
+    assert_eq!(store.count_since(&known_key, t0()).await.unwrap(), 1, "the client MUST be known");
+    assert!(!held().await, "the attempt's slot MUST be given back with the token");
 
-    // A moved revision: no token, and no event either.
+    // Known since `since` already: no second event for the client.
+    let again = token_record([0xB3; 32], u, p, later(t0(), secs(5)), later(t0(), secs(900)));
+    let (e4, slots) = (ev(4), [take().await]);
+    assert!(store.finish_sign_in(&write(&again, fresh, &e4, &slots, known(t0()))).await.unwrap());
+    assert_eq!(store.count_since(&known_key, t0()).await.unwrap(), 1, "one record is enough");
+    assert!(!held().await);
+
+    // A moved revision: no token, no event, no known client; the slot still goes back.
     let moved = Revisions { user: 1, portal: 0 };
     let second = token_record([0xB2; 32], u, p, t0(), later(t0(), secs(900)));
-    assert!(!store.insert_token_audited(&second, moved, &ev(2)).await.unwrap());
+    let later_since = later(t0(), secs(1));
+    let (e2, slots) = (ev(2), [take().await]);
+    let w = write(&second, moved, &e2, &slots, known(later_since));
+    assert!(!store.finish_sign_in(&w).await.unwrap());
     assert_eq!(store.token_by_hash(&second.hash).await.unwrap(), None);
-    assert_eq!(events().await, vec![ev(1)], "no event for a token not stored");
+    assert_eq!(events().await, vec![ev(4), ev(1)], "no event for a token not stored");
+    assert_eq!(store.count_since(&known_key, t0()).await.unwrap(), 1, "not known by a refusal");
+    assert!(!held().await, "a refused token MUST still give the slot back");
 
-    // A taken public id: Conflict, and neither is stored.
+    // A taken public id: Conflict, and nothing changes, the slot included.
     let clash = TokenRecord { id: first.id, ..second.clone() };
+    let fresh_since = later(t0(), secs(10));
+    let (e3, slots) = (ev(3), [take().await]);
     assert!(
         matches!(
-            store.insert_token_audited(&clash, fresh, &ev(3)).await,
+            store.finish_sign_in(&write(&clash, fresh, &e3, &slots, known(fresh_since))).await,
             Err(StoreError::Conflict(_))
         ),
         "a taken public id MUST be refused as Conflict"
     );
     assert_eq!(store.token_by_hash(&clash.hash).await.unwrap(), None);
-    assert_eq!(events().await, vec![ev(1)], "no event for a refused token");
+    assert_eq!(events().await, vec![ev(4), ev(1)], "no event for a refused token");
+    assert_eq!(store.count_since(&known_key, t0()).await.unwrap(), 1);
+    assert!(held().await, "a failed call MUST leave the slot held");
 }
 
 /// Social: account links are unique per identity and per (user, provider); remembered codes expire.

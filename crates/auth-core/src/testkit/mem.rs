@@ -14,8 +14,8 @@ use crate::ports::{
     AccountLink, AuditCursor, AuditStore, BackupCodeRecord, Channel, CounterStore, MetaStore,
     NewOutboxMessage, OutboxMessage, OutboxStats, OutboxStore, PortalStore, RecoveryStore,
     RememberedCode, ResetKey, Revisions, SealedColumn, SealedOwner, SealedStore, SealedSwap,
-    SealedValue, SmsCodeRecord, SmsCodeStore, SocialStore, StoreError, StoreResult, TokenRecord,
-    TokenStore, TotpRecord, TotpStore, UserStore,
+    SealedValue, SignInWrite, SmsCodeRecord, SmsCodeStore, SocialStore, StoreError, StoreResult,
+    TokenRecord, TokenStore, TotpRecord, TotpStore, UserStore,
 };
 use crate::throttle::{Acquire, Rule, Slot, keys};
 
@@ -136,6 +136,31 @@ impl State {
         }
         self.tokens.insert(token.hash, token.clone());
         Ok(true)
+    }
+
+    /// `CounterStore::release` under the lock the caller holds.
+    fn release(&mut self, slot: Slot) {
+        if let Some(key) = self.slots.remove(&slot.0)
+            && let Some(c) = self.counters.get_mut(&key)
+        {
+            c.events.retain(|(id, _)| *id != slot.0);
+        }
+    }
+
+    /// `CounterStore::record` under the lock the caller holds.
+    fn record(&mut self, key: &str, rule: &Rule, now: Timestamp) {
+        let id = self.id();
+        let c = self.counters.entry(key.to_owned()).or_default();
+        let horizon = later(now, -rule.retention());
+        c.events.retain(|(_, at)| *at > horizon);
+        c.events.push((id, now));
+        self.slots.insert(id, key.to_owned());
+    }
+
+    /// `CounterStore::count_since` under the lock the caller holds.
+    fn count_since(&self, key: &str, since: Timestamp) -> u64 {
+        self.counters.get(key).map_or(0, |c| c.events.iter().filter(|(_, t)| *t >= since).count())
+            as u64
     }
 
     fn host_taken(&self, portal: &Portal) -> bool {
@@ -554,18 +579,22 @@ impl TokenStore for MemStore {
         self.state()?.insert_token(token, expect)
     }
 
-    async fn insert_token_audited(
-        &self,
-        token: &TokenRecord,
-        expect: Revisions,
-        event: &AuditEvent,
-    ) -> StoreResult<bool> {
-        // One lock over both, as one transaction would be.
+    async fn finish_sign_in(&self, w: &SignInWrite<'_>) -> StoreResult<bool> {
+        // One lock over all of it, as one transaction would be. The insert changes nothing when it
+        // fails, and comes first, so a `Conflict` leaves the slots held.
         let mut s = self.state()?;
-        let stored = s.insert_token(token, expect)?;
+        let stored = s.insert_token(w.token, w.expect)?;
+        for slot in w.release {
+            s.release(*slot);
+        }
         if stored {
             let seq = s.id();
-            s.audit.push((seq, event.clone()));
+            s.audit.push((seq, w.event.clone()));
+            if let Some(k) = w.known
+                && s.count_since(k.key, k.since) == 0
+            {
+                s.record(k.key, &k.rule, w.token.issued_at);
+            }
         }
         Ok(stored)
     }
@@ -661,23 +690,12 @@ impl CounterStore for MemStore {
     }
 
     async fn release(&self, slot: Slot) -> StoreResult<()> {
-        let mut s = self.state()?;
-        if let Some(key) = s.slots.remove(&slot.0)
-            && let Some(c) = s.counters.get_mut(&key)
-        {
-            c.events.retain(|(id, _)| *id != slot.0);
-        }
+        self.state()?.release(slot);
         Ok(())
     }
 
     async fn record(&self, key: &str, rule: &Rule, now: Timestamp) -> StoreResult<()> {
-        let mut s = self.state()?;
-        let id = s.id();
-        let c = s.counters.entry(key.to_owned()).or_default();
-        let horizon = later(now, -rule.retention());
-        c.events.retain(|(_, at)| *at > horizon);
-        c.events.push((id, now));
-        s.slots.insert(id, key.to_owned());
+        self.state()?.record(key, rule, now);
         Ok(())
     }
 
@@ -715,9 +733,7 @@ impl CounterStore for MemStore {
     }
 
     async fn count_since(&self, key: &str, since: Timestamp) -> StoreResult<u64> {
-        let s = self.state()?;
-        Ok(s.counters.get(key).map_or(0, |c| c.events.iter().filter(|(_, t)| *t >= since).count())
-            as u64)
+        Ok(self.state()?.count_since(key, since))
     }
 }
 

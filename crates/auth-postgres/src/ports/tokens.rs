@@ -28,9 +28,9 @@
 //! insert only in its first write, before it holds any lock, and an insert waits only for changes.
 
 use async_trait::async_trait;
-use auth_core::ports::{Revisions, StoreResult, TokenRecord, TokenStore};
-use auth_core::{AuditEvent, PortalId, Timestamp, User, UserId};
-use auth_sql::codec::{revision, ts};
+use auth_core::ports::{Revisions, SignInWrite, StoreResult, TokenRecord, TokenStore};
+use auth_core::{PortalId, SignedDuration, Timestamp, User, UserId};
+use auth_sql::codec::{later, revision, ts};
 use auth_sql::{Columns as _, records};
 use deadpool_postgres::Transaction;
 
@@ -160,35 +160,58 @@ impl TokenStore for PgStore {
         .await
     }
 
-    async fn insert_token_audited(
-        &self,
-        t: &TokenRecord,
-        expect: Revisions,
-        e: &AuditEvent,
-    ) -> StoreResult<bool> {
-        // One statement, so one round trip and one commit: the token's insert (with its share
-        // locks and revision checks, as in `insert_token`) in a data-modifying `WITH`, and the
-        // event inserted once for each row it wrote — one, or none when a revision moved. A
-        // failure of either part leaves neither.
+    async fn finish_sign_in(&self, w: &SignInWrite<'_>) -> StoreResult<bool> {
+        // One statement, so one round trip and one commit, of data-modifying `WITH`s that all run:
+        // the slots' events deleted; the token's insert (with its share locks and revision checks,
+        // as in `insert_token`); then, once for each row that insert wrote (one, or none when a
+        // revision moved), the audit event, the prune of the known-client key's old events and
+        // its new event unless it has one since `since`. The sub-statements share one snapshot,
+        // and the parts touch different rows, so none needs to see another's change. Known-client
+        // keys are never acquired, so recording one needs no key lock (two sign-ins at once may
+        // both record; either is enough). A failure of any part, a taken public id included,
+        // leaves none.
         done(async {
             let c = self.client().await?;
             let st = c
                 .prepare_cached(concat!(
-                    "WITH t AS (",
+                    "WITH r AS (DELETE FROM counter_events WHERE id = ANY($20::bigint[])), \
+                     t AS (",
                     token_insert!(),
-                    " RETURNING 1) \
-                     INSERT INTO audit (at, portal_id, user_id, login, action, ip, user_agent, \
-                     reason) SELECT $12::bigint, $13::uuid, $14::uuid, $15::text, $16::int4, \
-                     $17::text, $18::text, $19::text FROM t",
+                    " RETURNING 1), \
+                     a AS (INSERT INTO audit (at, portal_id, user_id, login, action, ip, \
+                     user_agent, reason) SELECT $12::bigint, $13::uuid, $14::uuid, $15::text, \
+                     $16::int4, $17::text, $18::text, $19::text FROM t), \
+                     p AS (DELETE FROM counter_events WHERE key = $21::text \
+                     AND at <= $23::bigint AND EXISTS (SELECT 1 FROM t)), \
+                     k AS (INSERT INTO counter_events (key, at) SELECT $21::text, $4::bigint \
+                     FROM t WHERE $21::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM \
+                     counter_events WHERE key = $21::text AND at >= $22::bigint)) \
+                     SELECT count(*) FROM t",
                 ))
                 .await?;
-            let Some(p) = TokenParams::new(t, expect) else { return Ok(false) };
+            let (t, e) = (w.token, w.event);
+            let slots: Vec<i64> = w.release.iter().map(|s| s.0).collect();
+            let Some(p) = TokenParams::new(t, w.expect) else {
+                // No token can be stored; the slots still go back.
+                if !slots.is_empty() {
+                    let st =
+                        c.prepare_cached("DELETE FROM counter_events WHERE id = ANY($1)").await?;
+                    c.execute(&st, &[&slots]).await?;
+                }
+                return Ok(false);
+            };
             let (at, user, action, ip) = (
                 ts(e.at),
                 e.user.map(|u| u.0),
                 super::audit::action_code(e.action),
                 e.ip.to_string(),
             );
+            let known_key = w.known.map(|k| k.key);
+            let since = w.known.map_or(0, |k| ts(k.since));
+            let horizon = w.known.map_or(0, |k| {
+                let back = k.rule.retention().checked_neg().unwrap_or(SignedDuration::MAX);
+                ts(later(t.issued_at, back))
+            });
             let mut params = p.refs().to_vec();
             params.extend_from_slice(&[
                 &at,
@@ -199,8 +222,12 @@ impl TokenStore for PgStore {
                 &ip,
                 &e.user_agent,
                 &e.reason,
+                &slots,
+                &known_key,
+                &since,
+                &horizon,
             ]);
-            Ok(c.execute(&st, &params).await? == 1)
+            Ok(c.query_one(&st, &params).await?.big_int(0)? == 1)
         })
         .await
     }

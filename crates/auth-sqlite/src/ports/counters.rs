@@ -32,6 +32,34 @@ fn add_event(tx: &Connection, key: &str, now: Timestamp) -> DbResult<i64> {
     Ok(tx.last_insert_rowid())
 }
 
+/// Gives back granted slots (`CounterStore::release_all`), in the caller's transaction.
+pub(super) fn release_in(tx: &Connection, slots: &[Slot]) -> DbResult<()> {
+    let mut st = tx.prepare_cached("DELETE FROM counter_events WHERE id = ?1")?;
+    for slot in slots {
+        st.execute([slot.0])?;
+    }
+    Ok(())
+}
+
+/// Records an event of `key` at `now` (as `CounterStore::record`) unless it has one at or after
+/// `since`, in the caller's transaction.
+pub(super) fn record_unless_since(
+    tx: &Connection,
+    key: &str,
+    since: Timestamp,
+    rule: &Rule,
+    now: Timestamp,
+) -> DbResult<()> {
+    let n: i64 = tx
+        .prepare_cached("SELECT count(*) FROM counter_events WHERE key = ?1 AND at >= ?2")?
+        .query_row(params![key, ts(since)], |r| r.get(0))?;
+    if n == 0 {
+        prune(tx, key, rule, now)?;
+        add_event(tx, key, now)?;
+    }
+    Ok(())
+}
+
 /// The whole of one acquire, inside the caller's `IMMEDIATE` transaction.
 fn acquire_in(tx: &Connection, key: &str, rule: &Rule, now: Timestamp) -> DbResult<Acquire> {
     prune(tx, key, rule, now)?;
@@ -93,15 +121,8 @@ impl CounterStore for SqliteStore {
         if slots.is_empty() {
             return Ok(());
         }
-        let ids: Vec<i64> = slots.iter().map(|s| s.0).collect();
-        self.write(move |tx| {
-            let mut st = tx.prepare_cached("DELETE FROM counter_events WHERE id = ?1")?;
-            for id in ids {
-                st.execute([id])?;
-            }
-            Ok(())
-        })
-        .await
+        let slots = slots.to_vec();
+        self.write(move |tx| release_in(tx, &slots)).await
     }
 
     async fn record(&self, key: &str, rule: &Rule, now: Timestamp) -> StoreResult<()> {

@@ -10,8 +10,8 @@
 //! wholly after, and then finds the new revision and stores nothing.
 
 use async_trait::async_trait;
-use auth_core::ports::{Revisions, StoreResult, TokenRecord, TokenStore};
-use auth_core::{AuditEvent, PortalId, Timestamp, User, UserId};
+use auth_core::ports::{Revisions, SignInWrite, StoreResult, TokenRecord, TokenStore};
+use auth_core::{PortalId, Timestamp, User, UserId};
 use auth_sql::codec::{revision, ts};
 use auth_sql::records;
 use rusqlite::{Connection, params};
@@ -105,19 +105,20 @@ impl TokenStore for SqliteStore {
         self.run(move |c| insert_token(c, &t, expect)).await
     }
 
-    async fn insert_token_audited(
-        &self,
-        token: &TokenRecord,
-        expect: Revisions,
-        event: &AuditEvent,
-    ) -> StoreResult<bool> {
-        let (t, e) = (token.clone(), event.clone());
-        // One job, so one transaction (a savepoint of a group commit): a failed append takes the
-        // token back with it.
+    async fn finish_sign_in(&self, w: &SignInWrite<'_>) -> StoreResult<bool> {
+        let (t, e, expect, slots) =
+            (w.token.clone(), w.event.clone(), w.expect, w.release.to_vec());
+        let known = w.known.map(|k| (k.key.to_owned(), k.since, k.rule));
+        // One job, so one transaction (a savepoint of a group commit): a failure of any part,
+        // a taken public id included, takes every other part back with it.
         self.run(move |c| {
+            super::counters::release_in(c, &slots)?;
             let stored = insert_token(c, &t, expect)?;
             if stored {
                 super::audit::insert_audit(c, &e)?;
+                if let Some((key, since, rule)) = &known {
+                    super::counters::record_unless_since(c, key, *since, rule, t.issued_at)?;
+                }
             }
             Ok(stored)
         })
