@@ -892,6 +892,32 @@ async fn five_wrong_totp_codes_per_minute() {
     );
 }
 
+/// Both steps of a two-factor login check the password and take the login throttle's slot; a step
+/// that succeeds gives it back (step 2 together with its token), so the owner is never throttled
+/// by their own good logins, while wrong passwords still count.
+#[tokio::test]
+async fn two_step_logins_do_not_count_towards_the_throttle() {
+    let mut fx = Fx::new(TfaMode::App).await;
+    let hour = SignedDuration::from_secs(3600);
+    fx.settings(|s| s.login_throttle = Rule::new(3, hour, hour)).await;
+    let key = fx.activate_app().await;
+    for i in 0..3 {
+        fx.advance(30);
+        let step1 = fx.w.service.sign_in().login(&fx.ctx(), &fx.good()).await;
+        assert!(matches!(step1, Ok(LoginOutcome::TotpPending { .. })), "login {i}: {step1:?}");
+        let code = fx.totp_now(&key, 0);
+        let step2 = fx.w.service.sign_in().verify_code(&fx.ctx(), &fx.good(), &code).await;
+        assert!(step2.is_ok(), "login {i}: {step2:?}");
+    }
+    for _ in 0..3 {
+        assert!(is_invalid(&fx.w.service.sign_in().login(&fx.ctx(), &fx.creds("nope")).await));
+    }
+    assert!(matches!(
+        fx.w.service.sign_in().login(&fx.ctx(), &fx.good()).await,
+        Err(SignInError::LoginThrottled { .. })
+    ));
+}
+
 // ----- when 2FA applies, and tokens ----------------------------------------------------------------------
 
 #[tokio::test]

@@ -157,6 +157,15 @@ enum SendKind {
     SendSms,
 }
 
+/// A second factor that was accepted, before its token: the slots its check took (given back with
+/// the token) and how the sign-in is recorded.
+struct Passed {
+    slots: Vec<Slot>,
+    via: Via,
+    action: AuditAction,
+    reason: Option<&'static str>,
+}
+
 /// The sign-in capability.
 #[derive(Clone)]
 pub struct SignIn {
@@ -262,11 +271,11 @@ impl SignIn {
         ctx: &RequestContext,
         user: &User,
         via: Via,
-        action: AuditAction,
-        reason: Option<&str>,
+        (action, reason): (AuditAction, Option<&str>),
+        release: &[Slot],
     ) -> Result<TokenIssued, SignInError> {
         let c = &self.core;
-        match c.issue_token(ctx, user, via, (action, reason), &[]).await? {
+        match c.issue_token(ctx, user, via, (action, reason), release).await? {
             Some(issued) => Ok(issued),
             None => {
                 let why = "the account or portal changed during the login";
@@ -832,23 +841,33 @@ impl SignIn {
         factor: &mut Factor,
     ) -> Result<TokenIssued, SignInError> {
         let mut first = first_factor(login);
-        let user = self.resolve_user(ctx, login, &mut first).await?;
-        match factor_for(ctx) {
+        // The first step's throttle slots are held until the end, so that a step that ends in a
+        // token gives them back in the token's own store call (with the code's slots).
+        let (user, held) = self.resolve_user_held(ctx, login, &mut first).await?;
+        let passed = match factor_for(ctx) {
             TfaMode::Sms => self.verify_sms(ctx, &user, code).await,
             TfaMode::App => self.verify_totp(ctx, &user, code, factor).await,
-            TfaMode::None => {
-                self.core
-                    .audit(
-                        ctx,
-                        Some(user.id),
-                        None,
-                        AuditAction::LoginFailViaApi,
-                        Some("second factor not applicable"),
-                    )
-                    .await?;
-                Err(SignInError::InvalidCredentials)
+            TfaMode::None => Err(self
+                .code_refused(
+                    ctx,
+                    &user,
+                    AuditAction::LoginFailViaApi,
+                    "second factor not applicable",
+                )
+                .await),
+        };
+        let passed = match passed {
+            Ok(passed) => passed,
+            Err(e) => {
+                // The password was right, so its attempt does not count, whatever the code was.
+                self.core.release_all(&held).await?;
+                return Err(e);
             }
-        }
+        };
+        let mut slots = held;
+        slots.extend(passed.slots);
+        self.finish_second_factor(ctx, &user, passed.via, (passed.action, passed.reason), &slots)
+            .await
     }
 
     /// Audits a refused second factor and answers it like a wrong password (a failure to audit is
@@ -874,19 +893,31 @@ impl SignIn {
         per_factor: (String, Rule),
         per_factor_rule: ThrottleRule,
     ) -> Result<Vec<Slot>, SignInError> {
-        let day = match self.core.acquire(&keys::second_factor_day(user), daily).await? {
-            Ok(s) => s,
-            Err(until) => {
-                self.core.observer.throttled(ThrottleRule::SecondFactorDaily);
+        // Both in one store call (one commit), the per-factor one only when the daily one granted.
+        let day_key = keys::second_factor_day(user);
+        let c = &self.core;
+        let (day, per) = c
+            .store
+            .acquire_then((&day_key, daily), (&per_factor.0, &per_factor.1), c.clock.now())
+            .await?;
+        let day = match day {
+            Acquire::Granted(s) => s,
+            Acquire::Refused { until } => {
+                c.observer.throttled(ThrottleRule::SecondFactorDaily);
                 return Err(SignInError::SecondFactorLocked { until });
             }
         };
-        match self.core.acquire(&per_factor.0, &per_factor.1).await? {
-            Ok(s) => Ok(vec![day, s]),
-            Err(until) => {
-                self.core.observer.throttled(per_factor_rule);
-                self.core.store.release(day).await?;
+        match per {
+            Some(Acquire::Granted(s)) => Ok(vec![day, s]),
+            Some(Acquire::Refused { until }) => {
+                c.observer.throttled(per_factor_rule);
+                c.store.release(day).await?;
                 Err(SignInError::CodeAttemptsExceeded { until })
+            }
+            // `acquire_then` answers the second whenever the first granted.
+            None => {
+                c.store.release(day).await?;
+                Err(SignInError::Internal("the second throttle was not answered".into()))
             }
         }
     }
@@ -896,7 +927,7 @@ impl SignIn {
         ctx: &RequestContext,
         user: &User,
         code: &str,
-    ) -> Result<TokenIssued, SignInError> {
+    ) -> Result<Passed, SignInError> {
         let Some(phone) = user.phone.clone() else {
             return Err(self
                 .code_refused(ctx, user, AuditAction::LoginFailViaApiSms, "no phone")
@@ -928,7 +959,6 @@ impl SignIn {
                 )
                 .await);
         }
-        self.core.release_all(&slots).await?;
         if !user.phone_activated && self.core.store.activate_phone(user.id, &phone).await? {
             self.core
                 .audit(
@@ -942,7 +972,7 @@ impl SignIn {
             self.core.notify(&ctx.portal, user, Notice::PhoneChanged, Some(ctx)).await?;
         }
         let via = Via::Sms { phone_noise: noise(&phone) };
-        self.finish_second_factor(ctx, user, via, AuditAction::LoginSuccessViaApiSms, None).await
+        Ok(Passed { slots, via, action: AuditAction::LoginSuccessViaApiSms, reason: None })
     }
 
     async fn verify_totp(
@@ -951,7 +981,7 @@ impl SignIn {
         user: &User,
         code: &str,
         factor: &mut Factor,
-    ) -> Result<TokenIssued, SignInError> {
+    ) -> Result<Passed, SignInError> {
         let Some(record) = self.core.store.totp(user.id).await? else {
             // No secret was ever issued: the user has not done step 1, so no code can be right.
             return Err(self
@@ -998,7 +1028,6 @@ impl SignIn {
                 .code_refused(ctx, user, AuditAction::LoginFailViaApiTfa, "wrong or used code")
                 .await);
         }
-        self.core.release_all(&slots).await?;
         if !record.activated {
             let (hashes, reveal) = self.core.new_backup_set(ctx, user.id)?;
             if self.core.store.activate_totp(user.id, &hashes, &reveal).await? {
@@ -1008,7 +1037,6 @@ impl SignIn {
             }
         }
         let reason = used_backup.then_some("backup code");
-        self.finish_second_factor(ctx, user, Via::Totp, AuditAction::LoginSuccessViaApiTfa, reason)
-            .await
+        Ok(Passed { slots, via: Via::Totp, action: AuditAction::LoginSuccessViaApiTfa, reason })
     }
 }
