@@ -2,7 +2,9 @@
 //! each capability's errors (and the typed requests' decode errors) to the closed set of wire error
 //! codes (spec §3).
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use auth_core::service::{AccountError, RecoveryError};
 use auth_core::{
@@ -184,9 +186,16 @@ impl Failure {
         Self { retry_after_secs: Some(5), ..Self::new(ErrorCode::ProviderUnavailable) }
     }
 
-    /// 503 `busy`: the detail is logged, never sent.
+    /// 503 `busy`: the detail is logged, never sent. At most one line a second, saying how many
+    /// busy answers went unlogged before it: under a login flood the core answers busy many times
+    /// a second (a full hashing queue), and a line for each would flood the log, while one a
+    /// second still shows every episode, a store that cannot answer included. `/metrics` counts
+    /// every 503.
     fn busy(detail: &str) -> Self {
-        tracing::warn!(%detail, "answering busy");
+        static LINES: LogEvery = LogEvery::new(1_000);
+        if let Some(unlogged) = LINES.admit(process_millis()) {
+            tracing::warn!(%detail, unlogged, "answering busy");
+        }
         Self { retry_after_secs: Some(1), ..Self::new(ErrorCode::Busy) }
     }
 
@@ -292,4 +301,64 @@ pub(crate) fn text(status: StatusCode, content_type: &'static str, body: String)
     *resp.status_mut() = status;
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
+}
+
+/// Milliseconds since this process first asked (a monotonic clock for [`LogEvery`]).
+fn process_millis() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Lets one log line through per period; counts the ones it holds back.
+struct LogEvery {
+    period_ms: u64,
+    /// When the last line was let through, plus one (0: never).
+    last: AtomicU64,
+    held: AtomicU64,
+}
+
+impl LogEvery {
+    const fn new(period_ms: u64) -> Self {
+        Self { period_ms, last: AtomicU64::new(0), held: AtomicU64::new(0) }
+    }
+
+    /// `Some(lines held back since the last one let through)` when a line may be written at
+    /// `now_ms`, else `None` (and the line is counted as held back). Of racing callers, one wins.
+    fn admit(&self, now_ms: u64) -> Option<u64> {
+        let last = self.last.load(Ordering::Relaxed);
+        let due = last == 0 || now_ms.saturating_add(1).saturating_sub(last) >= self.period_ms;
+        if due
+            && self
+                .last
+                .compare_exchange(
+                    last,
+                    now_ms.saturating_add(1),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            return Some(self.held.swap(0, Ordering::Relaxed));
+        }
+        self.held.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
+
+#[cfg(test)]
+mod log_every_tests {
+    use super::LogEvery;
+
+    #[test]
+    fn one_line_a_period_with_the_count_of_those_held_back() {
+        let every = LogEvery::new(1_000);
+        assert_eq!(every.admit(0), Some(0), "the first line is written");
+        assert_eq!(every.admit(10), None);
+        assert_eq!(every.admit(998), None);
+        assert_eq!(every.admit(1_000), Some(2), "a period later, with the two held back");
+        assert_eq!(every.admit(1_500), None);
+        assert_eq!(every.admit(5_000), Some(1));
+        assert_eq!(every.admit(5_000), None);
+    }
 }
