@@ -42,7 +42,7 @@ async fn lock_key(tx: &Transaction<'_>, key: &str) -> DbResult<Option<Timestamp>
 const PRUNE: &str = "DELETE FROM counter_events WHERE key = $1 AND at <= $2";
 
 /// The instant (as stored) before which `rule` needs none of a key's events.
-fn horizon(rule: &Rule, now: Timestamp) -> i64 {
+pub(super) fn horizon(rule: &Rule, now: Timestamp) -> i64 {
     let back = rule.retention().checked_neg().unwrap_or(SignedDuration::MAX);
     ts(later(now, back))
 }

@@ -28,9 +28,11 @@
 //! insert only in its first write, before it holds any lock, and an insert waits only for changes.
 
 use async_trait::async_trait;
-use auth_core::ports::{Revisions, SignInWrite, StoreResult, TokenRecord, TokenStore};
-use auth_core::{PortalId, SignedDuration, Timestamp, User, UserId};
-use auth_sql::codec::{later, revision, ts};
+use auth_core::ports::{
+    CounterStore, Revisions, SignInWrite, StoreResult, TokenRecord, TokenStore,
+};
+use auth_core::{PortalId, Timestamp, User, UserId};
+use auth_sql::codec::{revision, ts};
 use auth_sql::{Columns as _, records};
 use deadpool_postgres::Transaction;
 
@@ -170,6 +172,11 @@ impl TokenStore for PgStore {
         // keys are never acquired, so recording one needs no key lock (two sign-ins at once may
         // both record; either is enough). A failure of any part, a taken public id included,
         // leaves none.
+        let Some(p) = TokenParams::new(w.token, w.expect) else {
+            // No token can be stored; the slots still go back.
+            self.release_all(w.release).await?;
+            return Ok(false);
+        };
         done(async {
             let c = self.client().await?;
             let st = c
@@ -191,15 +198,6 @@ impl TokenStore for PgStore {
                 .await?;
             let (t, e) = (w.token, w.event);
             let slots: Vec<i64> = w.release.iter().map(|s| s.0).collect();
-            let Some(p) = TokenParams::new(t, w.expect) else {
-                // No token can be stored; the slots still go back.
-                if !slots.is_empty() {
-                    let st =
-                        c.prepare_cached("DELETE FROM counter_events WHERE id = ANY($1)").await?;
-                    c.execute(&st, &[&slots]).await?;
-                }
-                return Ok(false);
-            };
             let (at, user, action, ip) = (
                 ts(e.at),
                 e.user.map(|u| u.0),
@@ -208,10 +206,7 @@ impl TokenStore for PgStore {
             );
             let known_key = w.known.map(|k| k.key);
             let since = w.known.map_or(0, |k| ts(k.since));
-            let horizon = w.known.map_or(0, |k| {
-                let back = k.rule.retention().checked_neg().unwrap_or(SignedDuration::MAX);
-                ts(later(t.issued_at, back))
-            });
+            let horizon = w.known.map_or(0, |k| super::counters::horizon(&k.rule, t.issued_at));
             let mut params = p.refs().to_vec();
             params.extend_from_slice(&[
                 &at,

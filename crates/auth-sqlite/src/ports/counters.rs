@@ -41,6 +41,15 @@ pub(super) fn release_in(tx: &Connection, slots: &[Slot]) -> DbResult<()> {
     Ok(())
 }
 
+/// `CounterStore::count_since`, on the caller's connection. One statement reads one snapshot; the
+/// `(key, at)` index answers it without a table scan.
+fn count_since_in(c: &Connection, key: &str, since: Timestamp) -> DbResult<u64> {
+    let n: i64 = c
+        .prepare_cached("SELECT count(*) FROM counter_events WHERE key = ?1 AND at >= ?2")?
+        .query_row(params![key, ts(since)], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 /// Records an event of `key` at `now` (as `CounterStore::record`) unless it has one at or after
 /// `since`, in the caller's transaction.
 pub(super) fn record_unless_since(
@@ -50,10 +59,7 @@ pub(super) fn record_unless_since(
     rule: &Rule,
     now: Timestamp,
 ) -> DbResult<()> {
-    let n: i64 = tx
-        .prepare_cached("SELECT count(*) FROM counter_events WHERE key = ?1 AND at >= ?2")?
-        .query_row(params![key, ts(since)], |r| r.get(0))?;
-    if n == 0 {
+    if count_since_in(tx, key, since)? == 0 {
         prune(tx, key, rule, now)?;
         add_event(tx, key, now)?;
     }
@@ -160,14 +166,7 @@ impl CounterStore for SqliteStore {
 
     async fn count_since(&self, key: &str, since: Timestamp) -> StoreResult<u64> {
         let key = key.to_owned();
-        // One statement reads one snapshot; the `(key, at)` index answers it without a table scan.
-        self.run_read(move |c| {
-            let n: i64 = c
-                .prepare_cached("SELECT count(*) FROM counter_events WHERE key = ?1 AND at >= ?2")?
-                .query_row(params![key, ts(since)], |r| r.get(0))?;
-            Ok(u64::try_from(n).unwrap_or(0))
-        })
-        .await
+        self.run_read(move |c| count_since_in(c, &key, since)).await
     }
 
     async fn reset(&self, key: &str) -> StoreResult<()> {
