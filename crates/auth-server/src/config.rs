@@ -24,6 +24,7 @@ use serde::Deserialize;
 
 use crate::email::{EmailConfig, RawEmail};
 use crate::ldap::{LdapConfig, RawLdap};
+use crate::sched::Scheduling;
 pub use crate::sms::SmsConfig;
 use crate::sms::{EnvSecrets, RawSms};
 use crate::social::{self, RawSocial, SocialConfig};
@@ -126,6 +127,8 @@ pub struct HashingConfig {
     pub workers: usize,
     /// Hash jobs allowed to wait for a thread; beyond this requests are answered "busy".
     pub queue: usize,
+    /// The serving process's CPU scheduling policy, chosen for the hashing pool's sake (`sched.rs`).
+    pub scheduling: Scheduling,
 }
 
 /// Outbox worker settings.
@@ -192,6 +195,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("hashing.p_cost", Kind::U32),
     ("hashing.workers", Kind::U64),
     ("hashing.queue", Kind::U64),
+    ("hashing.scheduling", Kind::Str),
     ("sms.gateway", Kind::Str),
     ("sms.file_path", Kind::Str),
     ("sms.webhook_url", Kind::Str),
@@ -417,12 +421,20 @@ struct RawHashing {
     /// 0 means one per core.
     workers: u64,
     queue: u64,
+    scheduling: String,
 }
 
 impl Default for RawHashing {
     fn default() -> Self {
         let p = HashParams::default();
-        Self { m_cost_kib: p.m_cost_kib, t_cost: p.t_cost, p_cost: p.p_cost, workers: 0, queue: 64 }
+        Self {
+            m_cost_kib: p.m_cost_kib,
+            t_cost: p.t_cost,
+            p_cost: p.p_cost,
+            workers: 0,
+            queue: 64,
+            scheduling: Scheduling::default().to_string(),
+        }
     }
 }
 
@@ -653,6 +665,7 @@ impl Config {
             workers,
             queue: usize::try_from(positive(hs.queue, "hashing.queue")?)
                 .context("hashing.queue: too large")?,
+            scheduling: hs.scheduling.parse().context("hashing.scheduling")?,
         };
 
         let sms = raw.sms.resolve(sms_secrets, data_dir.join("sms-outbox.jsonl"))?;
