@@ -125,7 +125,6 @@ fn invalid_configuration_stops_startup_with_a_clear_error() {
         ),
         (("AUTH_SMS__GATEWAY", "webhook"), "sms.webhook_url"),
         (("AUTH_HTTP__NO_SUCH_KEY", "1"), "unknown environment variable AUTH_HTTP__NO_SUCH_KEY"),
-        (("AUTH_HASHING__SCHEDULING", "fifo"), "hashing.scheduling: \"fifo\" is neither"),
     ] {
         let failure =
             TestServer::try_start_in(DataDir::new(), ServerOptions::new().env(env.0, env.1))
@@ -145,49 +144,6 @@ fn invalid_configuration_stops_startup_with_a_clear_error() {
     .expect_err("unknown key");
     assert!(failure.stderr.contains("invalid config file"), "{}", failure.stderr);
     assert!(failure.stderr.contains("body_limit"), "{}", failure.stderr);
-}
-
-/// The policy of every thread of process `pid` (`/proc/<pid>/task/*/sched`), by thread name.
-fn thread_policies(pid: u32) -> Vec<(String, u32)> {
-    let mut out = Vec::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("task dir") {
-        let dir = task.expect("task").path();
-        let (Ok(name), Ok(sched)) =
-            (std::fs::read_to_string(dir.join("comm")), std::fs::read_to_string(dir.join("sched")))
-        else {
-            continue; // the thread ended meanwhile
-        };
-        let policy = sched
-            .lines()
-            .find(|l| l.starts_with("policy"))
-            .and_then(|l| l.rsplit(':').next())
-            .and_then(|v| v.trim().parse().ok())
-            .expect("policy line");
-        out.push((name.trim().to_owned(), policy));
-    }
-    out
-}
-
-#[test]
-fn the_serving_threads_run_under_sched_batch_unless_told_otherwise() {
-    // SCHED_BATCH is policy 3, SCHED_OTHER 0 (sched(7)).
-    let server = TestServer::start();
-    // A login, so that the hashing pool and the blocking pool have worked.
-    let admin = server.admin().expect("first admin");
-    let r = server.post_form(
-        "/api/2.0/authentication",
-        &format!("userName={}&password={}", admin.email.replace('@', "%40"), admin.password),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    let threads = thread_policies(server.pid());
-    assert!(threads.iter().any(|(n, _)| n.starts_with("argon2-")), "{threads:?}");
-    assert!(threads.iter().all(|(_, p)| *p == 3), "every thread batch: {threads:?}");
-
-    let server =
-        TestServer::start_with(ServerOptions::new().env("AUTH_HASHING__SCHEDULING", "normal"));
-    let threads = thread_policies(server.pid());
-    assert!(threads.iter().any(|(n, _)| n.starts_with("argon2-")), "{threads:?}");
-    assert!(threads.iter().all(|(_, p)| *p == 0), "every thread normal: {threads:?}");
 }
 
 #[test]

@@ -24,7 +24,6 @@ use serde::Deserialize;
 
 use crate::email::{EmailConfig, RawEmail};
 use crate::ldap::{LdapConfig, RawLdap};
-use crate::sched::Scheduling;
 pub use crate::sms::SmsConfig;
 use crate::sms::{EnvSecrets, RawSms};
 use crate::social::{self, RawSocial, SocialConfig};
@@ -127,8 +126,6 @@ pub struct HashingConfig {
     pub workers: usize,
     /// Hash jobs allowed to wait for a thread; beyond this requests are answered "busy".
     pub queue: usize,
-    /// The serving process's CPU scheduling policy, chosen for the hashing pool's sake (`sched.rs`).
-    pub scheduling: Scheduling,
 }
 
 /// Outbox worker settings.
@@ -195,7 +192,6 @@ const KEYS: &[(&str, Kind)] = &[
     ("hashing.p_cost", Kind::U32),
     ("hashing.workers", Kind::U64),
     ("hashing.queue", Kind::U64),
-    ("hashing.scheduling", Kind::Str),
     ("sms.gateway", Kind::Str),
     ("sms.file_path", Kind::Str),
     ("sms.webhook_url", Kind::Str),
@@ -421,20 +417,12 @@ struct RawHashing {
     /// 0 means one per core.
     workers: u64,
     queue: u64,
-    scheduling: String,
 }
 
 impl Default for RawHashing {
     fn default() -> Self {
         let p = HashParams::default();
-        Self {
-            m_cost_kib: p.m_cost_kib,
-            t_cost: p.t_cost,
-            p_cost: p.p_cost,
-            workers: 0,
-            queue: 64,
-            scheduling: Scheduling::default().to_string(),
-        }
+        Self { m_cost_kib: p.m_cost_kib, t_cost: p.t_cost, p_cost: p.p_cost, workers: 0, queue: 64 }
     }
 }
 
@@ -665,7 +653,6 @@ impl Config {
             workers,
             queue: usize::try_from(positive(hs.queue, "hashing.queue")?)
                 .context("hashing.queue: too large")?,
-            scheduling: hs.scheduling.parse().context("hashing.scheduling")?,
         };
 
         let sms = raw.sms.resolve(sms_secrets, data_dir.join("sms-outbox.jsonl"))?;

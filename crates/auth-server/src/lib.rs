@@ -31,7 +31,6 @@ pub mod metrics;
 pub mod outbound;
 pub mod outbox;
 pub mod rng;
-pub mod sched;
 mod secret_file;
 pub mod sms;
 pub mod social;

@@ -173,7 +173,6 @@ fn every_key_has_an_env_override() {
         (_, "level") => "debug",
         (_, "admin_email") => "root@example.com",
         (_, "p_cost") => "2",
-        (_, "scheduling") => "normal",
         _ if key == "database.url" => "sqlite:///tmp/x.db",
         _ if key == "sms.gateway" => "webhook",
         // The first version's spellings and the new ones may not both be set.
@@ -200,7 +199,6 @@ fn every_key_has_an_env_override() {
     assert_eq!(c.metrics_listen, Some("127.0.0.1:2".parse().unwrap()));
     assert_eq!(c.database_path, PathBuf::from("/tmp/x.db"));
     assert_eq!(c.hashing.workers, 16);
-    assert_eq!(c.hashing.scheduling, crate::sched::Scheduling::Normal);
     assert_eq!(c.outbox.poll_interval, Duration::from_millis(16));
     let webhook = c.sms.webhook.as_ref().unwrap();
     assert_eq!(webhook.timeout, Duration::from_secs(16));
