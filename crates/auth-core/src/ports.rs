@@ -21,7 +21,7 @@ use crate::password::PasswordHash;
 pub use crate::password::{HashError, PasswordHasher};
 pub use crate::primitives::{Clock, Rng, RngExt};
 use crate::secret::SecretString;
-use crate::throttle::{Acquire, Rule, Slot};
+use crate::throttle::{Acquire, AcquireThen, Rule, Slot};
 
 /// Why a store call failed. Absence is `Option`, never an error.
 #[derive(Debug, thiserror::Error)]
@@ -362,8 +362,8 @@ pub trait CounterStore: Send + Sync {
     /// block is later than `now`, refuse with it; if `rule.refused_until(now, events)` refuses, store
     /// that block and refuse; else record an event at `now` and grant its slot.
     async fn acquire(&self, key: &str, rule: &Rule, now: Timestamp) -> StoreResult<Acquire>;
-    /// Two acquires in a row, the second only when the first granted: `(first, None)` when the
-    /// first refused, else `(first, Some(second))`. Each behaves exactly as [`CounterStore::acquire`]
+    /// Two acquires in a row, the second only when the first granted. Each behaves exactly as
+    /// [`CounterStore::acquire`]
     /// (a refused second leaves the first granted; the caller releases it if it must). The default
     /// makes two calls; a store SHOULD override it with one transaction, because a login takes both
     /// of its throttles this way and every commit costs a sync of the log on a durable store.
@@ -372,13 +372,13 @@ pub trait CounterStore: Send + Sync {
         first: (&str, &Rule),
         second: (&str, &Rule),
         now: Timestamp,
-    ) -> StoreResult<(Acquire, Option<Acquire>)> {
-        let a = self.acquire(first.0, first.1, now).await?;
-        if matches!(a, Acquire::Refused { .. }) {
-            return Ok((a, None));
+    ) -> StoreResult<AcquireThen> {
+        match self.acquire(first.0, first.1, now).await? {
+            Acquire::Refused { until } => Ok(AcquireThen::Refused { until }),
+            Acquire::Granted(slot) => {
+                Ok(AcquireThen::Granted(slot, self.acquire(second.0, second.1, now).await?))
+            }
         }
-        let b = self.acquire(second.0, second.1, now).await?;
-        Ok((a, Some(b)))
     }
     /// Deletes the event of a granted slot (the attempt turned out not to count).
     async fn release(&self, slot: Slot) -> StoreResult<()>;

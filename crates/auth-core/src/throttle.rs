@@ -82,6 +82,21 @@ pub enum Acquire {
     },
 }
 
+/// The answer of [`CounterStore::acquire_then`](crate::ports::CounterStore::acquire_then): the
+/// first key refused (and the second was not asked), or the first granted with the second's answer.
+/// A type of its own so that "refused, yet the second answered" and "granted, yet the second not
+/// asked" cannot be expressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AcquireThen {
+    /// The first key is blocked until this instant; nothing was recorded on either key.
+    Refused {
+        /// When a new attempt may succeed.
+        until: Timestamp,
+    },
+    /// The first key's slot, and what the second key answered.
+    Granted(Slot, Acquire),
+}
+
 /// How long an address that completed a login for a user stays a known client of that user.
 pub const KNOWN_IP_DAYS: i64 = 30;
 

@@ -24,7 +24,7 @@ use crate::observe::{Factor, LoginResult, ThrottleRule};
 use crate::phone::{Phone, noise};
 use crate::ports::{DirectoryError, NewOutboxMessage, SmsCodeRecord};
 use crate::secret::SecretString;
-use crate::throttle::{Acquire, Rule, Slot, keys};
+use crate::throttle::{Acquire, AcquireThen, Rule, Slot, keys};
 use crate::{backup, sms, totp};
 
 /// A password: never empty, wiped from memory when dropped, redacted in `Debug`.
@@ -338,7 +338,7 @@ impl SignIn {
         // cost the same store work. Both throttles are taken in one store call (one commit), the
         // account's only when the login throttle granted.
         let account_key = keys::account(portal.id, &account);
-        let (login_slot, account_slot) = c
+        let taken = c
             .store
             .acquire_then(
                 (&throttle_key, &portal.settings.login_throttle),
@@ -346,9 +346,9 @@ impl SignIn {
                 c.clock.now(),
             )
             .await?;
-        let slot = match login_slot {
-            Acquire::Granted(slot) => slot,
-            Acquire::Refused { until } => {
+        let (slot, account_slot) = match taken {
+            AcquireThen::Granted(slot, account) => (slot, account),
+            AcquireThen::Refused { until } => {
                 c.observer.throttled(ThrottleRule::Login);
                 let reason = "login throttle";
                 let user = found.as_ref().map(|u| u.id);
@@ -356,10 +356,8 @@ impl SignIn {
             }
         };
         let account_slot = match account_slot {
-            Some(Acquire::Granted(s)) => Some(s),
-            // `acquire_then` answers the second whenever the first granted.
-            None => None,
-            Some(Acquire::Refused { until }) => {
+            Acquire::Granted(s) => Some(s),
+            Acquire::Refused { until } => {
                 let known = match &found {
                     Some(u) => c.is_known_client(ctx, u).await?,
                     None => false,
@@ -896,28 +894,23 @@ impl SignIn {
         // Both in one store call (one commit), the per-factor one only when the daily one granted.
         let day_key = keys::second_factor_day(user);
         let c = &self.core;
-        let (day, per) = c
+        let taken = c
             .store
             .acquire_then((&day_key, daily), (&per_factor.0, &per_factor.1), c.clock.now())
             .await?;
-        let day = match day {
-            Acquire::Granted(s) => s,
-            Acquire::Refused { until } => {
+        let (day, per) = match taken {
+            AcquireThen::Granted(day, per) => (day, per),
+            AcquireThen::Refused { until } => {
                 c.observer.throttled(ThrottleRule::SecondFactorDaily);
                 return Err(SignInError::SecondFactorLocked { until });
             }
         };
         match per {
-            Some(Acquire::Granted(s)) => Ok(vec![day, s]),
-            Some(Acquire::Refused { until }) => {
+            Acquire::Granted(s) => Ok(vec![day, s]),
+            Acquire::Refused { until } => {
                 c.observer.throttled(per_factor_rule);
                 c.store.release(day).await?;
                 Err(SignInError::CodeAttemptsExceeded { until })
-            }
-            // `acquire_then` answers the second whenever the first granted.
-            None => {
-                c.store.release(day).await?;
-                Err(SignInError::Internal("the second throttle was not answered".into()))
             }
         }
     }

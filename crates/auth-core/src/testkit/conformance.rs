@@ -21,7 +21,7 @@ use crate::ports::{
     SignInWrite, SmsCodeRecord, Store, StoreError, TokenRecord, TotpRecord,
 };
 use crate::testkit::token_record;
-use crate::throttle::{Acquire, Rule};
+use crate::throttle::{Acquire, AcquireThen, Rule};
 
 fn t0() -> Timestamp {
     Timestamp::constant(1_768_031_184, 0)
@@ -1218,24 +1218,25 @@ async fn paired_counters(store: &dyn Store) {
     // The first refuses after two: the second is then not asked, so it counts only two events.
     let mut taken = Vec::new();
     for i in 0..2 {
-        let (a, b) = store.acquire_then((first, &two), (second, &three), t0()).await.unwrap();
-        let (Acquire::Granted(a), Some(Acquire::Granted(b))) = (a, b) else {
-            panic!("pair {i} MUST be granted on both keys, got {a:?} / {b:?}")
+        let pair = store.acquire_then((first, &two), (second, &three), t0()).await.unwrap();
+        let AcquireThen::Granted(a, Acquire::Granted(b)) = pair else {
+            panic!("pair {i} MUST be granted on both keys, got {pair:?}")
         };
         taken.extend([a, b]);
     }
-    let (a, b) = store.acquire_then((first, &two), (second, &three), t0()).await.unwrap();
-    assert!(!granted(&a), "the first key's limit MUST hold");
-    assert_eq!(b, None, "a refused first MUST leave the second alone");
+    let pair = store.acquire_then((first, &two), (second, &three), t0()).await.unwrap();
+    assert!(matches!(pair, AcquireThen::Refused { .. }), "the first key's limit MUST hold");
     assert_eq!(store.count_since(second, t0()).await.unwrap(), 2, "the second was not counted");
 
     // A refused second leaves the first granted.
     let (third, fourth) = ("conformance:pair:third", "conformance:pair:fourth");
     let one = Rule::per(1, secs(60));
     store.record(fourth, &one, t0()).await.unwrap();
-    let (a, b) = store.acquire_then((third, &two), (fourth, &one), t0()).await.unwrap();
-    assert!(granted(&a), "the first MUST be granted whatever the second answers");
-    assert!(matches!(b, Some(Acquire::Refused { .. })), "the second's limit MUST hold, got {b:?}");
+    let pair = store.acquire_then((third, &two), (fourth, &one), t0()).await.unwrap();
+    let AcquireThen::Granted(_, b) = pair else {
+        panic!("the first MUST be granted whatever the second answers, got {pair:?}")
+    };
+    assert!(matches!(b, Acquire::Refused { .. }), "the second's limit MUST hold, got {b:?}");
     assert_eq!(store.count_since(third, t0()).await.unwrap(), 1);
 
     // release_all gives back every slot it names, and nothing else.
@@ -1262,7 +1263,7 @@ async fn paired_counters(store: &dyn Store) {
         join_all(keys.iter().map(|k| store.acquire_then((k, &four), (account, &four), t0()))).await;
     let n = results
         .into_iter()
-        .filter(|r| matches!(r.as_ref().unwrap(), (_, Some(Acquire::Granted(_)))))
+        .filter(|r| matches!(r.as_ref().unwrap(), AcquireThen::Granted(_, Acquire::Granted(_))))
         .count();
     assert_eq!(n, 4, "exactly the second key's limit MUST be granted under concurrency");
 }

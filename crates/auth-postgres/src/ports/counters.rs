@@ -14,7 +14,7 @@
 
 use async_trait::async_trait;
 use auth_core::ports::{CounterStore, StoreResult};
-use auth_core::throttle::{Acquire, Rule, Slot, keys};
+use auth_core::throttle::{Acquire, AcquireThen, Rule, Slot, keys};
 use auth_core::{SignedDuration, Timestamp};
 use auth_sql::Columns;
 use auth_sql::codec::{later, ts};
@@ -124,20 +124,21 @@ impl CounterStore for PgStore {
         first: (&str, &Rule),
         second: (&str, &Rule),
         now: Timestamp,
-    ) -> StoreResult<(Acquire, Option<Acquire>)> {
+    ) -> StoreResult<AcquireThen> {
         // One transaction, one commit. Every caller locks its first key before its second (a
         // login: its login key, then its account key) and nothing locks two keys the other way, so
         // two such transactions cannot wait for each other in a cycle.
         done(async {
             let mut c = self.client().await?;
             let tx = begin(&mut c).await?;
-            let a = acquire_in(&tx, first.0, first.1, now).await?;
-            let b = match a {
-                Acquire::Refused { .. } => None,
-                Acquire::Granted(_) => Some(acquire_in(&tx, second.0, second.1, now).await?),
+            let answer = match acquire_in(&tx, first.0, first.1, now).await? {
+                Acquire::Refused { until } => AcquireThen::Refused { until },
+                Acquire::Granted(slot) => {
+                    AcquireThen::Granted(slot, acquire_in(&tx, second.0, second.1, now).await?)
+                }
             };
             tx.commit().await?;
-            Ok((a, b))
+            Ok(answer)
         })
         .await
     }

@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use auth_core::Timestamp;
 use auth_core::ports::{CounterStore, StoreResult};
-use auth_core::throttle::{Acquire, Rule, Slot, keys};
+use auth_core::throttle::{Acquire, AcquireThen, Rule, Slot, keys};
 use auth_sql::Columns;
 use auth_sql::codec::{later, ts};
 use rusqlite::{Connection, params};
@@ -101,16 +101,15 @@ impl CounterStore for SqliteStore {
         first: (&str, &Rule),
         second: (&str, &Rule),
         now: Timestamp,
-    ) -> StoreResult<(Acquire, Option<Acquire>)> {
+    ) -> StoreResult<AcquireThen> {
         // One transaction, so one commit (one sync of the WAL) for both of a login's throttles.
         let (k1, r1) = (first.0.to_owned(), *first.1);
         let (k2, r2) = (second.0.to_owned(), *second.1);
-        self.write(move |tx| {
-            let a = acquire_in(tx, &k1, &r1, now)?;
-            if matches!(a, Acquire::Refused { .. }) {
-                return Ok((a, None));
+        self.write(move |tx| match acquire_in(tx, &k1, &r1, now)? {
+            Acquire::Refused { until } => Ok(AcquireThen::Refused { until }),
+            Acquire::Granted(slot) => {
+                Ok(AcquireThen::Granted(slot, acquire_in(tx, &k2, &r2, now)?))
             }
-            Ok((a, Some(acquire_in(tx, &k2, &r2, now)?)))
         })
         .await
     }
