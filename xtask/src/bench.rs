@@ -106,8 +106,6 @@ struct Plan {
     login: Window,
     login_tfa: Window,
     bad_password: Window,
-    /// Password logins whose users never fail (`login` and `overload`): [`LOGIN_USERS`].
-    login_users: usize,
     /// `login` and `overload` run as this many segments, each between two hash probes (see
     /// [`Paired`]), so that their ratios to the hash rate compare numbers taken seconds apart.
     segments: usize,
@@ -121,7 +119,8 @@ struct Plan {
     self_segment: Window,
 }
 
-/// The users of `login` and `overload`, taken round-robin. Every attempt in flight holds a slot of
+/// The users of `login` and `overload` (password logins that never fail), taken round-robin, in
+/// quick and full runs alike. Every attempt in flight holds a slot of
 /// the login throttle (5 per account and address), and `overload` keeps as many logins in flight as
 /// the server admits (its hashing threads plus a queue of 64): with 64 users, one sometimes had 5 at
 /// once, and correct logins were refused 429 (up to 32 in a run). With 256, the mean is about a
@@ -142,7 +141,6 @@ impl Plan {
                 login: window(1000, 4),
                 login_tfa: window(1000, 4),
                 bad_password: window(500, 3),
-                login_users: LOGIN_USERS,
                 segments: 2,
                 login_segment: window(1000, 3),
                 overload_segment: window(1000, 3),
@@ -157,7 +155,6 @@ impl Plan {
                 login: window(2000, 15),
                 login_tfa: window(2000, 12),
                 bad_password: window(1000, 10),
-                login_users: LOGIN_USERS,
                 segments: 4,
                 login_segment: window(1000, 5),
                 overload_segment: window(2000, 5),
@@ -347,7 +344,7 @@ fn bench(args: &BenchArgs, binary: &Path) -> anyhow::Result<Value> {
     let tfa_users = ((tfa_ops / 2.0) * 1.3).ceil() as usize + 8;
     let bad_ops = h.per_s * secs(plan.bad_password) * 1.2;
     let bad_users = (bad_ops / FAILURES_PER_USER).ceil() as usize;
-    let extra_bad = bad_users.saturating_sub(plan.login_users + tfa_users);
+    let extra_bad = bad_users.saturating_sub(LOGIN_USERS + tfa_users);
     // The local OpenID provider of the `social_login` scenario, configured through a config file.
     let idp = idp::Idp::start()?;
     let config_dir = tempfile::tempdir()?;
@@ -414,7 +411,7 @@ fn bench(args: &BenchArgs, binary: &Path) -> anyhow::Result<Value> {
             })
             .collect()
     };
-    let login_users = make("user", plan.login_users, HOST);
+    let login_users = make("user", LOGIN_USERS, HOST);
     let tfa_seed = make("tfa", tfa_users, TFA_HOST);
     let extra_users = make("extra", extra_bad, HOST);
     let jobs: Vec<Vec<String>> = login_users
@@ -1293,7 +1290,7 @@ async fn scale_scenarios(
         &rec,
         &["200"],
     ));
-    let login_users = scale::spread_users(plan.login_users, n, HOST);
+    let login_users = scale::spread_users(LOGIN_USERS, n, HOST);
     let bad_users = scale::spread_users(bad_password_users(plan, hash_per_s), n, HOST);
     let h3 = phase.login_scenarios(&token, &login_users, &tfa, &bad_users).await?;
     Ok((phase.rows.into_inner(), h3))
