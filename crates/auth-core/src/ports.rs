@@ -367,6 +367,15 @@ pub trait CounterStore: Send + Sync {
     /// (a refused second leaves the first granted; the caller releases it if it must). The default
     /// makes two calls; a store SHOULD override it with one transaction, because a login takes both
     /// of its throttles this way and every commit costs a sync of the log on a durable store.
+    ///
+    /// Unlike every other write of the ports, its commit MAY answer before it is flushed to disk
+    /// (SQLite: not synced; PostgreSQL: `synchronous_commit = off`), provided it reaches the disk
+    /// no later than the next flushed commit of the same store (both logs are written in order).
+    /// What it writes is an attempt in flight, and callers keep to this: every outcome of the
+    /// attempt that must outlive a crash (a failure that counts, its audit event, a token, a
+    /// release) is itself a flushed write made after it, before the answer; and a refusal repeats
+    /// what the flushed events already say. A crash before that loses only attempts nobody was
+    /// answered for.
     async fn acquire_then(
         &self,
         first: (&str, &Rule),

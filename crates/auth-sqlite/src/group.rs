@@ -34,6 +34,8 @@ pub(crate) trait Job: Send {
     fn failed(&self) -> bool;
     /// Sends the answer: the job's own result if it failed, else `batch` (the commit's outcome).
     fn answer(self: Box<Self>, batch: Result<(), &StoreError>);
+    /// Whether the job's commit must be on disk before it answers (see [`Queued::deferred`]).
+    fn flush(&self) -> bool;
 }
 
 /// A job with its answer channel.
@@ -41,6 +43,7 @@ pub(crate) struct Queued<T, F> {
     job: Option<F>,
     result: Option<DbResult<T>>,
     reply: Option<tokio::sync::oneshot::Sender<StoreResult<T>>>,
+    flush: bool,
 }
 
 impl<T, F> Queued<T, F>
@@ -49,7 +52,16 @@ where
     F: FnOnce(&mut Connection) -> DbResult<T> + Send + 'static,
 {
     pub(crate) fn new(job: F, reply: tokio::sync::oneshot::Sender<StoreResult<T>>) -> Self {
-        Self { job: Some(job), result: None, reply: Some(reply) }
+        Self { job: Some(job), result: None, reply: Some(reply), flush: true }
+    }
+
+    /// A job whose commit need not reach the disk before it answers: a batch of such jobs only
+    /// commits with `synchronous=NORMAL` (written to the WAL, not synced), and the next synced
+    /// commit (any batch with one ordinary job) syncs it too, because the WAL is one file written in
+    /// order. For writes whose every consequence is itself written durably later (the throttle
+    /// slots of an attempt in flight, `CounterStore::acquire_then`).
+    pub(crate) fn deferred(job: F, reply: tokio::sync::oneshot::Sender<StoreResult<T>>) -> Self {
+        Self { flush: false, ..Self::new(job, reply) }
     }
 }
 
@@ -84,6 +96,10 @@ where
             let _ = reply.send(answer);
         }
     }
+
+    fn flush(&self) -> bool {
+        self.flush
+    }
 }
 
 /// The same error again, for every job of a batch that failed as a whole.
@@ -95,6 +111,15 @@ fn copy(e: &StoreError) -> StoreError {
     }
 }
 
+/// How a batch commits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flush {
+    /// With the connection's `synchronous=FULL`: the WAL is synced before the commit returns.
+    Sync,
+    /// Every job of the batch was [`Queued::deferred`]: written to the WAL without a sync.
+    Defer,
+}
+
 /// The jobs waiting for the write lane.
 #[derive(Default)]
 pub(crate) struct WriteQueue {
@@ -102,6 +127,8 @@ pub(crate) struct WriteQueue {
     /// Jobs run and transactions they ran in, since the store was opened.
     ran: AtomicU64,
     batches: AtomicU64,
+    /// Of those transactions, the ones committed without a sync (every job deferred).
+    unsynced: AtomicU64,
 }
 
 impl std::fmt::Debug for WriteQueue {
@@ -118,6 +145,11 @@ impl WriteQueue {
     /// Write jobs run and the transactions they shared, since the store was opened.
     pub(crate) fn stats(&self) -> (u64, u64) {
         (self.ran.load(Ordering::Relaxed), self.batches.load(Ordering::Relaxed))
+    }
+
+    /// Of [`WriteQueue::stats`]'s transactions, how many committed without a sync.
+    pub(crate) fn unsynced(&self) -> u64 {
+        self.unsynced.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Box<dyn Job>>> {
@@ -140,13 +172,15 @@ impl WriteQueue {
     }
 
     /// Runs every queued job in batches on `c`, which holds this process's write lane. `batch`
-    /// runs one batch's jobs inside a transaction it opens and commits (see `SqliteStore::run`);
-    /// `Err` is the transaction's failure, which every job of the batch then answers.
+    /// runs one batch's jobs inside a transaction it opens and commits (see `SqliteStore::run`),
+    /// synced when its [`Flush`] says so; `Err` is the transaction's failure, which every job of the
+    /// batch then answers.
     pub(crate) fn drain(
         &self,
         c: &mut Connection,
         mut batch: impl FnMut(
             &mut Connection,
+            Flush,
             &mut dyn FnMut(&mut Connection) -> DbResult<()>,
         ) -> DbResult<()>,
     ) {
@@ -157,7 +191,14 @@ impl WriteQueue {
             }
             self.ran.fetch_add(jobs.len() as u64, Ordering::Relaxed);
             self.batches.fetch_add(1, Ordering::Relaxed);
-            let outcome = batch(c, &mut |c: &mut Connection| run_all(c, &mut jobs));
+            // One job that must be on disk when it answers makes the whole commit synced.
+            let flush = if jobs.iter().any(|j| j.flush()) {
+                Flush::Sync
+            } else {
+                self.unsynced.fetch_add(1, Ordering::Relaxed);
+                Flush::Defer
+            };
+            let outcome = batch(c, flush, &mut |c: &mut Connection| run_all(c, &mut jobs));
             let outcome = outcome.map_err(StoreError::from);
             for job in jobs {
                 job.answer(outcome.as_ref().map(|_| ()));
@@ -221,6 +262,7 @@ mod tests {
     /// The transaction `SqliteStore::run` wraps a batch in, without the session counting.
     fn plain(
         c: &mut Connection,
+        _: Flush,
         jobs: &mut dyn FnMut(&mut Connection) -> DbResult<()>,
     ) -> DbResult<()> {
         c.execute_batch("BEGIN IMMEDIATE")?;
@@ -292,7 +334,7 @@ mod tests {
         let q = WriteQueue::default();
         let a = queue(&q, insert(1));
         let b = queue(&q, insert(2));
-        q.drain(&mut c, |c, jobs| {
+        q.drain(&mut c, |c, _, jobs| {
             c.execute_batch("BEGIN IMMEDIATE")?;
             jobs(c)?;
             let _ = c.execute_batch("ROLLBACK");
@@ -319,5 +361,38 @@ mod tests {
         }
         assert_eq!(rows(&c).len(), usize::try_from(n).unwrap());
         assert_eq!(q.stats(), (u64::try_from(n).unwrap(), 3));
+    }
+
+    /// A batch of deferred jobs alone commits without a sync; one ordinary job among them makes the
+    /// batch synced, so nothing it acknowledges waits for a later sync.
+    #[test]
+    fn only_a_batch_of_deferred_jobs_skips_the_sync() {
+        let mut c = db();
+        let q = WriteQueue::default();
+        let mut seen = Vec::new();
+        let mut record = |c: &mut Connection,
+                          flush: Flush,
+                          jobs: &mut dyn FnMut(&mut Connection) -> DbResult<()>|
+         -> DbResult<()> {
+            seen.push(flush);
+            plain(c, flush, jobs)
+        };
+        let deferred = |v: i64| {
+            let (tx, rx) = oneshot::channel();
+            q.push(Box::new(Queued::deferred(insert(v), tx)));
+            rx
+        };
+        let a = deferred(1);
+        let b = deferred(2);
+        q.drain(&mut c, &mut record);
+        let d = deferred(3);
+        let e = queue(&q, insert(4));
+        q.drain(&mut c, &mut record);
+        for (v, r) in [(1, a), (2, b), (3, d), (4, e)] {
+            assert_eq!(r.blocking_recv().unwrap().unwrap(), v);
+        }
+        assert_eq!(seen, vec![Flush::Defer, Flush::Sync]);
+        assert_eq!(q.stats(), (4, 2));
+        assert_eq!(q.unsynced(), 1);
     }
 }

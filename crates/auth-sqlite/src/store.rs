@@ -8,7 +8,7 @@ use auth_core::ports::{StoreError, StoreResult};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::error::{DbError, DbResult, SqliteError};
-use crate::group::{Queued, WriteQueue};
+use crate::group::{Flush, Job, Queued, WriteQueue};
 use crate::migrate::migrate;
 use crate::pool::{Pool, Target, connect};
 use crate::session_cache::SessionCache;
@@ -167,6 +167,12 @@ impl SqliteStore {
         self.queue.stats()
     }
 
+    /// Of [`SqliteStore::write_stats`]'s commits, how many were not synced because every write of
+    /// theirs was deferred (the throttle slots of attempts in flight, `CounterStore::acquire_then`).
+    pub fn unsynced_commits(&self) -> u64 {
+        self.queue.unsynced()
+    }
+
     /// The database file, or `None` for an in-memory store.
     pub fn path(&self) -> Option<&Path> {
         self.pool.path()
@@ -212,13 +218,40 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> DbResult<T> + Send + 'static,
     {
-        let (reply, mut answer) = tokio::sync::oneshot::channel();
-        self.queue.push(Box::new(Queued::new(job, reply)));
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.run_queued(Box::new(Queued::new(job, reply)), answer).await
+    }
+
+    /// [`SqliteStore::write`] for a job whose commit need not be synced before it answers
+    /// ([`Queued::deferred`]): what it writes is on disk once any later synced commit is.
+    pub(crate) async fn write_deferred<T, F>(&self, job: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> DbResult<T> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.run_queued(Box::new(Queued::deferred(move |c: &mut Connection| job(c), reply)), answer)
+            .await
+    }
+
+    /// Queues `job`, whose answer comes on `answer`, and drains the queue once it holds the lane.
+    async fn run_queued<T>(
+        &self,
+        job: Box<dyn Job>,
+        mut answer: tokio::sync::oneshot::Receiver<StoreResult<T>>,
+    ) -> StoreResult<T>
+    where
+        T: Send + 'static,
+    {
+        self.queue.push(job);
         let gone = || StoreError::Unavailable("the write job was dropped unanswered".into());
         let (pool, queue, sessions) =
             (Arc::clone(&self.pool), Arc::clone(&self.queue), self.sessions.clone());
-        let work =
-            move || pool.with(|c| queue.drain(c, |c, jobs| batch(c, sessions.as_deref(), jobs)));
+        let work = move || {
+            pool.with(|c| {
+                queue.drain(c, |c, flush, jobs| batch(c, sessions.as_deref(), flush, jobs))
+            })
+        };
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             // No runtime: the queue is drained on the calling thread, this job included.
             work()?;
@@ -384,6 +417,32 @@ impl<'c> Watch<'c> {
 /// epoch watched across all of them: committed when the transaction is still whole after the last
 /// job, rolled back otherwise.
 fn batch(
+    c: &mut Connection,
+    sessions: Option<&SessionCache>,
+    flush: Flush,
+    jobs: &mut dyn FnMut(&mut Connection) -> DbResult<()>,
+) -> DbResult<()> {
+    // SQLite refuses to change `synchronous` inside a transaction, so it is set before each one:
+    // FULL for an ordinary batch (also after a deferred batch whose reset below failed), NORMAL
+    // for a deferred one, set back to FULL whatever its transaction did. A synced batch after a
+    // deferred one syncs that one's frames of the WAL with its own.
+    match flush {
+        Flush::Sync => {
+            c.execute_batch("PRAGMA synchronous = FULL")?;
+            transaction(c, sessions, jobs)
+        }
+        Flush::Defer => {
+            c.execute_batch("PRAGMA synchronous = NORMAL")?;
+            let out = transaction(c, sessions, jobs);
+            let restored = c.execute_batch("PRAGMA synchronous = FULL");
+            out?;
+            Ok(restored?)
+        }
+    }
+}
+
+/// One `BEGIN IMMEDIATE` … `COMMIT` around `jobs`, counting a change of sessions for the caches.
+fn transaction(
     c: &mut Connection,
     sessions: Option<&SessionCache>,
     jobs: &mut dyn FnMut(&mut Connection) -> DbResult<()>,

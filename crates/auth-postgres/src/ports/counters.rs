@@ -131,7 +131,15 @@ impl CounterStore for PgStore {
         done(async {
             let mut c = self.client().await?;
             let tx = begin(&mut c).await?;
-            let answer = match acquire_in(&tx, first.0, first.1, now).await? {
+            // The port lets this commit answer before its WAL record is flushed (every outcome that
+            // must count is a synchronous commit after it, which flushes the WAL up to itself and
+            // so this record too). The setting goes out in the same round trip as the first key's
+            // statements and holds for this transaction only.
+            let (_, first) = tokio::try_join!(
+                async { Ok(tx.batch_execute("SET LOCAL synchronous_commit = off").await?) },
+                acquire_in(&tx, first.0, first.1, now),
+            )?;
+            let answer = match first {
                 Acquire::Refused { until } => AcquireThen::Refused { until },
                 Acquire::Granted(slot) => {
                     AcquireThen::Granted(slot, acquire_in(&tx, second.0, second.1, now).await?)

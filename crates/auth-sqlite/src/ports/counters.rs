@@ -102,10 +102,12 @@ impl CounterStore for SqliteStore {
         second: (&str, &Rule),
         now: Timestamp,
     ) -> StoreResult<AcquireThen> {
-        // One transaction, so one commit (one sync of the WAL) for both of a login's throttles.
+        // One transaction, so one commit for both of a login's throttles, and not synced: the port
+        // allows it (every outcome that must count writes durably after it, and that sync carries
+        // this commit's frames of the WAL to the disk too).
         let (k1, r1) = (first.0.to_owned(), *first.1);
         let (k2, r2) = (second.0.to_owned(), *second.1);
-        self.write(move |tx| match acquire_in(tx, &k1, &r1, now)? {
+        self.write_deferred(move |tx| match acquire_in(tx, &k1, &r1, now)? {
             Acquire::Refused { until } => Ok(AcquireThen::Refused { until }),
             Acquire::Granted(slot) => {
                 Ok(AcquireThen::Granted(slot, acquire_in(tx, &k2, &r2, now)?))
