@@ -1120,6 +1120,9 @@ impl Phase<'_> {
                     "server_hash_cpu_us_per_200".into(),
                     json!(report::round(cpu.hashing.as_secs_f64() * 1e6 / admitted as f64)),
                 );
+                let per_200 = |n: u64| json!(report::round(n as f64 / admitted as f64));
+                row.extra.insert("server_wakeups_per_200".into(), per_200(cpu.wakeups));
+                row.extra.insert("hash_preemptions_per_200".into(), per_200(cpu.preempted));
             }
         }
         row.cpu_us_per_req = None;

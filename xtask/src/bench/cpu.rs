@@ -8,6 +8,13 @@
 //! still counted, because the kernel folds a finished thread's time into its process. The server's
 //! hashing threads (`argon2-N`, long-lived) are also summed on their own, so that what a login costs
 //! beside its password hash can be told from the hash itself.
+//!
+//! Beside the times it counts context switches from each thread's `/proc/<pid>/task/<tid>/status`:
+//! the voluntary ones of every thread but the hashing ones (each is a thread going to sleep, so one
+//! wake-up later), and the involuntary ones of the hashing threads (each a hash preempted by
+//! something else). On a machine whose cores the hashing threads fill, a cheap request's cost is
+//! mostly its wake-ups (docs/PERFORMANCE.md, "Round six"). A thread that has exited takes its
+//! switches with it, so these are lower bounds.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -30,6 +37,10 @@ pub(crate) struct Sample {
     pub(crate) hashing: Duration,
     pub(crate) generator: Duration,
     pub(crate) db: Duration,
+    /// Voluntary context switches of the server's threads but the hashing ones.
+    pub(crate) wakeups: u64,
+    /// Involuntary context switches of the server's hashing threads.
+    pub(crate) preempted: u64,
 }
 
 /// CPU spent in a window: the difference of two samples.
@@ -41,6 +52,10 @@ pub(crate) struct Spent {
     pub(crate) generator: Duration,
     /// `None` when there is no separate database process.
     pub(crate) db: Option<Duration>,
+    /// See [`Sample::wakeups`].
+    pub(crate) wakeups: u64,
+    /// See [`Sample::preempted`].
+    pub(crate) preempted: u64,
 }
 
 impl Spent {
@@ -54,6 +69,8 @@ impl Spent {
                 (Some(a), Some(b)) => Some(a + b),
                 (a, b) => a.or(b),
             },
+            wakeups: self.wakeups + other.wakeups,
+            preempted: self.preempted + other.preempted,
         }
     }
 }
@@ -62,9 +79,21 @@ impl Meter {
     /// The accumulated CPU times now (zero for a process that cannot be read).
     pub(crate) fn sample(&self) -> Sample {
         let server = self.server.iter().map(|p| process_cpu(&format!("/proc/{p}/stat"))).sum();
-        let hashing = self.server.iter().map(|p| hashing_cpu(*p)).sum();
+        let threads =
+            self.server.iter().map(|p| threads(*p)).fold(Threads::default(), |a, b| Threads {
+                hashing: a.hashing + b.hashing,
+                wakeups: a.wakeups + b.wakeups,
+                preempted: a.preempted + b.preempted,
+            });
         let db = self.db_postmaster.map_or(Duration::ZERO, database_cpu);
-        Sample { server, hashing, generator: process_cpu("/proc/self/stat"), db }
+        Sample {
+            server,
+            hashing: threads.hashing,
+            generator: process_cpu("/proc/self/stat"),
+            db,
+            wakeups: threads.wakeups,
+            preempted: threads.preempted,
+        }
     }
 
     /// What was spent from `a` to `b`.
@@ -74,6 +103,8 @@ impl Meter {
             hashing: b.hashing.saturating_sub(a.hashing),
             generator: b.generator.saturating_sub(a.generator),
             db: self.db_postmaster.map(|_| b.db.saturating_sub(a.db)),
+            wakeups: b.wakeups.saturating_sub(a.wakeups),
+            preempted: b.preempted.saturating_sub(a.preempted),
         }
     }
 }
@@ -109,16 +140,39 @@ fn process_cpu(path: &str) -> Duration {
     Duration::from_nanos(ticks.saturating_mul(1_000_000_000) / ticks_per_s())
 }
 
-/// The time of the threads of `pid` whose name starts `argon2-` (the server's hashing pool).
-fn hashing_cpu(pid: u32) -> Duration {
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return Duration::ZERO };
-    let mut total = Duration::ZERO;
+/// What the threads of one server process add up to.
+#[derive(Clone, Copy, Debug, Default)]
+struct Threads {
+    /// The time of the threads whose name starts `argon2-` (the server's hashing pool).
+    hashing: Duration,
+    /// Voluntary switches of the other threads.
+    wakeups: u64,
+    /// Involuntary switches of the hashing threads.
+    preempted: u64,
+}
+
+/// One field of a `/proc/…/status` file, such as `voluntary_ctxt_switches`.
+fn status_field(status: &str, name: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn threads(pid: u32) -> Threads {
+    let mut total = Threads::default();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return total };
     for entry in dir.flatten() {
         let path = entry.path();
-        let named = std::fs::read_to_string(path.join("comm"))
+        let hashing = std::fs::read_to_string(path.join("comm"))
             .is_ok_and(|comm| comm.starts_with("argon2-"));
-        if named {
-            total += process_cpu(&path.join("stat").to_string_lossy());
+        let status = std::fs::read_to_string(path.join("status")).unwrap_or_default();
+        if hashing {
+            total.hashing += process_cpu(&path.join("stat").to_string_lossy());
+            total.preempted += status_field(&status, "nonvoluntary_ctxt_switches");
+        } else {
+            total.wakeups += status_field(&status, "voluntary_ctxt_switches");
         }
     }
     total
@@ -156,6 +210,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn status_fields_are_read_by_exact_name() {
+        let status = "voluntary_ctxt_switches:\t12\nnonvoluntary_ctxt_switches:\t3\n";
+        assert_eq!(status_field(status, "voluntary_ctxt_switches"), 12);
+        assert_eq!(status_field(status, "nonvoluntary_ctxt_switches"), 3);
+        assert_eq!(status_field(status, "Threads"), 0);
+    }
+
+    #[test]
     fn this_process_spends_cpu_and_has_a_parent() {
         if !available() {
             return;
@@ -179,5 +241,9 @@ mod tests {
         assert!(spent.generator >= Duration::from_millis(30), "the generator is this process too");
         assert!(spent.db.is_none());
         assert!(parent_of(std::process::id()).is_some());
+        // Sleeping is a voluntary switch of this (non-hashing) thread.
+        let a = meter.sample();
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(meter.spent(a, meter.sample()).wakeups >= 1);
     }
 }

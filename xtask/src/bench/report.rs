@@ -72,6 +72,14 @@ impl Row {
             if let Some(v) = per_op(cpu.generator) {
                 extra.insert("generator_cpu_us_per_req".into(), json!(round(v)));
             }
+            // Wake-ups of the runtime and blocking threads, and preemptions of the hashing ones.
+            if rec.total() > 0 {
+                let per = |n: u64| json!(round(n as f64 / rec.total() as f64));
+                extra.insert("server_wakeups_per_req".into(), per(cpu.wakeups));
+                if cpu.hashing > std::time::Duration::ZERO {
+                    extra.insert("hash_preemptions_per_req".into(), per(cpu.preempted));
+                }
+            }
             if let Some(db) = cpu.db {
                 extra.insert("db_cpu_cores".into(), json!(cores(db)));
                 if let Some(v) = per_op(db) {
