@@ -18,6 +18,11 @@
 //! per commit against 0.04 ms with NORMAL), which is small next to the argon2 hash every login already
 //! pays, so we did not find a reason to give the guarantee up.
 //!
+//! One write is the exception the port allows: the throttle slots of an attempt in flight
+//! (`CounterStore::acquire_then`) commit with `synchronous=NORMAL`, because every outcome of the
+//! attempt that is answered for is a synced commit after them, which syncs their frames of the WAL
+//! too (`docs/decisions/0010-unflushed-throttle-slots.md`).
+//!
 //! # Schema
 //!
 //! Numbered migrations under `migrations/` are embedded at build time, tracked in
