@@ -34,8 +34,8 @@ pub(crate) trait Job: Send {
     fn failed(&self) -> bool;
     /// Sends the answer: the job's own result if it failed, else `batch` (the commit's outcome).
     fn answer(self: Box<Self>, batch: Result<(), &StoreError>);
-    /// Whether the job's commit must be on disk before it answers (see [`Queued::deferred`]).
-    fn flush(&self) -> bool;
+    /// How the job's commit must reach the disk before it answers (see [`Queued::deferred`]).
+    fn flush(&self) -> Flush;
 }
 
 /// A job with its answer channel.
@@ -43,7 +43,7 @@ pub(crate) struct Queued<T, F> {
     job: Option<F>,
     result: Option<DbResult<T>>,
     reply: Option<tokio::sync::oneshot::Sender<StoreResult<T>>>,
-    flush: bool,
+    flush: Flush,
 }
 
 impl<T, F> Queued<T, F>
@@ -52,7 +52,7 @@ where
     F: FnOnce(&mut Connection) -> DbResult<T> + Send + 'static,
 {
     pub(crate) fn new(job: F, reply: tokio::sync::oneshot::Sender<StoreResult<T>>) -> Self {
-        Self { job: Some(job), result: None, reply: Some(reply), flush: true }
+        Self { job: Some(job), result: None, reply: Some(reply), flush: Flush::Sync }
     }
 
     /// A job whose commit need not reach the disk before it answers: a batch of such jobs only
@@ -61,7 +61,7 @@ where
     /// order. For writes whose every consequence is itself written durably later (the throttle
     /// slots of an attempt in flight, `CounterStore::acquire_then`).
     pub(crate) fn deferred(job: F, reply: tokio::sync::oneshot::Sender<StoreResult<T>>) -> Self {
-        Self { flush: false, ..Self::new(job, reply) }
+        Self { flush: Flush::Defer, ..Self::new(job, reply) }
     }
 }
 
@@ -97,7 +97,7 @@ where
         }
     }
 
-    fn flush(&self) -> bool {
+    fn flush(&self) -> Flush {
         self.flush
     }
 }
@@ -111,12 +111,12 @@ fn copy(e: &StoreError) -> StoreError {
     }
 }
 
-/// How a batch commits.
+/// How a job, and so the batch it is in, commits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Flush {
     /// With the connection's `synchronous=FULL`: the WAL is synced before the commit returns.
     Sync,
-    /// Every job of the batch was [`Queued::deferred`]: written to the WAL without a sync.
+    /// A [`Queued::deferred`] job, or a batch of nothing else: written to the WAL without a sync.
     Defer,
 }
 
@@ -192,7 +192,7 @@ impl WriteQueue {
             self.ran.fetch_add(jobs.len() as u64, Ordering::Relaxed);
             self.batches.fetch_add(1, Ordering::Relaxed);
             // One job that must be on disk when it answers makes the whole commit synced.
-            let flush = if jobs.iter().any(|j| j.flush()) {
+            let flush = if jobs.iter().any(|j| j.flush() == Flush::Sync) {
                 Flush::Sync
             } else {
                 self.unsynced.fetch_add(1, Ordering::Relaxed);
