@@ -80,11 +80,7 @@ impl Meter {
     pub(crate) fn sample(&self) -> Sample {
         let server = self.server.iter().map(|p| process_cpu(&format!("/proc/{p}/stat"))).sum();
         let threads =
-            self.server.iter().map(|p| threads(*p)).fold(Threads::default(), |a, b| Threads {
-                hashing: a.hashing + b.hashing,
-                wakeups: a.wakeups + b.wakeups,
-                preempted: a.preempted + b.preempted,
-            });
+            self.server.iter().map(|p| threads(*p)).fold(Threads::default(), Threads::plus);
         let db = self.db_postmaster.map_or(Duration::ZERO, database_cpu);
         Sample {
             server,
@@ -149,6 +145,16 @@ struct Threads {
     wakeups: u64,
     /// Involuntary switches of the hashing threads.
     preempted: u64,
+}
+
+impl Threads {
+    fn plus(self, other: Threads) -> Threads {
+        Threads {
+            hashing: self.hashing + other.hashing,
+            wakeups: self.wakeups + other.wakeups,
+            preempted: self.preempted + other.preempted,
+        }
+    }
 }
 
 /// One field of a `/proc/…/status` file, such as `voluntary_ctxt_switches`.
