@@ -1227,6 +1227,12 @@ async fn paired_counters(store: &dyn Store) {
     let pair = store.acquire_then((first, &two), (second, &three), t0()).await.unwrap();
     assert!(matches!(pair, AcquireThen::Refused { .. }), "the first key's limit MUST hold");
     assert_eq!(store.count_since(second, t0()).await.unwrap(), 2, "the second was not counted");
+    assert_eq!(store.count_since(first, t0()).await.unwrap(), 2, "a refusal records nothing");
+    // Now refused by the block that refusal stored: still nothing recorded on either key.
+    let pair = store.acquire_then((first, &two), (second, &three), t0()).await.unwrap();
+    assert!(matches!(pair, AcquireThen::Refused { .. }), "the first key's block MUST hold");
+    assert_eq!(store.count_since(first, t0()).await.unwrap(), 2, "a blocked key records nothing");
+    assert_eq!(store.count_since(second, t0()).await.unwrap(), 2, "the second was not counted");
 
     // A refused second leaves the first granted.
     let (third, fourth) = ("conformance:pair:third", "conformance:pair:fourth");
@@ -1238,6 +1244,11 @@ async fn paired_counters(store: &dyn Store) {
     };
     assert!(matches!(b, Acquire::Refused { .. }), "the second's limit MUST hold, got {b:?}");
     assert_eq!(store.count_since(third, t0()).await.unwrap(), 1);
+    assert_eq!(
+        store.count_since(fourth, t0()).await.unwrap(),
+        1,
+        "a refused second records nothing"
+    );
 
     // release_all gives back every slot it names, and nothing else.
     let k = "conformance:release_all";

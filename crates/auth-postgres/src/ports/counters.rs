@@ -19,6 +19,7 @@ use auth_core::{SignedDuration, Timestamp};
 use auth_sql::Columns;
 use auth_sql::codec::{later, ts};
 use deadpool_postgres::Transaction;
+use tokio_postgres::Statement;
 use tokio_postgres::types::ToSql;
 
 use crate::error::DbResult;
@@ -31,13 +32,6 @@ const LOCK_KEY: &str = "INSERT INTO counter_keys AS k (key, blocked_until) VALUE
      ON CONFLICT (key) DO UPDATE SET blocked_until = k.blocked_until \
      RETURNING blocked_until";
 
-/// Locks the key's row (creating it when needed) and returns its stored block.
-async fn lock_key(tx: &Transaction<'_>, key: &str) -> DbResult<Option<Timestamp>> {
-    let st = tx.prepare_cached(LOCK_KEY).await?;
-    let row = tx.query_one(&st, &[&key]).await?;
-    row.opt_instant(0)
-}
-
 /// Drops the key's events that no rule decision can need any more (older than the retention).
 const PRUNE: &str = "DELETE FROM counter_events WHERE key = $1 AND at <= $2";
 
@@ -47,63 +41,146 @@ pub(super) fn horizon(rule: &Rule, now: Timestamp) -> i64 {
     ts(later(now, back))
 }
 
-async fn prune(tx: &Transaction<'_>, key: &str, rule: &Rule, now: Timestamp) -> DbResult<()> {
-    let st = tx.prepare_cached(PRUNE).await?;
-    tx.execute(&st, &[&key, &horizon(rule, now)]).await?;
-    Ok(())
-}
+/// One parameter of a pipelined statement (their arrays must outlive the futures that send them).
+type Param<'a> = &'a (dyn ToSql + Sync);
 
-async fn add_event(tx: &Transaction<'_>, key: &str, now: Timestamp) -> DbResult<i64> {
-    let st = tx
-        .prepare_cached("INSERT INTO counter_events (key, at) VALUES ($1, $2) RETURNING id")
-        .await?;
-    tx.query_one(&st, &[&key, &ts(now)]).await?.big_int(0)
-}
-
-/// The whole of one acquire, inside the caller's transaction (which it leaves open).
+/// One acquire's statements, prepared before any of them is sent.
 ///
-/// The key's lock, the prune of the events no rule decision can need any more (older than the
-/// retention) and the read of the events left are sent together, pipelined: none needs another's
-/// answer, and the backend runs them one after the other in the order sent, each statement with a
-/// snapshot of its own taken when it starts, so the prune and the read still run after the lock is
-/// held and see every event the transactions ahead of it committed. One round trip instead of
-/// three. If the lock fails, the two behind it fail as the aborted transaction's statements, and
-/// the lock's own error, which answers first, is the one returned.
-async fn acquire_in(
+/// A statement that is not yet in the connection's cache costs a round trip to prepare, and a
+/// pipeline whose statements were prepared on the way would send them out of order (a second key's
+/// lock before the first key's read, say); prepared first, they go out exactly as polled.
+struct Prepared {
+    lock: Statement,
+    prune: Statement,
+    events: Statement,
+    insert: Statement,
+}
+
+impl Prepared {
+    async fn on(tx: &Transaction<'_>) -> DbResult<Self> {
+        Ok(Self {
+            lock: tx.prepare_cached(LOCK_KEY).await?,
+            prune: tx.prepare_cached(PRUNE).await?,
+            events: tx.prepare_cached("SELECT at FROM counter_events WHERE key = $1").await?,
+            insert: tx
+                .prepare_cached("INSERT INTO counter_events (key, at) VALUES ($1, $2) RETURNING id")
+                .await?,
+        })
+    }
+}
+
+/// What one key's pipelined statements answered: its stored block, the events left after the prune
+/// (the new one not among them) and the id of the event recorded on the chance that it is granted.
+struct Seen {
+    block: Option<Timestamp>,
+    times: Vec<Timestamp>,
+    event: i64,
+}
+
+/// Sends one key's lock, prune, read and insert together, pipelined, and waits for their answers.
+///
+/// None needs another's answer, and the backend runs them one after the other in the order sent,
+/// each with a snapshot of its own taken when it starts: the prune and the read run after the lock is
+/// held and see every event the transactions ahead of it committed, and the read, sent before the
+/// insert, does not see the new event. The insert is speculative: whether the key grants is decided
+/// afterwards from the read, and a refusal deletes the event again before the commit, so no other
+/// transaction ever sees it (they wait at the key's lock, and read committed rows only). A granted
+/// acquire, the common case, so costs one round trip instead of four. If the lock fails, the
+/// statements behind it fail as the aborted transaction's, and the lock's own error, which answers
+/// first, is the one returned.
+///
+/// Every statement is sent when its future is first polled (`try_join!` polls them in this order
+/// the first time), and nothing is awaited before: the caller may so send a second key's statements
+/// right behind these, in the same round trip, by polling its `send` after this one.
+async fn send(
     tx: &Transaction<'_>,
+    st: &Prepared,
     key: &str,
     rule: &Rule,
     now: Timestamp,
-) -> DbResult<Acquire> {
-    let horizon = horizon(rule, now);
-    let lock = tx.prepare_cached(LOCK_KEY).await?;
-    let prune = tx.prepare_cached(PRUNE).await?;
-    let events = tx.prepare_cached("SELECT at FROM counter_events WHERE key = $1").await?;
-    // `try_join!` polls its futures in this order the first time, and a query is sent when its
-    // future is first polled: so the three go out as lock, prune, read.
-    let (by_key, pruning): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 2]) =
-        ([&key], [&key, &horizon]);
-    let (block, _, rows) = tokio::try_join!(
-        tx.query_one(&lock, &by_key),
-        tx.execute(&prune, &pruning),
-        tx.query(&events, &by_key),
+) -> DbResult<Seen> {
+    let (horizon, at) = (horizon(rule, now), ts(now));
+    let by_key: [Param<'_>; 1] = [&key];
+    let (pruning, adding): ([Param<'_>; 2], [Param<'_>; 2]) = ([&key, &horizon], [&key, &at]);
+    let (block, _, rows, added) = tokio::try_join!(
+        tx.query_one(&st.lock, &by_key),
+        tx.execute(&st.prune, &pruning),
+        tx.query(&st.events, &by_key),
+        tx.query_one(&st.insert, &adding),
     )?;
-    if let Some(until) = block.opt_instant(0)?
-        && until > now
-    {
-        return Ok(Acquire::Refused { until });
+    Ok(Seen {
+        block: block.opt_instant(0)?,
+        times: rows.iter().map(|r| r.instant(0)).collect::<DbResult<Vec<_>>>()?,
+        event: added.big_int(0)?,
+    })
+}
+
+/// What a key's answers decide, by the rule of [`CounterStore::acquire`].
+#[derive(Clone, Copy)]
+enum Verdict {
+    Granted(Slot),
+    /// Refused by the block the key already had.
+    Blocked(Timestamp),
+    /// Refused by the rule, with a block to store.
+    Refused(Timestamp),
+}
+
+impl Verdict {
+    fn of(seen: &Seen, rule: &Rule, now: Timestamp) -> Self {
+        if let Some(until) = seen.block
+            && until > now
+        {
+            return Self::Blocked(until);
+        }
+        match rule.refused_until(now, &seen.times) {
+            Some(until) => Self::Refused(until),
+            None => Self::Granted(Slot(seen.event)),
+        }
     }
-    let times = rows.iter().map(|r| r.instant(0)).collect::<DbResult<Vec<_>>>()?;
-    Ok(match rule.refused_until(now, &times) {
-        Some(until) => {
-            let st = tx
+
+    /// The port's answer; the withdrawal of a refused key's event is [`withdraw`]'s.
+    fn answer(&self) -> Acquire {
+        match *self {
+            Self::Granted(slot) => Acquire::Granted(slot),
+            Self::Blocked(until) | Self::Refused(until) => Acquire::Refused { until },
+        }
+    }
+}
+
+/// Deletes the speculative events of keys that did not grant, and stores the block a rule refusal
+/// sets, pipelined (one round trip; none when there is nothing to undo).
+async fn withdraw(
+    tx: &Transaction<'_>,
+    events: &[i64],
+    block: Option<(&str, Timestamp)>,
+) -> DbResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let delete = tx.prepare_cached("DELETE FROM counter_events WHERE id = ANY($1)").await?;
+    let ids = events.to_vec();
+    match block {
+        None => {
+            tx.execute(&delete, &[&ids]).await?;
+        }
+        Some((key, until)) => {
+            let update = tx
                 .prepare_cached("UPDATE counter_keys SET blocked_until = $2 WHERE key = $1")
                 .await?;
-            tx.execute(&st, &[&key, &ts(until)]).await?;
-            Acquire::Refused { until }
+            let until = ts(until);
+            let (deleting, blocking): ([Param<'_>; 1], [Param<'_>; 2]) = ([&ids], [&key, &until]);
+            tokio::try_join!(tx.execute(&delete, &deleting), tx.execute(&update, &blocking))?;
         }
-        None => Acquire::Granted(Slot(add_event(tx, key, now).await?)),
-    })
+    }
+    Ok(())
+}
+
+/// The key whose block a verdict stores, if it stores one.
+fn block_of<'k>(key: &'k str, verdict: &Verdict) -> Option<(&'k str, Timestamp)> {
+    match *verdict {
+        Verdict::Refused(until) => Some((key, until)),
+        Verdict::Granted(_) | Verdict::Blocked(_) => None,
+    }
 }
 
 #[async_trait]
@@ -112,9 +189,14 @@ impl CounterStore for PgStore {
         done(async {
             let mut c = self.client().await?;
             let tx = begin(&mut c).await?;
-            let answer = acquire_in(&tx, key, rule, now).await?;
+            let st = Prepared::on(&tx).await?;
+            let seen = send(&tx, &st, key, rule, now).await?;
+            let verdict = Verdict::of(&seen, rule, now);
+            if !matches!(verdict, Verdict::Granted(_)) {
+                withdraw(&tx, &[seen.event], block_of(key, &verdict)).await?;
+            }
             tx.commit().await?;
-            Ok(answer)
+            Ok(verdict.answer())
         })
         .await
     }
@@ -125,24 +207,38 @@ impl CounterStore for PgStore {
         second: (&str, &Rule),
         now: Timestamp,
     ) -> StoreResult<AcquireThen> {
-        // One transaction, one commit. Every caller locks its first key before its second (a
-        // login: its login key, then its account key) and nothing locks two keys the other way, so
-        // two such transactions cannot wait for each other in a cycle.
+        // One transaction, one commit, and on the way there one round trip: both keys' statements
+        // go out together (see `send`), the second's on the chance that the first grants. Every
+        // caller locks its first key before its second (a login: its login key, then its account
+        // key), here too, and nothing locks two keys the other way, so two such transactions cannot
+        // wait for each other in a cycle; the second key's lock is taken even when the first
+        // refuses, which only holds it a moment longer.
         done(async {
             let mut c = self.client().await?;
             let tx = begin(&mut c).await?;
+            let st = Prepared::on(&tx).await?;
             // The port lets this commit answer before its WAL record is flushed (every outcome that
             // must count is a synchronous commit after it, which flushes the WAL up to itself and
-            // so this record too). The setting goes out in the same round trip as the first key's
-            // statements and holds for this transaction only.
-            let (_, first) = tokio::try_join!(
+            // so this record too). The setting goes out first, in the same round trip, and holds
+            // for this transaction only.
+            let (_, one, two) = tokio::try_join!(
                 async { Ok(tx.batch_execute("SET LOCAL synchronous_commit = off").await?) },
-                acquire_in(&tx, first.0, first.1, now),
+                send(&tx, &st, first.0, first.1, now),
+                send(&tx, &st, second.0, second.1, now),
             )?;
-            let answer = match first {
-                Acquire::Refused { until } => AcquireThen::Refused { until },
-                Acquire::Granted(slot) => {
-                    AcquireThen::Granted(slot, acquire_in(&tx, second.0, second.1, now).await?)
+            let verdict = Verdict::of(&one, first.1, now);
+            let answer = match verdict {
+                Verdict::Granted(slot) => {
+                    let then = Verdict::of(&two, second.1, now);
+                    if !matches!(then, Verdict::Granted(_)) {
+                        withdraw(&tx, &[two.event], block_of(second.0, &then)).await?;
+                    }
+                    AcquireThen::Granted(slot, then.answer())
+                }
+                Verdict::Blocked(until) | Verdict::Refused(until) => {
+                    // The second key was never asked, as the port says: its event goes too.
+                    withdraw(&tx, &[one.event, two.event], block_of(first.0, &verdict)).await?;
+                    AcquireThen::Refused { until }
                 }
             };
             tx.commit().await?;
@@ -183,9 +279,17 @@ impl CounterStore for PgStore {
         done(async {
             let mut c = self.client().await?;
             let tx = begin(&mut c).await?;
-            lock_key(&tx, key).await?;
-            prune(&tx, key, rule, now).await?;
-            add_event(&tx, key, now).await?;
+            // The lock, the prune and the insert go out together, in that order (see `send`).
+            let st = Prepared::on(&tx).await?;
+            let (horizon, at) = (horizon(rule, now), ts(now));
+            let by_key: [Param<'_>; 1] = [&key];
+            let (pruning, adding): ([Param<'_>; 2], [Param<'_>; 2]) =
+                ([&key, &horizon], [&key, &at]);
+            tokio::try_join!(
+                tx.query_one(&st.lock, &by_key),
+                tx.execute(&st.prune, &pruning),
+                tx.query_one(&st.insert, &adding),
+            )?;
             tx.commit().await?;
             Ok(())
         })

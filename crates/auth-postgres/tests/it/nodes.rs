@@ -13,7 +13,7 @@ use auth_core::ports::{
     RememberedCode, Revisions, SmsCodeRecord, SmsCodeStore, SocialStore, Store, StoreError,
     TokenRecord, TokenStore, TotpStore, UserStore,
 };
-use auth_core::throttle::{Acquire, Rule, Slot};
+use auth_core::throttle::{Acquire, AcquireThen, Rule, Slot};
 use auth_core::{Portal, PortalId, PortalSettings, SignedDuration, Timestamp, User, UserId};
 use auth_postgres::PgStore;
 use futures_util::future::join_all;
@@ -135,6 +135,58 @@ async fn the_throttle_limit_is_exact_across_nodes() {
         assert_eq!(
             a.acquire(&key, &rule, t0().checked_add(secs(2)).unwrap()).await.unwrap(),
             Acquire::Refused { until }
+        );
+    }
+}
+
+/// A login's pair of throttles, taken in one call on either node: the account key shared by every
+/// attempt grants exactly its limit, a login key shared by every attempt too, and whatever was
+/// refused left no event behind (each key's statements record the event before they know the
+/// answer, and a refusal takes it back before the commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paired_throttles_are_exact_across_nodes() {
+    let Some((_db, a, b)) = two_nodes("paired_throttles_are_exact_across_nodes").await else {
+        return;
+    };
+    let rule = Rule::new(5, secs(60), secs(300));
+    let roomy = Rule::per(100, secs(60));
+
+    // Forty logins under forty names against one account: five pass both keys.
+    let account = "account:two-nodes:pair";
+    let results = on_both(&a, &b, 40, |s, i| async move {
+        s.acquire_then((&format!("login:two-nodes:pair{i}"), &roomy), (account, &rule), t0()).await
+    })
+    .await;
+    let both = results
+        .iter()
+        .filter(|r| matches!(r, Ok(AcquireThen::Granted(_, Acquire::Granted(_)))))
+        .count();
+    assert_eq!(both, 5, "exactly the account key's limit MUST be granted across nodes");
+    assert!(results.iter().all(Result::is_ok), "no call may fail under contention");
+    assert_eq!(a.count_since(account, t0()).await.unwrap(), 5, "refusals MUST record nothing");
+    assert_eq!(b.count_since("login:two-nodes:pair7", t0()).await.unwrap(), 1);
+
+    // Forty logins under one name against forty accounts: five get past the login key, and the
+    // accounts of the others were never asked.
+    let login = "login:two-nodes:one-name";
+    let results = on_both(&a, &b, 40, |s, i| async move {
+        s.acquire_then((login, &rule), (&format!("account:two-nodes:many{i}"), &roomy), t0()).await
+    })
+    .await;
+    let passed: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches!(r, Ok(AcquireThen::Granted(_, Acquire::Granted(_)))))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(passed.len(), 5, "exactly the login key's limit MUST be granted across nodes");
+    assert_eq!(b.count_since(login, t0()).await.unwrap(), 5, "refusals MUST record nothing");
+    for i in 0..40 {
+        let n = a.count_since(&format!("account:two-nodes:many{i}"), t0()).await.unwrap();
+        assert_eq!(
+            n,
+            u64::from(passed.contains(&i)),
+            "account {i}: asked only when the login passed"
         );
     }
 }
