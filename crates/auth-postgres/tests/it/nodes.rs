@@ -191,6 +191,47 @@ async fn paired_throttles_are_exact_across_nodes() {
     }
 }
 
+/// An acquire whose caller gives up while it waits at a key's lock (a cancelled request, a
+/// timeout) leaves nothing behind: neither its events, recorded before it knew whether they were
+/// granted, nor a pooled connection still inside its transaction, which the next call on a pool of
+/// one would inherit, and whose commit would then carry the abandoned events too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_acquire_leaves_no_event_and_no_open_transaction() {
+    let test = "a_cancelled_acquire_leaves_no_event_and_no_open_transaction";
+    let Some(db) = TestDb::create(test).await else { return };
+    let store = PgStore::connect(&db.url, 1).await.unwrap();
+    let rule = Rule::per(5, secs(60));
+    let (login, account) = ("login:cancelled", "account:cancelled");
+    assert!(matches!(store.acquire(login, &rule, t0()).await.unwrap(), Acquire::Granted(_)));
+
+    // Another session holds the login key's lock, so the pair waits there, and is given up.
+    let locker = client(&db.url).await;
+    locker
+        .batch_execute("BEGIN; SELECT 1 FROM counter_keys WHERE key = 'login:cancelled' FOR UPDATE")
+        .await
+        .unwrap();
+    let pair = store.acquire_then((login, &rule), (account, &rule), t0());
+    let waited = tokio::time::timeout(Duration::from_millis(300), pair).await;
+    assert!(waited.is_err(), "the pair MUST still wait at the lock when given up");
+    locker.batch_execute("COMMIT").await.unwrap();
+
+    // The pool's one connection (or its replacement) serves the next call, in a transaction of its
+    // own that commits.
+    let after = "login:after-cancel";
+    assert!(matches!(store.acquire(after, &rule, t0()).await.unwrap(), Acquire::Granted(_)));
+    let raw = client(&db.url).await;
+    let count = |key: &'static str| {
+        let raw = &raw;
+        async move {
+            let sql = "SELECT count(*) FROM counter_events WHERE key = $1";
+            raw.query_one(sql, &[&key]).await.unwrap().get::<_, i64>(0)
+        }
+    };
+    assert_eq!(count(after).await, 1, "the next call MUST commit on its own");
+    assert_eq!(count(login).await, 1, "the abandoned pair MUST record nothing");
+    assert_eq!(count(account).await, 0, "the abandoned pair MUST record nothing");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn released_slots_and_records_count_across_nodes() {
     let Some((_db, a, b)) = two_nodes("released_slots_and_records_count_across_nodes").await else {
