@@ -7,12 +7,11 @@ use std::time::Duration;
 use auth_core::ports::{StoreError, StoreResult};
 use auth_sql::Columns;
 use deadpool_postgres::{
-    ClientWrapper, Hook, HookError, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime,
-    Transaction,
+    Hook, HookError, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Transaction,
 };
 use tokio_postgres::{IsolationLevel, NoTls};
 
-use crate::error::{DbError, DbResult, PgError};
+use crate::error::{DbResult, PgError};
 use crate::migrate::migrate;
 use crate::session_cache::{self, Change, SessionCache, SessionCacheStats};
 
@@ -221,80 +220,6 @@ fn session_settings() -> String {
 /// Starts a READ COMMITTED transaction on `client`; dropped without commit, it rolls back.
 pub(crate) async fn begin(client: &mut Object) -> DbResult<Transaction<'_>> {
     Ok(client.build_transaction().isolation_level(IsolationLevel::ReadCommitted).start().await?)
-}
-
-/// A READ COMMITTED transaction whose `BEGIN` goes out in the same round trip as its first
-/// statements.
-///
-/// A `Transaction` of tokio-postgres waits for the answer to its `BEGIN` before anything else can be
-/// sent, a round trip (and a wake-up of the backend) of its own. Every login takes its throttles in
-/// one transaction (`ports/counters.rs`), and on a small node whose cores the database shares with
-/// the hashing threads that trip is a measurable part of what a login costs beside its hash; with
-/// this guard the whole acquire is two trips, the statements (behind the `BEGIN`) and the commit.
-///
-/// The rollback that `Transaction` sends when dropped unfinished cannot be had outside
-/// tokio-postgres, so this guard, dropped before [`Pipelined::finish`] (its caller's future was
-/// cancelled, or the commit failed), takes its connection out of the pool and closes it: the server
-/// then rolls the transaction back, and no pooled connection is ever handed out inside one. That is
-/// also why `BEGIN` cannot fail on a healthy connection (it is never sent inside a transaction), so
-/// the statements pipelined behind it always run inside the transaction it opens.
-pub(crate) struct Pipelined {
-    /// The connection, until the transaction has ended and it goes back to the pool.
-    conn: Option<Object>,
-}
-
-impl Pipelined {
-    /// A transaction on `conn`; nothing is sent until [`Pipelined::begin`]'s future is polled.
-    pub(crate) fn new(conn: Object) -> Self {
-        Self { conn: Some(conn) }
-    }
-
-    /// The connection to send the transaction's statements on.
-    pub(crate) fn client(&self) -> DbResult<&ClientWrapper> {
-        // Only `finish` takes the connection, and it consumes the guard: this cannot fail while
-        // anyone holds the guard, but answers an error rather than panic if it ever did.
-        self.conn.as_deref().ok_or_else(|| {
-            DbError::Store(StoreError::Unavailable("transaction already ended".into()))
-        })
-    }
-
-    /// Sends `sql`, which must start with `BEGIN` (it may add `; SET LOCAL …` settings of the
-    /// transaction), as one simple query. Sent when first polled: poll it before the statements
-    /// that belong inside the transaction (`try_join!` polls its futures in order the first time).
-    pub(crate) async fn begin(&self, sql: &'static str) -> DbResult<()> {
-        Ok(self.client()?.batch_execute(sql).await?)
-    }
-
-    /// Commits when `result` is a success, rolls back when it is a failure, and returns `result`
-    /// (or the commit's failure). The connection goes back to the pool once the transaction has
-    /// ended; if the commit or rollback fails, or this future is dropped before it answers, the
-    /// guard closes the connection instead.
-    pub(crate) async fn finish<T>(mut self, result: DbResult<T>) -> DbResult<T> {
-        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        let ended = self.client()?.batch_execute(end).await;
-        match (result, ended) {
-            (Ok(value), Ok(())) => {
-                drop(self.conn.take());
-                Ok(value)
-            }
-            (Ok(_), Err(e)) => Err(e.into()),
-            (Err(e), ended) => {
-                if ended.is_ok() {
-                    drop(self.conn.take());
-                }
-                Err(e)
-            }
-        }
-    }
-}
-
-impl Drop for Pipelined {
-    fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            // Still inside the transaction (or not known to be out of it): closed, not pooled.
-            drop(Object::take(conn));
-        }
-    }
 }
 
 /// Takes the row lock named `name` until the transaction ends, creating the row when needed.

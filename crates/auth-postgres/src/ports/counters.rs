@@ -18,12 +18,12 @@ use auth_core::throttle::{Acquire, AcquireThen, Rule, Slot, keys};
 use auth_core::{SignedDuration, Timestamp};
 use auth_sql::Columns;
 use auth_sql::codec::{later, ts};
-use deadpool_postgres::ClientWrapper;
+use deadpool_postgres::Transaction;
 use tokio_postgres::Statement;
 use tokio_postgres::types::ToSql;
 
 use crate::error::DbResult;
-use crate::store::{PgStore, Pipelined, begin, done};
+use crate::store::{PgStore, begin, done};
 
 /// Locks the key's row (creating it when needed); its `RETURNING` gives the stored block in the same
 /// trip. `ON CONFLICT DO UPDATE` either inserts or locks the existing row even while a concurrent
@@ -57,7 +57,7 @@ struct Prepared {
 }
 
 impl Prepared {
-    async fn on(tx: &ClientWrapper) -> DbResult<Self> {
+    async fn on(tx: &Transaction<'_>) -> DbResult<Self> {
         Ok(Self {
             lock: tx.prepare_cached(LOCK_KEY).await?,
             prune: tx.prepare_cached(PRUNE).await?,
@@ -93,7 +93,7 @@ struct Seen {
 /// the first time), and nothing is awaited before: the caller may so send a second key's statements
 /// right behind these, in the same round trip, by polling its `send` after this one.
 async fn send(
-    tx: &ClientWrapper,
+    tx: &Transaction<'_>,
     st: &Prepared,
     key: &str,
     rule: &Rule,
@@ -150,7 +150,7 @@ impl Verdict {
 /// Deletes the speculative events of keys that did not grant, and stores the block a rule refusal
 /// sets, pipelined (one round trip; none when there is nothing to undo).
 async fn withdraw(
-    tx: &ClientWrapper,
+    tx: &Transaction<'_>,
     events: &[i64],
     block: Option<(&str, Timestamp)>,
 ) -> DbResult<()> {
@@ -187,19 +187,16 @@ fn block_of<'k>(key: &'k str, verdict: &Verdict) -> Option<(&'k str, Timestamp)>
 impl CounterStore for PgStore {
     async fn acquire(&self, key: &str, rule: &Rule, now: Timestamp) -> StoreResult<Acquire> {
         done(async {
-            let tx = Pipelined::new(self.client().await?);
-            let answer = async {
-                let c = tx.client()?;
-                let st = Prepared::on(c).await?;
-                let (_, seen) = tokio::try_join!(tx.begin("BEGIN"), send(c, &st, key, rule, now))?;
-                let verdict = Verdict::of(&seen, rule, now);
-                if !matches!(verdict, Verdict::Granted(_)) {
-                    withdraw(c, &[seen.event], block_of(key, &verdict)).await?;
-                }
-                Ok(verdict.answer())
+            let mut c = self.client().await?;
+            let tx = begin(&mut c).await?;
+            let st = Prepared::on(&tx).await?;
+            let seen = send(&tx, &st, key, rule, now).await?;
+            let verdict = Verdict::of(&seen, rule, now);
+            if !matches!(verdict, Verdict::Granted(_)) {
+                withdraw(&tx, &[seen.event], block_of(key, &verdict)).await?;
             }
-            .await;
-            tx.finish(answer).await
+            tx.commit().await?;
+            Ok(verdict.answer())
         })
         .await
     }
@@ -210,43 +207,42 @@ impl CounterStore for PgStore {
         second: (&str, &Rule),
         now: Timestamp,
     ) -> StoreResult<AcquireThen> {
-        // One transaction, one commit, and before it one round trip: the `BEGIN` and both keys'
-        // statements go out together (see `Pipelined` and `send`), the second key's on the chance
-        // that the first grants. Every caller locks its first key before its second (a login: its
-        // login key, then its account key), here too, and nothing locks two keys the other way, so
-        // two such transactions cannot wait for each other in a cycle; the second key's lock is
-        // taken even when the first refuses, which only holds it a moment longer.
+        // One transaction, one commit, and on the way there one round trip: both keys' statements
+        // go out together (see `send`), the second's on the chance that the first grants. Every
+        // caller locks its first key before its second (a login: its login key, then its account
+        // key), here too, and nothing locks two keys the other way, so two such transactions cannot
+        // wait for each other in a cycle; the second key's lock is taken even when the first
+        // refuses, which only holds it a moment longer.
         done(async {
-            let tx = Pipelined::new(self.client().await?);
-            let answer = async {
-                let c = tx.client()?;
-                let st = Prepared::on(c).await?;
-                // The port lets this commit answer before its WAL record is flushed (every outcome
-                // that must count is a synchronous commit after it, which flushes the WAL up to
-                // itself and so this record too); the setting holds for this transaction only.
-                let (_, one, two) = tokio::try_join!(
-                    tx.begin("BEGIN; SET LOCAL synchronous_commit = off"),
-                    send(c, &st, first.0, first.1, now),
-                    send(c, &st, second.0, second.1, now),
-                )?;
-                let verdict = Verdict::of(&one, first.1, now);
-                Ok(match verdict {
-                    Verdict::Granted(slot) => {
-                        let then = Verdict::of(&two, second.1, now);
-                        if !matches!(then, Verdict::Granted(_)) {
-                            withdraw(c, &[two.event], block_of(second.0, &then)).await?;
-                        }
-                        AcquireThen::Granted(slot, then.answer())
+            let mut c = self.client().await?;
+            let tx = begin(&mut c).await?;
+            let st = Prepared::on(&tx).await?;
+            // The port lets this commit answer before its WAL record is flushed (every outcome that
+            // must count is a synchronous commit after it, which flushes the WAL up to itself and
+            // so this record too). The setting goes out first, in the same round trip, and holds
+            // for this transaction only.
+            let (_, one, two) = tokio::try_join!(
+                async { Ok(tx.batch_execute("SET LOCAL synchronous_commit = off").await?) },
+                send(&tx, &st, first.0, first.1, now),
+                send(&tx, &st, second.0, second.1, now),
+            )?;
+            let verdict = Verdict::of(&one, first.1, now);
+            let answer = match verdict {
+                Verdict::Granted(slot) => {
+                    let then = Verdict::of(&two, second.1, now);
+                    if !matches!(then, Verdict::Granted(_)) {
+                        withdraw(&tx, &[two.event], block_of(second.0, &then)).await?;
                     }
-                    Verdict::Blocked(until) | Verdict::Refused(until) => {
-                        // The second key was never asked, as the port says: its event goes too.
-                        withdraw(c, &[one.event, two.event], block_of(first.0, &verdict)).await?;
-                        AcquireThen::Refused { until }
-                    }
-                })
-            }
-            .await;
-            tx.finish(answer).await
+                    AcquireThen::Granted(slot, then.answer())
+                }
+                Verdict::Blocked(until) | Verdict::Refused(until) => {
+                    // The second key was never asked, as the port says: its event goes too.
+                    withdraw(&tx, &[one.event, two.event], block_of(first.0, &verdict)).await?;
+                    AcquireThen::Refused { until }
+                }
+            };
+            tx.commit().await?;
+            Ok(answer)
         })
         .await
     }
@@ -281,26 +277,21 @@ impl CounterStore for PgStore {
         // Under the key's lock, so an acquire deciding at the same moment either sees this event or
         // is decided before it is recorded, never both without it.
         done(async {
-            let tx = Pipelined::new(self.client().await?);
-            let recorded = async {
-                // The `BEGIN`, the lock, the prune and the insert go out together, in that order
-                // (see `send`).
-                let c = tx.client()?;
-                let st = Prepared::on(c).await?;
-                let (horizon, at) = (horizon(rule, now), ts(now));
-                let by_key: [Param<'_>; 1] = [&key];
-                let (pruning, adding): ([Param<'_>; 2], [Param<'_>; 2]) =
-                    ([&key, &horizon], [&key, &at]);
-                tokio::try_join!(
-                    tx.begin("BEGIN"),
-                    async { DbResult::Ok(c.query_one(&st.lock, &by_key).await?) },
-                    async { DbResult::Ok(c.execute(&st.prune, &pruning).await?) },
-                    async { DbResult::Ok(c.query_one(&st.insert, &adding).await?) },
-                )?;
-                Ok(())
-            }
-            .await;
-            tx.finish(recorded).await
+            let mut c = self.client().await?;
+            let tx = begin(&mut c).await?;
+            // The lock, the prune and the insert go out together, in that order (see `send`).
+            let st = Prepared::on(&tx).await?;
+            let (horizon, at) = (horizon(rule, now), ts(now));
+            let by_key: [Param<'_>; 1] = [&key];
+            let (pruning, adding): ([Param<'_>; 2], [Param<'_>; 2]) =
+                ([&key, &horizon], [&key, &at]);
+            tokio::try_join!(
+                tx.query_one(&st.lock, &by_key),
+                tx.execute(&st.prune, &pruning),
+                tx.query_one(&st.insert, &adding),
+            )?;
+            tx.commit().await?;
+            Ok(())
         })
         .await
     }
