@@ -5,7 +5,9 @@
 //! transaction that starts by upserting the key's row, which locks it: acquires (and records) on one
 //! key queue there, across nodes, until the one ahead commits. Each statement after the lock takes a
 //! fresh snapshot, so it sees every event the earlier ones recorded; the transaction then prunes,
-//! checks the block, asks `Rule::refused_until` about the remaining events and records the new event.
+//! reads the remaining events and records the new event (all in one round trip, see `send`), checks
+//! the block and asks `Rule::refused_until` about the events read, and takes the new event back
+//! before the commit when either refuses.
 //! N nodes racing on one key therefore grant exactly `limit` slots together.
 //!
 //! A row lock rather than `pg_advisory_xact_lock(hashtext(key))`: it serializes exactly one key (no
@@ -85,7 +87,8 @@ struct Seen {
 /// insert, does not see the new event. The insert is speculative: whether the key grants is decided
 /// afterwards from the read, and a refusal deletes the event again before the commit, so no other
 /// transaction ever sees it (they wait at the key's lock, and read committed rows only). A granted
-/// acquire, the common case, so costs one round trip instead of four. If the lock fails, the
+/// acquire, the common case, so costs one round trip instead of two (the insert used to wait for
+/// the decision). If the lock fails, the
 /// statements behind it fail as the aborted transaction's, and the lock's own error, which answers
 /// first, is the one returned.
 ///
