@@ -151,15 +151,12 @@ impl Verdict {
 }
 
 /// Deletes the speculative events of keys that did not grant, and stores the block a rule refusal
-/// sets, pipelined (one round trip; none when there is nothing to undo).
+/// sets, pipelined (one round trip).
 async fn withdraw(
     tx: &Transaction<'_>,
     events: &[i64],
     block: Option<(&str, Timestamp)>,
 ) -> DbResult<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
     let delete = tx.prepare_cached("DELETE FROM counter_events WHERE id = ANY($1)").await?;
     let ids = events.to_vec();
     match block {
