@@ -123,7 +123,7 @@ impl SqliteStore {
         }
         migrate(&mut conn)?;
         let inline = (0..options.inline_readers)
-            .map(|_| connect_inline(&target).map(Mutex::new))
+            .map(|_| connect_inline(&target, options.busy_timeout).map(Mutex::new))
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(open_err)?;
         Ok(Self {
@@ -474,9 +474,15 @@ enum Lane {
 }
 
 /// A connection for [`SqliteStore::run_read_inline`]: read-only, and never waiting for a lock.
-fn connect_inline(target: &Target) -> rusqlite::Result<Connection> {
-    let conn = connect(target, Duration::ZERO)?;
+///
+/// Setting it up reads the schema, which another process may hold the file's lock against for a
+/// moment (the last connection of a process that exits checkpoints and removes the WAL), so it
+/// waits up to `busy_timeout` like every other connection until it is set up, and only then stops
+/// waiting.
+fn connect_inline(target: &Target, busy_timeout: Duration) -> rusqlite::Result<Connection> {
+    let conn = connect(target, busy_timeout)?;
     conn.pragma_update(None, "query_only", "ON")?;
+    conn.busy_timeout(Duration::ZERO)?;
     Ok(conn)
 }
 
@@ -486,4 +492,40 @@ fn would_wait(e: &rusqlite::Error) -> bool {
         e.sqlite_error_code(),
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rusqlite::Connection;
+
+    use super::{Target, connect_inline};
+
+    /// An inline reader is opened (its pragmas read the schema) while another process may hold the
+    /// file's lock for a moment, as the last connection of a process that exits does for its
+    /// checkpoint: it must wait like every other connection while it is set up, and only then stop
+    /// waiting. Admin commands run in parallel on a fresh data dir failed with "database is locked"
+    /// when it did not.
+    #[test]
+    fn an_inline_reader_waits_for_a_held_lock_while_it_is_set_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.db");
+        let setup = Connection::open(&path).unwrap();
+        setup.pragma_update(None, "journal_mode", "WAL").unwrap();
+        setup.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        drop(setup);
+        let holder = Connection::open(&path).unwrap();
+        holder.pragma_update(None, "locking_mode", "EXCLUSIVE").unwrap();
+        holder.execute_batch("BEGIN EXCLUSIVE; COMMIT").unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(holder);
+        });
+        let conn = connect_inline(&Target::File(path), Duration::from_secs(5));
+        release.join().unwrap();
+        let conn = conn.expect("the inline reader MUST wait for the lock while it is set up");
+        let timeout: i64 = conn.pragma_query_value(None, "busy_timeout", |r| r.get(0)).unwrap();
+        assert_eq!(timeout, 0, "once set up, an inline reader MUST never wait");
+    }
 }
