@@ -279,17 +279,10 @@ impl CounterStore for PgStore {
         done(async {
             let mut c = self.client().await?;
             let tx = begin(&mut c).await?;
-            // The lock, the prune and the insert go out together, in that order (see `send`).
+            // The same statements as an acquire's, in one round trip (see `send`); the event is
+            // kept whatever the events read would have decided.
             let st = Prepared::on(&tx).await?;
-            let (horizon, at) = (horizon(rule, now), ts(now));
-            let by_key: [Param<'_>; 1] = [&key];
-            let (pruning, adding): ([Param<'_>; 2], [Param<'_>; 2]) =
-                ([&key, &horizon], [&key, &at]);
-            tokio::try_join!(
-                tx.query_one(&st.lock, &by_key),
-                tx.execute(&st.prune, &pruning),
-                tx.query_one(&st.insert, &adding),
-            )?;
+            send(&tx, &st, key, rule, now).await?;
             tx.commit().await?;
             Ok(())
         })
