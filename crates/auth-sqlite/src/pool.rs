@@ -66,6 +66,12 @@ pub(crate) fn connect(target: &Target, busy_timeout: Duration) -> rusqlite::Resu
     // FULL: in WAL mode this syncs the WAL on every commit, so commits survive a power cut too.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "secure_delete", "ON")?;
+    // Statement journals (every job of a group commit runs in a savepoint of its own) stay in
+    // memory. With temporary files allowed, one that outgrew SQLite's 64 KiB spill threshold was
+    // written to a new file, created and unlinked inside the transaction: five system calls and a
+    // file's worth of writes on about every second login (docs/PERFORMANCE.md, round eight). The
+    // journal holds only the pages one transaction changes, so memory stays small.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     // The WAL is truncated back to this size after checkpoints instead of keeping its peak size.
     conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -180,5 +186,23 @@ impl Drop for Lease<'_> {
         if let Some(conn) = self.conn.take() {
             self.pool.give_back(conn);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Target, connect};
+
+    /// Temporary storage (statement journals, sorts, temporary tables) is kept in memory on every
+    /// connection the store opens, so a transaction never creates and unlinks a file of its own.
+    #[test]
+    fn connections_keep_temporary_storage_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = Target::File(dir.path().join("auth.db"));
+        let conn = connect(&target, Duration::from_millis(100)).unwrap();
+        let mode: i64 = conn.query_row("PRAGMA temp_store", [], |r| r.get(0)).unwrap();
+        assert_eq!(mode, 2, "2 is MEMORY (0 is the compile-time default, 1 FILE)");
     }
 }
