@@ -96,8 +96,11 @@ fn issue_17_every_series_is_present_after_a_flow_and_parses() {
     data.run_cli(&["portal", "set", "--tfa", "sms"]).ok();
     add_user(&data, ADA);
     add_user(&data, BOB);
-    let s =
-        TestServer::start_in(data, ServerOptions::new().env("AUTH_METRICS_LISTEN", "127.0.0.1:0"));
+    // Five runtime workers, which the default (half the cores) picks only on ten or eleven cores.
+    let options = ServerOptions::new()
+        .env("AUTH_METRICS_LISTEN", "127.0.0.1:0")
+        .env("AUTH_RUNTIME__WORKERS", "5");
+    let s = TestServer::start_in(data, options);
     let metrics = metrics_addr(&s);
     assert_ne!(metrics, s.addr());
 
@@ -179,6 +182,8 @@ fn issue_17_every_series_is_present_after_a_flow_and_parses() {
         ("auth_hashing_queue_depth", &[], Some(0.0)),
         ("auth_hashing_queue_capacity", &[], Some(64.0)),
         ("auth_hashing_workers", &[], Some(2.0)),
+        // The runtime was started with the configured workers.
+        ("auth_runtime_workers", &[], Some(5.0)),
         ("auth_hashing_wait_seconds_count", &[], None),
         ("auth_hashing_wait_seconds_sum", &[], None),
         // The outbox: both messages went.

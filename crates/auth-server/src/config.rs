@@ -64,6 +64,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Password hashing.
     pub hashing: HashingConfig,
+    /// Worker threads of the async runtime ([`default_runtime_workers`] unless configured).
+    pub runtime_workers: usize,
     /// SMS delivery.
     pub sms: SmsConfig,
     /// The SMS outbox worker.
@@ -126,6 +128,20 @@ pub struct HashingConfig {
     pub workers: usize,
     /// Hash jobs allowed to wait for a thread; beyond this requests are answered "busy".
     pub queue: usize,
+}
+
+/// The threads of the async runtime that serve requests and run the store's I/O, for a core count
+/// (`workers = 0` in the file): half the cores, at least one.
+///
+/// The hashing pool already has a thread per core, and a password login is mostly its hash. What
+/// is left to the runtime is short (a cheap request costs about ten microseconds, a login's store
+/// work beside its hash under a millisecond), and
+/// every extra worker costs wake-ups: a worker that finds work wakes a parked one to share it, a
+/// context switch on a core that was hashing. On two cores under a login flood that was a third of
+/// the server's wake-ups (docs/PERFORMANCE.md, round eight). Half the cores keeps more than one
+/// worker where there are cores to spare for TLS handshakes and the like.
+pub fn default_runtime_workers(cores: usize) -> usize {
+    (cores / 2).max(1)
 }
 
 /// Outbox worker settings.
@@ -192,6 +208,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("hashing.p_cost", Kind::U32),
     ("hashing.workers", Kind::U64),
     ("hashing.queue", Kind::U64),
+    ("runtime.workers", Kind::U64),
     ("sms.gateway", Kind::Str),
     ("sms.file_path", Kind::Str),
     ("sms.webhook_url", Kind::Str),
@@ -274,6 +291,7 @@ struct RawConfig {
     database: RawDatabase,
     http: RawHttp,
     hashing: RawHashing,
+    runtime: RawRuntime,
     sms: RawSms,
     outbox: RawOutbox,
     bootstrap: RawBootstrap,
@@ -342,6 +360,7 @@ impl Default for RawConfig {
             database: RawDatabase::default(),
             http: RawHttp::default(),
             hashing: RawHashing::default(),
+            runtime: RawRuntime::default(),
             sms: RawSms::default(),
             outbox: RawOutbox::default(),
             bootstrap: RawBootstrap::default(),
@@ -424,6 +443,13 @@ impl Default for RawHashing {
         let p = HashParams::default();
         Self { m_cost_kib: p.m_cost_kib, t_cost: p.t_cost, p_cost: p.p_cost, workers: 0, queue: 64 }
     }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRuntime {
+    /// 0 means half the cores, at least one.
+    workers: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -655,6 +681,16 @@ impl Config {
                 .context("hashing.queue: too large")?,
         };
 
+        let runtime_workers = match raw.runtime.workers {
+            0 => default_runtime_workers(
+                std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+            ),
+            n => usize::try_from(n)
+                .ok()
+                .filter(|n| *n <= 1024)
+                .context("runtime.workers: at most 1024 (0 picks half the cores)")?,
+        };
+
         let sms = raw.sms.resolve(sms_secrets, data_dir.join("sms-outbox.jsonl"))?;
 
         let outbox = OutboxConfig {
@@ -727,6 +763,7 @@ impl Config {
             database_session_cache: raw.database.session_cache.unwrap_or(true),
             http,
             hashing,
+            runtime_workers,
             sms,
             outbox,
             bootstrap: BootstrapConfig { admin_email },

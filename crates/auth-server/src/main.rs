@@ -1,19 +1,20 @@
-//! The `auth-server` binary: parses the command line, loads the configuration, starts logging and
-//! hands over to the library (`serve` by default, or an admin subcommand).
+//! The `auth-server` binary: parses the command line, loads the configuration, starts the async
+//! runtime with the configured number of workers, starts logging and hands over to the library
+//! (`serve` by default, or an admin subcommand).
 //!
 //! Exit status: 0 on success, 1 with a one-line `error: …` on stderr when a command fails, 2 for a
 //! command-line usage error (from clap).
 
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use auth_server::cli::{Cli, Command};
 use auth_server::config::Config;
 use clap::Parser as _;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -22,15 +23,23 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> anyhow::Result<()> {
+    // The configuration comes first: it says how many workers the runtime gets.
     let config = Config::from_process(cli.config.as_deref(), &cli.overrides())?;
-    let command = cli.command.unwrap_or(Command::Serve);
-    let is_serve = matches!(command, Command::Serve);
-    auth_server::logging::init(&config.log, !is_serve)?;
-    if is_serve {
-        auth_server::serve(config).await
-    } else {
-        let mut stdout = std::io::stdout().lock();
-        auth_server::admin::run(command, &config, &mut stdout).await
-    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.runtime_workers)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let command = cli.command.unwrap_or(Command::Serve);
+        let is_serve = matches!(command, Command::Serve);
+        auth_server::logging::init(&config.log, !is_serve)?;
+        if is_serve {
+            auth_server::serve(config).await
+        } else {
+            let mut stdout = std::io::stdout().lock();
+            auth_server::admin::run(command, &config, &mut stdout).await
+        }
+    })
 }

@@ -1,6 +1,7 @@
 //! The server's metrics (spec §13): the registry `/metrics` serves, and the families only the server
 //! can fill — logins by factor and result and throttle refusals (the core's observer port), the
-//! outbox depth and oldest age (read from the store at scrape time), and the build. The hashing
+//! outbox depth and oldest age (read from the store at scrape time), the build and the runtime's
+//! workers. The hashing
 //! pool's families live with the pool (`hashing.rs`), the SMS gateways' with the gateways
 //! (`sms/metrics.rs`), the requests' in auth-http; [`registry`] gathers them all.
 //!
@@ -156,6 +157,16 @@ pub fn registry(families: &Families<'_>) -> Registry {
         "auth_build",
         "The running build: version and commit",
         Info::new([("version", env!("CARGO_PKG_VERSION")), ("commit", COMMIT)]),
+    );
+    // The runtime this registry is made on (the server's): how many workers it was given.
+    let workers = Gauge::<i64>::default();
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        workers.set(i64::try_from(rt.metrics().num_workers()).unwrap_or(i64::MAX));
+    }
+    registry.register(
+        "auth_runtime_workers",
+        "Worker threads of the async runtime that serves requests (runtime.workers)",
+        workers,
     );
     families.logins.register(&mut registry);
     families.hashing.register(&mut registry);

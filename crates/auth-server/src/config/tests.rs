@@ -62,6 +62,8 @@ fn defaults_need_no_input() {
     assert_eq!(c.hashing.params, HashParams::default());
     assert!(c.hashing.workers >= 1);
     assert_eq!(c.hashing.queue, 64);
+    let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+    assert_eq!(c.runtime_workers, default_runtime_workers(cores));
     assert_eq!(c.http.body_limit, 65536);
     assert_eq!(c.http.header_timeout, Duration::from_secs(10));
     assert_eq!(c.http.body_timeout, Duration::from_secs(30));
@@ -72,6 +74,19 @@ fn defaults_need_no_input() {
     assert_eq!(c.audit_retention, Some(Duration::from_secs(365 * 86_400)));
     assert_eq!(c.outbox_retention, Some(Duration::from_secs(7 * 86_400)));
     assert_eq!(c.last_used_granularity, Duration::from_secs(300));
+}
+
+/// Issue 18: the runtime gets half the cores by default (the hashing threads have one each), and
+/// at least one worker.
+#[test]
+fn the_runtime_gets_half_the_cores_at_least_one() {
+    assert_eq!(
+        [1, 2, 3, 4, 8, 64].map(default_runtime_workers),
+        [1, 1, 1, 2, 4, 32],
+        "workers for 1, 2, 3, 4, 8 and 64 cores"
+    );
+    let c = load(Some("[runtime]\nworkers = 3\n"), &[], &Overrides::default()).unwrap();
+    assert_eq!(c.runtime_workers, 3);
 }
 
 /// Issue 17: the outbox retention and the "last used" granularity, with 0 meaning forever and
@@ -199,6 +214,7 @@ fn every_key_has_an_env_override() {
     assert_eq!(c.metrics_listen, Some("127.0.0.1:2".parse().unwrap()));
     assert_eq!(c.database_path, PathBuf::from("/tmp/x.db"));
     assert_eq!(c.hashing.workers, 16);
+    assert_eq!(c.runtime_workers, 16);
     assert_eq!(c.outbox.poll_interval, Duration::from_millis(16));
     let webhook = c.sms.webhook.as_ref().unwrap();
     assert_eq!(webhook.timeout, Duration::from_secs(16));
@@ -277,6 +293,7 @@ fn invalid_values_name_their_key() {
             "unknown environment variable AUTH_HTTP_BODY_LIMIT_BYTES",
         ),
         (("AUTH_DATABASE__POOL_SIZE", "0"), "database.pool_size"),
+        (("AUTH_RUNTIME__WORKERS", "1025"), "runtime.workers: at most 1024"),
         (("AUTH_DATABASE__URL", "mysql://db/auth"), "database.url"),
         (("AUTH_TLS__CERT_FILE", "/etc/auth/cert.pem"), "tls.cert_file and tls.key_file"),
         (("AUTH_DATABASE__URL", "postgres://auth@db.example/auth"), "does not ask for TLS"),
