@@ -135,11 +135,11 @@ pub struct HashingConfig {
 ///
 /// The hashing pool already has a thread per core, and a password login is mostly its hash. What
 /// is left to the runtime is short (a cheap request costs about ten microseconds, a login's store
-/// work beside its hash under a millisecond), and
-/// every extra worker costs wake-ups: a worker that finds work wakes a parked one to share it, a
-/// context switch on a core that was hashing. On two cores under a login flood that was a third of
-/// the server's wake-ups (docs/PERFORMANCE.md, round eight). Half the cores keeps more than one
-/// worker where there are cores to spare for TLS handshakes and the like.
+/// work beside its hash under a millisecond), and every extra worker costs wake-ups: a worker that
+/// finds work wakes a parked one to share it, a context switch on a core that was hashing. On two
+/// cores under a login flood that was 8 of the server's 21 wake-ups per admitted login
+/// (docs/PERFORMANCE.md, round eight). Half the cores keeps more than one worker where there are
+/// cores to spare for TLS handshakes and the like.
 pub fn default_runtime_workers(cores: usize) -> usize {
     (cores / 2).max(1)
 }

@@ -1,9 +1,8 @@
 //! The server's metrics (spec §13): the registry `/metrics` serves, and the families only the server
 //! can fill — logins by factor and result and throttle refusals (the core's observer port), the
 //! outbox depth and oldest age (read from the store at scrape time), the build and the runtime's
-//! workers. The hashing
-//! pool's families live with the pool (`hashing.rs`), the SMS gateways' with the gateways
-//! (`sms/metrics.rs`), the requests' in auth-http; [`registry`] gathers them all.
+//! workers. The hashing pool's families live with the pool (`hashing.rs`), the SMS gateways' with
+//! the gateways (`sms/metrics.rs`), the requests' in auth-http; [`registry`] gathers them all.
 //!
 //! Every label value comes from a closed set (an enum of the core, a gateway name of the
 //! configuration, a route of the endpoint table): no login, address, portal or code ever becomes a
