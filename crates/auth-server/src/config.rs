@@ -670,8 +670,10 @@ impl Config {
         if hs.m_cost_kib < 8 * hs.p_cost {
             bail!("hashing.m_cost_kib: argon2 needs at least 8 KiB per lane (8 × p_cost)");
         }
+        // The machine's cores, which both thread counts default from.
+        let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
         let workers = match hs.workers {
-            0 => std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+            0 => cores,
             n => usize::try_from(n).context("hashing.workers: too large")?,
         };
         let hashing = HashingConfig {
@@ -682,9 +684,7 @@ impl Config {
         };
 
         let runtime_workers = match raw.runtime.workers {
-            0 => default_runtime_workers(
-                std::thread::available_parallelism().map(usize::from).unwrap_or(1),
-            ),
+            0 => default_runtime_workers(cores),
             n => usize::try_from(n)
                 .ok()
                 .filter(|n| *n <= 1024)
