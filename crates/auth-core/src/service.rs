@@ -530,6 +530,16 @@ impl Core {
         self.store.release_all(slots).await
     }
 
+    /// Gives back the slots of an attempt that failed for a reason other than the credentials
+    /// (the store, most likely), so that it does not count. The failure is what the caller
+    /// answers; if the store cannot take the slots back either, they stay counted until their
+    /// rule's window ends, the same as a failed attempt, which is the safe side to err on.
+    pub(crate) async fn give_back(&self, slots: &[Slot]) {
+        if !slots.is_empty() {
+            let _ = self.store.release_all(slots).await;
+        }
+    }
+
     /// Takes one slot of every rule, or none: a refusal gives back what was taken.
     #[allow(dead_code, reason = "for limits whose refusal needs no rule name")]
     pub(crate) async fn acquire_all(

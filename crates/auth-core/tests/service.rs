@@ -1085,6 +1085,66 @@ async fn a_store_outage_is_busy_not_a_wrong_password() {
     assert!(fx.w.service.sign_in().login(&fx.ctx(), &fx.good()).await.is_ok());
 }
 
+/// A store fault after the password was found right says nothing about the password: the login
+/// is answered busy, and its throttle slots go back, as for a busy hasher. Before, each such
+/// fault counted like a wrong password, and three of them locked the owner out.
+#[tokio::test]
+async fn a_store_fault_after_a_right_password_does_not_count() {
+    let mut fx = Fx::new(TfaMode::None).await;
+    let hour = SignedDuration::from_secs(3600);
+    fx.settings(|s| s.login_throttle = Rule::new(3, hour, hour)).await;
+    fx.w.store.fail_next("finish_sign_in", 3);
+    for i in 0..3 {
+        let r = fx.w.service.sign_in().login(&fx.ctx(), &fx.good()).await;
+        assert!(matches!(r, Err(SignInError::Busy(_))), "login {i}: {r:?}");
+    }
+    let r = fx.w.service.sign_in().login(&fx.ctx(), &fx.good()).await;
+    assert!(matches!(r, Ok(LoginOutcome::Token(_))), "{r:?}");
+}
+
+/// The same for a fault while the code is checked: it says nothing about the code, so the
+/// wrong-code limit (five a minute) does not move, and the right code works once the store does.
+#[tokio::test]
+async fn a_store_fault_while_a_code_is_checked_does_not_count() {
+    let fx = Fx::new(TfaMode::App).await;
+    let key = fx.activate_app().await;
+    fx.advance(30);
+    fx.w.store.fail_next("use_totp_step", 5);
+    for i in 0..5 {
+        let r =
+            fx.w.service.sign_in().verify_code(&fx.ctx(), &fx.good(), &fx.totp_now(&key, 0)).await;
+        assert!(matches!(r, Err(SignInError::Busy(_))), "attempt {i}: {r:?}");
+    }
+    let r = fx.w.service.sign_in().verify_code(&fx.ctx(), &fx.good(), &fx.totp_now(&key, 0)).await;
+    assert!(r.is_ok(), "{r:?}");
+}
+
+/// And after a right code, when the token cannot be stored: neither the code's slots nor the
+/// repeated password check's count, so the owner's next login goes through both steps.
+#[tokio::test]
+async fn a_store_fault_after_a_right_code_does_not_count() {
+    let mut fx = Fx::new(TfaMode::App).await;
+    let hour = SignedDuration::from_secs(3600);
+    fx.settings(|s| s.login_throttle = Rule::new(3, hour, hour)).await;
+    let key = fx.activate_app().await;
+    for i in 0..4 {
+        fx.advance(30);
+        let step1 = fx.w.service.sign_in().login(&fx.ctx(), &fx.good()).await;
+        assert!(matches!(step1, Ok(LoginOutcome::TotpPending { .. })), "login {i}: {step1:?}");
+        let last = i == 3;
+        if !last {
+            fx.w.store.fail_next("finish_sign_in", 1);
+        }
+        let code = fx.totp_now(&key, 0);
+        let step2 = fx.w.service.sign_in().verify_code(&fx.ctx(), &fx.good(), &code).await;
+        if last {
+            assert!(step2.is_ok(), "{step2:?}");
+        } else {
+            assert!(matches!(step2, Err(SignInError::Busy(_))), "login {i}: {step2:?}");
+        }
+    }
+}
+
 // ----- single use under races -------------------------------------------------------------------------
 
 fn relaxed() -> CoreLimits {

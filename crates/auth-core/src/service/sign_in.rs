@@ -22,7 +22,7 @@ use crate::mail::Notice;
 use crate::model::{Credential, PortalId, TfaMode, User, UserId};
 use crate::observe::{Factor, LoginResult, ThrottleRule};
 use crate::phone::{Phone, noise};
-use crate::ports::{DirectoryError, NewOutboxMessage, SmsCodeRecord};
+use crate::ports::{DirectoryError, NewOutboxMessage, SmsCodeRecord, TotpRecord};
 use crate::secret::SecretString;
 use crate::throttle::{Acquire, AcquireThen, Rule, Slot, keys};
 use crate::{backup, sms, totp};
@@ -166,6 +166,15 @@ struct Passed {
     reason: Option<&'static str>,
 }
 
+/// What checking a code found, once its slots were taken ([`SignIn::settle`] decides whether they
+/// count).
+enum CodeCheck {
+    /// The code was right (and spent): how the sign-in is recorded.
+    Right { via: Via, action: AuditAction, reason: Option<&'static str> },
+    /// The code was wrong, expired or used: the attempt counts, and is audited so.
+    Wrong { action: AuditAction, reason: &'static str },
+}
+
 /// The sign-in capability.
 #[derive(Clone)]
 pub struct SignIn {
@@ -254,8 +263,15 @@ impl SignIn {
                 };
                 // The throttle slots go back in the token's own store call.
                 let audit = (action, None);
-                let Some(issued) = c.issue_token(ctx, &user, Via::Password, audit, &held).await?
-                else {
+                let issued = match c.issue_token(ctx, &user, Via::Password, audit, &held).await {
+                    Ok(issued) => issued,
+                    Err(e) => {
+                        // The password was right: a failure to store the token must not count.
+                        c.give_back(&held).await;
+                        return Err(e.into());
+                    }
+                };
+                let Some(issued) = issued else {
                     return Ok(None);
                 };
                 Ok(Some(LoginOutcome::Token(issued)))
@@ -864,8 +880,39 @@ impl SignIn {
         };
         let mut slots = held;
         slots.extend(passed.slots);
-        self.finish_second_factor(ctx, &user, passed.via, (passed.action, passed.reason), &slots)
-            .await
+        let audit = (passed.action, passed.reason);
+        let finished = self.finish_second_factor(ctx, &user, passed.via, audit, &slots).await;
+        if finished.is_err() {
+            // Both the password and the code were right, so neither attempt counts, whatever went
+            // wrong after them. A refusal for a changed account already gave the slots back with
+            // its store call; giving back a slot twice changes nothing.
+            self.core.give_back(&slots).await;
+        }
+        finished
+    }
+
+    /// Decides what the slots a code check took become: kept with a right code (given back with
+    /// the token), counted with a wrong one (audited as refused), and given back when the check
+    /// failed, since a failure says nothing about the code, or came after it was found right.
+    async fn settle(
+        &self,
+        ctx: &RequestContext,
+        user: &User,
+        slots: Vec<Slot>,
+        checked: Result<CodeCheck, SignInError>,
+    ) -> Result<Passed, SignInError> {
+        match checked {
+            Ok(CodeCheck::Right { via, action, reason }) => {
+                Ok(Passed { slots, via, action, reason })
+            }
+            Ok(CodeCheck::Wrong { action, reason }) => {
+                Err(self.code_refused(ctx, user, action, reason).await)
+            }
+            Err(e) => {
+                self.core.give_back(&slots).await;
+                Err(e)
+            }
+        }
     }
 
     /// Audits a refused second factor and answers it like a wrong password (a failure to audit is
@@ -934,25 +981,32 @@ impl SignIn {
                 ThrottleRule::SmsWrong,
             )
             .await?;
+        let checked = self.check_sms(ctx, user, &phone, code).await;
+        self.settle(ctx, user, slots, checked).await
+    }
+
+    /// The SMS code check behind [`SignIn::verify_sms`]'s slots; a right code also activates the
+    /// phone it came to.
+    async fn check_sms(
+        &self,
+        ctx: &RequestContext,
+        user: &User,
+        phone: &str,
+        code: &str,
+    ) -> Result<CodeCheck, SignInError> {
         let now = self.core.clock.now();
         let ok = match sms::parse_code(code) {
             Some(c) => {
-                let hash = sms::code_hash(&self.core.key, user.id, &phone, c);
-                self.core.store.consume_sms_code(user.id, &phone, &hash, now).await?
+                let hash = sms::code_hash(&self.core.key, user.id, phone, c);
+                self.core.store.consume_sms_code(user.id, phone, &hash, now).await?
             }
             None => false,
         };
         if !ok {
-            return Err(self
-                .code_refused(
-                    ctx,
-                    user,
-                    AuditAction::LoginFailViaApiSms,
-                    "wrong, expired or used code",
-                )
-                .await);
+            let reason = "wrong, expired or used code";
+            return Ok(CodeCheck::Wrong { action: AuditAction::LoginFailViaApiSms, reason });
         }
-        if !user.phone_activated && self.core.store.activate_phone(user.id, &phone).await? {
+        if !user.phone_activated && self.core.store.activate_phone(user.id, phone).await? {
             self.core
                 .audit(
                     ctx,
@@ -964,8 +1018,8 @@ impl SignIn {
                 .await?;
             self.core.notify(&ctx.portal, user, Notice::PhoneChanged, Some(ctx)).await?;
         }
-        let via = Via::Sms { phone_noise: noise(&phone) };
-        Ok(Passed { slots, via, action: AuditAction::LoginSuccessViaApiSms, reason: None })
+        let via = Via::Sms { phone_noise: noise(phone) };
+        Ok(CodeCheck::Right { via, action: AuditAction::LoginSuccessViaApiSms, reason: None })
     }
 
     async fn verify_totp(
@@ -994,6 +1048,20 @@ impl SignIn {
                 ThrottleRule::TfaWrong,
             )
             .await?;
+        let checked = self.check_totp(ctx, user, &record, code, factor).await;
+        self.settle(ctx, user, slots, checked).await
+    }
+
+    /// The app code check behind [`SignIn::verify_totp`]'s slots: a TOTP code, or a backup code
+    /// once the app is activated; the first right code activates the app.
+    async fn check_totp(
+        &self,
+        ctx: &RequestContext,
+        user: &User,
+        record: &TotpRecord,
+        code: &str,
+        factor: &mut Factor,
+    ) -> Result<CodeCheck, SignInError> {
         let secret = self
             .core
             .key
@@ -1017,9 +1085,10 @@ impl SignIn {
             }
         }
         if !ok {
-            return Err(self
-                .code_refused(ctx, user, AuditAction::LoginFailViaApiTfa, "wrong or used code")
-                .await);
+            return Ok(CodeCheck::Wrong {
+                action: AuditAction::LoginFailViaApiTfa,
+                reason: "wrong or used code",
+            });
         }
         if !record.activated {
             let (hashes, reveal) = self.core.new_backup_set(ctx, user.id)?;
@@ -1030,6 +1099,6 @@ impl SignIn {
             }
         }
         let reason = used_backup.then_some("backup code");
-        Ok(Passed { slots, via: Via::Totp, action: AuditAction::LoginSuccessViaApiTfa, reason })
+        Ok(CodeCheck::Right { via: Via::Totp, action: AuditAction::LoginSuccessViaApiTfa, reason })
     }
 }

@@ -48,6 +48,8 @@ struct State {
     reset_keys: HashMap<[u8; 32], ResetKey>,
     /// When set, every call fails as unavailable (to test fault handling above the store).
     down: bool,
+    /// Calls still to fail, by method name ([`MemStore::fail_next`]).
+    faults: HashMap<&'static str, usize>,
 }
 
 /// Every store port in memory.
@@ -71,6 +73,29 @@ impl MemStore {
         if let Ok(mut s) = self.0.lock() {
             s.down = down;
         }
+    }
+
+    /// Makes the next `times` calls of one method fail as `Unavailable`, the rest of the store
+    /// working: a fault in the middle of a flow, after its earlier store calls succeeded. Only the
+    /// methods that a test of such a fault needs check it: `finish_sign_in`, `insert_token`,
+    /// `use_totp_step`, `use_backup_code`, `activate_totp`, `consume_sms_code` and
+    /// `activate_phone`.
+    pub fn fail_next(&self, method: &'static str, times: usize) {
+        if let Ok(mut s) = self.0.lock() {
+            s.faults.insert(method, times);
+        }
+    }
+
+    /// [`MemStore::state`] for a method that [`MemStore::fail_next`] may make fail.
+    fn state_for(&self, method: &'static str) -> StoreResult<MutexGuard<'_, State>> {
+        let mut s = self.state()?;
+        if let Some(left) = s.faults.get_mut(method)
+            && *left > 0
+        {
+            *left -= 1;
+            return Err(StoreError::Unavailable(format!("{method} fails (test)")));
+        }
+        Ok(s)
     }
 
     fn enqueue(&self, channel: Channel, msg: &NewOutboxMessage) -> StoreResult<i64> {
@@ -275,7 +300,7 @@ impl UserStore for MemStore {
     }
 
     async fn activate_phone(&self, id: UserId, phone: &str) -> StoreResult<bool> {
-        let mut s = self.state()?;
+        let mut s = self.state_for("activate_phone")?;
         match s.user_mut(id) {
             Some(u) if u.phone.as_deref() == Some(phone) => {
                 u.phone_activated = true;
@@ -432,7 +457,7 @@ impl SmsCodeStore for MemStore {
         code_hash: &[u8; 32],
         now: Timestamp,
     ) -> StoreResult<bool> {
-        let mut s = self.state()?;
+        let mut s = self.state_for("consume_sms_code")?;
         let hit = s.sms_codes.iter().any(|c| {
             c.user == user && c.phone == phone && c.expires_at > now && c.code_hash == *code_hash
         });
@@ -467,7 +492,7 @@ impl TotpStore for MemStore {
     }
 
     async fn use_totp_step(&self, user: UserId, step: u64) -> StoreResult<bool> {
-        let mut s = self.state()?;
+        let mut s = self.state_for("use_totp_step")?;
         match s.totp.get_mut(&user) {
             Some(r) if r.last_step.is_none_or(|last| step > last) => {
                 r.last_step = Some(step);
@@ -483,7 +508,7 @@ impl TotpStore for MemStore {
         backup_hashes: &[[u8; 32]],
         reveal: &[u8],
     ) -> StoreResult<bool> {
-        let mut s = self.state()?;
+        let mut s = self.state_for("activate_totp")?;
         match s.totp.get_mut(&user) {
             Some(r) if !r.activated => r.activated = true,
             _ => return Ok(false),
@@ -557,7 +582,7 @@ impl TotpStore for MemStore {
     }
 
     async fn use_backup_code(&self, user: UserId, code_hash: &[u8; 32]) -> StoreResult<bool> {
-        let mut s = self.state()?;
+        let mut s = self.state_for("use_backup_code")?;
         let Some(codes) = s.backup.get_mut(&user) else { return Ok(false) };
         match codes.iter_mut().find(|c| !c.used && c.code_hash == *code_hash) {
             Some(c) => {
@@ -576,13 +601,13 @@ impl TotpStore for MemStore {
 #[async_trait]
 impl TokenStore for MemStore {
     async fn insert_token(&self, token: &TokenRecord, expect: Revisions) -> StoreResult<bool> {
-        self.state()?.insert_token(token, expect)
+        self.state_for("insert_token")?.insert_token(token, expect)
     }
 
     async fn finish_sign_in(&self, w: &SignInWrite<'_>) -> StoreResult<bool> {
         // One lock over all of it, as one transaction would be. The insert changes nothing when it
         // fails, and comes first, so a `Conflict` leaves the slots held.
-        let mut s = self.state()?;
+        let mut s = self.state_for("finish_sign_in")?;
         let stored = s.insert_token(w.token, w.expect)?;
         for slot in w.release {
             s.release(*slot);
