@@ -1119,6 +1119,22 @@ async fn a_store_fault_while_a_code_is_checked_does_not_count() {
     assert!(r.is_ok(), "{r:?}");
 }
 
+/// The same on an SMS portal: a fault while the code is looked up leaves the phone's wrong-code
+/// limit (five) where it was.
+#[tokio::test]
+async fn a_store_fault_while_an_sms_code_is_checked_does_not_count() {
+    let fx = Fx::new(TfaMode::Sms).await;
+    fx.w.service.sign_in().set_phone(&fx.ctx(), &fx.good(), Some("79123456789")).await.unwrap();
+    let code = fx.w.last_code_to("79123456789").await.unwrap();
+    fx.w.store.fail_next("consume_sms_code", 5);
+    for i in 0..5 {
+        let r = fx.w.service.sign_in().verify_code(&fx.ctx(), &fx.good(), &code).await;
+        assert!(matches!(r, Err(SignInError::Busy(_))), "attempt {i}: {r:?}");
+    }
+    let r = fx.w.service.sign_in().verify_code(&fx.ctx(), &fx.good(), &code).await;
+    assert!(r.is_ok(), "{r:?}");
+}
+
 /// And after a right code, when the token cannot be stored: neither the code's slots nor the
 /// repeated password check's count, so the owner's next login goes through both steps.
 #[tokio::test]

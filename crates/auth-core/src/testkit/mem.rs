@@ -76,10 +76,10 @@ impl MemStore {
     }
 
     /// Makes the next `times` calls of one method fail as `Unavailable`, the rest of the store
-    /// working: a fault in the middle of a flow, after its earlier store calls succeeded. Only the
-    /// methods that a test of such a fault needs check it: `finish_sign_in`, `insert_token`,
-    /// `use_totp_step`, `use_backup_code`, `activate_totp`, `consume_sms_code` and
-    /// `activate_phone`.
+    /// working: a fault in the middle of a flow, after its earlier store calls succeeded. The
+    /// methods of a sign-in's second half check it (any other name never fails):
+    /// `finish_sign_in`, `insert_token`, `use_totp_step`, `use_backup_code`, `activate_totp`,
+    /// `consume_sms_code` and `activate_phone`.
     pub fn fail_next(&self, method: &'static str, times: usize) {
         if let Ok(mut s) = self.0.lock() {
             s.faults.insert(method, times);
