@@ -186,6 +186,8 @@ fn issue_17_every_series_is_present_after_a_flow_and_parses() {
         ("auth_runtime_workers", &[], Some(5.0)),
         ("auth_hashing_wait_seconds_count", &[], None),
         ("auth_hashing_wait_seconds_sum", &[], None),
+        // No flood, so the runtime never paused for one.
+        ("auth_hashing_flood_pauses_total", &[], Some(0.0)),
         // The outbox: both messages went.
         ("auth_outbox_depth", &[], Some(0.0)),
         ("auth_outbox_oldest_age_seconds", &[], Some(0.0)),
@@ -234,4 +236,56 @@ fn issue_17_every_series_is_present_after_a_flow_and_parses() {
     );
     let om = om.text();
     assert!(om.ends_with("# EOF\n") && om.contains("# TYPE auth_logins counter\n"), "{om}");
+}
+
+/// Issue 18: while a login flood keeps the hashing queue full, the excess is answered 503 `busy` and
+/// the runtime's worker pauses before waiting for work (`runtime.flood_pause_ms`), which the binary
+/// wires to the same pool `/metrics` reports; every login still gets its answer.
+#[test]
+fn issue_18_a_full_hashing_queue_makes_the_runtime_pause_and_count_it() {
+    // One hashing thread with room for one waiting job, and a verification slow enough (the dummy
+    // hash of an unknown login, at this cost) that the queue stays full while the flood arrives.
+    let options = ServerOptions::new()
+        .env("AUTH_METRICS_LISTEN", "127.0.0.1:0")
+        .env("AUTH_HASHING__WORKERS", "1")
+        .env("AUTH_HASHING__QUEUE", "1")
+        .env("AUTH_HASHING__M_COST_KIB", "32768")
+        .env("AUTH_HASHING__T_COST", "4")
+        .env("AUTH_RUNTIME__FLOOD_PAUSE_MS", "20");
+    let s = TestServer::start_in(DataDir::new(), options);
+    let metrics = metrics_addr(&s);
+    let (_, before) = scrape(metrics);
+    assert_eq!(must(&before, "auth_hashing_flood_pauses_total", &[]), 0.0);
+
+    let addr = s.addr();
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let flood: Vec<_> = (0..8)
+            .map(|i| {
+                scope.spawn(move || {
+                    let form = creds(&format!("nobody{i}@example.com"), "a guess");
+                    let r = Request::post("/api/2.0/authentication")
+                        .body("application/x-www-form-urlencoded", form)
+                        .send(addr);
+                    if r.status == 503 {
+                        assert!(r.text().contains(r#""code":"busy""#), "{}", r.text());
+                    }
+                    r.status
+                })
+            })
+            .collect();
+        flood.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    // Two at most are hashed or waiting at a time; the rest of the eight arrive to a full queue.
+    assert!(statuses.iter().all(|s| *s == 401 || *s == 503), "{statuses:?}");
+    assert!(statuses.contains(&401) && statuses.contains(&503), "{statuses:?}");
+
+    let (_, after) = scrape(metrics);
+    let pauses = must(&after, "auth_hashing_flood_pauses_total", &[]);
+    assert!(pauses >= 1.0, "the worker never paused under the flood ({pauses})");
+    // With the flood over the queue has room again, and nothing pauses any more.
+    let idle = must(&after, "auth_hashing_queue_depth", &[]);
+    assert_eq!(idle, 0.0);
+    assert_eq!(s.get("/healthz").status, 200);
+    let (_, later) = scrape(metrics);
+    assert_eq!(must(&later, "auth_hashing_flood_pauses_total", &[]), pauses);
 }

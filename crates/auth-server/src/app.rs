@@ -65,8 +65,17 @@ impl App {
     /// Opens the data directory, prepares an empty database, starts the SMS outbox worker and binds
     /// the listener. Must run inside a tokio runtime.
     pub async fn build(config: Config) -> anyhow::Result<App> {
+        Self::build_with(config, HashingMetrics::default()).await
+    }
+
+    /// [`App::build`], with the hashing pool reporting its queue through `hashing_metrics`: the
+    /// binary makes them before its runtime, whose flood pause reads them
+    /// ([`crate::runtime::build`]).
+    pub async fn build_with(
+        config: Config,
+        hashing_metrics: HashingMetrics,
+    ) -> anyhow::Result<App> {
         let hashing = config.hashing;
-        let hashing_metrics = HashingMetrics::default();
         let pool_metrics = hashing_metrics.clone();
         let core = wiring::open(&config, |rng| {
             let argon = wiring::argon2(&config, rng)?;
@@ -306,7 +315,12 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
 /// The stdout lines are a stable interface: `listening on http://ADDR` (`https://` with `[tls]`) tells
 /// scripts and the black-box tests which port was bound.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let app = App::build(config).await?;
+    serve_with(config, HashingMetrics::default()).await
+}
+
+/// [`serve`], with the hashing pool reporting through `hashing_metrics` (see [`App::build_with`]).
+pub async fn serve_with(config: Config, hashing_metrics: HashingMetrics) -> anyhow::Result<()> {
+    let app = App::build_with(config, hashing_metrics).await?;
     if let Some(admin) = app.first_admin() {
         println!("Created the first administrator (this password is not shown again):");
         println!("  e-mail:   {}", admin.email);

@@ -66,6 +66,9 @@ pub struct Config {
     pub hashing: HashingConfig,
     /// Worker threads of the async runtime ([`default_runtime_workers`] unless configured).
     pub runtime_workers: usize,
+    /// How long a runtime worker pauses before waiting for work while the hashing queue is full
+    /// (`runtime.flood_pause_ms`; zero never pauses; [`crate::runtime::FloodPause`]).
+    pub runtime_flood_pause: Duration,
     /// SMS delivery.
     pub sms: SmsConfig,
     /// The SMS outbox worker.
@@ -209,6 +212,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("hashing.workers", Kind::U64),
     ("hashing.queue", Kind::U64),
     ("runtime.workers", Kind::U64),
+    ("runtime.flood_pause_ms", Kind::U64),
     ("sms.gateway", Kind::Str),
     ("sms.file_path", Kind::Str),
     ("sms.webhook_url", Kind::Str),
@@ -445,11 +449,19 @@ impl Default for RawHashing {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawRuntime {
     /// 0 means half the cores, at least one.
     workers: u64,
+    /// 0 never pauses.
+    flood_pause_ms: u64,
+}
+
+impl Default for RawRuntime {
+    fn default() -> Self {
+        Self { workers: 0, flood_pause_ms: 5 }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -690,6 +702,12 @@ impl Config {
                 .filter(|n| *n <= 1024)
                 .context("runtime.workers: at most 1024 (0 picks half the cores)")?,
         };
+        let runtime_flood_pause = Duration::from_millis(raw.runtime.flood_pause_ms);
+        anyhow::ensure!(
+            runtime_flood_pause <= crate::runtime::MAX_FLOOD_PAUSE,
+            "runtime.flood_pause_ms: at most {} (0 never pauses)",
+            crate::runtime::MAX_FLOOD_PAUSE.as_millis()
+        );
 
         let sms = raw.sms.resolve(sms_secrets, data_dir.join("sms-outbox.jsonl"))?;
 
@@ -764,6 +782,7 @@ impl Config {
             http,
             hashing,
             runtime_workers,
+            runtime_flood_pause,
             sms,
             outbox,
             bootstrap: BootstrapConfig { admin_email },

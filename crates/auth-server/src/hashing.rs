@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use auth_core::password::{BlockingHasher, HashError, HashMemory, PasswordHash, PasswordHasher};
 use auth_core::secret::SecretString;
 use auth_core::upstream::{UpstreamHash, UpstreamRealm};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
@@ -28,13 +29,18 @@ use tokio::sync::oneshot;
 const WAIT_BUCKETS: [f64; 13] =
     [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
-/// The pool's queue as `/metrics` shows it.
+/// The pool's queue as `/metrics` shows it, and as the runtime's flood pause reads it
+/// ([`crate::runtime::FloodPause`]).
+///
+/// Made before the pool (the binary makes it before the runtime, whose workers read it), it reads
+/// as an empty queue of no capacity until a pool starts with it.
 #[derive(Clone, Debug)]
 pub struct HashingMetrics {
     depth: Gauge,
     wait: Histogram,
     workers: Gauge,
     capacity: Gauge,
+    flood_pauses: Counter,
 }
 
 impl Default for HashingMetrics {
@@ -44,6 +50,7 @@ impl Default for HashingMetrics {
             wait: Histogram::new(WAIT_BUCKETS),
             workers: Gauge::default(),
             capacity: Gauge::default(),
+            flood_pauses: Counter::default(),
         }
     }
 }
@@ -67,6 +74,38 @@ impl HashingMetrics {
             "Time a password hashing job waited in the queue before a thread took it",
             self.wait.clone(),
         );
+        registry.register(
+            "auth_hashing_flood_pauses",
+            "Times a runtime worker paused before waiting for work because the hashing queue was \
+             full (runtime.flood_pause_ms)",
+            self.flood_pauses.clone(),
+        );
+    }
+
+    /// Whether the queue of a started pool is full: every further login would be answered busy.
+    pub fn saturated(&self) -> bool {
+        let capacity = self.capacity.get();
+        capacity > 0 && self.depth.get() >= capacity
+    }
+
+    /// Counts one pause of a runtime worker under a flood.
+    pub fn note_flood_pause(&self) {
+        self.flood_pauses.inc();
+    }
+
+    /// How many pauses [`HashingMetrics::note_flood_pause`] counted.
+    pub fn flood_pauses(&self) -> u64 {
+        self.flood_pauses.get()
+    }
+
+    /// Metrics that read as a pool with `depth` jobs waiting in a queue of `capacity`, for the
+    /// flood pause's tests (the real pool's reading is tested with a real pool).
+    #[cfg(test)]
+    pub(crate) fn with_queue(depth: i64, capacity: i64) -> Self {
+        let m = Self::default();
+        m.depth.set(depth);
+        m.capacity.set(capacity);
+        m
     }
 }
 
@@ -232,7 +271,8 @@ impl PasswordHasher for PooledHasher {
 
     fn saturated(&self) -> bool {
         // The depth counts every job sent and not yet taken by a thread (and, for a moment, one
-        // being sent), which is what the channel's bound is checked against.
+        // being sent), which is what the channel's bound is checked against. The metrics say the
+        // same (`HashingMetrics::saturated`), but the pool's own bound needs no gauge read.
         usize::try_from(self.metrics.depth.get()).unwrap_or(0) >= self.capacity
     }
 }
@@ -283,7 +323,9 @@ mod tests {
         let (release, release_rx) = mpsc::channel();
         let gate =
             Arc::new(Gate { started: Mutex::new(started_tx), release: Mutex::new(release_rx) });
-        let pool = Arc::new(PooledHasher::start(gate, 1, 1).unwrap());
+        let metrics = HashingMetrics::default();
+        assert!(!metrics.saturated(), "metrics without a pool read as an empty queue");
+        let pool = Arc::new(PooledHasher::start_with_metrics(gate, 1, 1, metrics.clone()).unwrap());
         let pw = SecretString::new("password");
 
         // The one worker takes the first job and blocks in it; a job being hashed leaves the
@@ -292,10 +334,13 @@ mod tests {
         pool.submit(Job::Hash(pw.clone(), first_tx)).unwrap();
         started.recv().unwrap();
         assert!(!pool.saturated());
-        // The second job waits in the queue, which then is full, and says so before anyone asks.
+        assert!(!metrics.saturated());
+        // The second job waits in the queue, which then is full, and says so before anyone asks
+        // (the metrics too, which the runtime's flood pause reads).
         let (second_tx, second) = oneshot::channel();
         pool.submit(Job::Verify(pw.clone(), PasswordHash::from_phc("x"), second_tx)).unwrap();
         assert!(pool.saturated());
+        assert!(metrics.saturated());
         assert!(matches!(pool.hash(&pw).await, Err(HashError::Busy)));
         assert!(matches!(pool.verify(&pw, &pool.dummy_hash()).await, Err(HashError::Busy)));
         assert!(pool.saturated(), "a refused job does not count");
@@ -305,6 +350,7 @@ mod tests {
         assert_eq!(first.await.unwrap().unwrap().as_str(), "$gate$");
         started.recv().unwrap();
         assert!(!pool.saturated(), "the waiting job was taken");
+        assert!(!metrics.saturated());
         release.send(()).unwrap();
         assert!(second.await.unwrap().unwrap());
         assert_eq!(pool.dummy_hash().as_str(), "$dummy$");

@@ -31,11 +31,12 @@ pub mod metrics;
 pub mod outbound;
 pub mod outbox;
 pub mod rng;
+pub mod runtime;
 mod secret_file;
 pub mod sms;
 pub mod social;
 pub mod tls;
 pub mod wiring;
 
-pub use app::{App, FirstAdmin, serve, shutdown_signal};
+pub use app::{App, FirstAdmin, serve, serve_with, shutdown_signal};
 pub use config::Config;

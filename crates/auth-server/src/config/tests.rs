@@ -64,6 +64,7 @@ fn defaults_need_no_input() {
     assert_eq!(c.hashing.queue, 64);
     let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
     assert_eq!(c.runtime_workers, default_runtime_workers(cores));
+    assert_eq!(c.runtime_flood_pause, Duration::from_millis(5));
     assert_eq!(c.http.body_limit, 65536);
     assert_eq!(c.http.header_timeout, Duration::from_secs(10));
     assert_eq!(c.http.body_timeout, Duration::from_secs(30));
@@ -87,6 +88,18 @@ fn the_runtime_gets_half_the_cores_at_least_one() {
     );
     let c = load(Some("[runtime]\nworkers = 3\n"), &[], &Overrides::default()).unwrap();
     assert_eq!(c.runtime_workers, 3);
+}
+
+/// The flood pause: milliseconds, 0 turning it off, and no more than a refused login's latency
+/// budget allows.
+#[test]
+fn the_flood_pause_is_bounded_and_may_be_off() {
+    let c = load(Some("[runtime]\nflood_pause_ms = 0\n"), &[], &Overrides::default()).unwrap();
+    assert_eq!(c.runtime_flood_pause, Duration::ZERO);
+    let c = load(None, &[("AUTH_RUNTIME__FLOOD_PAUSE_MS", "50")], &Overrides::default()).unwrap();
+    assert_eq!(c.runtime_flood_pause, Duration::from_millis(50));
+    let e = load(None, &[("AUTH_RUNTIME__FLOOD_PAUSE_MS", "51")], &Overrides::default());
+    assert!(format!("{:#}", e.unwrap_err()).contains("runtime.flood_pause_ms: at most 50"));
 }
 
 /// Issue 17: the outbox retention and the "last used" granularity, with 0 meaning forever and
@@ -215,6 +228,7 @@ fn every_key_has_an_env_override() {
     assert_eq!(c.database_path, PathBuf::from("/tmp/x.db"));
     assert_eq!(c.hashing.workers, 16);
     assert_eq!(c.runtime_workers, 16);
+    assert_eq!(c.runtime_flood_pause, Duration::from_millis(16));
     assert_eq!(c.outbox.poll_interval, Duration::from_millis(16));
     let webhook = c.sms.webhook.as_ref().unwrap();
     assert_eq!(webhook.timeout, Duration::from_secs(16));
