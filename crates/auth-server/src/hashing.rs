@@ -132,8 +132,6 @@ pub struct PooledHasher {
     queue: SyncSender<Queued>,
     inner: Arc<dyn BlockingHasher>,
     workers: usize,
-    /// Jobs that may wait at once (the queue's bound).
-    capacity: usize,
     metrics: HashingMetrics,
 }
 
@@ -175,7 +173,7 @@ impl PooledHasher {
                 .name(format!("argon2-{i}"))
                 .spawn(move || worker(&rx, inner.as_ref(), &metrics))?;
         }
-        Ok(Self { queue: tx, inner, workers, capacity: queue, metrics })
+        Ok(Self { queue: tx, inner, workers, metrics })
     }
 
     fn submit(&self, job: Job) -> Result<(), HashError> {
@@ -271,9 +269,9 @@ impl PasswordHasher for PooledHasher {
 
     fn saturated(&self) -> bool {
         // The depth counts every job sent and not yet taken by a thread (and, for a moment, one
-        // being sent), which is what the channel's bound is checked against. The metrics say the
-        // same (`HashingMetrics::saturated`), but the pool's own bound needs no gauge read.
-        usize::try_from(self.metrics.depth.get()).unwrap_or(0) >= self.capacity
+        // being sent), which is what the channel's bound is checked against; the metrics hold
+        // both, and the runtime's flood pause asks them the same question.
+        self.metrics.saturated()
     }
 }
 
